@@ -1,0 +1,51 @@
+"""A small generic plugin registry (one per plugin kind), after timm's ``_registry.py``.
+
+A plugin is one module plus one ``@REGISTRY.register("name")`` line; callers only use
+:meth:`Registry.create` and :meth:`Registry.names`, never an if/elif chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from fakescope.errors import ConfigError
+
+__all__ = ["Registry"]
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to factories that build objects of one kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._factories: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``factory`` under ``name`` (names are unique)."""
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._factories:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._factories[name] = factory
+            return factory
+
+        return decorator
+
+    def create(self, name: str, **kwargs: Any) -> T:
+        """Build the plugin registered as ``name``; unknown names raise :class:`ConfigError`."""
+        try:
+            factory = self._factories[name]
+        except KeyError:
+            known = ", ".join(sorted(self._factories)) or "none"
+            raise ConfigError(f"unknown {self.kind} {name!r} (known: {known})") from None
+        return factory(**kwargs)
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._factories)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._factories

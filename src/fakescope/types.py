@@ -1,0 +1,232 @@
+"""Frozen dataclasses passed between the pipeline's stages.
+
+media -> :class:`Frame` -> :class:`FaceBox` -> :class:`Track` -> :class:`FaceCrop`
+-> :class:`CropScore` -> :class:`TrackVerdict` -> :class:`Verdict`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Box",
+    "CropScore",
+    "FaceBox",
+    "FaceCrop",
+    "Frame",
+    "Label",
+    "MediaInfo",
+    "ModelInfo",
+    "Status",
+    "Track",
+    "TrackVerdict",
+    "Verdict",
+]
+
+Box = tuple[float, float, float, float]
+"""A box ``(x0, y0, x1, y1)`` in frame pixels."""
+
+
+class Status(enum.StrEnum):
+    """How an input ended. Only ``ok`` carries a score."""
+
+    OK = "ok"
+    NO_FACE = "no_face"
+    FACE_TOO_SMALL = "face_too_small"
+    UNDECODABLE = "undecodable"
+    UNSUPPORTED = "unsupported"
+    TOO_LARGE = "too_large"
+    ERROR = "error"
+
+
+class Label(enum.StrEnum):
+    """The decision for an input or a face track."""
+
+    FAKE = "fake"
+    REAL = "real"
+    UNCERTAIN = "uncertain"
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded frame: ``image`` is HxWx3 uint8 RGB, upright (rotation applied)."""
+
+    index: int
+    time_s: float
+    image: npt.NDArray[np.uint8]
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What the decoder learned about an input before sampling it."""
+
+    kind: str  # "video" | "image"
+    format: str
+    width: int
+    height: int
+    codec: str = ""
+    duration_s: float | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+    rotation: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "codec": self.codec,
+            "duration_s": self.duration_s,
+            "fps": self.fps,
+            "frame_count": self.frame_count,
+            "rotation": self.rotation,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class FaceBox:
+    """One detected face in one frame.
+
+    ``landmarks`` is (5, 2) float32 in frame pixels, ordered like the ArcFace template:
+    image-left eye, image-right eye, nose tip, image-left mouth corner, image-right mouth corner.
+    ``mesh`` is the (468, 3) FaceMesh in frame pixels when it was computed.
+    """
+
+    frame_index: int
+    box: Box
+    score: float
+    landmarks: npt.NDArray[np.float32]
+    mesh: npt.NDArray[np.float32] | None = None
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+@dataclass(frozen=True, eq=False)
+class Track:
+    """The faces of one person across the sampled frames, in frame order."""
+
+    track_id: int
+    faces: tuple[FaceBox, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class FaceCrop:
+    """An aligned face crop and the 2x3 affine ``matrix`` mapping frame -> crop pixels."""
+
+    track_id: int
+    frame_index: int
+    time_s: float
+    box: Box
+    image: npt.NDArray[np.uint8]
+    matrix: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class CropScore:
+    """The detector's fake probability for one crop."""
+
+    track_id: int
+    frame_index: int
+    time_s: float
+    box: Box
+    fake_probability: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.frame_index,
+            "time_s": round(self.time_s, 4),
+            "box": [round(v, 1) for v in self.box],
+            "fake_probability": round(self.fake_probability, 6),
+        }
+
+
+@dataclass(frozen=True)
+class TrackVerdict:
+    """The aggregated score of one face track."""
+
+    track_id: int
+    fake_probability: float
+    label: Label
+    frames: tuple[CropScore, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "track_id": self.track_id,
+            "fake_probability": round(self.fake_probability, 6),
+            "label": str(self.label),
+            "frames": [s.to_dict() for s in self.frames],
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which detector weight produced a verdict."""
+
+    name: str
+    sha256: str
+    version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "version": self.version}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result for one input.
+
+    ``fake_probability`` is None unless ``status`` is ``ok``; an abstaining verdict
+    (any other status) is labelled ``uncertain`` and carries the reason instead.
+    """
+
+    path: str
+    status: Status
+    reason: str
+    fake_probability: float | None = None
+    label: Label = Label.UNCERTAIN
+    tracks: tuple[TrackVerdict, ...] = ()
+    model: ModelInfo | None = None
+    media: MediaInfo | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status is Status.OK:
+            if self.fake_probability is None:
+                raise ValueError("an ok verdict needs a fake_probability")
+        elif self.fake_probability is not None or self.label is not Label.UNCERTAIN:
+            raise ValueError(f"a {self.status} verdict must not carry a score or a decision")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object that ``fakescope scan --json`` prints for this input."""
+        return {
+            "path": self.path,
+            "status": str(self.status),
+            "reason": self.reason,
+            "fake_probability": (
+                None if self.fake_probability is None else round(self.fake_probability, 6)
+            ),
+            "label": str(self.label),
+            "faces": [t.to_dict() for t in self.tracks],
+            "model": None if self.model is None else self.model.to_dict(),
+            "media": None if self.media is None else self.media.to_dict(),
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
