@@ -1,0 +1,124 @@
+"""Argument parsing and dispatch. Usage errors exit 2 with one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from fakescope.errors import FakescopeError
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """A bad command line: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
+    return value
+
+
+def _add_scan_options(p: argparse.ArgumentParser) -> None:
+    from fakescope.faces import FACE_DETECTORS
+    from fakescope.inference import AGGREGATORS
+    from fakescope.models import DETECTORS
+
+    p.add_argument("--frames", type=_positive_int, dest="num_frames",
+                   help="frames sampled evenly over each video (default 32)")
+    p.add_argument("--fps", type=_positive_float, help="sample at this rate instead")
+    p.add_argument("--detector", choices=DETECTORS.names(), help="deepfake detector")
+    p.add_argument("--face-detector", choices=FACE_DETECTORS.names(), dest="face_detector")
+    p.add_argument("--min-face", type=_positive_float, dest="min_face_px",
+                   help="smallest face height in pixels (default 40)")
+    p.add_argument("--threshold", type=_probability,
+                   help="decision threshold (default: the detector weight's own)")
+    p.add_argument("--track-aggregate", choices=AGGREGATORS.names(), dest="track_aggregator")
+    p.add_argument("--video-aggregate", choices=AGGREGATORS.names(), dest="video_aggregator")
+    p.add_argument("--threads", type=int, help="inference threads (0 = all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fakescope", description="Offline deepfake detector for videos and "
+                     "photos: a per-face, explained verdict for each input.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    scan = sub.add_parser("scan", help="scan videos, photos, folders or globs")
+    scan.add_argument("paths", nargs="+", metavar="PATH")
+    scan.add_argument("--json", action="store_true",
+                      help="print one JSON object per input (JSON Lines) to stdout")
+    _add_scan_options(scan)
+
+    bench = sub.add_parser("bench", help="time each stage on a generated 10-s 720p clip")
+    bench.add_argument("clips", nargs="*", metavar="CLIP", help="extra clips to time")
+    bench.add_argument("--repeat", type=_positive_int, default=3)
+    bench.add_argument("--json", dest="json_out", metavar="FILE",
+                       help="also save the table as JSON here")
+    _add_scan_options(bench)
+    return parser
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("num_frames", "fps", "detector", "face_detector", "min_face_px", "threshold",
+            "track_aggregator", "video_aggregator", "threads")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fakescope`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.version:
+            from importlib.metadata import version
+
+            print(f"fakescope {version('fakescope')}")
+            return 0
+        if args.command is None:
+            raise UsageError("a command is required: scan or bench (see fakescope --help)")
+        from fakescope.config import ScanConfig
+
+        config = ScanConfig.from_mapping(config_overrides(args))
+        if args.command == "scan":
+            from fakescope.cli._scan import run_scan
+
+            return run_scan(args.paths, config, as_json=args.json)
+        from fakescope.cli._bench import run_bench
+
+        return run_bench(args.clips, config, repeat=args.repeat, json_out=args.json_out)
+    except UsageError as exc:
+        print(f"fakescope: error: {exc}", file=sys.stderr)
+        return 2
+    except FakescopeError as exc:
+        print(f"fakescope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fakescope: interrupted", file=sys.stderr)
+        return 130
+
+
+def _entry() -> NoReturn:
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Typed scan configuration. Precedence: defaults < the weight's own config < explicit
+overrides (CLI flags or ``ScanConfig.from_mapping``). Unknown keys are errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fakescope.errors import ConfigError
+
+__all__ = ["ScanConfig"]
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Everything ``fakescope scan`` can be told.
+
+    ``threshold=None`` means: use the detector weight's own decision threshold.
+    A score within ``uncertain_band`` of the threshold is labelled ``uncertain``.
+    """
+
+    num_frames: int = 32
+    fps: float | None = None
+    face_detector: str = "hybrid"
+    detector: str = "effnet-lite0-ffpp"
+    min_face_px: float = 40.0
+    detect_max_side: int = 960
+    full_scan_every: int = 8
+    max_faces: int = 8
+    track_aggregator: str = "mean"
+    video_aggregator: str = "mean"
+    threshold: float | None = None
+    uncertain_band: float = 0.1
+    max_bytes: int = 4 * 1024**3
+    max_pixels: int = 8192 * 8192
+    max_duration_s: float = 4 * 3600.0
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ConfigError("num_frames must be >= 1")
+        if self.fps is not None and self.fps <= 0:
+            raise ConfigError("fps must be > 0")
+        if self.full_scan_every < 1:
+            raise ConfigError("full_scan_every must be >= 1")
+        if not 0.0 <= self.uncertain_band < 0.5:
+            raise ConfigError("uncertain_band must be in [0, 0.5)")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ConfigError("threshold must be in (0, 1)")
+        if self.min_face_px <= 0 or self.max_faces < 1:
+            raise ConfigError("min_face_px and max_faces must be positive")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], base: ScanConfig | None = None) -> ScanConfig:
+        """``base`` (or the defaults) overridden by ``values``; unknown keys raise."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+        return dataclasses.replace(base or cls(), **dict(values))

@@ -1,0 +1,222 @@
+"""Face detectors: a registry of strategies that turn one RGB frame into :class:`FaceBox` es.
+
+Every detector ends in the same FaceMesh step, so boxes and 5-point landmarks mean the same
+thing whichever strategy found the face: the box is the mesh's extent, the landmarks are
+derived from the mesh (eye centres, nose tip, mouth corners).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from fakescope.faces._blazeface import BlazeFace
+from fakescope.faces._mesh import FaceMesh, five_points
+from fakescope.faces._mtcnn import MTCNN, RawFace
+from fakescope.registry import Registry
+from fakescope.types import Box, FaceBox
+
+__all__ = ["FACE_DETECTORS", "FaceDetector", "HybridFaceDetector", "MTCNNFaceDetector", "iou"]
+
+Image = npt.NDArray[np.uint8]
+
+
+class FaceDetector(Protocol):
+    """Finds faces in one frame.
+
+    ``hints`` are the boxes found in the previous sampled frame of the same video; a detector
+    may look around them first. ``full_scan`` asks it to search the whole frame as well.
+    """
+
+    def detect(
+        self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: bool = True
+    ) -> list[FaceBox]: ...
+
+    @property
+    def landmark_seconds(self) -> float:
+        """Time spent in the landmark model so far (reported as its own stage)."""
+        ...
+
+
+FACE_DETECTORS: Registry[FaceDetector] = Registry("face detector")
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Region:
+    """Where to run the landmark model: centre, square side and eye-line angle (degrees)."""
+
+    centre: tuple[float, float]
+    side: float
+    angle: float
+
+
+def _region(raw: RawFace, side_scale: float) -> _Region:
+    x0, y0, x1, y1 = raw.box
+    (lx, ly), (rx, ry) = raw.points[0], raw.points[1]
+    angle = math.degrees(math.atan2(float(ry - ly), float(rx - lx)))
+    return _Region(((x0 + x1) / 2, (y0 + y1) / 2), side_scale * max(x1 - x0, y1 - y0), angle)
+
+
+def _crop_square(image: Image, centre: tuple[float, float], side: float) -> tuple[Image, int, int]:
+    """A zero-padded square crop and the frame coordinates of its top-left corner."""
+    h, w = image.shape[:2]
+    half = int(round(side / 2))
+    x0, y0 = int(round(centre[0])) - half, int(round(centre[1])) - half
+    out = np.zeros((2 * half, 2 * half, 3), dtype=np.uint8)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + 2 * half, w), min(y0 + 2 * half, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return out, x0, y0
+
+
+class _MeshStage:
+    """The shared last step: landmark model on each region, presence check, de-duplication."""
+
+    def __init__(self, min_presence: float) -> None:
+        self.mesh = FaceMesh()
+        self.min_presence = min_presence
+        self.seconds = 0.0
+
+    def faces(self, image: Image, frame_index: int, regions: Sequence[_Region]) -> list[FaceBox]:
+        found: list[FaceBox] = []
+        for region in regions:
+            start = time.perf_counter()
+            result = self.mesh.run(image, region.centre, region.side, region.angle)
+            self.seconds += time.perf_counter() - start
+            if result.presence < self.min_presence:
+                continue
+            xy = result.points[:, :2]
+            box: Box = (
+                float(xy[:, 0].min()),
+                float(xy[:, 1].min()),
+                float(xy[:, 0].max()),
+                float(xy[:, 1].max()),
+            )
+            if any(iou(box, f.box) > 0.5 for f in found):
+                continue
+            found.append(
+                FaceBox(
+                    frame_index=frame_index,
+                    box=box,
+                    score=result.presence,
+                    landmarks=five_points(result.points),
+                    mesh=result.points,
+                )
+            )
+        return found
+
+
+class MTCNNFaceDetector:
+    """MTCNN on the frame downscaled to ``max_side``, then FaceMesh. Slow, high recall."""
+
+    def __init__(
+        self, max_side: int = 960, min_face_px: float = 40.0, min_presence: float = 0.5
+    ) -> None:
+        self.max_side = max_side
+        self.min_face_px = min_face_px
+        self._mtcnn = MTCNN()
+        self._mesh = _MeshStage(min_presence)
+
+    @property
+    def landmark_seconds(self) -> float:
+        return self._mesh.seconds
+
+    def full_frame(self, image: Image) -> list[RawFace]:
+        """MTCNN faces of the whole frame, in frame pixels."""
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale,
+                                                      interpolation=cv2.INTER_AREA)
+        self._mtcnn.min_size = max(12.0, 0.75 * self.min_face_px * scale)
+        out = []
+        for raw in self._mtcnn.detect(small):
+            box = (raw.box[0] / scale, raw.box[1] / scale, raw.box[2] / scale, raw.box[3] / scale)
+            out.append(RawFace(box=box, score=raw.score, points=raw.points / scale))
+        return out
+
+    def detect(
+        self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: bool = True
+    ) -> list[FaceBox]:
+        regions = [_region(raw, 1.1) for raw in self.full_frame(image)]
+        return self._mesh.faces(image, frame_index, regions)
+
+
+class HybridFaceDetector:
+    """BlazeFace around the previous frame's faces; MTCNN on a downscaled frame when asked
+    for a full scan or when a face was lost. Both end in FaceMesh."""
+
+    def __init__(
+        self,
+        max_side: int = 960,
+        min_face_px: float = 40.0,
+        roi_scale: float = 2.4,
+        min_presence: float = 0.5,
+    ) -> None:
+        self.roi_scale = roi_scale
+        self._blaze = BlazeFace()
+        self._full = MTCNNFaceDetector(max_side, min_face_px, min_presence)
+        self._mesh = self._full._mesh
+
+    @property
+    def landmark_seconds(self) -> float:
+        return self._mesh.seconds
+
+    def _around(self, image: Image, hint: Box) -> list[RawFace]:
+        centre = ((hint[0] + hint[2]) / 2, (hint[1] + hint[3]) / 2)
+        side = self.roi_scale * max(hint[2] - hint[0], hint[3] - hint[1])
+        crop, x0, y0 = _crop_square(image, centre, side)
+        if crop.size == 0:
+            return []
+        shift = np.array([x0, y0], dtype=np.float32)
+        return [
+            RawFace(
+                box=(r.box[0] + x0, r.box[1] + y0, r.box[2] + x0, r.box[3] + y0),
+                score=r.score,
+                points=r.points + shift,
+            )
+            for r in self._blaze.detect(crop)
+        ]
+
+    def detect(
+        self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: bool = True
+    ) -> list[FaceBox]:
+        regions: list[_Region] = []
+        lost = not hints
+        for hint in hints:
+            raws = self._around(image, hint)
+            if not raws:
+                lost = True
+            # BlazeFace boxes are tight (brows to chin): MediaPipe widens them by 1.5.
+            regions.extend(_region(r, 1.5) for r in raws)
+        faces = self._mesh.faces(image, frame_index, regions)
+        if full_scan or lost:
+            extra = [_region(raw, 1.1) for raw in self._full.full_frame(image)]
+            more = self._mesh.faces(image, frame_index, extra)
+            faces.extend(f for f in more if all(iou(f.box, g.box) <= 0.3 for g in faces))
+        return faces
+
+
+@FACE_DETECTORS.register("hybrid")
+def _hybrid(**kwargs: float) -> FaceDetector:
+    return HybridFaceDetector(**kwargs)  # type: ignore[arg-type]
+
+
+@FACE_DETECTORS.register("mtcnn")
+def _mtcnn(**kwargs: float) -> FaceDetector:
+    return MTCNNFaceDetector(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,24 @@
+"""Ingest: identify media by content, enforce limits, and decode sampled RGB frames.
+
+``open_media(path)`` -> ``(MediaInfo, Iterator[Frame])`` is the stage's entry point;
+``expand_inputs`` turns command-line arguments into files and ``make_clip`` writes
+synthetic test videos.
+"""
+
+from __future__ import annotations
+
+from fakescope.io._config import Limits, Sampling
+from fakescope.io._inputs import expand_inputs
+from fakescope.io._media import open_media
+from fakescope.io._sniff import sniff
+from fakescope.io._synth import load_example_face, make_clip
+
+__all__ = [
+    "Limits",
+    "Sampling",
+    "expand_inputs",
+    "load_example_face",
+    "make_clip",
+    "open_media",
+    "sniff",
+]

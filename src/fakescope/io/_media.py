@@ -1,0 +1,50 @@
+"""The ingest entry point: one path in, media info and a lazy frame iterator out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from fakescope.errors import InputError, TooLarge
+from fakescope.io._config import Limits, Sampling
+from fakescope.io._image import open_image
+from fakescope.io._sniff import sniff
+from fakescope.io._video import open_video
+from fakescope.types import Frame, MediaInfo
+
+__all__ = ["open_media"]
+
+# Frozen, so one shared instance is a safe default.
+_DEFAULT_SAMPLING = Sampling()
+_DEFAULT_LIMITS = Limits()
+
+
+def open_media(
+    path: Path, sampling: Sampling = _DEFAULT_SAMPLING, limits: Limits = _DEFAULT_LIMITS
+) -> tuple[MediaInfo, Iterator[Frame]]:
+    """Identify, probe and start decoding ``path``.
+
+    Returns the :class:`MediaInfo` and a lazy iterator of upright RGB :class:`Frame` s:
+    the sampled frames of a video (decoded once, in order) or the single frame of an
+    image. Raises :class:`InputError` (missing file), :class:`TooLarge` (over ``limits``),
+    :class:`UnsupportedMedia` (not a known video/image) or :class:`DecodeError` (corrupt).
+    A video damaged part-way yields the frames decoded before the damage, then stops.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not path.is_file():
+        raise InputError(f"not a regular file: {path}")
+    if stat.st_size > limits.max_bytes:
+        raise TooLarge(
+            f"file is {stat.st_size} bytes, over the max_bytes limit of {limits.max_bytes}"
+        )
+    kind, fmt = sniff(path)
+    if kind == "image":
+        info, frame = open_image(path, fmt, limits)
+        return info, iter((frame,))
+    return open_video(path, fmt, sampling, limits)

@@ -1,0 +1,120 @@
+"""Identify media by its content (magic bytes), never by its file name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fakescope.errors import DecodeError, InputError, UnsupportedMedia
+
+__all__ = ["read_head", "sniff", "sniff_bytes"]
+
+_HEAD_SIZE = 64
+
+_BMP_DIB_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
+_QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+
+# Recognised but unsupported formats, for a helpful reason.
+_OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"FLV\x01", "an FLV video, which is not supported"),
+    (b"OggS", "an Ogg file, which is not supported"),
+    (b"ID3", "an MP3 audio file"),
+    (b"fLaC", "a FLAC audio file"),
+    (b"\x00\x00\x01\xba", "an MPEG program stream, which is not supported"),
+    (b"\x7fELF", "an executable"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+)
+
+
+def read_head(path: Path, size: int = _HEAD_SIZE) -> bytes:
+    """The first ``size`` bytes of ``path`` (fewer if the file is shorter)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(size)
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"is a directory: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def sniff(path: Path) -> tuple[str, str]:
+    """``(kind, format)`` of ``path`` from its content: kind is ``"video"`` or ``"image"``.
+
+    Raises :class:`DecodeError` for an empty file and :class:`UnsupportedMedia` for
+    anything that is not one of the supported containers or image formats.
+    """
+    return sniff_bytes(read_head(path))
+
+
+def sniff_bytes(head: bytes) -> tuple[str, str]:
+    """:func:`sniff` on the first bytes of a file (64 are enough)."""
+    if not head:
+        raise DecodeError("empty file")
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image", "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image", "png"
+    if head.startswith(b"RIFF") and len(head) >= 12:
+        riff_type = head[8:12]
+        if riff_type == b"WEBP":
+            return "image", "webp"
+        if riff_type == b"AVI ":
+            return "video", "avi"
+        raise UnsupportedMedia(
+            f"content is not a video or image (RIFF container of type {riff_type!r})"
+        )
+    if _is_bmp(head):
+        return "image", "bmp"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video", "webm" if b"webm" in head else "mkv"
+    box_type = head[4:8]
+    if box_type == b"ftyp":
+        brand = head[8:12]
+        if brand in _HEIF_BRANDS:
+            raise UnsupportedMedia("HEIF/HEIC images are not supported")
+        if brand in _AVIF_BRANDS:
+            raise UnsupportedMedia("AVIF images are not supported")
+        return "video", "mov" if brand == b"qt  " else "mp4"
+    if box_type in _QUICKTIME_ATOMS and int.from_bytes(head[:4], "big") >= 8:
+        return "video", "mov"
+    raise UnsupportedMedia(f"content is not a video or image ({_describe(head)})")
+
+
+def _is_bmp(head: bytes) -> bool:
+    if not head.startswith(b"BM") or len(head) < 18:
+        return False
+    reserved = head[6:10]
+    dib_size = int.from_bytes(head[14:18], "little")
+    return reserved == b"\x00\x00\x00\x00" and dib_size in _BMP_DIB_SIZES
+
+
+def _describe(head: bytes) -> str:
+    for magic, what in _OTHER_MAGIC:
+        if head.startswith(magic):
+            return f"looks like {what}"
+    if _looks_like_text(head):
+        return "looks like text"
+    return "unrecognised binary data"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        # A multi-byte character may be cut at the end of the head.
+        try:
+            text = head[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)

@@ -1,0 +1,24 @@
+"""Deepfake detectors, their per-weight configs and the shipped model files."""
+
+from fakescope.models._assets import ASSET_SHA256, asset_path, sha256_file, shipped
+from fakescope.models._config import WeightConfig
+from fakescope.models._detectors import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    Detector,
+    OnnxDetector,
+    create_detector,
+)
+
+__all__ = [
+    "ASSET_SHA256",
+    "DEFAULT_DETECTOR",
+    "DETECTORS",
+    "Detector",
+    "OnnxDetector",
+    "WeightConfig",
+    "asset_path",
+    "create_detector",
+    "sha256_file",
+    "shipped",
+]

@@ -1,0 +1,54 @@
+"""Shipped model files: where they are and their sha256, checked once per process."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+from fakescope.errors import ModelError
+
+__all__ = ["ASSET_SHA256", "asset_path", "sha256_file", "shipped", "verified_path"]
+
+ASSET_SHA256: dict[str, str] = {
+    "blazeface_short.tflite": "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    "face_landmark.tflite": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+    "mtcnn_pnet.onnx": "97b988559e2b681d321e392a31e6779ff3fcf3a6a4fafb5ff483118f47359c31",
+    "mtcnn_rnet.onnx": "b7547b2c0b25cbb158f3a2957a2db487068f244cf1feadbe903940fdb180af65",
+    "mtcnn_onet.onnx": "842f6b13f4b9919de8b8d19646c7b5a49666cdd8204b570a6c0c825d44aba302",
+}
+
+
+def asset_path(name: str) -> Path:
+    """Path of a file in ``fakescope/models/assets`` (not checked)."""
+    return Path(str(resources.files("fakescope.models") / "assets" / name))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.cache
+def verified_path(path: Path, sha256: str) -> Path:
+    """Return ``path`` after checking it exists and matches ``sha256`` (cached per process)."""
+    if not path.is_file():
+        raise ModelError(f"model file is missing: {path}")
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise ModelError(f"model file {path.name} fails its sha256 check ({actual} != {sha256})")
+    return path
+
+
+def shipped(name: str) -> Path:
+    """A shipped face-model asset by file name, sha256-checked."""
+    try:
+        expected = ASSET_SHA256[name]
+    except KeyError:
+        raise ModelError(f"unknown asset {name!r}") from None
+    return verified_path(asset_path(name), expected)

@@ -1,0 +1,81 @@
+"""Deepfake detectors: a registry of crop classifiers. A detector is one factory plus one
+registration; each shipped weight brings its :class:`WeightConfig`."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from fakescope._runtime import onnx_session
+from fakescope.errors import ModelError
+from fakescope.models._assets import asset_path, verified_path
+from fakescope.models._config import WeightConfig
+from fakescope.registry import Registry
+from fakescope.types import ModelInfo
+
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "OnnxDetector", "create_detector"]
+
+DEFAULT_DETECTOR = "effnet-lite0-ffpp"
+
+
+class Detector(Protocol):
+    """Scores aligned face crops: (N, S, S, 3) uint8 RGB -> (N,) fake probabilities."""
+
+    config: WeightConfig
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def predict(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]: ...
+
+
+DETECTORS: Registry[Detector] = Registry("detector")
+
+
+class OnnxDetector:
+    """A classifier exported to ONNX: input ``input`` (N, 3, S, S) normalised float32,
+    output (N,) fake probability."""
+
+    def __init__(self, config: WeightConfig, threads: int = 0, batch_size: int = 16) -> None:
+        self.config = config
+        self.batch_size = batch_size
+        path = verified_path(asset_path(config.file), config.sha256)
+        try:
+            self._session = onnx_session(path, threads)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"cannot load {config.file}: {exc}") from exc
+        self._mean = np.asarray(config.mean, dtype=np.float32) * 255.0
+        self._inv_std = 1.0 / (np.asarray(config.std, dtype=np.float32) * 255.0)
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.config.name, self.config.sha256, self.config.version)
+
+    def predict(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+        size = self.config.input_size
+        if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
+            raise ModelError(f"expected crops of shape (N, {size}, {size}, 3), got {crops.shape}")
+        out: list[npt.NDArray[np.float64]] = []
+        for start in range(0, len(crops), self.batch_size):
+            batch = (crops[start : start + self.batch_size].astype(np.float32) - self._mean)
+            batch *= self._inv_std
+            (prob,) = self._session.run(None, {"input": batch.transpose(0, 3, 1, 2).copy()})
+            out.append(np.asarray(prob, dtype=np.float64).reshape(-1))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
+
+
+def _shipped(config_file: str) -> WeightConfig:
+    return WeightConfig.from_json(asset_path(config_file))
+
+
+@DETECTORS.register("effnet-lite0-ffpp")
+def _effnet_lite0_ffpp(threads: int = 0) -> Detector:
+    """EfficientNet-Lite0 (ImageNet init) fine-tuned on the FF++ face-crop train split."""
+    return OnnxDetector(_shipped("effnet_lite0_ffpp.json"), threads)
+
+
+def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
+    """Build a registered detector by name."""
+    return DETECTORS.create(name, threads=threads)

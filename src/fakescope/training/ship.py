@@ -1,0 +1,53 @@
+"""Copy an exported ONNX model into the package with its weight config (sha256 included).
+
+    python -m fakescope.training.ship runs/baseline/model.onnx --name effnet-lite0-ffpp \
+        --file effnet_lite0_ffpp.onnx --input-size 192 --margin 0.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from fakescope.models import asset_path, sha256_file
+from fakescope.training.train_baseline import MEAN, STD
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("onnx", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--file", required=True, help="file name inside models/assets")
+    parser.add_argument("--input-size", type=int, required=True)
+    parser.add_argument("--margin", type=float, required=True)
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--trained-on", default="FaceForensics++ face crops, train_ split "
+                        "(ffpp_face_crops; research-only FF++ Terms of Use)")
+    args = parser.parse_args()
+    target = asset_path(args.file)
+    shutil.copyfile(args.onnx, target)
+    config = {
+        "name": args.name,
+        "file": args.file,
+        "sha256": sha256_file(target),
+        "input_size": args.input_size,
+        "mean": [float(v) for v in MEAN],
+        "std": [float(v) for v in STD],
+        "margin": args.margin,
+        "alignment": "arcface5",
+        "threshold": args.threshold,
+        "version": args.version,
+        "architecture": "EfficientNet-Lite0 (ImageNet init), sigmoid head",
+        "trained_on": args.trained_on,
+        "license": "Apache-2.0 (code); weights trained on research-only data, see MODEL_CARD",
+    }
+    config_path = target.with_suffix(".json")
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    print(f"shipped {target.name} ({config['sha256']}) and {config_path.name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Shared fixtures: tiny media made on the fly (session-scoped, so each is built once)."""
+
+from __future__ import annotations
+
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+try:
+    import fakescope.io  # noqa: F401
+except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from fakescope.io import load_example_face, make_clip
+
+CLIP_SIZE = (320, 240)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG signature and a valid IHDR chunk for ``width`` x ``height``, then garbage."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    crc = struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + crc + b"\x00garbage" * 64
+
+
+def write_image(path: Path, rgb: npt.NDArray[np.uint8], ext: str = ".jpg") -> Path:
+    """Encode ``rgb`` as ``ext`` (.jpg/.png/.bmp/.webp) and write it to ``path`` whatever
+    its suffix."""
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_face() -> npt.NDArray[np.uint8]:
+    return load_example_face()
+
+
+@pytest.fixture(scope="session")
+def face_clip(
+    tmp_path_factory: pytest.TempPathFactory, example_face: npt.NDArray[np.uint8]
+) -> Path:
+    """320x240, 2 s at 15 fps (30 frames), H.264 mp4 with the astronaut ~150 px tall."""
+    path = tmp_path_factory.mktemp("clips") / "face.mp4"
+    w, h = CLIP_SIZE
+    return make_clip(
+        path, width=w, height=h, seconds=2.0, fps=15, face=example_face, face_height=150
+    )
+
+
+@pytest.fixture(scope="session")
+def noface_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """320x240, 2 s at 15 fps, H.264 mp4 with only the textured background."""
+    path = tmp_path_factory.mktemp("clips") / "noface.mp4"
+    w, h = CLIP_SIZE
+    return make_clip(path, width=w, height=h, seconds=2.0, fps=15, seed=1)
+
+
+@pytest.fixture(scope="session")
+def face_image(
+    tmp_path_factory: pytest.TempPathFactory, example_face: npt.NDArray[np.uint8]
+) -> Path:
+    """The astronaut head-and-shoulders crop as a JPEG file."""
+    return write_image(tmp_path_factory.mktemp("images") / "face.jpg", example_face)
+
+
+@pytest.fixture(scope="session")
+def hostile_dir(
+    tmp_path_factory: pytest.TempPathFactory, face_clip: Path, face_image: Path
+) -> Path:
+    """Inputs a batch must survive: empty.mp4, truncated.mp4 (first 30 % of a real clip),
+    text.mp4 (text renamed), huge.png (header claims 100000x100000) and valid.jpg."""
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "empty.mp4").write_bytes(b"")
+    data = face_clip.read_bytes()
+    (root / "truncated.mp4").write_bytes(data[: int(len(data) * 0.3)])
+    (root / "text.mp4").write_text("this is not a video\njust some text\n" * 20)
+    (root / "huge.png").write_bytes(png_claiming(100_000, 100_000))
+    (root / "valid.jpg").write_bytes(face_image.read_bytes())
+    return root
