@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import struct
-import sys
 import zlib
 from pathlib import Path
-
-import pytest
-
-try:
-    import fakescope.io  # noqa: F401
-except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from fakescope.io import load_example_face, make_clip
 
@@ -87,3 +80,22 @@ def hostile_dir(
     (root / "huge.png").write_bytes(png_claiming(100_000, 100_000))
     (root / "valid.jpg").write_bytes(face_image.read_bytes())
     return root
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout; tests that need it skip with a reason when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"third-party data not present at {SHARED_DATA} (see README: Data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def scanner():  # type: ignore[no-untyped-def]
+    """One Scanner (models loaded once) shared by the pipeline and CLI tests."""
+    from fakescope import Scanner
+
+    return Scanner()

@@ -1,4 +1,4 @@
-"""Build the face-model assets shipped in ``src/fakescope/models/assets`` (run once, by a developer).
+"""Build the face-model assets shipped in ``src/fakescope/models/assets`` (run once).
 
 * BlazeFace short-range + FaceMesh ``.tflite`` files are copied unchanged out of the
   ``mediapipe==0.10.21`` wheel (Apache-2.0).
@@ -126,14 +126,34 @@ def main() -> None:
             (ASSETS / name).write_bytes(mp.read(member))
 
     with _find(args.wheels, "facenet_pytorch") as fn:
-        specs: list[tuple[str, nn.Module, tuple[int, ...], list[str], dict[str, dict[int, str]]]] = [
-            ("pnet", PNet(), (1, 3, 64, 64), ["prob", "reg"],
-             {"input": {0: "n", 2: "h", 3: "w"}, "prob": {0: "n", 1: "oh", 2: "ow"},
-              "reg": {0: "n", 2: "oh", 3: "ow"}}),
-            ("rnet", RNet(), (1, 3, 24, 24), ["prob", "reg"],
-             {"input": {0: "n"}, "prob": {0: "n"}, "reg": {0: "n"}}),
-            ("onet", ONet(), (1, 3, 48, 48), ["prob", "reg", "points"],
-             {"input": {0: "n"}, "prob": {0: "n"}, "reg": {0: "n"}, "points": {0: "n"}}),
+        specs: list[
+            tuple[str, nn.Module, tuple[int, ...], list[str], dict[str, dict[int, str]]]
+        ] = [
+            (
+                "pnet",
+                PNet(),
+                (1, 3, 64, 64),
+                ["prob", "reg"],
+                {
+                    "input": {0: "n", 2: "h", 3: "w"},
+                    "prob": {0: "n", 1: "oh", 2: "ow"},
+                    "reg": {0: "n", 2: "oh", 3: "ow"},
+                },
+            ),
+            (
+                "rnet",
+                RNet(),
+                (1, 3, 24, 24),
+                ["prob", "reg"],
+                {"input": {0: "n"}, "prob": {0: "n"}, "reg": {0: "n"}},
+            ),
+            (
+                "onet",
+                ONet(),
+                (1, 3, 48, 48),
+                ["prob", "reg", "points"],
+                {"input": {0: "n"}, "prob": {0: "n"}, "reg": {0: "n"}, "points": {0: "n"}},
+            ),
         ]
         for name, net, shape, outputs, axes in specs:
             raw = fn.read(f"facenet_pytorch/data/{name}.pt")
@@ -142,9 +162,14 @@ def main() -> None:
             net.load_state_dict(state, strict=True)
             net.eval()
             torch.onnx.export(
-                net, (torch.zeros(shape),), str(ASSETS / f"mtcnn_{name}.onnx"),
-                input_names=["input"], output_names=outputs, dynamic_axes=axes,
-                opset_version=17, dynamo=False,
+                net,
+                (torch.zeros(shape),),
+                str(ASSETS / f"mtcnn_{name}.onnx"),
+                input_names=["input"],
+                output_names=outputs,
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
             )
 
     for path in sorted(ASSETS.iterdir()):

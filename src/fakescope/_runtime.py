@@ -9,6 +9,7 @@ from typing import Any
 __all__ = ["litert_interpreter", "onnx_session"]
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT: no "Created XNNPACK delegate" line
 
 
 def onnx_session(path: Path, threads: int = 0) -> Any:

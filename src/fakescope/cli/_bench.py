@@ -41,7 +41,9 @@ def bench_clip(scanner: Scanner, path: Path, repeat: int) -> dict[str, Any]:
     runs = [scanner.scan(path) for _ in range(repeat)]
     floors = [decode_floor_ms(scanner, path) for _ in range(repeat)]
     stages = {s: statistics.median(r.timings_ms.get(s, 0.0) for r in runs) for s in STAGES}
-    frames = len({f.frame_index for t in warm.tracks for f in t.frames}) or scanner.config.num_frames
+    frames = (
+        len({f.frame_index for t in warm.tracks for f in t.frames}) or scanner.config.num_frames
+    )
     total = stages["total"]
     floor = statistics.median(floors)
     return {
@@ -83,14 +85,25 @@ def run_bench(clips: Sequence[str], config: ScanConfig, repeat: int, json_out: s
     with tempfile.TemporaryDirectory(prefix="fakescope-bench-") as tmp:
         generated = Path(tmp) / "synthetic_720p_10s.mp4"
         err.print("generating a 10-s 1280x720 H.264 clip ...")
-        make_clip(generated, width=1280, height=720, seconds=10.0, fps=30,
-                  face=load_example_face(), face_height=220)
+        make_clip(
+            generated,
+            width=1280,
+            height=720,
+            seconds=10.0,
+            fps=30,
+            face=load_example_face(),
+            face_height=220,
+        )
         for clip in [generated, *map(Path, clips)]:
             err.print(f"timing {clip.name} ...")
             rows.append(bench_clip(scanner, clip, repeat))
     Console().print(_table(rows))
-    report = {"config": config.__dict__, "repeat": repeat, "results": rows,
-              "python": sys.version.split()[0]}
+    report = {
+        "config": config.__dict__,
+        "repeat": repeat,
+        "results": rows,
+        "python": sys.version.split()[0],
+    }
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=2))
     return 0

@@ -47,44 +47,69 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     from fakescope.inference import AGGREGATORS
     from fakescope.models import DETECTORS
 
-    p.add_argument("--frames", type=_positive_int, dest="num_frames",
-                   help="frames sampled evenly over each video (default 32)")
+    p.add_argument(
+        "--frames",
+        type=_positive_int,
+        dest="num_frames",
+        help="frames sampled evenly over each video (default 32)",
+    )
     p.add_argument("--fps", type=_positive_float, help="sample at this rate instead")
     p.add_argument("--detector", choices=DETECTORS.names(), help="deepfake detector")
     p.add_argument("--face-detector", choices=FACE_DETECTORS.names(), dest="face_detector")
-    p.add_argument("--min-face", type=_positive_float, dest="min_face_px",
-                   help="smallest face height in pixels (default 40)")
-    p.add_argument("--threshold", type=_probability,
-                   help="decision threshold (default: the detector weight's own)")
+    p.add_argument(
+        "--min-face",
+        type=_positive_float,
+        dest="min_face_px",
+        help="smallest face height in pixels (default 40)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=_probability,
+        help="decision threshold (default: the detector weight's own)",
+    )
     p.add_argument("--track-aggregate", choices=AGGREGATORS.names(), dest="track_aggregator")
     p.add_argument("--video-aggregate", choices=AGGREGATORS.names(), dest="video_aggregator")
     p.add_argument("--threads", type=int, help="inference threads (0 = all cores)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fakescope", description="Offline deepfake detector for videos and "
-                     "photos: a per-face, explained verdict for each input.")
+    parser = _Parser(
+        prog="fakescope",
+        description="Offline deepfake detector for videos and "
+        "photos: a per-face, explained verdict for each input.",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     scan = sub.add_parser("scan", help="scan videos, photos, folders or globs")
     scan.add_argument("paths", nargs="+", metavar="PATH")
-    scan.add_argument("--json", action="store_true",
-                      help="print one JSON object per input (JSON Lines) to stdout")
+    scan.add_argument(
+        "--json", action="store_true", help="print one JSON object per input (JSON Lines) to stdout"
+    )
     _add_scan_options(scan)
 
     bench = sub.add_parser("bench", help="time each stage on a generated 10-s 720p clip")
     bench.add_argument("clips", nargs="*", metavar="CLIP", help="extra clips to time")
     bench.add_argument("--repeat", type=_positive_int, default=3)
-    bench.add_argument("--json", dest="json_out", metavar="FILE",
-                       help="also save the table as JSON here")
+    bench.add_argument(
+        "--json", dest="json_out", metavar="FILE", help="also save the table as JSON here"
+    )
     _add_scan_options(bench)
     return parser
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("num_frames", "fps", "detector", "face_detector", "min_face_px", "threshold",
-            "track_aggregator", "video_aggregator", "threads")
+    keys = (
+        "num_frames",
+        "fps",
+        "detector",
+        "face_detector",
+        "min_face_px",
+        "threshold",
+        "track_aggregator",
+        "video_aggregator",
+        "threads",
+    )
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 

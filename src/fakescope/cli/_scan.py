@@ -30,8 +30,14 @@ def verdict_table(verdicts: Sequence[Verdict]) -> Table:
         prob = "-" if v.fake_probability is None else f"{v.fake_probability:.1%}"
         faces = ", ".join(f"#{t.track_id} {t.fake_probability:.0%}" for t in v.tracks) or "-"
         status_style = "" if v.status is Status.OK else "yellow"
-        table.add_row(v.path, f"[{status_style}]{v.status}[/]" if status_style else str(v.status),
-                      f"[{_STYLE[v.label]}]{v.label}[/]", prob, faces, v.reason)
+        table.add_row(
+            v.path,
+            f"[{status_style}]{v.status}[/]" if status_style else str(v.status),
+            f"[{_STYLE[v.label]}]{v.label}[/]",
+            prob,
+            faces,
+            v.reason,
+        )
     return table
 
 
@@ -49,8 +55,12 @@ def run_scan(paths: Sequence[str], config: ScanConfig, as_json: bool) -> int:
     err = Console(stderr=True)
     scanner = Scanner(config)
     verdicts: list[Verdict] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         overall = bar.add_task("inputs", total=len(files))
         frames = bar.add_task("frames", total=config.num_frames)

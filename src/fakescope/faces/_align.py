@@ -35,9 +35,7 @@ def alignment_matrix(
 ) -> npt.NDArray[np.float64]:
     """The 2x3 similarity transform mapping frame pixels to crop pixels."""
     dst = _template(size, margin)
-    matrix, _ = cv2.estimateAffinePartial2D(
-        landmarks.astype(np.float64), dst, method=cv2.LMEDS
-    )
+    matrix, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float64), dst, method=cv2.LMEDS)
     if matrix is None:
         raise FakescopeError("landmarks are degenerate; the face cannot be aligned")
     return np.asarray(matrix, dtype=np.float64)
@@ -62,6 +60,6 @@ def align_face(
         frame_index=face.frame_index,
         time_s=time_s,
         box=face.box,
-        image=crop,
+        image=np.asarray(crop, dtype=np.uint8),
         matrix=matrix,
     )

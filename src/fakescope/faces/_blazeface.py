@@ -20,7 +20,7 @@ _SIZE = 128
 
 
 def _anchors() -> npt.NDArray[np.float32]:
-    """SSD anchor centres of the short-range model: stride 8 (2 per cell), stride 16 (6 per cell)."""
+    """SSD anchor centres of the short-range model: stride 8 (2 a cell), 16 (6 a cell)."""
     centres: list[tuple[float, float]] = []
     for stride, per_cell in ((8, 2), (16, 6)):
         cells = _SIZE // stride
@@ -71,7 +71,12 @@ class BlazeFace:
         pick = _nms(boxes.astype(np.float32), scores.astype(np.float32), 0.3)
         return [
             RawFace(
-                box=(float(boxes[i, 0]), float(boxes[i, 1]), float(boxes[i, 2]), float(boxes[i, 3])),
+                box=(
+                    float(boxes[i, 0]),
+                    float(boxes[i, 1]),
+                    float(boxes[i, 2]),
+                    float(boxes[i, 3]),
+                ),
                 score=float(scores[i]),
                 points=points[i].astype(np.float32),
             )

@@ -76,8 +76,8 @@ def _region(raw: RawFace, side_scale: float) -> _Region:
 def _crop_square(image: Image, centre: tuple[float, float], side: float) -> tuple[Image, int, int]:
     """A zero-padded square crop and the frame coordinates of its top-left corner."""
     h, w = image.shape[:2]
-    half = int(round(side / 2))
-    x0, y0 = int(round(centre[0])) - half, int(round(centre[1])) - half
+    half = round(side / 2)
+    x0, y0 = round(centre[0]) - half, round(centre[1]) - half
     out = np.zeros((2 * half, 2 * half, 3), dtype=np.uint8)
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + 2 * half, w), min(y0 + 2 * half, h)
     if sx1 > sx0 and sy1 > sy0:
@@ -141,8 +141,12 @@ class MTCNNFaceDetector:
         """MTCNN faces of the whole frame, in frame pixels."""
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
-        small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale,
-                                                      interpolation=cv2.INTER_AREA)
+        small = image
+        if scale < 1.0:
+            small = np.asarray(
+                cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
+                dtype=np.uint8,
+            )
         self._mtcnn.min_size = max(12.0, 0.75 * self.min_face_px * scale)
         out = []
         for raw in self._mtcnn.detect(small):

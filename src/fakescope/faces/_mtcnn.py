@@ -124,7 +124,9 @@ class MTCNN:
         found: list[F32] = []
         while min_side >= 12:
             sh, sw = int(h * scale + 1), int(w * scale + 1)
-            resized = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+            resized = np.asarray(
+                cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA), dtype=np.uint8
+            )
             prob, reg = self._pnet.run(None, {"input": _normalise(resized[None])})
             prob, reg = prob[0], reg[0]
             ys, xs = np.nonzero(prob >= self.thresholds[0])

@@ -95,12 +95,16 @@ class Scanner:
         return open_media(
             path,
             Sampling(num_frames=cfg.num_frames, fps=cfg.fps),
-            Limits(max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels,
-                   max_duration_s=cfg.max_duration_s),
+            Limits(
+                max_bytes=cfg.max_bytes,
+                max_pixels=cfg.max_pixels,
+                max_duration_s=cfg.max_duration_s,
+            ),
         )
 
-    def find_faces(self, frames: Iterator[Frame], clock: _Clock, total: int,
-                   progress: Progress | None = None) -> _Faces:
+    def find_faces(
+        self, frames: Iterator[Frame], clock: _Clock, total: int, progress: Progress | None = None
+    ) -> _Faces:
         """Stages 2-4: detect faces (with landmarks), drop noise, align each kept face."""
         cfg = self.config
         wcfg = self.detector.config
@@ -149,8 +153,9 @@ class Scanner:
             for (tid, f), p in zip(members, probs, strict=True)
         ]
 
-    def decide(self, tracks: Sequence[Track], scores: Sequence[CropScore]
-               ) -> tuple[float, Label, tuple[TrackVerdict, ...]]:
+    def decide(
+        self, tracks: Sequence[Track], scores: Sequence[CropScore]
+    ) -> tuple[float, Label, tuple[TrackVerdict, ...]]:
         """Stage 6: per-track scores, then the input's score from each frame's worst face."""
         band = self.config.uncertain_band
         verdicts = []
@@ -174,8 +179,9 @@ class Scanner:
 
         def abstain(status: Status, reason: str) -> Verdict:
             clock.ms["total"] = (time.perf_counter() - began) * 1000.0
-            return Verdict(str(path), status, reason, model=model, media=media,
-                           timings_ms=dict(clock.ms))
+            return Verdict(
+                str(path), status, reason, model=model, media=media, timings_ms=dict(clock.ms)
+            )
 
         try:
             start = time.perf_counter()
@@ -193,8 +199,9 @@ class Scanner:
                         f"faces found but all smaller than {self.config.min_face_px:g} px "
                         f"(largest {faces.largest_small:.0f} px high)",
                     )
-                return abstain(Status.NO_FACE,
-                               f"no face found in {faces.frames_seen} sampled frame(s)")
+                return abstain(
+                    Status.NO_FACE, f"no face found in {faces.frames_seen} sampled frame(s)"
+                )
             start = time.perf_counter()
             scores = self.score(tracks, faces)
             clock.add("classify", start)
@@ -211,8 +218,9 @@ class Scanner:
             f"{len(tracks)} face track(s), {n_faces} face crop(s) in "
             f"{faces.frames_seen} sampled frame(s); threshold {self.threshold:.2f}"
         )
-        return Verdict(str(path), Status.OK, reason, overall, label, verdicts, model, media,
-                       dict(clock.ms))
+        return Verdict(
+            str(path), Status.OK, reason, overall, label, verdicts, model, media, dict(clock.ms)
+        )
 
     def _expected_frames(self, media: MediaInfo) -> int:
         if self.config.fps is not None and media.duration_s:

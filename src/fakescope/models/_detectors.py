@@ -59,7 +59,7 @@ class OnnxDetector:
             raise ModelError(f"expected crops of shape (N, {size}, {size}, 3), got {crops.shape}")
         out: list[npt.NDArray[np.float64]] = []
         for start in range(0, len(crops), self.batch_size):
-            batch = (crops[start : start + self.batch_size].astype(np.float32) - self._mean)
+            batch = crops[start : start + self.batch_size].astype(np.float32) - self._mean
             batch *= self._inv_std
             (prob,) = self._session.run(None, {"input": batch.transpose(0, 3, 1, 2).copy()})
             out.append(np.asarray(prob, dtype=np.float64).reshape(-1))

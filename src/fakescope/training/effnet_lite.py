@@ -55,8 +55,9 @@ class EfficientNetLite0(nn.Module):
         blocks: list[nn.Module] = []
         for repeats, kernel, stride, expand, cin, cout in _STAGES:
             for r in range(repeats):
-                blocks.append(MBConv(cin if r == 0 else cout, cout, kernel, stride if r == 0 else 1,
-                                     expand))
+                blocks.append(
+                    MBConv(cin if r == 0 else cout, cout, kernel, stride if r == 0 else 1, expand)
+                )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(1280, **_BN)

@@ -24,8 +24,11 @@ def main() -> None:
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--version", default="0.1.0")
-    parser.add_argument("--trained-on", default="FaceForensics++ face crops, train_ split "
-                        "(ffpp_face_crops; research-only FF++ Terms of Use)")
+    parser.add_argument(
+        "--trained-on",
+        default="FaceForensics++ face crops, train_ split "
+        "(ffpp_face_crops; research-only FF++ Terms of Use)",
+    )
     args = parser.parse_args()
     target = asset_path(args.file)
     shutil.copyfile(args.onnx, target)

@@ -40,8 +40,9 @@ def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         scale = rng.uniform(0.92, 1.08)
         m = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-6, 6), scale)
         m[:, 2] += (dx, dy)
-        img = cv2.warpAffine(np.ascontiguousarray(img), m, (size, size),
-                             borderMode=cv2.BORDER_REPLICATE)
+        img = cv2.warpAffine(
+            np.ascontiguousarray(img), m, (size, size), borderMode=cv2.BORDER_REPLICATE
+        )
     img = img.astype(np.float32)
     if rng.random() < 0.6:
         img = img * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
@@ -70,8 +71,10 @@ def to_tensor(batch: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def predict(model: nn.Module, crops: np.ndarray, batch: int = 64) -> np.ndarray:
     model.eval()
-    out = [torch.sigmoid(model(to_tensor(crops[i : i + batch]))[:, 0]).numpy()
-           for i in range(0, len(crops), batch)]
+    out = [
+        torch.sigmoid(model(to_tensor(crops[i : i + batch]))[:, 0]).numpy()
+        for i in range(0, len(crops), batch)
+    ]
     return np.concatenate(out)
 
 
@@ -99,8 +102,9 @@ def main() -> None:
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "config.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()},
-                                                     indent=2))
+    (args.out / "config.json").write_text(
+        json.dumps({k: str(v) for k, v in vars(args).items()}, indent=2)
+    )
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -158,16 +162,32 @@ def main() -> None:
         probs = predict(model, crops[test])
         auc = roc_auc_score(labels[test], probs)
         per_method = {
-            m: float(roc_auc_score(labels[test][(methods[test] == m) | (labels[test] == 0)],
-                                   probs[(methods[test] == m) | (labels[test] == 0)]))
+            m: float(
+                roc_auc_score(
+                    labels[test][(methods[test] == m) | (labels[test] == 0)],
+                    probs[(methods[test] == m) | (labels[test] == 0)],
+                )
+            )
             for m in sorted(set(methods[test]) - {"real"})
         }
-        entry = {"epoch": epoch, "loss": total / len(train), "test_auc": float(auc),
-                 "test_auc_per_method": per_method, "elapsed_s": round(time.time() - t0, 1)}
+        entry = {
+            "epoch": epoch,
+            "loss": total / len(train),
+            "test_auc": float(auc),
+            "test_auc_per_method": per_method,
+            "elapsed_s": round(time.time() - t0, 1),
+        }
         log.append(entry)
         print(json.dumps(entry), flush=True)
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "epoch": epoch}, ckpt_path)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "epoch": epoch,
+            },
+            ckpt_path,
+        )
     with (args.out / "log.jsonl").open("a") as fh:
         for entry in log:
             fh.write(json.dumps(entry) + "\n")
@@ -175,10 +195,14 @@ def main() -> None:
     model.eval()
     size = int(crops.shape[1])
     torch.onnx.export(
-        Exportable(model), (torch.zeros(1, 3, size, size),), str(args.out / "model.onnx"),
-        input_names=["input"], output_names=["fake_probability"],
+        Exportable(model),
+        (torch.zeros(1, 3, size, size),),
+        str(args.out / "model.onnx"),
+        input_names=["input"],
+        output_names=["fake_probability"],
         dynamic_axes={"input": {0: "n"}, "fake_probability": {0: "n"}},
-        opset_version=17, dynamo=False,
+        opset_version=17,
+        dynamo=False,
     )
     print(f"exported {args.out / 'model.onnx'}")
 

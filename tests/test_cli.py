@@ -1,0 +1,92 @@
+"""The ``fakescope`` command: JSON Lines schema, exit codes, one-line usage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fakescope.cli import main
+
+STATUSES = {"ok", "no_face", "face_too_small", "undecodable", "unsupported", "too_large", "error"}
+
+
+def _check_schema(obj: dict) -> None:  # type: ignore[type-arg]
+    assert set(obj) >= {
+        "path",
+        "status",
+        "reason",
+        "fake_probability",
+        "label",
+        "faces",
+        "model",
+        "timings_ms",
+    }
+    assert obj["status"] in STATUSES
+    assert isinstance(obj["reason"], str) and obj["reason"]
+    assert obj["label"] in {"fake", "real", "uncertain"}
+    if obj["status"] == "ok":
+        assert 0.0 <= obj["fake_probability"] <= 1.0
+        assert obj["faces"]
+    else:
+        assert obj["fake_probability"] is None and obj["label"] == "uncertain"
+    for face in obj["faces"]:
+        assert isinstance(face["track_id"], int)
+        assert 0.0 <= face["fake_probability"] <= 1.0
+        for frame in face["frames"]:
+            assert isinstance(frame["index"], int) and frame["time_s"] >= 0
+            assert len(frame["box"]) == 4 and 0.0 <= frame["fake_probability"] <= 1.0
+    assert set(obj["model"]) >= {"name", "sha256"}
+    assert {"decode", "detect", "landmarks", "align", "classify", "total"} <= set(obj["timings_ms"])
+
+
+def test_scan_json_over_a_mixed_batch(
+    hostile_dir: Path, face_clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["scan", "--json", "--frames", "8", str(hostile_dir), str(face_clip)])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    objs = [json.loads(line) for line in out]
+    assert len(objs) == 6  # five hostile files and the clip, none lost
+    for obj in objs:
+        _check_schema(obj)
+    by_name = {Path(o["path"]).name: o["status"] for o in objs}
+    assert by_name == {
+        "empty.mp4": "undecodable",
+        "huge.png": "too_large",
+        "text.mp4": "unsupported",
+        "truncated.mp4": "undecodable",
+        "valid.jpg": "ok",
+        "face.mp4": "ok",
+    }
+
+
+def test_scan_table(face_image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(face_image)]) == 0
+    out = capsys.readouterr().out
+    assert "face.jpg" in out and "ok" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["scan", "/no/such/file.mp4"],
+        ["scan", "--frames", "0", "x"],
+        ["scan", "--bogus", "x"],
+        ["scan"],
+        [],
+        ["scan", "--detector", "nope", "x"],
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(argv: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fakescope", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fakescope: error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""

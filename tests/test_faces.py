@@ -1,0 +1,110 @@
+"""Face stage: detectors, landmarks, noise filter, tracks and alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fakescope.faces import (
+    ARCFACE_TEMPLATE,
+    FACE_DETECTORS,
+    align_face,
+    alignment_matrix,
+    filter_faces,
+    iou,
+    link_tracks,
+)
+from fakescope.types import FaceBox
+
+
+def _face(x: float, y: float, size: float, frame: int = 0) -> FaceBox:
+    lm = np.array(
+        [
+            [x + 0.3 * size, y + 0.4 * size],
+            [x + 0.7 * size, y + 0.4 * size],
+            [x + 0.5 * size, y + 0.6 * size],
+            [x + 0.35 * size, y + 0.8 * size],
+            [x + 0.65 * size, y + 0.8 * size],
+        ],
+        dtype=np.float32,
+    )
+    return FaceBox(frame, (x, y, x + size, y + size), 0.99, lm)
+
+
+@pytest.fixture(scope="module", params=FACE_DETECTORS.names())
+def face_detector(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    return FACE_DETECTORS.create(request.param)
+
+
+def test_every_face_detector_finds_the_astronaut(face_detector, example_face) -> None:  # type: ignore[no-untyped-def]
+    faces = face_detector.detect(example_face, 7)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.frame_index == 7
+    x0, y0, x1, y1 = face.box
+    # The face of the 280x300 head-and-shoulders crop lies around x 90-180, y 60-180.
+    assert 60 < x0 < 120 and 150 < x1 < 210 and 30 < y0 < 100 and 150 < y1 < 210
+    lm = face.landmarks
+    assert lm.shape == (5, 2)
+    assert lm[0, 0] < lm[1, 0]  # image-left eye left of image-right eye
+    assert lm[0, 1] < lm[2, 1] < lm[3, 1]  # eyes above nose above mouth
+    assert face.mesh is not None and face.mesh.shape == (468, 3)
+
+
+def test_every_face_detector_returns_empty_list_without_faces(face_detector) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    assert face_detector.detect(noise, 0) == []
+    assert (
+        face_detector.detect(np.zeros((240, 320, 3), np.uint8), 0, hints=[(10, 10, 90, 90)]) == []
+    )
+
+
+def test_hybrid_follows_a_hint(example_face) -> None:  # type: ignore[no-untyped-def]
+    detector = FACE_DETECTORS.create("hybrid")
+    (first,) = detector.detect(example_face, 0)
+    (again,) = detector.detect(example_face, 1, hints=[first.box], full_scan=False)
+    assert iou(first.box, again.box) > 0.8
+
+
+def test_filter_drops_small_noise_relative_to_largest() -> None:
+    big, tiny, medium = _face(0, 0, 200), _face(300, 0, 45), _face(500, 0, 150)
+    kept = filter_faces([big, tiny, medium], min_size=40)
+    # (200 + 200) / sqrt(3) = 231: tiny (90) goes, medium (300) stays.
+    assert kept == [big, medium]
+    assert filter_faces([_face(0, 0, 30)], min_size=40) == []
+    assert filter_faces([]) == []
+
+
+def test_link_tracks_separates_two_people_and_bridges_a_gap() -> None:
+    frames = []
+    for k in range(10):
+        left = _face(10 + 3 * k, 50, 100, k)
+        right = _face(400 - 2 * k, 60, 90, k)
+        frames.append([right, left] if k % 2 else [left, right])
+    frames[4] = [frames[4][0]]  # one person missed in one frame
+    tracks = link_tracks(frames)
+    assert len(tracks) == 2
+    for track in tracks:
+        xs = [f.box[0] for f in track.faces]
+        assert xs == sorted(xs) or xs == sorted(xs, reverse=True)
+    assert sorted(len(t.faces) for t in tracks) == [9, 10]
+    assert link_tracks([[], []]) == []
+
+
+def test_spurious_short_track_is_dropped() -> None:
+    frames = [[_face(10, 10, 100, k)] for k in range(10)]
+    frames[3] = [*frames[3], _face(600, 400, 60, 3)]
+    assert len(link_tracks(frames)) == 1
+
+
+def test_alignment_maps_landmarks_to_the_template(example_face) -> None:  # type: ignore[no-untyped-def]
+    face = _face(60, 40, 120)
+    crop = align_face(example_face, face, 160, 0.0, track_id=3, time_s=1.5)
+    assert crop.image.shape == (160, 160, 3) and crop.image.dtype == np.uint8
+    assert crop.track_id == 3 and crop.time_s == 1.5
+    mapped = face.landmarks @ crop.matrix[:, :2].T + crop.matrix[:, 2]
+    # A similarity fit of a non-similar point set: close, not exact.
+    assert np.abs(mapped - ARCFACE_TEMPLATE / 112 * 160).max() < 12
+    wider = alignment_matrix(face.landmarks, 160, 0.5)
+    assert abs(np.linalg.det(wider[:, :2])) < abs(np.linalg.det(crop.matrix[:, :2]))

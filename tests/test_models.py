@@ -1,0 +1,62 @@
+"""Contract test over every registered deepfake detector, and weight integrity."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakescope.errors import ConfigError, ModelError
+from fakescope.models import DETECTORS, WeightConfig, asset_path, create_detector, sha256_file
+from fakescope.models._assets import ASSET_SHA256, verified_path
+
+
+@pytest.mark.parametrize("name", DETECTORS.names())
+def test_detector_contract(name: str) -> None:
+    detector = create_detector(name, threads=1)
+    cfg = detector.config
+    assert cfg.name == name
+    assert detector.info.sha256 == cfg.sha256 == sha256_file(asset_path(cfg.file))
+    size = cfg.input_size
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (5, size, size, 3), dtype=np.uint8)
+    probs = detector.predict(crops)
+    assert probs.shape == (5,)
+    assert np.all((probs >= 0) & (probs <= 1))
+    one_by_one = np.concatenate([detector.predict(crops[i : i + 1]) for i in range(5)])
+    np.testing.assert_allclose(probs, one_by_one, atol=1e-5)
+    assert detector.predict(np.zeros((0, size, size, 3), np.uint8)).shape == (0,)
+    with pytest.raises(ModelError):
+        detector.predict(crops[:, :-1])
+
+
+def test_unknown_detector_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown detector"):
+        create_detector("no-such-detector")
+
+
+def test_shipped_assets_match_their_sha256() -> None:
+    for name, digest in ASSET_SHA256.items():
+        assert sha256_file(asset_path(name)) == digest, name
+
+
+def test_tampered_weight_fails_its_check(tmp_path: Path) -> None:
+    copy = tmp_path / "model.onnx"
+    shutil.copyfile(asset_path("mtcnn_rnet.onnx"), copy)
+    with copy.open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelError, match="sha256"):
+        verified_path(copy, ASSET_SHA256["mtcnn_rnet.onnx"])
+    with pytest.raises(ModelError, match="missing"):
+        verified_path(tmp_path / "absent.onnx", "0" * 64)
+
+
+def test_weight_config_rejects_unknown_keys(tmp_path: Path) -> None:
+    good = asset_path(create_detector().config.file).with_suffix(".json")
+    text = good.read_text().replace('"name"', '"nmae"', 1)
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    with pytest.raises(ModelError, match="unknown keys"):
+        WeightConfig.from_json(bad)

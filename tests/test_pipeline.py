@@ -1,0 +1,138 @@
+"""End-to-end scans on generated media and hostile files: every input ends with a status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakescope import Label, ScanConfig, Scanner, Status, Verdict
+from fakescope.errors import ConfigError
+from fakescope.inference import AGGREGATORS, decide_label, frame_max_scores
+from fakescope.types import CropScore
+
+from conftest import write_image
+
+
+def test_face_clip_gets_an_ok_verdict(scanner: Scanner, face_clip: Path) -> None:
+    v = scanner.scan(face_clip)
+    assert v.status is Status.OK, v.reason
+    assert v.fake_probability is not None and 0.0 <= v.fake_probability <= 1.0
+    assert v.label in set(Label)
+    assert len(v.tracks) == 1
+    frames = v.tracks[0].frames
+    assert 20 <= len(frames) <= 30  # 30-frame clip, 32 asked: every frame, almost all found
+    indices = [f.frame_index for f in frames]
+    assert indices == sorted(indices)
+    assert all(0 <= f.time_s <= 2.1 for f in frames)
+    x0, y0, x1, y1 = frames[0].box
+    assert 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 240
+    # input score = mean over frames of the per-frame max: one face, so the track's mean
+    assert v.fake_probability == pytest.approx(v.tracks[0].fake_probability)
+    assert v.model is not None and len(v.model.sha256) == 64
+    assert v.timings_ms["total"] >= v.timings_ms["classify"] > 0
+
+
+def test_sampling_follows_the_config(face_clip: Path) -> None:
+    v = Scanner(ScanConfig(num_frames=6)).scan(face_clip)
+    assert v.status is Status.OK
+    assert len({f.frame_index for t in v.tracks for f in t.frames}) <= 6
+
+
+def test_photo_is_scanned(scanner: Scanner, face_image: Path) -> None:
+    v = scanner.scan(face_image)
+    assert v.status is Status.OK, v.reason
+    assert v.media is not None and v.media.kind == "image"
+    assert [f.frame_index for f in v.tracks[0].frames] == [0]
+
+
+def test_no_face(scanner: Scanner, noface_clip: Path) -> None:
+    v = scanner.scan(noface_clip)
+    assert v.status is Status.NO_FACE
+    assert v.fake_probability is None and v.label is Label.UNCERTAIN and v.tracks == ()
+    assert "no face" in v.reason
+
+
+def test_face_too_small(scanner: Scanner, example_face: np.ndarray, tmp_path: Path) -> None:
+    import cv2
+
+    small = cv2.resize(example_face, (112, 120), interpolation=cv2.INTER_AREA)
+    canvas = np.full((480, 640, 3), 200, np.uint8)
+    canvas[100:220, 100:212] = small
+    v = scanner.scan(write_image(tmp_path / "small.png", canvas, ".png"))
+    assert v.status is Status.FACE_TOO_SMALL, v.reason
+    assert v.fake_probability is None
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("empty.mp4", Status.UNDECODABLE),
+        ("truncated.mp4", Status.UNDECODABLE),
+        ("text.mp4", Status.UNSUPPORTED),
+        ("huge.png", Status.TOO_LARGE),
+        ("valid.jpg", Status.OK),
+    ],
+)
+def test_hostile_inputs_get_their_status(
+    scanner: Scanner, hostile_dir: Path, name: str, status: Status
+) -> None:
+    v = scanner.scan(hostile_dir / name)
+    assert v.status is status, v.reason
+    assert v.reason
+    assert (v.fake_probability is None) == (status is not Status.OK)
+
+
+def test_missing_file_is_an_error_verdict(scanner: Scanner, tmp_path: Path) -> None:
+    v = scanner.scan(tmp_path / "absent.mp4")
+    assert v.status is Status.ERROR and "no such file" in v.reason
+
+
+def test_unexpected_failure_becomes_an_error_status(
+    scanner: Scanner, face_image: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(scanner.detector, "predict", boom)
+    v = scanner.scan(face_image)
+    assert v.status is Status.ERROR and "simulated crash" in v.reason
+    assert v.fake_probability is None
+
+
+def test_verdict_refuses_made_up_scores() -> None:
+    with pytest.raises(ValueError):
+        Verdict("x", Status.NO_FACE, "none", fake_probability=0.5)
+    with pytest.raises(ValueError):
+        Verdict("x", Status.OK, "ok")
+
+
+def test_decide_label_band() -> None:
+    assert decide_label(0.9, 0.5, 0.1) is Label.FAKE
+    assert decide_label(0.6, 0.5, 0.1) is Label.FAKE
+    assert decide_label(0.55, 0.5, 0.1) is Label.UNCERTAIN
+    assert decide_label(0.4, 0.5, 0.1) is Label.UNCERTAIN
+    assert decide_label(0.39, 0.5, 0.1) is Label.REAL
+
+
+def test_aggregators() -> None:
+    scores = [0.1, 0.2, 0.9, 0.4]
+    assert AGGREGATORS.create("mean")(scores) == pytest.approx(0.4)
+    assert AGGREGATORS.create("max")(scores) == pytest.approx(0.9)
+    assert AGGREGATORS.create("median")(scores) == pytest.approx(0.3)
+    assert AGGREGATORS.create("top-quartile-mean")(scores) == pytest.approx(0.9)
+    crop = [
+        CropScore(0, 1, 0.0, (0, 0, 1, 1), 0.2),
+        CropScore(1, 1, 0.0, (0, 0, 1, 1), 0.7),
+        CropScore(0, 2, 0.1, (0, 0, 1, 1), 0.3),
+    ]
+    assert frame_max_scores(crop) == [0.7, 0.3]
+
+
+def test_config_rejects_unknown_keys_and_bad_values() -> None:
+    with pytest.raises(ConfigError, match="unknown"):
+        ScanConfig.from_mapping({"frames": 3})
+    with pytest.raises(ConfigError):
+        ScanConfig(num_frames=0)
+    assert ScanConfig.from_mapping({"num_frames": 3}).num_frames == 3
