@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import write_image
 from fakescope import Label, ScanConfig, Scanner, Status, Verdict
 from fakescope.errors import ConfigError
 from fakescope.inference import AGGREGATORS, decide_label, frame_max_scores
 from fakescope.types import CropScore
-
-from conftest import write_image
 
 
 def test_face_clip_gets_an_ok_verdict(scanner: Scanner, face_clip: Path) -> None:

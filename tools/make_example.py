@@ -11,6 +11,14 @@ OUT = Path(__file__).resolve().parents[1] / "examples" / "astronaut.mp4"
 
 if __name__ == "__main__":
     OUT.parent.mkdir(exist_ok=True)
-    make_clip(OUT, width=1280, height=720, seconds=4.0, fps=25, face=load_example_face(),
-              face_height=240, seed=0)
+    make_clip(
+        OUT,
+        width=1280,
+        height=720,
+        seconds=4.0,
+        fps=25,
+        face=load_example_face(),
+        face_height=240,
+        seed=0,
+    )
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")

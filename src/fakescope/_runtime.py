@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = ["litert_interpreter", "onnx_session"]
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT: no "Created XNNPACK delegate" line
 
 
 def onnx_session(path: Path, threads: int = 0) -> Any:
@@ -26,10 +28,26 @@ def onnx_session(path: Path, threads: int = 0) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence native writes to fd 2 (LiteRT prints an INFO line when it applies XNNPACK and
+    has no switch for it); Python-level errors are unaffected once the block ends."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def litert_interpreter(path: Path, threads: int = 1) -> Any:
     """An allocated LiteRT interpreter for a ``.tflite`` file."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
+    with _quiet_stderr():
+        interpreter.allocate_tensors()
     return interpreter

@@ -27,7 +27,7 @@ class ScanConfig:
     detector: str = "effnet-lite0-ffpp"
     min_face_px: float = 40.0
     detect_max_side: int = 960
-    full_scan_every: int = 8
+    full_scan_every: int = 16
     max_faces: int = 8
     track_aggregator: str = "mean"
     video_aggregator: str = "mean"

@@ -62,13 +62,18 @@ def bench_clip(scanner: Scanner, path: Path, repeat: int) -> dict[str, Any]:
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title="fakescope bench (median ms per scan)")
+    table = Table(
+        title="fakescope bench (median ms per scan; decode = time waiting for the "
+        "prefetching decoder)"
+    )
     table.add_column("clip", overflow="fold")
+    table.add_column("size", justify="right")
     for col in (*STAGES, "decode-only", "total/decode", "frames/s", "peak RSS MB"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
             Path(r["clip"]).name,
+            f"{r['width']}x{r['height']}",
             *(f"{r['stages_ms'][s]:.0f}" for s in STAGES),
             f"{r['decode_only_ms']:.0f}",
             f"{r['total_over_decode']}",
@@ -97,7 +102,10 @@ def run_bench(clips: Sequence[str], config: ScanConfig, repeat: int, json_out: s
         for clip in [generated, *map(Path, clips)]:
             err.print(f"timing {clip.name} ...")
             rows.append(bench_clip(scanner, clip, repeat))
-    Console().print(_table(rows))
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=200)
+    out.print(_table(rows))
     report = {
         "config": config.__dict__,
         "repeat": repeat,

@@ -147,7 +147,7 @@ class MTCNNFaceDetector:
                 cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
                 dtype=np.uint8,
             )
-        self._mtcnn.min_size = max(12.0, 0.75 * self.min_face_px * scale)
+        self._mtcnn.min_size = max(12.0, 0.85 * self.min_face_px * scale)
         out = []
         for raw in self._mtcnn.detect(small):
             box = (raw.box[0] / scale, raw.box[1] / scale, raw.box[2] / scale, raw.box[3] / scale)

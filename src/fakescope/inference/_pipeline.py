@@ -17,6 +17,7 @@ from fakescope.config import ScanConfig
 from fakescope.errors import FakescopeError
 from fakescope.faces import FACE_DETECTORS, FaceDetector, align_face, filter_faces, link_tracks
 from fakescope.inference._aggregate import AGGREGATORS, frame_max_scores
+from fakescope.inference._prefetch import prefetch
 from fakescope.io import Limits, Sampling, open_media
 from fakescope.models import Detector, create_detector
 from fakescope.types import (
@@ -188,6 +189,8 @@ class Scanner:
             media, frames = self.open(path)
             clock.add("decode", start)
             total = 1 if media.kind == "image" else self._expected_frames(media)
+            if media.kind == "video":
+                frames = prefetch(frames)
             faces = self.find_faces(frames, clock, total, progress)
             if faces.frames_seen == 0:
                 return abstain(Status.UNDECODABLE, "no frame could be decoded")

@@ -102,7 +102,8 @@ def _probe(
     if not container.streams.video:
         raise UnsupportedMedia(f"the {fmt} container has no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    if sampling.decoder_threads != "NONE":
+        stream.thread_type = sampling.decoder_threads
     _check_pixels(stream.codec_context.width, stream.codec_context.height, limits)
 
     duration = _duration(container, stream)
