@@ -1,14 +1,20 @@
-"""``fakescope bench``: per-stage time, peak RSS and frames/s, beside the decode-only floor."""
+"""``fakescope bench``: per-stage time, peak RSS and frames/s beside the decode-only floor,
+on a generated 10-s 720p clip, on given clips, and (``--sweep``) versus number of sampled
+frames, resolution and faces per frame. Every run can be saved as JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import resource
+import os
+import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +25,39 @@ from fakescope.config import ScanConfig
 from fakescope.inference import STAGES, Scanner
 from fakescope.io import load_example_face, make_clip
 
-__all__ = ["bench_clip", "decode_floor_ms", "run_bench"]
+__all__ = ["bench_clip", "decode_floor_ms", "peak_rss", "run_bench"]
+
+SWEEP_FRAMES = (8, 16, 32, 64)
+SWEEP_SIZES = ((640, 360), (1280, 720), (1920, 1080))
+SWEEP_FACES = (1, 2, 4)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def peak_rss() -> Iterator[list[float]]:
+    """Sample this process's resident memory every 5 ms; yields a list whose single item is
+    the peak in MB once the block ends."""
+    result: list[float] = []
+    peak = _rss_bytes()
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.005):
+            peak = max(peak, _rss_bytes())
+
+    worker = threading.Thread(target=sample, daemon=True)
+    worker.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        worker.join()
+        result.append(max(peak, _rss_bytes()) / 2**20)
 
 
 def decode_floor_ms(scanner: Scanner, path: Path) -> float:
@@ -31,19 +69,14 @@ def decode_floor_ms(scanner: Scanner, path: Path) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def bench_clip(scanner: Scanner, path: Path, repeat: int) -> dict[str, Any]:
     """Median per-stage milliseconds over ``repeat`` scans (after one warm-up scan)."""
     warm = scanner.scan(path)
-    runs = [scanner.scan(path) for _ in range(repeat)]
+    with peak_rss() as rss:
+        runs = [scanner.scan(path) for _ in range(repeat)]
     floors = [decode_floor_ms(scanner, path) for _ in range(repeat)]
     stages = {s: statistics.median(r.timings_ms.get(s, 0.0) for r in runs) for s in STAGES}
-    frames = (
-        len({f.frame_index for t in warm.tracks for f in t.frames}) or scanner.config.num_frames
-    )
+    frames = len({f.frame_index for t in warm.tracks for f in t.frames})
     total = stages["total"]
     floor = statistics.median(floors)
     return {
@@ -51,29 +84,28 @@ def bench_clip(scanner: Scanner, path: Path, repeat: int) -> dict[str, Any]:
         "status": str(warm.status),
         "width": warm.media.width if warm.media else None,
         "height": warm.media.height if warm.media else None,
-        "sampled_frames": frames,
+        "frames_with_faces": frames,
         "faces": sum(len(t.frames) for t in warm.tracks),
         "stages_ms": {k: round(v, 1) for k, v in stages.items()},
         "decode_only_ms": round(floor, 1),
         "total_over_decode": round(total / floor, 2) if floor else None,
-        "frames_per_s": round(frames / (total / 1000.0), 1) if total else None,
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "frames_per_s": round(scanner.config.num_frames / (total / 1000.0), 1) if total else None,
+        "peak_rss_mb": round(rss[0], 1),
     }
 
 
-def _table(rows: Sequence[dict[str, Any]]) -> Table:
-    table = Table(
-        title="fakescope bench (median ms per scan; decode = time waiting for the "
-        "prefetching decoder)"
-    )
-    table.add_column("clip", overflow="fold")
+def _table(title: str, rows: Sequence[dict[str, Any]], key: str) -> Table:
+    table = Table(title=title)
+    table.add_column(key, overflow="fold")
     table.add_column("size", justify="right")
+    table.add_column("faces", justify="right")
     for col in (*STAGES, "decode-only", "total/decode", "frames/s", "peak RSS MB"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
-            Path(r["clip"]).name,
+            str(r[key]),
             f"{r['width']}x{r['height']}",
+            str(r["faces"]),
             *(f"{r['stages_ms'][s]:.0f}" for s in STAGES),
             f"{r['decode_only_ms']:.0f}",
             f"{r['total_over_decode']}",
@@ -83,12 +115,52 @@ def _table(rows: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
-def run_bench(clips: Sequence[str], config: ScanConfig, repeat: int, json_out: str | None) -> int:
+def _sweep(config: ScanConfig, repeat: int, tmp: Path, err: Console) -> list[dict[str, Any]]:
+    face = load_example_face()
+    rows: list[dict[str, Any]] = []
+    cases: list[tuple[str, Any, int, int, int, int]] = [
+        *(("frames", n, 1280, 720, 1, n) for n in SWEEP_FRAMES),
+        *(("resolution", f"{w}x{h}", w, h, 1, config.num_frames) for w, h in SWEEP_SIZES),
+        *(("faces", k, 1280, 720, k, config.num_frames) for k in SWEEP_FACES),
+    ]
+    clips: dict[tuple[int, int, int], Path] = {}
+    for variable, value, w, h, faces, frames in cases:
+        clip = clips.get((w, h, faces))
+        if clip is None:
+            clip = tmp / f"sweep_{w}x{h}_{faces}faces.mp4"
+            make_clip(
+                clip,
+                width=w,
+                height=h,
+                seconds=10.0,
+                fps=30,
+                face=face,
+                face_height=round(h * 0.45),
+                num_faces=faces,
+            )
+            clips[(w, h, faces)] = clip
+        err.print(f"sweep: {variable} = {value}")
+        scanner = Scanner(dataclasses.replace(config, num_frames=frames))
+        row = bench_clip(scanner, clip, repeat)
+        rows.append({"variable": variable, "value": value, **row})
+    return rows
+
+
+def run_bench(
+    clips: Sequence[str],
+    config: ScanConfig,
+    repeat: int,
+    json_out: str | None,
+    sweep: bool = False,
+) -> int:
     err = Console(stderr=True)
+    out = Console() if Console().is_terminal else Console(width=220)
     scanner = Scanner(config)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="fakescope-bench-") as tmp:
-        generated = Path(tmp) / "synthetic_720p_10s.mp4"
+    rows: list[dict[str, Any]] = []
+    sweep_rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="fakescope-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        generated = tmp / "synthetic_720p_10s.mp4"
         err.print("generating a 10-s 1280x720 H.264 clip ...")
         make_clip(
             generated,
@@ -101,17 +173,35 @@ def run_bench(clips: Sequence[str], config: ScanConfig, repeat: int, json_out: s
         )
         for clip in [generated, *map(Path, clips)]:
             err.print(f"timing {clip.name} ...")
-            rows.append(bench_clip(scanner, clip, repeat))
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=200)
-    out.print(_table(rows))
+            row = bench_clip(scanner, clip, repeat)
+            rows.append({**row, "clip": Path(row["clip"]).name})
+        if sweep:
+            sweep_rows = _sweep(config, repeat, tmp, err)
+    out.print(
+        _table(
+            f"fakescope bench: median ms per scan of {config.num_frames} sampled "
+            "frames (decode = time waiting for the prefetching decoder)",
+            rows,
+            "clip",
+        )
+    )
+    if sweep_rows:
+        out.print(
+            _table(
+                "sweep (generated 10-s clips)",
+                [{**r, "case": f"{r['variable']}={r['value']}"} for r in sweep_rows],
+                "case",
+            )
+        )
     report = {
-        "config": config.__dict__,
+        "config": dataclasses.asdict(config),
         "repeat": repeat,
         "results": rows,
+        "sweep": sweep_rows,
         "python": sys.version.split()[0],
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if json_out:
-        Path(json_out).write_text(json.dumps(report, indent=2))
+        Path(json_out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

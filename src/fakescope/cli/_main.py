@@ -42,7 +42,7 @@ def _probability(text: str) -> float:
     return value
 
 
-def _add_scan_options(p: argparse.ArgumentParser) -> None:
+def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None:
     from fakescope.faces import FACE_DETECTORS
     from fakescope.inference import AGGREGATORS
     from fakescope.models import DETECTORS
@@ -54,7 +54,8 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         help="frames sampled evenly over each video (default 32)",
     )
     p.add_argument("--fps", type=_positive_float, help="sample at this rate instead")
-    p.add_argument("--detector", choices=DETECTORS.names(), help="deepfake detector")
+    if detector:
+        p.add_argument("--detector", choices=DETECTORS.names(), help="deepfake detector")
     p.add_argument("--face-detector", choices=FACE_DETECTORS.names(), dest="face_detector")
     p.add_argument(
         "--min-face",
@@ -94,7 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--json", dest="json_out", metavar="FILE", help="also save the table as JSON here"
     )
+    bench.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also time versus sampled frames, resolution and faces per frame",
+    )
     _add_scan_options(bench)
+
+    from fakescope.cli._eval import add_eval_parser
+
+    _add_scan_options(add_eval_parser(sub), detector=False)
     return parser
 
 
@@ -123,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"fakescope {version('fakescope')}")
             return 0
         if args.command is None:
-            raise UsageError("a command is required: scan or bench (see fakescope --help)")
+            raise UsageError("a command is required: scan, eval or bench (see fakescope --help)")
         from fakescope.config import ScanConfig
 
         config = ScanConfig.from_mapping(config_overrides(args))
@@ -131,9 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fakescope.cli._scan import run_scan
 
             return run_scan(args.paths, config, as_json=args.json)
+        if args.command == "eval":
+            from fakescope.cli._eval import run_eval
+
+            return run_eval(args, config)
         from fakescope.cli._bench import run_bench
 
-        return run_bench(args.clips, config, repeat=args.repeat, json_out=args.json_out)
+        return run_bench(
+            args.clips, config, repeat=args.repeat, json_out=args.json_out, sweep=args.sweep
+        )
     except UsageError as exc:
         print(f"fakescope: error: {exc}", file=sys.stderr)
         return 2

@@ -77,5 +77,8 @@ def run_scan(paths: Sequence[str], config: ScanConfig, as_json: bool) -> int:
                 sys.stdout.flush()
             bar.advance(overall)
     if not as_json:
-        Console().print(verdict_table(verdicts))
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=160)
+        out.print(verdict_table(verdicts))
     return 0

@@ -48,18 +48,22 @@ def make_clip(
     face_height: int = 200,
     codec: str = "libx264",
     seed: int = 0,
+    num_faces: int = 1,
 ) -> Path:
     """Write a synthetic yuv420p video to ``path`` and return ``path``.
 
     The container follows the suffix (.mp4, .mov, .mkv, .webm, .avi). The background is a
     smooth random texture that drifts a little; ``face`` (RGB), when given, is scaled to
-    ``face_height`` pixels tall and pasted on top, moving slowly so there is real motion.
+    ``face_height`` pixels tall and pasted on top, moving slowly so there is real motion;
+    ``num_faces`` copies side by side (each in its own column) test multi-face scenes.
     """
+    if num_faces < 1:
+        raise ConfigError(f"num_faces must be >= 1, got {num_faces}")
     path = Path(path)
     _validate(path, width, height, seconds, fps, face, face_height, codec)
     rng = np.random.default_rng(seed)
     background = _background(rng, width + 2 * _MARGIN, height + 2 * _MARGIN)
-    sprite = None if face is None else _scale_face(face, face_height, width, height)
+    sprite = None if face is None else _scale_face(face, face_height, width // num_faces, height)
     total = max(1, round(seconds * fps))
 
     with av.open(str(path), mode="w", format=_CONTAINERS[path.suffix.lower()]) as container:
@@ -71,7 +75,7 @@ def make_clip(
         if codec == "mpeg4":
             stream.codec_context.qscale = 4
         for i in range(total):
-            image = _render(background, sprite, i / fps, width, height)
+            image = _render(background, sprite, i / fps, width, height, num_faces)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = i
             container.mux(stream.encode(frame))
@@ -137,15 +141,18 @@ def _render(
     t: float,
     width: int,
     height: int,
+    num_faces: int = 1,
 ) -> npt.NDArray[np.uint8]:
     ox = _MARGIN + round(_MARGIN * math.sin(2 * math.pi * t / 6.0))
     oy = _MARGIN + round(_MARGIN * math.cos(2 * math.pi * t / 8.0))
     image = background[oy : oy + height, ox : ox + width].copy()
     if sprite is not None:
         sh, sw = sprite.shape[:2]
-        amp_x = min(0.15 * width, (width - sw) / 2)
+        column = width // num_faces
+        amp_x = min(0.15 * column, (column - sw) / 2)
         amp_y = min(0.10 * height, (height - sh) / 2)
-        x0 = round((width - sw) / 2 + amp_x * math.sin(2 * math.pi * t / 5.0))
-        y0 = round((height - sh) / 2 + amp_y * math.sin(2 * math.pi * t / 7.0))
-        image[y0 : y0 + sh, x0 : x0 + sw] = sprite
+        for k in range(num_faces):
+            x0 = round(k * column + (column - sw) / 2 + amp_x * math.sin(2 * math.pi * t / 5.0))
+            y0 = round((height - sh) / 2 + amp_y * math.sin(2 * math.pi * (t + k) / 7.0))
+            image[y0 : y0 + sh, x0 : x0 + sw] = sprite
     return image

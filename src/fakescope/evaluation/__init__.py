@@ -1,0 +1,75 @@
+"""Evaluation: ScoreTables you keep, the field's metrics as pure functions (with bootstrap
+intervals), Display plots, and the report folder behind ``fakescope eval``.
+
+Frame level: every sampled frame's most suspicious face is one sample (intervals resample whole
+items). Video (item) level: the scan's own per-input score. Per-method numbers compare that
+method's fakes with all reals. Abstentions count against the detector unless ``exclude``.
+"""
+
+from fakescope.evaluation._metrics import (
+    MetricSummary,
+    accuracy,
+    average_precision,
+    bayes_threshold,
+    bootstrap_ci,
+    breakdown,
+    dcf,
+    det_curve,
+    eer,
+    expected_calibration_error,
+    log_loss,
+    min_dcf,
+    roc_auc,
+    summarize,
+)
+from fakescope.evaluation._plots import (
+    DET_TICKS,
+    DetCurveDisplay,
+    ReliabilityDisplay,
+    RocCurveDisplay,
+    ScoreHistogramDisplay,
+)
+from fakescope.evaluation._report import (
+    ABSTAIN_POLICIES,
+    compute_metrics,
+    headline_markdown,
+    item_scores,
+    method_markdown,
+    write_report,
+)
+from fakescope.evaluation._run import Failure, score_items, verdict_rows
+from fakescope.evaluation._scores import MEDIA_LEVEL, ScoreRow, ScoreTable
+
+__all__ = [
+    "ABSTAIN_POLICIES",
+    "DET_TICKS",
+    "MEDIA_LEVEL",
+    "DetCurveDisplay",
+    "Failure",
+    "MetricSummary",
+    "ReliabilityDisplay",
+    "RocCurveDisplay",
+    "ScoreHistogramDisplay",
+    "ScoreRow",
+    "ScoreTable",
+    "accuracy",
+    "average_precision",
+    "bayes_threshold",
+    "bootstrap_ci",
+    "breakdown",
+    "compute_metrics",
+    "dcf",
+    "det_curve",
+    "eer",
+    "expected_calibration_error",
+    "headline_markdown",
+    "item_scores",
+    "log_loss",
+    "method_markdown",
+    "min_dcf",
+    "roc_auc",
+    "score_items",
+    "summarize",
+    "verdict_rows",
+    "write_report",
+]

@@ -1,0 +1,263 @@
+"""Metrics per detector x dataset from a ScoreTable, and the report folder: metrics.json,
+report.md (side-by-side tables), PNG figures and an index.html that shows them.
+
+Abstain policy (``worst``, the default): an item a detector abstained on (no face, undecodable,
+...) counts against it — a fake is scored 0 (missed) and a real 1 (false alarm) — so a detector
+cannot look better by refusing hard inputs. ``exclude`` drops such items instead. Either way
+the abstentions are counted and listed in the report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fakescope.errors import ConfigError
+from fakescope.evaluation._metrics import breakdown, summarize
+from fakescope.evaluation._run import Failure
+from fakescope.evaluation._scores import ScoreRow, ScoreTable
+
+__all__ = [
+    "ABSTAIN_POLICIES",
+    "compute_metrics",
+    "headline_markdown",
+    "item_scores",
+    "method_markdown",
+    "write_report",
+]
+
+ABSTAIN_POLICIES = ("worst", "exclude")
+
+
+def item_scores(
+    rows: Sequence[ScoreRow], policy: str = "worst"
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[str], list[str], int]:
+    """Item-level labels, scores, ids and methods after the abstain policy; and the number of
+    abstentions."""
+    if policy not in ABSTAIN_POLICIES:
+        raise ConfigError(f"abstain policy must be one of {ABSTAIN_POLICIES}, got {policy!r}")
+    y: list[int] = []
+    s: list[float] = []
+    ids: list[str] = []
+    methods: list[str] = []
+    abstained = 0
+    for r in rows:
+        score = r.score
+        if math.isnan(score):
+            abstained += 1
+            if policy == "exclude":
+                continue
+            score = 0.0 if r.label == 1 else 1.0
+        y.append(r.label)
+        s.append(score)
+        ids.append(r.media_id)
+        methods.append(r.method)
+    return np.array(y, np.int64), np.array(s, np.float64), ids, methods, abstained
+
+
+def _summary_dict(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.to_dict() for k, v in summary.items()}
+
+
+def compute_metrics(
+    table: ScoreTable,
+    *,
+    policy: str = "worst",
+    n_boot: int = 1000,
+    c_miss: float = 1.0,
+    c_fa: float = 1.0,
+    p_target: float = 0.5,
+    threshold: float = 0.5,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{detector: {dataset: {"items", "abstained", "video", "frame", "per_method"}}}``.
+
+    A metric that cannot be computed (one class only) is reported as an ``error`` string.
+    """
+    opts: dict[str, Any] = {
+        "threshold": threshold,
+        "c_miss": c_miss,
+        "c_fa": c_fa,
+        "p_target": p_target,
+        "n_boot": n_boot,
+        "seed": seed,
+    }
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for detector in table.detectors():
+        for dataset in table.select(detector).datasets():
+            part = table.select(detector, dataset)
+            y, s, _, methods, abstained = item_scores(part.media_rows(), policy)
+            entry: dict[str, Any] = {"items": len(part.media_rows()), "abstained": abstained}
+            try:
+                entry["video"] = _summary_dict(summarize(y, s, **opts))
+                entry["per_method"] = {
+                    m: _summary_dict(v)
+                    for m, v in breakdown(y, s, np.array(methods), **opts).items()
+                }
+            except ValueError as exc:
+                entry["video"] = {"error": str(exc)}
+            fy, fs, groups, _ = part.frame_scores()
+            try:
+                entry["frame"] = _summary_dict(summarize(fy, fs, groups=np.array(groups), **opts))
+            except ValueError as exc:
+                entry["frame"] = {"error": str(exc)}
+            out.setdefault(detector, {})[dataset] = entry
+    return out
+
+
+def _fmt(summary: dict[str, Any], key: str) -> str:
+    m = summary.get(key)
+    if not isinstance(m, dict):
+        return "n/a"
+    return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
+
+
+def headline_markdown(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """One row per detector x dataset: item- and frame-level AUC with 95% bootstrap CIs."""
+    lines = [
+        "| detector | dataset | items | abstained | video AUC [95% CI] | video EER | "
+        "video min DCF | video ECE | frame AUC [95% CI] | frame EER |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for detector, per in metrics.items():
+        for dataset, e in per.items():
+            v, f = e.get("video", {}), e.get("frame", {})
+            lines.append(
+                f"| {detector} | {dataset} | {e['items']} | {e['abstained']} | "
+                f"{_fmt(v, 'auc')} | {_fmt(v, 'eer')} | {_fmt(v, 'min_dcf')} | {_fmt(v, 'ece')} "
+                f"| {_fmt(f, 'auc')} | {_fmt(f, 'eer')} |"
+            )
+    return "\n".join(lines)
+
+
+def method_markdown(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Item-level AUC per manipulation method (that method's fakes vs all reals)."""
+    lines = ["| detector | dataset | method | AUC [95% CI] | EER |", "|---|---|---|---|---|"]
+    for detector, per in metrics.items():
+        for dataset, e in per.items():
+            for method, summary in e.get("per_method", {}).items():
+                lines.append(
+                    f"| {detector} | {dataset} | {method} | {_fmt(summary, 'auc')} | "
+                    f"{_fmt(summary, 'eer')} |"
+                )
+    return "\n".join(lines)
+
+
+def _figures(table: ScoreTable, out: Path, policy: str) -> list[Path]:
+    from fakescope.evaluation._plots import (
+        DetCurveDisplay,
+        ReliabilityDisplay,
+        RocCurveDisplay,
+        ScoreHistogramDisplay,
+    )
+
+    written: list[Path] = []
+    out.mkdir(parents=True, exist_ok=True)
+    for dataset in table.datasets():
+        roc = det = None
+        for detector in table.select(dataset=dataset).detectors():
+            y, s, _, methods, _ = item_scores(table.select(detector, dataset).media_rows(), policy)
+            if len(set(y.tolist())) < 2:
+                continue
+            roc = (
+                RocCurveDisplay.from_predictions(y, s, name=detector)
+                if roc is None
+                else roc.plot(ax=roc.ax_, name=detector)
+            )
+            det = (
+                DetCurveDisplay.from_predictions(y, s, name=detector)
+                if det is None
+                else det.plot(ax=det.ax_, name=detector)
+            )
+            stem = f"{dataset}__{detector}".replace("/", "_")
+            hist = ScoreHistogramDisplay.from_predictions(y, s, methods=methods, name=detector)
+            written.append(hist.save(out / f"hist__{stem}.png"))
+            rel = ReliabilityDisplay.from_predictions(y, s, name=detector)
+            written.append(rel.save(out / f"reliability__{stem}.png"))
+        if roc is not None and det is not None:
+            written.append(roc.save(out / f"roc__{dataset}.png"))
+            written.append(det.save(out / f"det__{dataset}.png"))
+    return written
+
+
+def _md_table_html(markdown: str) -> str:
+    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.strip()]
+    head, body = rows[0], rows[2:]
+    cells = "".join(f"<th>{html.escape(c.strip())}</th>" for c in head)
+    trs = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>" for r in body
+    )
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+def write_report(
+    out: Path,
+    table: ScoreTable,
+    failures: Sequence[Failure],
+    metrics: dict[str, dict[str, dict[str, Any]]],
+    *,
+    policy: str = "worst",
+    config: dict[str, Any] | None = None,
+    figures: bool = True,
+) -> dict[str, Path]:
+    """Write scores.csv, metrics.json, report.md, figures/*.png and index.html into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"scores": table.save(out / "scores.csv")}
+    payload = {
+        "abstain_policy": policy,
+        "config": config or {},
+        "metrics": metrics,
+        "failures": [asdict(f) for f in failures],
+    }
+    paths["metrics"] = out / "metrics.json"
+    paths["metrics"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    headline, per_method = headline_markdown(metrics), method_markdown(metrics)
+    fail_lines = "\n".join(
+        f"| {f.detector} | {f.dataset} | {f.media_id} | {f.status} | {f.reason} |" for f in failures
+    )
+    md = (
+        "# fakescope evaluation\n\n"
+        f"Abstain policy: `{policy}` (see `fakescope.evaluation` docs). Intervals are 95% "
+        "percentile bootstrap; frame-level intervals resample whole items.\n\n"
+        f"## Headline\n\n{headline}\n\n## Per manipulation method (item level)\n\n"
+        f"{per_method}\n\n## Abstained or failed items ({len(failures)})\n\n"
+        "| detector | dataset | item | status | reason |\n|---|---|---|---|---|\n"
+        f"{fail_lines}\n"
+    )
+    paths["report"] = out / "report.md"
+    paths["report"].write_text(md)
+    pngs = _figures(table, out / "figures", policy) if figures else []
+    imgs = "".join(
+        f'<figure><img src="figures/{p.name}" alt="{html.escape(p.stem)}">'
+        f"<figcaption>{html.escape(p.stem)}</figcaption></figure>"
+        for p in pngs
+    )
+    failures_html = "".join(
+        f"<li>{html.escape(f.detector)} / {html.escape(f.media_id)}: "
+        f"{html.escape(f.status)} — {html.escape(f.reason)}</li>"
+        for f in failures
+    )
+    page = (
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        "<title>fakescope evaluation</title><style>body{font-family:system-ui,sans-serif;"
+        "margin:1.5rem;max-width:1200px}table{border-collapse:collapse;font-size:.9rem}"
+        "td,th{border:1px solid #ccc;padding:.3rem .5rem}figure{display:inline-block;"
+        "margin:.5rem}img{max-width:460px;width:100%}</style>"
+        f"<h1>fakescope evaluation</h1><p>Abstain policy: <code>{policy}</code>.</p>"
+        f"<h2>Headline</h2>{_md_table_html(headline)}"
+        f"<h2>Per manipulation method</h2>{_md_table_html(per_method)}"
+        f"<h2>Figures</h2>{imgs}<h2>Abstained or failed ({len(failures)})</h2>"
+        f"<ul>{failures_html}</ul></html>\n"
+    )
+    paths["index"] = out / "index.html"
+    paths["index"].write_text(page)
+    return paths

@@ -1,0 +1,160 @@
+"""ScoreTable I/O, abstain policy, report writing and ``fakescope eval`` on a tiny folder."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakescope.cli import main
+from fakescope.errors import ConfigError, InputError
+from fakescope.evaluation import (
+    MEDIA_LEVEL,
+    ScoreRow,
+    ScoreTable,
+    compute_metrics,
+    item_scores,
+    write_report,
+)
+
+
+def _table(seed: int = 0, n: int = 40) -> ScoreTable:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        method = "real" if label == 0 else ("Deepfakes" if i % 4 == 1 else "FaceSwap")
+        media = f"m{i}"
+        frame_scores = np.clip(rng.normal(0.35 + 0.3 * label, 0.15, 4), 0, 1)
+        for k, sc in enumerate(frame_scores):
+            rows.append(ScoreRow(media, 0, k, "det-a", float(sc), label, method, "toy"))
+        rows.append(
+            ScoreRow(
+                media,
+                MEDIA_LEVEL,
+                MEDIA_LEVEL,
+                "det-a",
+                float(frame_scores.mean()),
+                label,
+                method,
+                "toy",
+            )
+        )
+    rows.append(
+        ScoreRow(
+            "bad", MEDIA_LEVEL, MEDIA_LEVEL, "det-a", float("nan"), 1, "FaceSwap", "toy", "no_face"
+        )
+    )
+    return ScoreTable(rows)
+
+
+def test_score_table_round_trip(tmp_path: Path) -> None:
+    table = _table()
+    loaded = ScoreTable.load(table.save(tmp_path / "s.csv"))
+    assert len(loaded) == len(table)
+    for a, b in zip(table.rows, loaded.rows, strict=True):
+        assert a.media_id == b.media_id and a.label == b.label and a.status == b.status
+        assert (math.isnan(a.score) and math.isnan(b.score)) or a.score == pytest.approx(b.score)
+    (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="not a score table"):
+        ScoreTable.load(tmp_path / "junk.csv")
+
+
+def test_frame_scores_take_the_worst_face_per_frame() -> None:
+    rows = [
+        ScoreRow("v", 0, 3, "d", 0.2, 1, "x", "t"),
+        ScoreRow("v", 1, 3, "d", 0.9, 1, "x", "t"),
+        ScoreRow("v", 0, 4, "d", 0.1, 1, "x", "t"),
+    ]
+    y, s, groups, _ = ScoreTable(rows).frame_scores()
+    assert s.tolist() == [0.9, 0.1] and groups == ["v", "v"] and y.tolist() == [1, 1]
+
+
+def test_abstain_policy_counts_against_the_detector() -> None:
+    rows = _table().media_rows()
+    y, s, _, _, abstained = item_scores(rows, "worst")
+    assert abstained == 1 and len(y) == 41
+    assert s[-1] == 0.0 and y[-1] == 1  # an abstained fake counts as missed
+    y2, _, _, _, abstained2 = item_scores(rows, "exclude")
+    assert abstained2 == 1 and len(y2) == 40
+    with pytest.raises(ConfigError):
+        item_scores(rows, "ignore")
+
+
+def test_metrics_and_report(tmp_path: Path) -> None:
+    table = _table()
+    metrics = compute_metrics(table, n_boot=50)
+    entry = metrics["det-a"]["toy"]
+    assert entry["items"] == 41 and entry["abstained"] == 1
+    auc = entry["video"]["auc"]
+    assert 0.5 < auc["value"] <= 1.0 and auc["low"] <= auc["value"] <= auc["high"]
+    assert set(entry["per_method"]) == {"Deepfakes", "FaceSwap"}
+    assert "auc" in entry["frame"]
+    paths = write_report(tmp_path / "r", table, [], metrics)
+    saved = json.loads(paths["metrics"].read_text())
+    assert saved["abstain_policy"] == "worst"
+    assert "| det-a | toy | 41 | 1 |" in paths["report"].read_text()
+    html = paths["index"].read_text()
+    for fig in ("roc__toy.png", "det__toy.png", "hist__toy__det-a.png"):
+        assert (tmp_path / "r" / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
+        assert fig in html
+
+
+def test_eval_cli_on_a_generic_folder(
+    tmp_path: Path,
+    face_clip: Path,
+    face_image: Path,
+    hostile_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "data"
+    (root / "real").mkdir(parents=True)
+    (root / "fake" / "Toy").mkdir(parents=True)
+    shutil.copy(face_clip, root / "real" / "a.mp4")
+    shutil.copy(face_image, root / "real" / "b.jpg")
+    shutil.copy(face_image, root / "fake" / "Toy" / "c.jpg")
+    shutil.copy(hostile_dir / "text.mp4", root / "fake" / "Toy" / "d.mp4")
+    out = tmp_path / "report"
+    code = main(
+        [
+            "eval",
+            str(root),
+            "--dataset",
+            "folder",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "20",
+            "--frames",
+            "4",
+            "--no-figures",
+        ]
+    )
+    assert code == 0
+    payload = json.loads((out / "metrics.json").read_text())
+    (entry,) = payload["metrics"]["effnet-lite0-ffpp"].values()
+    assert entry["items"] == 4 and entry["abstained"] == 1
+    assert [f["status"] for f in payload["failures"]] == ["unsupported"]
+    # recompute from the saved scores without running any model
+    again = tmp_path / "again"
+    assert (
+        main(
+            [
+                "eval",
+                "--from-scores",
+                str(out / "scores.csv"),
+                "--out",
+                str(again),
+                "--bootstrap",
+                "20",
+                "--no-figures",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((again / "metrics.json").read_text())["metrics"] == payload["metrics"]
+    capsys.readouterr()
