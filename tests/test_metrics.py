@@ -80,22 +80,34 @@ def test_det_curve_matches_roc_curve() -> None:
 
 
 def test_eer_interpolates_between_operating_points() -> None:
-    # P_miss - P_fa: at t=0.6 it is 1/2 - 1/3 = +1/6, at t=0.5 it is 1/2 - 2/3 = -1/6, so the
-    # crossing lies on the segment (1/3, 1/2) -> (2/3, 1/2) with weight w = (1/6)/(1/3) = 1/2:
-    # EER = 1/3 + 1/2 * (2/3 - 1/3) = 1/2, threshold = 0.6 + 1/2 * (0.5 - 0.6) = 0.55.
-    rate, threshold = eer(Y, S)
-    assert rate == pytest.approx(0.5)
-    assert threshold == pytest.approx(0.55)
-    # The nearest-threshold shortcut picks t=0.6 (first argmin of |P_miss - P_fa| = 1/6) and
-    # reports P_fa = 1/3 (or the mean (1/3 + 1/2)/2 = 5/12): both differ from the interpolation.
-    fpr, fnr, thr = det_curve(Y, S)
-    k = int(np.argmin(np.abs(fnr - fpr)[::-1]))  # scan from high thresholds, like roc_curve
-    nearest_fpr = fpr[::-1][k]
-    nearest_mean = (fpr[::-1][k] + fnr[::-1][k]) / 2
-    assert thr[::-1][k] == pytest.approx(0.6)
-    assert nearest_fpr == pytest.approx(1 / 3)
-    assert nearest_mean == pytest.approx(5 / 12)
-    assert abs(rate - nearest_fpr) > 0.1 and abs(rate - nearest_mean) > 0.05
+    # reals 0.5 0.5 0.1, fakes 0.9 0.5 0.2. Operating points (decide fake when s >= t):
+    #   t        P_fa  P_miss  d = P_miss - P_fa
+    #   >0.9     0     1        1     (reject all)
+    #   0.9      0     2/3      2/3
+    #   0.5      2/3   1/3     -1/3   (the tie 0.5 moves one fake and two reals at once)
+    #   0.2      2/3   0
+    #   0.1      1     0
+    # d changes sign between t=0.9 and t=0.5: w = (2/3) / (2/3 + 1/3) = 2/3, so
+    #   EER = P_fa = 0 + 2/3 * (2/3 - 0) = 4/9   (check: P_miss = 2/3 + 2/3 * (1/3 - 2/3) = 4/9)
+    #   threshold = 0.9 + 2/3 * (0.5 - 0.9) = 0.6333..
+    y = [0, 0, 0, 1, 1, 1]
+    s = [0.5, 0.5, 0.1, 0.9, 0.5, 0.2]
+    rate, threshold = eer(y, s)
+    assert rate == pytest.approx(4 / 9)
+    assert threshold == pytest.approx(0.9 - 0.4 * 2 / 3)
+    # The nearest-threshold shortcut picks t=0.5 (|d| = 1/3 < 2/3) and reports P_fa = 2/3,
+    # P_miss = 1/3 or their mean 1/2 -- none of them is the interpolated 4/9.
+    fpr, fnr, thr = det_curve(y, s)
+    k = int(np.argmin(np.abs(fnr - fpr)))
+    assert thr[k] == pytest.approx(0.5)
+    for nearest in (fpr[k], fnr[k], (fpr[k] + fnr[k]) / 2):
+        assert abs(nearest - rate) > 0.05
+
+
+def test_eer_on_an_axis_aligned_segment() -> None:
+    # Module example Y, S: d = +1/6 at t=0.6 and -1/6 at t=0.5, on the horizontal segment
+    # (1/3, 1/2) -> (2/3, 1/2): w = 1/2, EER = 1/2, threshold = 0.55.
+    assert eer(Y, S) == (pytest.approx(0.5), pytest.approx(0.55))
 
 
 def test_eer_on_a_tied_diagonal_segment() -> None:
@@ -144,7 +156,8 @@ def test_min_dcf_worked_example() -> None:
     # p_target = 0.5: C_norm = P_miss + P_fa -> 1, 2/3, 7/6, 5/6, 1/2, 1 -> 1/2 at t=0.9
     assert min_dcf(Y, S) == (pytest.approx(0.5), pytest.approx(0.9))
     # c_fa huge: every false alarm is ruinous -> reject all (threshold inf), normalised cost 1
-    assert min_dcf(Y, S, c_fa=100.0, p_target=0.9) == (pytest.approx(1.0), math.inf)
+    top_real = ([0, 1, 0, 1], [0.9, 0.8, 0.1, 0.2])  # every threshold <= 0.9 has P_fa >= 1/2
+    assert min_dcf(*top_real, c_fa=100.0, p_target=0.9) == (pytest.approx(1.0), math.inf)
     # the minimum is never above the actual cost at any observed threshold
     for t in S:
         assert min_dcf(Y, S, p_target=0.3)[0] <= dcf(Y, S, t, p_target=0.3) + 1e-12
@@ -179,7 +192,7 @@ def test_accuracy_and_log_loss_match_sklearn() -> None:
     y, s = _gaussian(200, 4)
     p = 1.0 / (1.0 + np.exp(-s))
     assert accuracy(y, p) == pytest.approx(skm.accuracy_score(y, p >= 0.5))
-    assert accuracy(Y, S, threshold=0.45) == pytest.approx(3 / 5)
+    assert accuracy(Y, S, threshold=0.45) == pytest.approx(2 / 5)  # right on 0.1 and 0.9
     assert log_loss(y, p) == pytest.approx(skm.log_loss(y, p))
     # clipping: a confident mistake costs -log(eps), not inf
     assert log_loss([1], [0.0], eps=1e-12) == pytest.approx(-math.log(1e-12))
@@ -280,7 +293,7 @@ def test_bootstrap_skips_invalid_resamples_and_fails_when_most_are() -> None:
         return float(np.mean(b))
 
     with pytest.raises(ValueError, match="bootstrap resamples were invalid"):
-        bootstrap_ci(picky, [0, 1], [0.2, 0.4], n_boot=20)
+        bootstrap_ci(picky, [0, 1, 0], [0.2, 0.4, 0.6], n_boot=20)  # P(ok) = 2/9
 
 
 # --- summaries ---------------------------------------------------------------------------------
