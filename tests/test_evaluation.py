@@ -158,3 +158,28 @@ def test_eval_cli_on_a_generic_folder(
     )
     assert json.loads((again / "metrics.json").read_text())["metrics"] == payload["metrics"]
     capsys.readouterr()
+
+
+def test_per_compression_breakdown_when_levels_differ() -> None:
+    rows = []
+    rng = np.random.default_rng(1)
+    for i in range(40):
+        label = i % 2
+        level = "c23" if i < 20 else "c40"
+        rows.append(
+            ScoreRow(
+                f"m{i}",
+                MEDIA_LEVEL,
+                MEDIA_LEVEL,
+                "d",
+                float(rng.random()),
+                label,
+                "real" if label == 0 else "X",
+                "toy",
+                "ok",
+                level,
+            )
+        )
+    entry = compute_metrics(ScoreTable(rows), n_boot=20)["d"]["toy"]
+    assert set(entry["per_compression"]) == {"c23", "c40"}
+    assert compute_metrics(_table(), n_boot=20)["det-a"]["toy"]["per_compression"] == {}

@@ -13,6 +13,8 @@ PACKAGES = [
     "fakescope.faces",
     "fakescope.models",
     "fakescope.inference",
+    "fakescope.evaluation",
+    "fakescope.data",
 ]
 MODULES = [
     *PACKAGES,

@@ -31,6 +31,7 @@ from fakescope.evaluation._plots import (
 )
 from fakescope.evaluation._report import (
     ABSTAIN_POLICIES,
+    compression_markdown,
     compute_metrics,
     headline_markdown,
     item_scores,
@@ -57,6 +58,7 @@ __all__ = [
     "bayes_threshold",
     "bootstrap_ci",
     "breakdown",
+    "compression_markdown",
     "compute_metrics",
     "dcf",
     "det_curve",

@@ -27,6 +27,7 @@ from fakescope.evaluation._scores import ScoreRow, ScoreTable
 
 __all__ = [
     "ABSTAIN_POLICIES",
+    "compression_markdown",
     "compute_metrics",
     "headline_markdown",
     "item_scores",
@@ -67,6 +68,24 @@ def _summary_dict(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v.to_dict() for k, v in summary.items()}
 
 
+def _per_compression(
+    part: ScoreTable, policy: str, opts: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Item-level metrics per compression level, when the items carry more than one."""
+    rows = part.media_rows()
+    levels = sorted({r.compression for r in rows if r.compression})
+    out: dict[str, dict[str, Any]] = {}
+    if len(levels) < 2:
+        return out
+    for level in levels:
+        y, s, _, _, _ = item_scores([r for r in rows if r.compression == level], policy)
+        try:
+            out[level] = _summary_dict(summarize(y, s, **opts))
+        except ValueError as exc:
+            out[level] = {"error": str(exc)}
+    return out
+
+
 def compute_metrics(
     table: ScoreTable,
     *,
@@ -78,7 +97,8 @@ def compute_metrics(
     threshold: float = 0.5,
     seed: int = 0,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{detector: {dataset: {"items", "abstained", "video", "frame", "per_method"}}}``.
+    """``{detector: {dataset: {"items", "abstained", "video", "frame", "per_method",
+    "per_compression"}}}``.
 
     A metric that cannot be computed (one class only) is reported as an ``error`` string.
     """
@@ -104,6 +124,7 @@ def compute_metrics(
                 }
             except ValueError as exc:
                 entry["video"] = {"error": str(exc)}
+            entry["per_compression"] = _per_compression(part, policy, opts)
             fy, fs, groups, _ = part.frame_scores()
             try:
                 entry["frame"] = _summary_dict(summarize(fy, fs, groups=np.array(groups), **opts))
@@ -149,6 +170,19 @@ def method_markdown(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
                     f"{_fmt(summary, 'eer')} |"
                 )
     return "\n".join(lines)
+
+
+def compression_markdown(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Item-level AUC per compression level (only datasets that carry several levels)."""
+    lines = ["| detector | dataset | compression | AUC [95% CI] | EER |", "|---|---|---|---|---|"]
+    for detector, per in metrics.items():
+        for dataset, e in per.items():
+            for level, summary in e.get("per_compression", {}).items():
+                lines.append(
+                    f"| {detector} | {dataset} | {level} | {_fmt(summary, 'auc')} | "
+                    f"{_fmt(summary, 'eer')} |"
+                )
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def _figures(table: ScoreTable, out: Path, policy: str) -> list[Path]:
@@ -220,6 +254,7 @@ def write_report(
     paths["metrics"] = out / "metrics.json"
     paths["metrics"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
     headline, per_method = headline_markdown(metrics), method_markdown(metrics)
+    by_level = compression_markdown(metrics)
     fail_lines = "\n".join(
         f"| {f.detector} | {f.dataset} | {f.media_id} | {f.status} | {f.reason} |" for f in failures
     )
@@ -228,7 +263,9 @@ def write_report(
         f"Abstain policy: `{policy}` (see `fakescope.evaluation` docs). Intervals are 95% "
         "percentile bootstrap; frame-level intervals resample whole items.\n\n"
         f"## Headline\n\n{headline}\n\n## Per manipulation method (item level)\n\n"
-        f"{per_method}\n\n## Abstained or failed items ({len(failures)})\n\n"
+        f"{per_method}\n\n"
+        + (f"## Per compression (item level)\n\n{by_level}\n\n" if by_level else "")
+        + f"## Abstained or failed items ({len(failures)})\n\n"
         "| detector | dataset | item | status | reason |\n|---|---|---|---|---|\n"
         f"{fail_lines}\n"
     )

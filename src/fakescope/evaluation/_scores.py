@@ -37,6 +37,7 @@ class ScoreRow:
     method: str
     dataset: str
     status: str = "ok"
+    compression: str = ""
 
     @property
     def is_media_level(self) -> bool:
@@ -57,6 +58,7 @@ def _parse(raw: dict[str, str]) -> ScoreRow:
         method=raw["method"],
         dataset=raw["dataset"],
         status=raw["status"],
+        compression=raw.get("compression") or "",
     )
 
 
@@ -88,7 +90,7 @@ class ScoreTable:
         try:
             with path.open(newline="") as fh:
                 reader = csv.DictReader(fh)
-                missing = set(_COLUMNS) - set(reader.fieldnames or [])
+                missing = set(_COLUMNS) - set(reader.fieldnames or []) - {"compression"}
                 if missing:
                     raise InputError(f"{path} is not a score table (missing {sorted(missing)})")
                 rows = [_parse(raw) for raw in reader]
