@@ -78,7 +78,7 @@ def test_det_display_uses_probit_axes(data: tuple[np.ndarray, ...], tmp_path: Pa
     np.testing.assert_allclose(disp.ax_.get_xticks(), norm.ppf(DET_TICKS))
     np.testing.assert_allclose(disp.ax_.get_yticks(), norm.ppf(DET_TICKS))
     labels = [tick.get_text() for tick in disp.ax_.get_xticklabels()]
-    assert labels == ["0.1", "0.5", "1", "2", "5", "10", "20", "40"]
+    assert labels == ["0.1", "0.5", "1", "2", "5", "10", "20", "40", "60", "80", "95"]
     assert "%" in disp.ax_.get_xlabel()
     _check_png(disp.save(tmp_path / "det.png"))
 

@@ -46,8 +46,8 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 #: Error rates marked on both DET axes.
-DET_TICKS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
-_DET_LIMITS = (0.0005, 0.5)  # NIST DETware's default plotting range
+DET_TICKS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95)
+_DET_LIMITS = (0.0005, 0.98)  # wider than DETware (0.05-50 %): weak detectors stay visible
 _DET_CLIP = 1e-6  # rates of exactly 0 or 1 are clipped to this before norm.ppf (no infinities)
 _GUIDE_GID = "fakescope-guide"  # chance / perfect-calibration line, drawn once per axes
 
@@ -145,8 +145,8 @@ class DetCurveDisplay(_Display):
 
     The plotted coordinates are ``norm.ppf(fpr)`` and ``norm.ppf(fnr)`` (rates clipped to
     ``[1e-6, 1 - 1e-6]`` so that 0 and 1 stay finite); ticks are placed at
-    :data:`DET_TICKS` and labelled in percent; the visible range is 0.05 %–50 % as in NIST
-    DETware.
+    :data:`DET_TICKS` and labelled in percent; the visible range is 0.05 %–98 % (wider than NIST
+    DETware's 0.05-50 %, so weak detectors stay visible).
     """
 
     line_: Line2D
