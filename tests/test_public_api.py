@@ -23,6 +23,7 @@ MODULES = [
     "fakescope.config",
     "fakescope.registry",
     "fakescope.cli",
+    "fakescope.calibration",
 ]
 
 

@@ -1,0 +1,110 @@
+"""Score calibration after the network, following scikit-learn's estimator contract
+(``fit(X, y)`` returns self, fitted attributes end in ``_``, ``get_params``/``set_params`` from
+``BaseEstimator``). Fitted calibrators serialise to plain JSON (``to_dict``/``from_dict``),
+never to pickles.
+
+- :class:`LogitCalibrator`: Platt scaling on the logit of the score (temperature and bias),
+  ``p' = sigmoid(a * logit(p) + b)``; monotone, two parameters, safe on small sets.
+- :class:`IsotonicCalibrator`: scikit-learn's isotonic regression on the score, clipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.base import BaseEstimator
+
+from fakescope.errors import ConfigError
+
+__all__ = ["IsotonicCalibrator", "LogitCalibrator", "calibrator_from_dict"]
+
+_EPS = 1e-6
+
+
+def _scores(X: Any) -> npt.NDArray[np.float64]:
+    s = np.asarray(X, dtype=np.float64)
+    if s.ndim == 2 and s.shape[1] == 1:
+        s = s[:, 0]
+    if s.ndim != 1:
+        raise ValueError(f"expected one score per sample, got shape {s.shape}")
+    if s.size and (np.nanmin(s) < 0 or np.nanmax(s) > 1):
+        raise ValueError("scores must be probabilities in [0, 1]")
+    return s
+
+
+def _logit(s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    s = np.clip(s, _EPS, 1 - _EPS)
+    return np.asarray(np.log(s / (1 - s)), dtype=np.float64)
+
+
+def _check_labels(y: Any, n: int) -> npt.NDArray[np.int64]:
+    labels = np.asarray(y, dtype=np.int64)
+    if labels.shape != (n,):
+        raise ValueError("X and y have different lengths")
+    if set(np.unique(labels).tolist()) != {0, 1}:
+        raise ValueError("calibration needs both classes (0 = real, 1 = fake)")
+    return labels
+
+
+class LogitCalibrator(BaseEstimator):  # type: ignore[misc]
+    """``p' = sigmoid(a * logit(p) + b)`` fitted by L2-regularised logistic regression."""
+
+    def __init__(self, C: float = 1e4) -> None:
+        self.C = C
+
+    def fit(self, X: Any, y: Any) -> LogitCalibrator:
+        from sklearn.linear_model import LogisticRegression
+
+        s = _scores(X)
+        labels = _check_labels(y, len(s))
+        model = LogisticRegression(C=self.C).fit(_logit(s)[:, None], labels)
+        self.a_ = float(model.coef_[0, 0])
+        self.b_ = float(model.intercept_[0])
+        return self
+
+    def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
+        """Columns (real, fake), like a classifier's."""
+        z = self.a_ * _logit(_scores(X)) + self.b_
+        fake = 1.0 / (1.0 + np.exp(-z))
+        return np.stack([1 - fake, fake], axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "logit", "a": self.a_, "b": self.b_}
+
+
+class IsotonicCalibrator(BaseEstimator):  # type: ignore[misc]
+    """Monotone step calibration (needs a few hundred samples to be trusted)."""
+
+    def fit(self, X: Any, y: Any) -> IsotonicCalibrator:
+        from sklearn.isotonic import IsotonicRegression
+
+        s = _scores(X)
+        labels = _check_labels(y, len(s))
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, labels)
+        self.x_ = np.asarray(model.X_thresholds_, dtype=np.float64)
+        self.y_ = np.asarray(model.y_thresholds_, dtype=np.float64)
+        return self
+
+    def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
+        fake = np.interp(_scores(X), self.x_, self.y_)
+        return np.stack([1 - fake, fake], axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "isotonic", "x": self.x_.tolist(), "y": self.y_.tolist()}
+
+
+def calibrator_from_dict(data: dict[str, Any]) -> LogitCalibrator | IsotonicCalibrator:
+    """Rebuild a fitted calibrator from :meth:`to_dict` output (JSON, no pickle)."""
+    kind = data.get("kind")
+    if kind == "logit":
+        logit = LogitCalibrator()
+        logit.a_, logit.b_ = float(data["a"]), float(data["b"])
+        return logit
+    if kind == "isotonic":
+        iso = IsotonicCalibrator()
+        iso.x_ = np.asarray(data["x"], dtype=np.float64)
+        iso.y_ = np.asarray(data["y"], dtype=np.float64)
+        return iso
+    raise ConfigError(f"unknown calibrator kind {kind!r}")
