@@ -154,7 +154,9 @@ def run_bench(
     sweep: bool = False,
 ) -> int:
     err = Console(stderr=True)
-    out = Console() if Console().is_terminal else Console(width=220)
+    from fakescope.cli._main import stdout_console
+
+    out = stdout_console()
     scanner = Scanner(config)
     rows: list[dict[str, Any]] = []
     sweep_rows: list[dict[str, Any]] = []

@@ -85,7 +85,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         TimeElapsedColumn,
     )
 
-    from fakescope.cli._main import UsageError
+    from fakescope.cli._main import UsageError, stdout_console
     from fakescope.evaluation import (
         Failure,
         ScoreTable,
@@ -146,7 +146,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         config=run_config,
         figures=not args.no_figures,
     )
-    out = Console() if Console().is_terminal else Console(width=200)
+    out = stdout_console()
     out.print(Markdown(headline_markdown(metrics)))
     out.print(f"{len(failures)} abstained/failed item(s); report: {paths['index']}")
     return 0

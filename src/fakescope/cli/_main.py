@@ -7,9 +7,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from rich.console import Console
+
 from fakescope.errors import FakescopeError
 
-__all__ = ["main"]
+__all__ = ["UsageError", "main", "stdout_console"]
+
+
+def stdout_console() -> Console:
+    """Rich console for results: the terminal's width, or 200 columns when piped."""
+    out = Console()
+    return out if out.is_terminal else Console(width=200)
 
 
 class UsageError(Exception):

@@ -77,8 +77,7 @@ def run_scan(paths: Sequence[str], config: ScanConfig, as_json: bool) -> int:
                 sys.stdout.flush()
             bar.advance(overall)
     if not as_json:
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=160)
-        out.print(verdict_table(verdicts))
+        from fakescope.cli._main import stdout_console
+
+        stdout_console().print(verdict_table(verdicts))
     return 0

@@ -31,11 +31,10 @@ from fakescope.evaluation._plots import (
 )
 from fakescope.evaluation._report import (
     ABSTAIN_POLICIES,
-    compression_markdown,
+    breakdown_markdown,
     compute_metrics,
     headline_markdown,
     item_scores,
-    method_markdown,
     write_report,
 )
 from fakescope.evaluation._run import Failure, score_items, verdict_rows
@@ -58,7 +57,7 @@ __all__ = [
     "bayes_threshold",
     "bootstrap_ci",
     "breakdown",
-    "compression_markdown",
+    "breakdown_markdown",
     "compute_metrics",
     "dcf",
     "det_curve",
@@ -67,7 +66,6 @@ __all__ = [
     "headline_markdown",
     "item_scores",
     "log_loss",
-    "method_markdown",
     "min_dcf",
     "roc_auc",
     "score_items",

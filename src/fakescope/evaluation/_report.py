@@ -27,11 +27,10 @@ from fakescope.evaluation._scores import ScoreRow, ScoreTable
 
 __all__ = [
     "ABSTAIN_POLICIES",
-    "compression_markdown",
+    "breakdown_markdown",
     "compute_metrics",
     "headline_markdown",
     "item_scores",
-    "method_markdown",
     "write_report",
 ]
 
@@ -159,27 +158,18 @@ def headline_markdown(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def method_markdown(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """Item-level AUC per manipulation method (that method's fakes vs all reals)."""
-    lines = ["| detector | dataset | method | AUC [95% CI] | EER |", "|---|---|---|---|---|"]
+def breakdown_markdown(
+    metrics: dict[str, dict[str, dict[str, Any]]], key: str = "per_method", column: str = "method"
+) -> str:
+    """Item-level AUC and EER per group: ``key`` is ``per_method`` (that method's fakes vs all
+    reals) or ``per_compression``. Empty string when no dataset has such a breakdown."""
+    header = f"| detector | dataset | {column} | AUC [95% CI] | EER |"
+    lines = [header, "|---|---|---|---|---|"]
     for detector, per in metrics.items():
         for dataset, e in per.items():
-            for method, summary in e.get("per_method", {}).items():
+            for group, summary in e.get(key, {}).items():
                 lines.append(
-                    f"| {detector} | {dataset} | {method} | {_fmt(summary, 'auc')} | "
-                    f"{_fmt(summary, 'eer')} |"
-                )
-    return "\n".join(lines)
-
-
-def compression_markdown(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """Item-level AUC per compression level (only datasets that carry several levels)."""
-    lines = ["| detector | dataset | compression | AUC [95% CI] | EER |", "|---|---|---|---|---|"]
-    for detector, per in metrics.items():
-        for dataset, e in per.items():
-            for level, summary in e.get("per_compression", {}).items():
-                lines.append(
-                    f"| {detector} | {dataset} | {level} | {_fmt(summary, 'auc')} | "
+                    f"| {detector} | {dataset} | {group} | {_fmt(summary, 'auc')} | "
                     f"{_fmt(summary, 'eer')} |"
                 )
     return "\n".join(lines) if len(lines) > 2 else ""
@@ -253,8 +243,8 @@ def write_report(
     }
     paths["metrics"] = out / "metrics.json"
     paths["metrics"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    headline, per_method = headline_markdown(metrics), method_markdown(metrics)
-    by_level = compression_markdown(metrics)
+    headline, per_method = headline_markdown(metrics), breakdown_markdown(metrics)
+    by_level = breakdown_markdown(metrics, "per_compression", "compression")
     fail_lines = "\n".join(
         f"| {f.detector} | {f.dataset} | {f.media_id} | {f.status} | {f.reason} |" for f in failures
     )
@@ -291,8 +281,9 @@ def write_report(
         "margin:.5rem}img{max-width:460px;width:100%}</style>"
         f"<h1>fakescope evaluation</h1><p>Abstain policy: <code>{policy}</code>.</p>"
         f"<h2>Headline</h2>{_md_table_html(headline)}"
-        f"<h2>Per manipulation method</h2>{_md_table_html(per_method)}"
-        f"<h2>Figures</h2>{imgs}<h2>Abstained or failed ({len(failures)})</h2>"
+        + (f"<h2>Per manipulation method</h2>{_md_table_html(per_method)}" if per_method else "")
+        + (f"<h2>Per compression</h2>{_md_table_html(by_level)}" if by_level else "")
+        + f"<h2>Figures</h2>{imgs}<h2>Abstained or failed ({len(failures)})</h2>"
         f"<ul>{failures_html}</ul></html>\n"
     )
     paths["index"] = out / "index.html"
