@@ -61,7 +61,9 @@ class OnnxDetector:
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start : start + self.batch_size].astype(np.float32) - self._mean
             batch *= self._inv_std
-            (prob,) = self._session.run(None, {"input": batch.transpose(0, 3, 1, 2).copy()})
+            (prob,) = self._session.run(
+                ["fake_probability"], {"input": batch.transpose(0, 3, 1, 2).copy()}
+            )
             out.append(np.asarray(prob, dtype=np.float64).reshape(-1))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
 

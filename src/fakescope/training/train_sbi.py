@@ -1,0 +1,493 @@
+"""Train EfficientNet-Lite0 on Self-Blended Images (real faces only) and export it to ONNX.
+
+    python -m fakescope.training.train_sbi configs/sbi_lite0.yaml [--set optim.lr=3e-4 ...]
+
+Configuration: :mod:`fakescope.training.config` (defaults < YAML < ``--set``); the resolved
+config is written to ``<run.out>/config.yaml``. The run folder also gets ``last.pt`` (resumable
+checkpoint, written after every epoch: rerunning the same command continues after the last
+finished epoch), ``log.jsonl`` (one JSON line per epoch, also printed on stdout) and
+``model.onnx``.
+
+Cache (``data.cache``, ``.npz``): ``images`` (N, 256, 256, 3) uint8 RGB loosely cropped faces,
+``landmarks`` (N, 468, 2) float32 FaceMesh points in those pixels, ``labels`` (N,) 0 real /
+1 fake, ``methods`` (N,) str, ``splits`` (N,) str; items of split ``train`` are trained on.
+``data.val_cache`` has the same format; all of its items are validated on (frame AUC, overall
+and per fake method against all reals).
+
+Each training sample: a real face becomes, with probability ``sbi.fake_fraction``, an SBI
+pseudo-fake (label 1, segmentation target = the blend mask), else the SBI real (label 0, mask
+zeros; the real from :func:`~fakescope.training.sbi.sbi_pair` so that target-side colour
+transforms occur on both classes). With ``data.supervised_fakes`` the cache's fakes are used
+too (label 1, no segmentation target). Then: similarity alignment (image and mask with the same
+matrix), then :func:`~fakescope.training.train_baseline.augment` on the image with its
+geometry (flip, shift/rotate/scale) replayed on the mask.
+
+Loss: BCE(logit) + ``model.seg_weight`` * BCE(mask logits at input/16 vs the area-downsampled
+blend mask) [+ ``loss.dcf_weight`` * smooth DCF when ``loss.kind`` is ``bce+dcf``].
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from fakescope.errors import ConfigError, InputError
+from fakescope.faces._align import alignment_matrix
+from fakescope.faces._mesh import five_points
+from fakescope.training.config import TrainConfig, resolve
+from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0
+from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
+from fakescope.training.sbi import SBIConfig, sbi_pair
+from fakescope.training.train_baseline import augment, to_tensor
+
+__all__ = ["SEG_BLOCK", "Cache", "SBIExport", "SBINet", "align", "augment_with_mask", "main"]
+
+SEG_BLOCK = 10
+"""Index of the MBConv block whose output (112 ch, stride 16) feeds the segmentation head."""
+
+_U8 = npt.NDArray[np.uint8]
+_F32 = npt.NDArray[np.float32]
+
+
+# --------------------------------------------------------------------------------------------
+# model
+
+
+class SBINet(nn.Module):
+    """EfficientNet-Lite0 with a classification logit and a blend-mask segmentation head.
+
+    ``forward(x)`` -> ``(logit (N,), mask_logits (N, S/16, S/16))``. The stem and the first
+    ``freeze_blocks`` MBConv blocks are frozen and kept in eval mode (BatchNorm statistics too).
+    """
+
+    def __init__(self, pretrained: bool = True, dropout: float = 0.2, freeze_blocks: int = 3):
+        super().__init__()
+        backbone = imagenet_lite0(1) if pretrained else EfficientNetLite0(1, dropout)
+        backbone._dropout = nn.Dropout(dropout)
+        self.backbone = backbone
+        self.seg_head = nn.Sequential(
+            nn.Conv2d(112, 64, 3, padding=1, bias=False),
+            nn.BatchNorm2d(64, eps=1e-3, momentum=0.01),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(64, 1, 1),
+        )
+        self.freeze_blocks = freeze_blocks
+        for module in self.frozen_modules():
+            for p in module.parameters():
+                p.requires_grad = False
+
+    def frozen_modules(self) -> list[nn.Module]:
+        b = self.backbone
+        return [b._conv_stem, b._bn0, *b._blocks[: self.freeze_blocks]]
+
+    def train(self, mode: bool = True) -> SBINet:
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.backbone
+        x = b.act(b._bn0(b._conv_stem(x)))
+        mid = x
+        for i, block in enumerate(b._blocks):
+            x = block(x)
+            if i == SEG_BLOCK:
+                mid = x
+        feats = b.act(b._bn1(b._conv_head(x)))
+        logit = b._fc(b._dropout(feats.mean(dim=(2, 3))))[:, 0]
+        return logit, self.seg_head(mid)[:, 0]
+
+
+class SBIExport(nn.Module):
+    """The exported graph: normalised NCHW float -> (fake probability (N,), mask (N, h, w))."""
+
+    def __init__(self, model: SBINet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logit, seg = self.model(x)
+        return torch.sigmoid(logit), torch.sigmoid(seg)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass(frozen=True)
+class Cache:
+    images: _U8
+    landmarks: _F32
+    labels: npt.NDArray[np.int64]
+    methods: npt.NDArray[np.str_]
+    splits: npt.NDArray[np.str_]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Cache:
+        try:
+            with np.load(path) as data:
+                arrays = {
+                    k: data[k] for k in ("images", "landmarks", "labels", "methods", "splits")
+                }
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"cannot read face cache {path}: {exc}") from exc
+        images, landmarks = arrays["images"], arrays["landmarks"]
+        n = len(images)
+        if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+            raise InputError(f"{path}: images must be (N, H, W, 3) uint8, got {images.shape}")
+        if landmarks.ndim != 3 or landmarks.shape[0] != n or landmarks.shape[2] < 2:
+            raise InputError(f"{path}: landmarks must be (N, 468, 2), got {landmarks.shape}")
+        if any(len(arrays[k]) != n for k in ("labels", "methods", "splits")):
+            raise InputError(f"{path}: labels/methods/splits must have {n} entries")
+        return cls(
+            images=images,
+            landmarks=landmarks[:, :, :2].astype(np.float32),
+            labels=arrays["labels"].astype(np.int64),
+            methods=arrays["methods"].astype(str),
+            splits=arrays["splits"].astype(str),
+        )
+
+
+def align(
+    image: _U8, landmarks: _F32, size: int, margin: float, mask: _F32 | None = None
+) -> tuple[_U8, _F32 | None]:
+    """Warp ``image`` (and ``mask``, same matrix) to the ``size`` aligned face crop."""
+    matrix = alignment_matrix(five_points(landmarks), size, margin)
+    crop = cv2.warpAffine(
+        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    if mask is not None:
+        mask = np.asarray(
+            cv2.warpAffine(
+                mask, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            ),
+            np.float32,
+        )
+    return np.asarray(crop, np.uint8), mask
+
+
+def augment_with_mask(img: _U8, mask: _F32, rng: np.random.Generator) -> tuple[_U8, _F32]:
+    """:func:`train_baseline.augment` on ``img``; its geometric part (the horizontal flip and
+    the shift/rotation/scale warp) is replayed on ``mask`` from a copy of ``rng`` taken before
+    the call, so image and target stay registered. Mirrors augment's first random draws
+    (guarded by ``tests/test_training.py::test_augment_with_mask_keeps_registration``)."""
+    probe = copy.deepcopy(rng)
+    out = augment(img, rng)
+    size = img.shape[0]
+    if probe.random() < 0.5:
+        mask = mask[:, ::-1]
+    if probe.random() < 0.5:
+        dx, dy = probe.integers(-6, 7, size=2)
+        scale = probe.uniform(0.92, 1.08)
+        m = cv2.getRotationMatrix2D((size / 2, size / 2), probe.uniform(-6, 6), scale)
+        m[:, 2] += (dx, dy)
+        mask = np.asarray(
+            cv2.warpAffine(
+                np.ascontiguousarray(mask), m, (size, size), borderMode=cv2.BORDER_REPLICATE
+            ),
+            np.float32,
+        )
+    return out, np.ascontiguousarray(mask, dtype=np.float32)
+
+
+def make_sample(
+    cache: Cache,
+    index: int,
+    cfg: TrainConfig,
+    sbi_cfg: SBIConfig,
+    rng: np.random.Generator,
+) -> tuple[_U8, _F32, float, float]:
+    """``(aligned augmented image, aligned mask, label, segmentation weight)``."""
+    image, landmarks = cache.images[index], cache.landmarks[index]
+    size, margin = cfg.data.input_size, cfg.data.margin
+    if cache.labels[index] == 1:  # supervised fake: blend region unknown -> no seg loss
+        mask = np.zeros(image.shape[:2], np.float32)
+        label, seg_weight = 1.0, 0.0
+    else:
+        make_fake = rng.random() < cfg.sbi.fake_fraction
+        real, fake, blend = sbi_pair(image, landmarks, rng, sbi_cfg)
+        if make_fake:
+            image, mask, label = fake, blend, 1.0
+        else:
+            image, mask, label = real, np.zeros_like(blend), 0.0
+        seg_weight = 1.0
+    crop, warped = align(image, landmarks, size, margin, mask)
+    assert warped is not None
+    crop, warped = augment_with_mask(crop, warped, rng)
+    return crop, warped, label, seg_weight
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def compute_loss(
+    model: SBINet,
+    batch: _U8,
+    masks: _F32,
+    labels: npt.NDArray[np.float32],
+    seg_weights: npt.NDArray[np.float32],
+    cfg: TrainConfig,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    logit, seg = model(to_tensor(batch))
+    y = torch.from_numpy(labels)
+    cls_loss = F.binary_cross_entropy_with_logits(logit, y)
+    target = F.interpolate(torch.from_numpy(masks)[:, None], size=seg.shape[-2:], mode="area")
+    per_sample = F.binary_cross_entropy_with_logits(
+        seg, target[:, 0].clamp(0.0, 1.0), reduction="none"
+    ).mean(dim=(1, 2))
+    w = torch.from_numpy(seg_weights)
+    seg_loss = (per_sample * w).sum() / w.sum().clamp(min=1.0)
+    loss = cls_loss + cfg.model.seg_weight * seg_loss
+    parts = {"cls_loss": cls_loss.item(), "seg_loss": seg_loss.item()}
+    if cfg.loss.kind == "bce+dcf":
+        lc = cfg.loss
+        dcf = smooth_dcf_loss(
+            logit,
+            y,
+            bayes_threshold_logit(lc.c_miss, lc.c_fa, lc.p_target),
+            lc.c_miss,
+            lc.c_fa,
+            lc.p_target,
+            lc.dcf_temperature,
+        )
+        loss = loss + lc.dcf_weight * dcf
+        parts["dcf_loss"] = dcf.item()
+    return loss, parts
+
+
+@torch.no_grad()
+def predict(model: SBINet, crops: _U8, batch: int = 64) -> npt.NDArray[np.float32]:
+    """Fake probabilities of aligned uint8 crops."""
+    model.eval()
+    out = [
+        torch.sigmoid(model(to_tensor(crops[i : i + batch]))[0]).numpy()
+        for i in range(0, len(crops), batch)
+    ]
+    return np.concatenate(out).astype(np.float32)
+
+
+def _auc(labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float32]) -> float | None:
+    if len(np.unique(labels)) < 2:
+        return None
+    return float(roc_auc_score(labels, scores))
+
+
+def validate(model: SBINet, crops: _U8, val: Cache) -> dict[str, Any]:
+    probs = predict(model, crops)
+    per_method: dict[str, float | None] = {}
+    for method in sorted(set(val.methods[val.labels == 1].tolist())):
+        keep = (val.methods == method) | (val.labels == 0)
+        per_method[str(method)] = _auc(val.labels[keep], probs[keep])
+    return {"val_auc": _auc(val.labels, probs), "val_auc_per_method": per_method}
+
+
+def _progress() -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def export_onnx(model: SBINet, size: int, path: Path) -> None:
+    model.eval()
+    with warnings.catch_warnings():  # the legacy (dynamo=False) exporter is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            SBIExport(model),
+            (torch.zeros(1, 3, size, size),),
+            str(path),
+            input_names=["input"],
+            output_names=["fake_probability", "mask"],
+            dynamic_axes={"input": {0: "n"}, "fake_probability": {0: "n"}, "mask": {0: "n"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run (or resume) the training described by ``cfg``; returns the run folder."""
+    out = Path(cfg.run.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    random.seed(cfg.run.seed)
+    np.random.seed(cfg.run.seed)
+    torch.manual_seed(cfg.run.seed)
+    torch.set_num_threads(cfg.run.threads)
+    cv2.setNumThreads(cfg.run.threads)
+    rng = np.random.default_rng(cfg.run.seed)
+    sbi_cfg = cfg.sbi.to_sbi_config()
+    size = cfg.data.input_size
+
+    cache = Cache.load(cfg.data.cache)
+    # items of sets without a split (UTKFace) train too; "val"/"test" items never do
+    in_train = ~np.isin(cache.splits, ["val", "test"])
+    pool = np.nonzero(in_train & (cache.labels == 0))[0]
+    if cfg.data.supervised_fakes:
+        pool = np.concatenate([pool, np.nonzero(in_train & (cache.labels == 1))[0]])
+    if len(pool) == 0:
+        raise ConfigError(f"data.cache {cfg.data.cache} has no usable training items")
+    _log(f"train pool {len(pool)} ({int((cache.labels[pool] == 1).sum())} supervised fakes)")
+
+    val: Cache | None = None
+    val_crops: _U8 | None = None
+    if cfg.data.val_cache:
+        val = Cache.load(cfg.data.val_cache)
+        val_crops = np.stack(
+            [
+                align(val.images[i], val.landmarks[i], size, cfg.data.margin)[0]
+                for i in range(len(val.images))
+            ]
+        )
+        _log(f"validation {len(val_crops)} ({int(val.labels.sum())} fake)")
+
+    model = SBINet(cfg.model.pretrained, cfg.model.dropout, cfg.model.freeze_blocks)
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    steps_per_epoch = math.ceil(len(pool) / cfg.optim.batch)
+    if cfg.run.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, cfg.run.max_steps_per_epoch)
+    total_steps = cfg.optim.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.optim.lr, total_steps=total_steps, pct_start=0.15
+    )
+
+    start_epoch = 0
+    ckpt_path = out / "last.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        if int(ckpt["total_steps"]) != total_steps:
+            raise ConfigError(
+                f"{ckpt_path} was trained with a {ckpt['total_steps']}-step schedule, this "
+                f"config has {total_steps}: use another run.out"
+            )
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        sched.load_state_dict(ckpt["sched"])
+        random.setstate(ckpt["rng"]["python"])
+        rng.bit_generator.state = ckpt["rng"]["numpy"]
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        _log(f"resumed from {ckpt_path}: epochs 0-{start_epoch - 1} done")
+
+    t0 = time.time()
+    for epoch in range(start_epoch, cfg.optim.epochs):
+        model.train()
+        order = rng.permutation(pool)
+        sums: dict[str, float] = {}
+        seen = 0
+        with _progress() as progress:
+            task = progress.add_task(f"epoch {epoch}", total=steps_per_epoch, loss=float("nan"))
+            for step in range(steps_per_epoch):
+                idx = order[step * cfg.optim.batch : (step + 1) * cfg.optim.batch]
+                if len(idx) == 0:  # more steps than items: wrap around
+                    idx = rng.choice(pool, size=min(cfg.optim.batch, len(pool)), replace=False)
+                samples = [make_sample(cache, int(i), cfg, sbi_cfg, rng) for i in idx]
+                batch = np.stack([s[0] for s in samples])
+                masks = np.stack([s[1] for s in samples]).astype(np.float32)
+                labels = np.array([s[2] for s in samples], np.float32)
+                seg_w = np.array([s[3] for s in samples], np.float32)
+                loss, parts = compute_loss(model, batch, masks, labels, seg_w, cfg)
+                opt.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                sched.step()
+                parts["loss"] = loss.item()
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v * len(idx)
+                seen += len(idx)
+                progress.update(task, advance=1, loss=parts["loss"])
+        entry: dict[str, Any] = {"epoch": epoch, "steps": steps_per_epoch, "samples": seen}
+        entry.update({k: v / max(seen, 1) for k, v in sums.items()})
+        entry["lr"] = float(sched.get_last_lr()[0])
+        if val is not None and val_crops is not None:
+            entry.update(validate(model, val_crops, val))
+        entry["elapsed_s"] = round(time.time() - t0, 1)
+        tmp = ckpt_path.with_suffix(".pt.tmp")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "epoch": epoch,
+                "total_steps": total_steps,
+                "rng": {
+                    "python": random.getstate(),
+                    "numpy": rng.bit_generator.state,
+                    "torch": torch.get_rng_state(),
+                },
+                "config": cfg.to_dict(),
+            },
+            tmp,
+        )
+        os.replace(tmp, ckpt_path)
+        line = json.dumps(entry)
+        print(line, flush=True)
+        with (out / "log.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    export_onnx(model, size, out / "model.onnx")
+    _log(f"exported {out / 'model.onnx'}")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("config", type=Path, help="YAML config (e.g. configs/sbi_lite0.yaml)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config fields, e.g. --set optim.lr=3e-4 run.out=runs/x (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    cfg = resolve(args.config, args.overrides)
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
