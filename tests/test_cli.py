@@ -90,3 +90,11 @@ def test_usage_errors_exit_2_with_one_line(argv: list[str]) -> None:
     assert len(lines) == 1 and lines[0].startswith("fakescope: error:"), proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_train_rejects_unknown_config_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    config = Path(__file__).resolve().parents[1] / "configs" / "sbi_lite0.yaml"
+    assert main(["train", str(config), "--set", "optim.nope=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "optim.nope" in err[0]

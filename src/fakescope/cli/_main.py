@@ -110,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_scan_options(bench)
 
+    train = sub.add_parser(
+        "train", help="train a detector (needs the train extra: pip install -e '.[train]')"
+    )
+    train.add_argument("config", metavar="CONFIG.yaml", help="e.g. configs/sbi_lite0.yaml")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config fields, e.g. --set optim.lr=3e-4 run.out=runs/x",
+    )
+
     from fakescope.cli._eval import add_eval_parser
 
     _add_scan_options(add_eval_parser(sub), detector=False)
@@ -131,6 +145,18 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
+def _train(config: str, overrides: Sequence[str]) -> int:
+    """``fakescope train``: torch is imported only here, never by scanning."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("training needs torch: python3 -m pip install -e '.[train]'")
+    from fakescope.training.train_sbi import main as train_main
+
+    train_main([config, "--set", *overrides] if overrides else [config])
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fakescope`` console script."""
     try:
@@ -141,7 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"fakescope {version('fakescope')}")
             return 0
         if args.command is None:
-            raise UsageError("a command is required: scan, eval or bench (see fakescope --help)")
+            raise UsageError(
+                "a command is required: scan, eval, bench or train (see fakescope --help)"
+            )
+        if args.command == "train":
+            return _train(args.config, args.overrides)
         from fakescope.config import ScanConfig
 
         config = ScanConfig.from_mapping(config_overrides(args))
