@@ -37,6 +37,7 @@ class ScanConfig:
     max_pixels: int = 8192 * 8192
     max_duration_s: float = 4 * 3600.0
     threads: int = 0
+    heatmaps_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:

@@ -168,6 +168,10 @@ class TrackVerdict:
     fake_probability: float
     label: Label
     frames: tuple[CropScore, ...]
+    heatmap: str | None = None
+    """PNG overlay of the track's most suspicious frame (``scan --heatmaps DIR``)."""
+    peak_region: Box | None = None
+    """Frame-pixel box of the hottest part of that frame's heatmap."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,6 +179,10 @@ class TrackVerdict:
             "fake_probability": round(self.fake_probability, 6),
             "label": str(self.label),
             "frames": [s.to_dict() for s in self.frames],
+            "heatmap": self.heatmap,
+            "peak_region": (
+                None if self.peak_region is None else [round(v, 1) for v in self.peak_region]
+            ),
         }
 
 

@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--json", action="store_true", help="print one JSON object per input (JSON Lines) to stdout"
     )
+    scan.add_argument(
+        "--heatmaps",
+        dest="heatmaps_dir",
+        metavar="DIR",
+        help="write a PNG overlay per face track (detectors with a mask head)",
+    )
     _add_scan_options(scan)
 
     bench = sub.add_parser("bench", help="time each stage on a generated 10-s 720p clip")
@@ -141,6 +147,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "track_aggregator",
         "video_aggregator",
         "threads",
+        "heatmaps_dir",
     )
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 

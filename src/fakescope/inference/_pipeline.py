@@ -6,17 +6,20 @@ media -> frames (io.open_media) -> faces (face detector, filter_faces) -> aligne
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from fakescope.config import ScanConfig
-from fakescope.errors import FakescopeError
+from fakescope.errors import ConfigError, FakescopeError
 from fakescope.faces import FACE_DETECTORS, FaceDetector, align_face, filter_faces, link_tracks
 from fakescope.inference._aggregate import AGGREGATORS, frame_max_scores
+from fakescope.inference._heatmaps import backproject, overlay, peak_region, write_overlay
 from fakescope.inference._prefetch import prefetch
 from fakescope.io import Limits, Sampling, open_media
 from fakescope.models import Detector, create_detector
@@ -68,6 +71,7 @@ class _Faces:
     times: dict[int, float] = field(default_factory=dict)  # frame index -> time_s
     frames_seen: int = 0
     largest_small: float = 0.0
+    images: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # for heatmaps
 
 
 class Scanner:
@@ -81,6 +85,11 @@ class Scanner:
             max_side=self.config.detect_max_side,
             min_face_px=self.config.min_face_px,
         )
+        if self.config.heatmaps_dir is not None and not self.detector.has_maps:
+            raise ConfigError(
+                f"detector {self.config.detector!r} has no segmentation output; "
+                "heatmaps need a detector with a mask head"
+            )
         self.track_aggregate = AGGREGATORS.create(self.config.track_aggregator)
         self.video_aggregate = AGGREGATORS.create(self.config.video_aggregator)
         self.threshold = (
@@ -136,23 +145,71 @@ class Scanner:
             start = clock.add("align", start)
             out.per_frame.append(kept)
             out.times[frame.index] = frame.time_s
+            if self.wants_maps and kept:
+                out.images[frame.index] = frame.image
             out.frames_seen += 1
             hints = kept
             if progress is not None:
                 progress(position + 1, total)
         return out
 
-    def score(self, tracks: Sequence[Track], faces: _Faces) -> list[CropScore]:
-        """Stage 5: run the detector on every aligned crop of every track."""
+    @property
+    def wants_maps(self) -> bool:
+        """Heatmaps were asked for and the detector has a segmentation output."""
+        return self.config.heatmaps_dir is not None and self.detector.has_maps
+
+    def score(
+        self, tracks: Sequence[Track], faces: _Faces
+    ) -> tuple[list[CropScore], dict[int, npt.NDArray[np.float64]]]:
+        """Stage 5: run the detector on every aligned crop of every track. Also returns the
+        crop-space maps by ``id(FaceBox)`` when heatmaps are wanted (else empty)."""
         members = [(t.track_id, f) for t in tracks for f in t.faces]
         if not members:
-            return []
+            return [], {}
         batch = np.stack([faces.crops[id(f)].image for _, f in members])
-        probs = self.detector.predict(batch)
-        return [
+        maps: dict[int, npt.NDArray[np.float64]] = {}
+        if self.wants_maps:
+            probs, crop_maps = self.detector.predict_maps(batch)
+            if crop_maps is not None:
+                maps = {id(f): m for (_, f), m in zip(members, crop_maps, strict=True)}
+        else:
+            probs = self.detector.predict(batch)
+        scores = [
             CropScore(tid, f.frame_index, faces.times[f.frame_index], f.box, float(p))
             for (tid, f), p in zip(members, probs, strict=True)
         ]
+        return scores, maps
+
+    def draw_heatmaps(
+        self,
+        path: Path,
+        tracks: Sequence[Track],
+        verdicts: Sequence[TrackVerdict],
+        faces: _Faces,
+        maps: dict[int, npt.NDArray[np.float64]],
+    ) -> tuple[TrackVerdict, ...]:
+        """Stage 7 (optional): per track, the most suspicious frame's map drawn on the frame,
+        written as ``<heatmaps_dir>/<input stem>_track<id>.png``."""
+        if not maps or self.config.heatmaps_dir is None:
+            return tuple(verdicts)
+        out_dir = Path(self.config.heatmaps_dir)
+        size = self.detector.config.input_size
+        done = []
+        for track, verdict in zip(tracks, verdicts, strict=True):
+            best = max(verdict.frames, key=lambda s: s.fake_probability)
+            face = next(f for f in track.faces if f.frame_index == best.frame_index)
+            frame = faces.images[best.frame_index]
+            heat = backproject(
+                maps[id(face)], faces.crops[id(face)].matrix, size, (frame.shape[0], frame.shape[1])
+            )
+            png = write_overlay(
+                out_dir / f"{path.stem}_track{track.track_id}.png",
+                overlay(frame, heat, face.box, best.fake_probability),
+            )
+            done.append(
+                dataclasses.replace(verdict, heatmap=str(png), peak_region=peak_region(heat))
+            )
+        return tuple(done)
 
     def decide(
         self, tracks: Sequence[Track], scores: Sequence[CropScore]
@@ -206,9 +263,10 @@ class Scanner:
                     Status.NO_FACE, f"no face found in {faces.frames_seen} sampled frame(s)"
                 )
             start = time.perf_counter()
-            scores = self.score(tracks, faces)
+            scores, maps = self.score(tracks, faces)
             clock.add("classify", start)
             overall, label, verdicts = self.decide(tracks, scores)
+            verdicts = self.draw_heatmaps(path, tracks, verdicts, faces, maps)
         except FakescopeError as exc:
             return abstain(exc.status, str(exc))
         except MemoryError:

@@ -3,6 +3,7 @@ registration; each shipped weight brings its :class:`WeightConfig`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +31,18 @@ class Detector(Protocol):
 
     def predict(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]: ...
 
+    @property
+    def has_maps(self) -> bool:
+        """Whether :meth:`predict_maps` returns pixel maps (a segmentation head)."""
+        ...
+
+    def predict_maps(
+        self, crops: npt.NDArray[np.uint8]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+        """Probabilities and, for detectors with a segmentation head, (N, h, w) maps in [0, 1]
+        over the crop (where the manipulation is thought to be); None otherwise."""
+        ...
+
 
 DETECTORS: Registry[Detector] = Registry("detector")
 
@@ -41,7 +54,9 @@ class OnnxDetector:
     def __init__(self, config: WeightConfig, threads: int = 0, batch_size: int = 16) -> None:
         self.config = config
         self.batch_size = batch_size
-        path = verified_path(asset_path(config.file), config.sha256)
+        # shipped weights name a file in models/assets; user weights may give an absolute path
+        file = Path(config.file)
+        path = verified_path(file if file.is_absolute() else asset_path(config.file), config.sha256)
         try:
             self._session = onnx_session(path, threads)
         except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -53,19 +68,37 @@ class OnnxDetector:
     def info(self) -> ModelInfo:
         return ModelInfo(self.config.name, self.config.sha256, self.config.version)
 
-    def predict(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+    @property
+    def has_maps(self) -> bool:
+        return "mask" in {o.name for o in self._session.get_outputs()}
+
+    def _run(
+        self, crops: npt.NDArray[np.uint8], outputs: list[str]
+    ) -> list[npt.NDArray[np.float64]]:
         size = self.config.input_size
         if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
             raise ModelError(f"expected crops of shape (N, {size}, {size}, 3), got {crops.shape}")
-        out: list[npt.NDArray[np.float64]] = []
+        parts: list[list[npt.NDArray[np.float64]]] = [[] for _ in outputs]
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start : start + self.batch_size].astype(np.float32) - self._mean
             batch *= self._inv_std
-            (prob,) = self._session.run(
-                ["fake_probability"], {"input": batch.transpose(0, 3, 1, 2).copy()}
-            )
-            out.append(np.asarray(prob, dtype=np.float64).reshape(-1))
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
+            results = self._session.run(outputs, {"input": batch.transpose(0, 3, 1, 2).copy()})
+            for part, result in zip(parts, results, strict=True):
+                part.append(np.asarray(result, dtype=np.float64))
+        return [
+            np.concatenate(part) if part else np.zeros((0,), dtype=np.float64) for part in parts
+        ]
+
+    def predict(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+        return self._run(crops, ["fake_probability"])[0].reshape(-1)
+
+    def predict_maps(
+        self, crops: npt.NDArray[np.uint8]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+        if not self.has_maps:
+            return self.predict(crops), None
+        probs, maps = self._run(crops, ["fake_probability", "mask"])
+        return probs.reshape(-1), maps
 
 
 def _shipped(config_file: str) -> WeightConfig:
