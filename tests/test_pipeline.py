@@ -135,3 +135,27 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
     with pytest.raises(ConfigError):
         ScanConfig(num_frames=0)
     assert ScanConfig.from_mapping({"num_frames": 3}).num_frames == 3
+
+
+def test_calibrated_weight_uses_the_cost_threshold(face_image: Path) -> None:
+    import dataclasses
+
+    from fakescope.calibration import LogitCalibrator
+
+    base = Scanner(ScanConfig(num_frames=1))
+    raw = base.scan(face_image)
+    assert raw.status is Status.OK and raw.fake_probability is not None
+    cal = LogitCalibrator().fit([0.1, 0.2, 0.3, 0.6, 0.7, 0.9], [0, 0, 1, 0, 1, 1])
+    wcfg = dataclasses.replace(base.detector.config, calibration=cal.to_dict())
+    cfg = ScanConfig(num_frames=1, cost_miss=9.0, cost_false_alarm=1.0, prior_fake=0.5)
+    scanner = Scanner(cfg)
+    scanner.detector.config = wcfg
+    scanner.calibrator = cal
+    scanner.threshold = scanner._threshold()
+    assert scanner.threshold == pytest.approx(0.1)  # 1 * 0.5 / (9 * 0.5 + 1 * 0.5)
+    v = scanner.scan(face_image)
+    expected = float(cal.predict_proba([raw.fake_probability])[0, 1])
+    assert v.fake_probability == pytest.approx(expected, abs=1e-6)
+    assert v.tracks[0].frames[0].fake_probability == pytest.approx(
+        raw.tracks[0].frames[0].fake_probability
+    )

@@ -17,8 +17,9 @@ __all__ = ["ScanConfig"]
 class ScanConfig:
     """Everything ``fakescope scan`` can be told.
 
-    ``threshold=None`` means: use the detector weight's own decision threshold.
-    A score within ``uncertain_band`` of the threshold is labelled ``uncertain``.
+    ``threshold=None`` means: for a calibrated weight, the threshold that minimises the expected
+    cost for ``cost_miss``, ``cost_false_alarm`` and ``prior_fake``; for an uncalibrated one, the
+    weight's own threshold. A score within ``uncertain_band`` of it is labelled ``uncertain``.
     """
 
     num_frames: int = 32
@@ -33,6 +34,9 @@ class ScanConfig:
     video_aggregator: str = "mean"
     threshold: float | None = None
     uncertain_band: float = 0.1
+    cost_miss: float = 1.0
+    cost_false_alarm: float = 1.0
+    prior_fake: float = 0.5
     max_bytes: int = 4 * 1024**3
     max_pixels: int = 8192 * 8192
     max_duration_s: float = 4 * 3600.0
@@ -50,6 +54,10 @@ class ScanConfig:
             raise ConfigError("uncertain_band must be in [0, 0.5)")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ConfigError("threshold must be in (0, 1)")
+        if not (self.cost_miss > 0 and self.cost_false_alarm > 0):
+            raise ConfigError("cost_miss and cost_false_alarm must be positive")
+        if not 0.0 < self.prior_fake < 1.0:
+            raise ConfigError("prior_fake must be in (0, 1)")
         if self.min_face_px <= 0 or self.max_faces < 1:
             raise ConfigError("min_face_px and max_faces must be positive")
 

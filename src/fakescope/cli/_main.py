@@ -96,6 +96,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object per input (JSON Lines) to stdout"
     )
     scan.add_argument(
+        "--cost-miss",
+        type=_positive_float,
+        dest="cost_miss",
+        help="cost of missing a fake (default 1; used with calibrated models)",
+    )
+    scan.add_argument(
+        "--cost-false-alarm",
+        type=_positive_float,
+        dest="cost_false_alarm",
+        help="cost of calling a real face fake (default 1)",
+    )
+    scan.add_argument(
+        "--prior-fake",
+        type=_probability,
+        dest="prior_fake",
+        help="expected share of fakes among inputs (default 0.5)",
+    )
+    scan.add_argument(
+        "--uncertain-band",
+        type=float,
+        dest="uncertain_band",
+        help="scores within this distance of the threshold are 'uncertain' (0.1)",
+    )
+    scan.add_argument(
         "--heatmaps",
         dest="heatmaps_dir",
         metavar="DIR",
@@ -148,6 +172,10 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "video_aggregator",
         "threads",
         "heatmaps_dir",
+        "cost_miss",
+        "cost_false_alarm",
+        "prior_fake",
+        "uncertain_band",
     )
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 

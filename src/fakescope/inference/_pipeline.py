@@ -11,11 +11,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from fakescope.config import ScanConfig
+from fakescope.decision import bayes_threshold, decide_label
 from fakescope.errors import ConfigError, FakescopeError
 from fakescope.faces import FACE_DETECTORS, FaceDetector, align_face, filter_faces, link_tracks
 from fakescope.inference._aggregate import AGGREGATORS, frame_max_scores
@@ -36,20 +38,13 @@ from fakescope.types import (
     Verdict,
 )
 
+if TYPE_CHECKING:
+    from fakescope.calibration import IsotonicCalibrator, LogitCalibrator
+
 __all__ = ["STAGES", "Scanner", "decide_label"]
 
 STAGES = ("decode", "detect", "landmarks", "align", "classify", "total")
 Progress = Callable[[int, int], None]
-
-
-def decide_label(probability: float, threshold: float, band: float) -> Label:
-    """``fake`` at or above ``threshold + band``, ``real`` below ``threshold - band``, else
-    ``uncertain``."""
-    if probability >= threshold + band:
-        return Label.FAKE
-    if probability < threshold - band:
-        return Label.REAL
-    return Label.UNCERTAIN
 
 
 @dataclass
@@ -92,11 +87,27 @@ class Scanner:
             )
         self.track_aggregate = AGGREGATORS.create(self.config.track_aggregator)
         self.video_aggregate = AGGREGATORS.create(self.config.video_aggregator)
-        self.threshold = (
-            self.config.threshold
-            if self.config.threshold is not None
-            else self.detector.config.threshold
-        )
+        wcfg = self.detector.config
+        self.calibrator: LogitCalibrator | IsotonicCalibrator | None = None
+        if wcfg.calibration is not None:
+            from fakescope.calibration import calibrator_from_dict
+
+            self.calibrator = calibrator_from_dict(wcfg.calibration)
+        self.threshold = self._threshold()
+
+    def _threshold(self) -> float:
+        cfg = self.config
+        if cfg.threshold is not None:
+            return cfg.threshold
+        if self.calibrator is not None:
+            return bayes_threshold(cfg.cost_miss, cfg.cost_false_alarm, cfg.prior_fake)
+        return self.detector.config.threshold
+
+    def calibrate(self, score: float) -> float:
+        """The weight's calibrator applied to a track or input score (identity without one)."""
+        if self.calibrator is None:
+            return score
+        return float(self.calibrator.predict_proba([score])[0, 1])
 
     # -- stages ------------------------------------------------------------------------------
     def open(self, path: Path) -> tuple[MediaInfo, Iterator[Frame]]:
@@ -219,11 +230,11 @@ class Scanner:
         verdicts = []
         for track in tracks:
             own = tuple(s for s in scores if s.track_id == track.track_id)
-            p = self.track_aggregate([s.fake_probability for s in own])
+            p = self.calibrate(self.track_aggregate([s.fake_probability for s in own]))
             verdicts.append(
                 TrackVerdict(track.track_id, p, decide_label(p, self.threshold, band), own)
             )
-        overall = self.video_aggregate(frame_max_scores(scores))
+        overall = self.calibrate(self.video_aggregate(frame_max_scores(scores)))
         return overall, decide_label(overall, self.threshold, band), tuple(verdicts)
 
     # -- the whole chain ---------------------------------------------------------------------

@@ -31,6 +31,9 @@ class WeightConfig:
     architecture: str = ""
     trained_on: str = ""
     license: str = ""
+    calibration: dict[str, Any] | None = None
+    """A fitted calibrator (``fakescope.calibration`` ``to_dict``) for track and input scores;
+    when present, scores are probabilities and the cost-based threshold applies."""
 
     @classmethod
     def from_json(cls, path: Path) -> WeightConfig:
