@@ -98,3 +98,29 @@ def test_train_rejects_unknown_config_keys(capsys: pytest.CaptureFixture[str]) -
     assert main(["train", str(config), "--set", "optim.nope=1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "optim.nope" in err[0]
+
+
+def test_calibrate_fits_on_a_score_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    from fakescope.calibration import calibrator_from_dict
+    from fakescope.evaluation import MEDIA_LEVEL, ScoreRow, ScoreTable
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(80):
+        label = i % 2
+        score = float(np.clip(rng.normal(0.45 + 0.1 * label, 0.05), 0, 1))  # under-confident
+        rows.append(ScoreRow(f"m{i}", MEDIA_LEVEL, MEDIA_LEVEL, "d", score, label, "x", "toy"))
+    scores = ScoreTable(rows).save(tmp_path / "scores.csv")
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", str(scores), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["items"] == 80
+    assert report["ece_5fold_cv"] < report["ece_raw"]
+    cal = calibrator_from_dict(report["calibration"])
+    assert cal.predict_proba([0.6])[0, 1] > 0.8  # sharpened
+    capsys.readouterr()
+    assert main(["calibrate", str(scores), "--detector", "nope"]) == 2

@@ -154,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override config fields, e.g. --set optim.lr=3e-4 run.out=runs/x",
     )
 
+    from fakescope.cli._calibrate import add_calibrate_parser
     from fakescope.cli._eval import add_eval_parser
+
+    add_calibrate_parser(sub)
 
     _add_scan_options(add_eval_parser(sub), detector=False)
     return parser
@@ -203,10 +206,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command is None:
             raise UsageError(
-                "a command is required: scan, eval, bench or train (see fakescope --help)"
+                "a command is required: scan, eval, bench, calibrate or train (fakescope --help)"
             )
         if args.command == "train":
             return _train(args.config, args.overrides)
+        if args.command == "calibrate":
+            from fakescope.cli._calibrate import run_calibrate
+
+            return run_calibrate(args)
         from fakescope.config import ScanConfig
 
         config = ScanConfig.from_mapping(config_overrides(args))

@@ -29,6 +29,14 @@ def main() -> None:
         default="FaceForensics++ face crops, train_ split "
         "(ffpp_face_crops; research-only FF++ Terms of Use)",
     )
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        help="JSON from `fakescope calibrate` to store in the weight config",
+    )
+    parser.add_argument(
+        "--architecture", default="EfficientNet-Lite0 (ImageNet init), sigmoid head"
+    )
     args = parser.parse_args()
     target = asset_path(args.file)
     shutil.copyfile(args.onnx, target)
@@ -43,10 +51,12 @@ def main() -> None:
         "alignment": "arcface5",
         "threshold": args.threshold,
         "version": args.version,
-        "architecture": "EfficientNet-Lite0 (ImageNet init), sigmoid head",
+        "architecture": args.architecture,
         "trained_on": args.trained_on,
         "license": "Apache-2.0 (code); weights trained on research-only data, see MODEL_CARD",
     }
+    if args.calibration is not None:
+        config["calibration"] = json.loads(args.calibration.read_text())["calibration"]
     config_path = target.with_suffix(".json")
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     print(f"shipped {target.name} ({config['sha256']}) and {config_path.name}")
