@@ -45,9 +45,10 @@ def main() -> None:
             **{**base.config.__dict__, "file": str(q), "sha256": sha256_file(q)}
         )
         auc_q, ms_q = measure(OnnxDetector(cfg), crops, labels)
+        float_mb = asset_path(base.config.file).stat().st_size / 2**20
         print(
             f"int8 dynamic: AUC {auc_q:.4f} ({auc_q - auc:+.4f}), {ms_q:.0f} ms / 32 crops, "
-            f"{q.stat().st_size / 2**20:.1f} MB vs {asset_path(base.config.file).stat().st_size / 2**20:.1f} MB"
+            f"{q.stat().st_size / 2**20:.1f} MB vs {float_mb:.1f} MB"
         )
 
 
