@@ -24,6 +24,7 @@ MODULES = [
     "fakescope.registry",
     "fakescope.cli",
     "fakescope.calibration",
+    "fakescope.decision",
 ]
 
 
