@@ -28,6 +28,13 @@ def test_detector_contract(name: str) -> None:
     one_by_one = np.concatenate([detector.predict(crops[i : i + 1]) for i in range(5)])
     np.testing.assert_allclose(probs, one_by_one, atol=1e-5)
     assert detector.predict(np.zeros((0, size, size, 3), np.uint8)).shape == (0,)
+    same, maps = detector.predict_maps(crops)
+    np.testing.assert_allclose(same, probs, atol=1e-5)
+    if detector.has_maps:
+        assert maps is not None and maps.ndim == 3 and maps.shape[0] == 5
+        assert np.all((maps >= 0) & (maps <= 1))
+    else:
+        assert maps is None
     with pytest.raises(ModelError):
         detector.predict(crops[:, :-1])
 

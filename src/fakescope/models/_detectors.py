@@ -111,6 +111,13 @@ def _effnet_lite0_ffpp(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_ffpp.json"), threads)
 
 
+@DETECTORS.register("effnet-lite0-sbi")
+def _effnet_lite0_sbi(threads: int = 0) -> Detector:
+    """Experimental: EfficientNet-Lite0 with a blend-mask head, trained on real faces only with
+    Self-Blended Images pseudo-fakes; gives heatmaps (``scan --heatmaps``)."""
+    return OnnxDetector(_shipped("effnet_lite0_sbi.json"), threads)
+
+
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
     """Build a registered detector by name."""
     return DETECTORS.create(name, threads=threads)
