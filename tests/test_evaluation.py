@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -17,6 +18,7 @@ from fakescope.evaluation import (
     ScoreRow,
     ScoreTable,
     compute_metrics,
+    curve_displays,
     item_scores,
     write_report,
 )
@@ -183,3 +185,14 @@ def test_per_compression_breakdown_when_levels_differ() -> None:
     entry = compute_metrics(ScoreTable(rows), n_boot=20)["d"]["toy"]
     assert set(entry["per_compression"]) == {"c23", "c40"}
     assert compute_metrics(_table(), n_boot=20)["det-a"]["toy"]["per_compression"] == {}
+
+
+def test_side_by_side_curves_show_each_detector() -> None:
+    rows = list(_table(0).rows)
+    rows += [dataclasses.replace(r, detector="det-b", score=1.0 - r.score) for r in rows]
+    roc, det = curve_displays(ScoreTable(rows), "toy")
+    for display in (roc, det):
+        curves = [ln for ln in display.ax_.get_lines() if str(ln.get_label()).startswith("det-")]
+        assert len(curves) == 2, [ln.get_label() for ln in display.ax_.get_lines()]
+        a, b = (np.asarray(ln.get_xydata()) for ln in curves)
+        assert a.shape != b.shape or not np.allclose(a, b)

@@ -29,6 +29,7 @@ __all__ = [
     "ABSTAIN_POLICIES",
     "breakdown_markdown",
     "compute_metrics",
+    "curve_displays",
     "headline_markdown",
     "item_scores",
     "write_report",
@@ -175,40 +176,45 @@ def breakdown_markdown(
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def curve_displays(table: ScoreTable, dataset: str, policy: str = "worst") -> list[Any]:
+    """ROC and DET displays of one dataset with every detector's curve on shared axes
+    (empty when no detector has both classes)."""
+    from fakescope.evaluation._plots import DetCurveDisplay, RocCurveDisplay
+
+    roc: RocCurveDisplay | None = None
+    det: DetCurveDisplay | None = None
+    for detector in table.select(dataset=dataset).detectors():
+        y, s, _, _, _ = item_scores(table.select(detector, dataset).media_rows(), policy)
+        if len(set(y.tolist())) < 2:
+            continue
+        roc = RocCurveDisplay.from_predictions(
+            y, s, name=detector, ax=None if roc is None else roc.ax_
+        )
+        det = DetCurveDisplay.from_predictions(
+            y, s, name=detector, ax=None if det is None else det.ax_
+        )
+    return [] if roc is None or det is None else [roc, det]
+
+
 def _figures(table: ScoreTable, out: Path, policy: str) -> list[Path]:
-    from fakescope.evaluation._plots import (
-        DetCurveDisplay,
-        ReliabilityDisplay,
-        RocCurveDisplay,
-        ScoreHistogramDisplay,
-    )
+    from fakescope.evaluation._plots import ReliabilityDisplay, ScoreHistogramDisplay
 
     written: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
     for dataset in table.datasets():
-        roc = det = None
         for detector in table.select(dataset=dataset).detectors():
             y, s, _, methods, _ = item_scores(table.select(detector, dataset).media_rows(), policy)
             if len(set(y.tolist())) < 2:
                 continue
-            roc = (
-                RocCurveDisplay.from_predictions(y, s, name=detector)
-                if roc is None
-                else roc.plot(ax=roc.ax_, name=detector)
-            )
-            det = (
-                DetCurveDisplay.from_predictions(y, s, name=detector)
-                if det is None
-                else det.plot(ax=det.ax_, name=detector)
-            )
             stem = f"{dataset}__{detector}".replace("/", "_")
             hist = ScoreHistogramDisplay.from_predictions(y, s, methods=methods, name=detector)
             written.append(hist.save(out / f"hist__{stem}.png"))
             rel = ReliabilityDisplay.from_predictions(y, s, name=detector)
             written.append(rel.save(out / f"reliability__{stem}.png"))
-        if roc is not None and det is not None:
-            written.append(roc.save(out / f"roc__{dataset}.png"))
-            written.append(det.save(out / f"det__{dataset}.png"))
+        for display, kind in zip(
+            curve_displays(table, dataset, policy), ("roc", "det"), strict=False
+        ):
+            written.append(display.save(out / f"{kind}__{dataset}.png"))
     return written
 
 
