@@ -108,3 +108,9 @@ def test_alignment_maps_landmarks_to_the_template(example_face) -> None:  # type
     assert np.abs(mapped - ARCFACE_TEMPLATE / 112 * 160).max() < 12
     wider = alignment_matrix(face.landmarks, 160, 0.5)
     assert abs(np.linalg.det(wider[:, :2])) < abs(np.linalg.det(crop.matrix[:, :2]))
+
+
+def test_sparse_samples_of_a_moving_face_stay_one_track() -> None:
+    # 150 px apart between samples, 100 px faces: no overlap, still one person
+    frames = [[_face(50 + 150 * k, 80, 100, k)] for k in range(5)]
+    assert len(link_tracks(frames)) == 1

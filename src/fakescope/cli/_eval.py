@@ -75,17 +75,9 @@ def _items(args: argparse.Namespace) -> list[MediaItem]:
 
 
 def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
-    from rich.console import Console
     from rich.markdown import Markdown
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
-    from fakescope.cli._main import UsageError, stdout_console
+    from fakescope.cli._main import UsageError, stderr_progress, stdout_console
     from fakescope.evaluation import (
         Failure,
         ScoreTable,
@@ -97,7 +89,6 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
     from fakescope.inference import Scanner
     from fakescope.types import Verdict
 
-    err = Console(stderr=True)
     failures: list[Failure] = []
     if args.from_scores:
         table = ScoreTable.load(args.from_scores)
@@ -109,13 +100,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
             raise UsageError("no items found in the given sources (check --split/--dataset)")
         names = args.detectors or [config.detector]
         scanners = {n: Scanner(dataclasses.replace(config, detector=n)) for n in names}
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        with stderr_progress() as bar:
             task = bar.add_task("scanning", total=len(items) * len(scanners))
 
             def advance(item: MediaItem, detector: str, verdict: Verdict) -> None:

@@ -8,16 +8,29 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fakescope.errors import FakescopeError
 
-__all__ = ["UsageError", "main", "stdout_console"]
+__all__ = ["UsageError", "main", "stderr_progress", "stdout_console"]
 
 
 def stdout_console() -> Console:
     """Rich console for results: the terminal's width, or 200 columns when piped."""
     out = Console()
     return out if out.is_terminal else Console(width=200)
+
+
+def stderr_progress() -> Progress:
+    """A transient progress bar on stderr, shown only when stderr is a terminal."""
+    err = Console(stderr=True)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 
 class UsageError(Exception):

@@ -6,8 +6,6 @@ import json
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fakescope.config import ScanConfig
@@ -52,16 +50,11 @@ def run_scan(paths: Sequence[str], config: ScanConfig, as_json: bool) -> int:
         from fakescope.cli._main import UsageError
 
         raise UsageError("no input files found")
-    err = Console(stderr=True)
+    from fakescope.cli._main import stderr_progress, stdout_console
+
     scanner = Scanner(config)
     verdicts: list[Verdict] = []
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+    with stderr_progress() as bar:
         overall = bar.add_task("inputs", total=len(files))
         frames = bar.add_task("frames", total=config.num_frames)
         for path in files:
@@ -77,7 +70,5 @@ def run_scan(paths: Sequence[str], config: ScanConfig, as_json: bool) -> int:
                 sys.stdout.flush()
             bar.advance(overall)
     if not as_json:
-        from fakescope.cli._main import stdout_console
-
         stdout_console().print(verdict_table(verdicts))
     return 0

@@ -33,8 +33,9 @@ class _Open:
     missed: int = 0
 
 
-def _affinity(a: FaceBox, b: FaceBox) -> float:
-    """IoU, or when boxes do not overlap, a small score for near centres of similar size."""
+def _affinity(a: FaceBox, b: FaceBox, reach: float = 2.0) -> float:
+    """IoU; or, when the boxes do not overlap (faces move between sparse samples), a small
+    score for centres within ``reach`` face heights and similar sizes."""
     overlap = iou(a.box, b.box)
     if overlap > 0:
         return overlap
@@ -43,7 +44,7 @@ def _affinity(a: FaceBox, b: FaceBox) -> float:
     size = max(a.height, b.height, 1.0)
     dist = math.dist(ca, cb) / size
     ratio = min(a.height, b.height) / size
-    return 0.1 * (1.0 - dist) if dist < 1.0 and ratio > 0.5 else 0.0
+    return 0.1 * (1.0 - dist / reach) if dist < reach and ratio > 0.6 else 0.0
 
 
 def link_tracks(
