@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fakescope.errors import FakescopeError
+from fakescope.training import add_train_arguments
 
 __all__ = ["UsageError", "main", "stderr_progress", "stdout_console"]
 
@@ -156,16 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help="train a detector (needs the train extra: pip install -e '.[train]')"
     )
-    train.add_argument("config", metavar="CONFIG.yaml", help="e.g. configs/sbi_lite0.yaml")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config fields, e.g. --set optim.lr=3e-4 run.out=runs/x",
-    )
+    add_train_arguments(train)
 
     from fakescope.cli._calibrate import add_calibrate_parser
     from fakescope.cli._eval import add_eval_parser

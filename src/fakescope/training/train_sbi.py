@@ -53,6 +53,7 @@ from torch import nn
 from fakescope.errors import ConfigError, InputError
 from fakescope.faces._align import alignment_matrix
 from fakescope.faces._mesh import five_points
+from fakescope.training import add_train_arguments
 from fakescope.training.config import TrainConfig, resolve
 from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
@@ -474,18 +475,9 @@ def train(cfg: TrainConfig) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("config", type=Path, help="YAML config (e.g. configs/sbi_lite0.yaml)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config fields, e.g. --set optim.lr=3e-4 run.out=runs/x (repeatable)",
-    )
+    add_train_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = resolve(args.config, args.overrides)
+    cfg = resolve(Path(args.config), args.overrides)
     return train(cfg)
 
 
