@@ -177,12 +177,22 @@ def test_smoke_train_export_resume(tmp_path: Path, capsys: pytest.CaptureFixture
         methods=np.where(labels == 1, "sbi", "real"),
         splits=np.array(["val"] * n),
     )
+    np.savez(  # supervised fakes come from a second cache (only its label-1 items are used)
+        tmp_path / "fakes.npz",
+        images=val_images[1::2],
+        landmarks=meshes[1::2],
+        labels=np.array([1, 0, 1, 1][: len(val_images[1::2])]),
+        methods=np.array(["sbi"] * len(val_images[1::2])),
+        splits=np.array(["train"] * len(val_images[1::2])),
+    )
     out = tmp_path / "run"
     argv = [
         str(RECIPE),
         "--set",
         f"data.cache={tmp_path / 'train.npz'}",
         f"data.val_cache={tmp_path / 'val.npz'}",
+        f"data.fake_cache={tmp_path / 'fakes.npz'}",
+        "data.supervised_fakes=true",
         "data.input_size=64",
         "model.pretrained=false",
         "optim.epochs=1",
@@ -197,8 +207,11 @@ def test_smoke_train_export_resume(tmp_path: Path, capsys: pytest.CaptureFixture
     entry = json.loads(lines[0])
     assert entry["epoch"] == 0 and entry["steps"] == 2 and np.isfinite(entry["loss"])
     assert set(entry) >= {"cls_loss", "seg_loss", "dcf_loss", "val_auc", "val_auc_per_method"}
-    assert set(entry["val_auc_per_method"]) == {"sbi"}
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == entry
+    assert set(entry["val_auc_per_method"]) == {"sbi"} and "val_auc_h264" in entry
+    first = capsys.readouterr()
+    assert json.loads(first.out.strip().splitlines()[-1]) == entry
+    n_fakes = int((np.array([1, 0, 1, 1][: len(val_images[1::2])]) == 1).sum())
+    assert f"train pool {n + n_fakes} ({n_fakes} supervised fakes)" in first.err
     saved = resolve(out / "config.yaml")
     assert saved.data.input_size == 64 and saved.run.out == str(out)
     assert (out / "last.pt").exists()
@@ -218,3 +231,14 @@ def test_smoke_train_export_resume(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "resumed" in captured.err
     assert captured.out.strip() == ""
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
+
+
+def test_balanced_fake_fraction() -> None:
+    from fakescope.training.train_sbi import balanced_fake_fraction
+
+    for n_real, n_fake in [(100, 0), (1880, 590), (10, 3)]:
+        f = balanced_fake_fraction(n_real, n_fake)
+        fakes = n_real * f + n_fake
+        assert fakes == pytest.approx((n_real + n_fake) / 2)
+    assert balanced_fake_fraction(10, 30) == 0.0
+    assert balanced_fake_fraction(0, 5) == 0.0

@@ -27,10 +27,12 @@ from typing import Any, Literal
 import yaml
 
 from fakescope.errors import ConfigError
+from fakescope.training.degrade import DegradeConfig
 from fakescope.training.sbi import SBIConfig
 
 __all__ = [
     "DataConfig",
+    "DegradeSection",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
@@ -50,7 +52,8 @@ class DataConfig:
     val_cache: str | None = None  # same format; every item is used for validation
     input_size: int = 192  # side of the aligned network input (multiple of 32)
     margin: float = 0.25  # alignment margin, fraction of the 112 px ArcFace template per side
-    supervised_fakes: bool = False  # also train on the cache's label-1 items (no seg target)
+    supervised_fakes: bool = False  # also train on label-1 items (no seg target)
+    fake_cache: str | None = None  # extra cache whose label-1 train items are those fakes
 
     def validate(self) -> None:
         _check(
@@ -67,7 +70,7 @@ class SBISection:
     are passed through to :class:`fakescope.training.sbi.SBIConfig` (same names, same
     defaults)."""
 
-    fake_fraction: float = 0.5
+    fake_fraction: float | None = 0.5  # null: chosen so that fakes are half of every epoch
     blend_ratios: tuple[float, ...] = SBIConfig.blend_ratios
     p_source_side: float = SBIConfig.p_source_side
     p_rgb_shift: float = SBIConfig.p_rgb_shift
@@ -80,7 +83,11 @@ class SBISection:
     p_morph: float = SBIConfig.p_morph
 
     def validate(self) -> None:
-        _check(0.0 <= self.fake_fraction <= 1.0, "sbi.fake_fraction", "must be in [0, 1]")
+        _check(
+            self.fake_fraction is None or 0.0 <= self.fake_fraction <= 1.0,
+            "sbi.fake_fraction",
+            "must be in [0, 1] or null",
+        )
         try:
             self.to_sbi_config()
         except ValueError as exc:
@@ -91,6 +98,30 @@ class SBISection:
         knobs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         knobs.pop("fake_fraction")
         return SBIConfig(**knobs)
+
+
+@dataclass
+class DegradeSection:
+    """Deployment-like degradations after augmentation (small-face resample, H.264 or JPEG
+    round trip); see :mod:`fakescope.training.degrade`. Off by default (probabilities 0)."""
+
+    p_resize: float = 0.0
+    resize_min: float = DegradeConfig.resize_min
+    p_codec: float = 0.0
+    p_h264: float = DegradeConfig.p_h264
+    crf_min: int = DegradeConfig.crf_min
+    crf_max: int = DegradeConfig.crf_max
+    jpeg_min: int = DegradeConfig.jpeg_min
+    jpeg_max: int = DegradeConfig.jpeg_max
+
+    def validate(self) -> None:
+        try:
+            self.to_degrade_config().validate()
+        except ValueError as exc:
+            raise ConfigError(f"degrade: {exc}") from exc
+
+    def to_degrade_config(self) -> DegradeConfig:
+        return DegradeConfig(**dataclasses.asdict(self))
 
 
 @dataclass
@@ -158,6 +189,7 @@ class RunConfig:
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     sbi: SBISection = field(default_factory=SBISection)
+    degrade: DegradeSection = field(default_factory=DegradeSection)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)

@@ -55,6 +55,7 @@ from fakescope.faces._align import alignment_matrix
 from fakescope.faces._mesh import five_points
 from fakescope.training import add_train_arguments
 from fakescope.training.config import TrainConfig, resolve
+from fakescope.training.degrade import DegradeConfig, degrade, h264_roundtrip
 from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
 from fakescope.training.sbi import SBIConfig, sbi_pair
@@ -143,6 +144,32 @@ class Cache:
     methods: npt.NDArray[np.str_]
     splits: npt.NDArray[np.str_]
 
+    def concat(self, other: Cache) -> Cache:
+        """Both caches' items in one (image sides must match)."""
+        if self.images.shape[1:] != other.images.shape[1:]:
+            raise InputError(
+                f"face caches differ in image size: {self.images.shape[1:]} vs "
+                f"{other.images.shape[1:]}"
+            )
+        return Cache(
+            images=np.concatenate([self.images, other.images]),
+            landmarks=np.concatenate([self.landmarks, other.landmarks]),
+            labels=np.concatenate([self.labels, other.labels]),
+            methods=np.concatenate([self.methods, other.methods]),
+            splits=np.concatenate([self.splits, other.splits]),
+        )
+
+    def subset_labels(self, label: int) -> Cache:
+        """Only the items with this label."""
+        keep = self.labels == label
+        return Cache(
+            self.images[keep],
+            self.landmarks[keep],
+            self.labels[keep],
+            self.methods[keep],
+            self.splits[keep],
+        )
+
     @classmethod
     def load(cls, path: str | Path) -> Cache:
         try:
@@ -217,15 +244,21 @@ def make_sample(
     cfg: TrainConfig,
     sbi_cfg: SBIConfig,
     rng: np.random.Generator,
+    fake_fraction: float | None = None,
+    degrade_cfg: DegradeConfig | None = None,
 ) -> tuple[_U8, _F32, float, float]:
-    """``(aligned augmented image, aligned mask, label, segmentation weight)``."""
+    """``(aligned augmented image, aligned mask, label, segmentation weight)``. A real item
+    becomes a pseudo-fake with probability ``fake_fraction`` (default ``cfg.sbi.fake_fraction``);
+    ``degrade_cfg`` adds the deployment degradations after augmentation."""
     image, landmarks = cache.images[index], cache.landmarks[index]
     size, margin = cfg.data.input_size, cfg.data.margin
+    if fake_fraction is None:
+        fake_fraction = 0.5 if cfg.sbi.fake_fraction is None else cfg.sbi.fake_fraction
     if cache.labels[index] == 1:  # supervised fake: blend region unknown -> no seg loss
         mask = np.zeros(image.shape[:2], np.float32)
         label, seg_weight = 1.0, 0.0
     else:
-        make_fake = rng.random() < cfg.sbi.fake_fraction
+        make_fake = rng.random() < fake_fraction
         real, fake, blend = sbi_pair(image, landmarks, rng, sbi_cfg)
         if make_fake:
             image, mask, label = fake, blend, 1.0
@@ -235,7 +268,17 @@ def make_sample(
     crop, warped = align(image, landmarks, size, margin, mask)
     assert warped is not None
     crop, warped = augment_with_mask(crop, warped, rng)
+    if degrade_cfg is not None and (degrade_cfg.p_resize > 0 or degrade_cfg.p_codec > 0):
+        crop = degrade(crop, rng, degrade_cfg)
     return crop, warped, label, seg_weight
+
+
+def balanced_fake_fraction(n_real: int, n_fake: int) -> float:
+    """The pseudo-fake probability that makes fakes half of an epoch of ``n_real`` real and
+    ``n_fake`` supervised fake items (0 when the real fakes alone are already half or more)."""
+    if n_real == 0:
+        return 0.0
+    return float(min(1.0, max(0.0, (n_real - n_fake) / (2 * n_real))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,13 +337,21 @@ def _auc(labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float32]) -> floa
     return float(roc_auc_score(labels, scores))
 
 
-def validate(model: SBINet, crops: _U8, val: Cache) -> dict[str, Any]:
+def validate(
+    model: SBINet, crops: _U8, val: Cache, compressed: _U8 | None = None
+) -> dict[str, Any]:
+    """Validation AUC, overall and per method; with ``compressed`` (the same crops after an
+    H.264 CRF-40 round trip) also ``val_auc_h264`` (how the model holds up at c40-like
+    compression)."""
     probs = predict(model, crops)
     per_method: dict[str, float | None] = {}
     for method in sorted(set(val.methods[val.labels == 1].tolist())):
         keep = (val.methods == method) | (val.labels == 0)
         per_method[str(method)] = _auc(val.labels[keep], probs[keep])
-    return {"val_auc": _auc(val.labels, probs), "val_auc_per_method": per_method}
+    out: dict[str, Any] = {"val_auc": _auc(val.labels, probs), "val_auc_per_method": per_method}
+    if compressed is not None:
+        out["val_auc_h264"] = _auc(val.labels, predict(model, compressed))
+    return out
 
 
 def _progress() -> Any:
@@ -361,6 +412,8 @@ def train(cfg: TrainConfig) -> Path:
     size = cfg.data.input_size
 
     cache = Cache.load(cfg.data.cache)
+    if cfg.data.fake_cache:
+        cache = cache.concat(Cache.load(cfg.data.fake_cache).subset_labels(1))
     # items of sets without a split (UTKFace) train too; "val"/"test" items never do
     in_train = ~np.isin(cache.splits, ["val", "test"])
     pool = np.nonzero(in_train & (cache.labels == 0))[0]
@@ -368,10 +421,21 @@ def train(cfg: TrainConfig) -> Path:
         pool = np.concatenate([pool, np.nonzero(in_train & (cache.labels == 1))[0]])
     if len(pool) == 0:
         raise ConfigError(f"data.cache {cfg.data.cache} has no usable training items")
-    _log(f"train pool {len(pool)} ({int((cache.labels[pool] == 1).sum())} supervised fakes)")
+    n_fake = int((cache.labels[pool] == 1).sum())
+    fake_fraction = (
+        balanced_fake_fraction(len(pool) - n_fake, n_fake)
+        if cfg.sbi.fake_fraction is None
+        else cfg.sbi.fake_fraction
+    )
+    degrade_cfg = cfg.degrade.to_degrade_config()
+    _log(
+        f"train pool {len(pool)} ({n_fake} supervised fakes); pseudo-fake probability "
+        f"{fake_fraction:.2f}"
+    )
 
     val: Cache | None = None
     val_crops: _U8 | None = None
+    val_h264: _U8 | None = None
     if cfg.data.val_cache:
         val = Cache.load(cfg.data.val_cache)
         val_crops = np.stack(
@@ -380,6 +444,7 @@ def train(cfg: TrainConfig) -> Path:
                 for i in range(len(val.images))
             ]
         )
+        val_h264 = np.stack([h264_roundtrip(c, 40) for c in val_crops])
         _log(f"validation {len(val_crops)} ({int(val.labels.sum())} fake)")
 
     model = SBINet(cfg.model.pretrained, cfg.model.dropout, cfg.model.freeze_blocks)
@@ -424,7 +489,10 @@ def train(cfg: TrainConfig) -> Path:
                 idx = order[step * cfg.optim.batch : (step + 1) * cfg.optim.batch]
                 if len(idx) == 0:  # more steps than items: wrap around
                     idx = rng.choice(pool, size=min(cfg.optim.batch, len(pool)), replace=False)
-                samples = [make_sample(cache, int(i), cfg, sbi_cfg, rng) for i in idx]
+                samples = [
+                    make_sample(cache, int(i), cfg, sbi_cfg, rng, fake_fraction, degrade_cfg)
+                    for i in idx
+                ]
                 batch = np.stack([s[0] for s in samples])
                 masks = np.stack([s[1] for s in samples]).astype(np.float32)
                 labels = np.array([s[2] for s in samples], np.float32)
@@ -443,7 +511,7 @@ def train(cfg: TrainConfig) -> Path:
         entry.update({k: v / max(seen, 1) for k, v in sums.items()})
         entry["lr"] = float(sched.get_last_lr()[0])
         if val is not None and val_crops is not None:
-            entry.update(validate(model, val_crops, val))
+            entry.update(validate(model, val_crops, val, val_h264))
         entry["elapsed_s"] = round(time.time() - t0, 1)
         tmp = ckpt_path.with_suffix(".pt.tmp")
         torch.save(
