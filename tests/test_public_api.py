@@ -15,6 +15,7 @@ PACKAGES = [
     "fakescope.inference",
     "fakescope.evaluation",
     "fakescope.data",
+    "fakescope.provenance",
 ]
 MODULES = [
     *PACKAGES,
