@@ -159,3 +159,28 @@ def test_calibrated_weight_uses_the_cost_threshold(face_image: Path) -> None:
     assert v.tracks[0].frames[0].fake_probability == pytest.approx(
         raw.tracks[0].frames[0].fake_probability
     )
+
+
+def test_thumbnails_are_written_per_track(face_clip: Path, tmp_path: Path) -> None:
+    import cv2
+
+    out = tmp_path / "thumbs"
+    v = Scanner(ScanConfig(num_frames=6, thumbnails_dir=str(out))).scan(face_clip)
+    assert v.status is Status.OK, v.reason
+    (track,) = v.tracks
+    assert track.thumbnail is not None and Path(track.thumbnail) == out / "face_track0.jpg"
+    assert track.heatmap is None  # heatmaps are unchanged: not asked for
+    image = cv2.imread(track.thumbnail)
+    assert image is not None and max(image.shape[:2]) == 160
+    assert v.to_dict()["faces"][0]["thumbnail"] == track.thumbnail
+    assert Scanner(ScanConfig(num_frames=6)).scan(face_clip).tracks[0].thumbnail is None
+
+
+def test_face_thumbnail_stays_inside_the_frame() -> None:
+    from fakescope.inference._heatmaps import face_thumbnail
+
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[:, :100] = (255, 0, 0)  # red on the left half
+    thumb = face_thumbnail(frame, (-20.0, 10.0, 60.0, 90.0), size=64)
+    assert max(thumb.shape[:2]) == 64 and thumb.dtype == np.uint8
+    assert thumb[..., 0].mean() > 200 and thumb[..., 2].mean() < 10  # RGB kept as RGB

@@ -16,6 +16,7 @@ PACKAGES = [
     "fakescope.evaluation",
     "fakescope.data",
     "fakescope.provenance",
+    "fakescope.server",
 ]
 MODULES = [
     *PACKAGES,

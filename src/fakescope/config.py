@@ -42,6 +42,7 @@ class ScanConfig:
     max_duration_s: float = 4 * 3600.0
     threads: int = 0
     heatmaps_dir: str | None = None
+    thumbnails_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:

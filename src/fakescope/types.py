@@ -172,6 +172,8 @@ class TrackVerdict:
     """PNG overlay of the track's most suspicious frame (``scan --heatmaps DIR``)."""
     peak_region: Box | None = None
     """Frame-pixel box of the hottest part of that frame's heatmap."""
+    thumbnail: str | None = None
+    """JPEG of the face in the track's most suspicious frame (``ScanConfig.thumbnails_dir``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -183,6 +185,7 @@ class TrackVerdict:
             "peak_region": (
                 None if self.peak_region is None else [round(v, 1) for v in self.peak_region]
             ),
+            "thumbnail": self.thumbnail,
         }
 
 

@@ -161,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from fakescope.cli._calibrate import add_calibrate_parser
     from fakescope.cli._eval import add_eval_parser
+    from fakescope.cli._serve import add_serve_parser
 
     add_calibrate_parser(sub)
+    _add_scan_options(add_serve_parser(sub))
 
     _add_scan_options(add_eval_parser(sub), detector=False)
     return parser
@@ -211,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command is None:
             raise UsageError(
-                "a command is required: scan, eval, bench, calibrate or train (fakescope --help)"
+                "a command is required: scan, eval, bench, serve, calibrate or train "
+                "(fakescope --help)"
             )
         if args.command == "train":
             return _train(args.config, args.overrides)
@@ -230,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fakescope.cli._eval import run_eval
 
             return run_eval(args, config)
+        if args.command == "serve":
+            from fakescope.cli._serve import run_serve
+
+            return run_serve(args, config)
         from fakescope.cli._bench import run_bench
 
         return run_bench(

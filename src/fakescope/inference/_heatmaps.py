@@ -1,5 +1,6 @@
 """Pixel heatmaps: a detector's crop-space map drawn back on the frame through the crop's
-affine matrix, as a PNG overlay of the most suspicious frame of each face track."""
+affine matrix, as a PNG overlay of the most suspicious frame of each face track; and small
+JPEG thumbnails of that face."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy.typing as npt
 
 from fakescope.types import Box
 
-__all__ = ["backproject", "overlay", "peak_region", "write_overlay"]
+__all__ = ["backproject", "face_thumbnail", "overlay", "peak_region", "write_jpeg", "write_overlay"]
 
 
 def backproject(
@@ -75,5 +76,35 @@ def write_overlay(path: Path, image: npt.NDArray[np.uint8]) -> Path:
     """Write an RGB image as PNG (creating the folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {path}")
+    return path
+
+
+def face_thumbnail(
+    frame: npt.NDArray[np.uint8], box: Box, size: int = 160, margin: float = 0.25
+) -> npt.NDArray[np.uint8]:
+    """The face ``box`` of an RGB ``frame`` as a small RGB image: a square of the box's larger
+    side plus ``margin`` of it on each side, centred on the box, cut at the frame's edges,
+    scaled so its larger side is ``size`` pixels."""
+    height, width = frame.shape[:2]
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = max(x1 - x0, y1 - y0) * (0.5 + margin)
+    left, top = max(0, round(cx - half)), max(0, round(cy - half))
+    right, bottom = min(width, round(cx + half)), min(height, round(cy + half))
+    if right <= left or bottom <= top:
+        raise ValueError(f"face box {box} is outside the {width}x{height} frame")
+    crop = frame[top:bottom, left:right]
+    scale = size / max(crop.shape[0], crop.shape[1])
+    dsize = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(crop, dsize, interpolation=interp), dtype=np.uint8)
+
+
+def write_jpeg(path: Path, image: npt.NDArray[np.uint8], quality: int = 85) -> Path:
+    """Write an RGB image as JPEG (creating the folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, quality]):
         raise OSError(f"cannot write {path}")
     return path

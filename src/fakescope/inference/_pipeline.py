@@ -21,7 +21,14 @@ from fakescope.decision import bayes_threshold, decide_label
 from fakescope.errors import ConfigError, FakescopeError
 from fakescope.faces import FACE_DETECTORS, FaceDetector, align_face, filter_faces, link_tracks
 from fakescope.inference._aggregate import AGGREGATORS, frame_max_scores
-from fakescope.inference._heatmaps import backproject, overlay, peak_region, write_overlay
+from fakescope.inference._heatmaps import (
+    backproject,
+    face_thumbnail,
+    overlay,
+    peak_region,
+    write_jpeg,
+    write_overlay,
+)
 from fakescope.inference._prefetch import prefetch
 from fakescope.io import Limits, Sampling, open_media
 from fakescope.models import Detector, create_detector
@@ -67,6 +74,7 @@ class _Faces:
     frames_seen: int = 0
     largest_small: float = 0.0
     images: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # for heatmaps
+    thumbs: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # id(FaceBox) -> RGB
 
 
 class Scanner:
@@ -153,6 +161,8 @@ class Scanner:
                 out.crops[id(face)] = align_face(
                     frame.image, face, wcfg.input_size, wcfg.margin, time_s=frame.time_s
                 )
+                if cfg.thumbnails_dir is not None:  # small, so every face keeps one
+                    out.thumbs[id(face)] = face_thumbnail(frame.image, face.box)
             start = clock.add("align", start)
             out.per_frame.append(kept)
             out.times[frame.index] = frame.time_s
@@ -222,6 +232,28 @@ class Scanner:
             )
         return tuple(done)
 
+    def write_thumbnails(
+        self,
+        path: Path,
+        tracks: Sequence[Track],
+        verdicts: Sequence[TrackVerdict],
+        faces: _Faces,
+    ) -> tuple[TrackVerdict, ...]:
+        """Stage 8 (optional): per track, a small JPEG of the face in its most suspicious frame,
+        written as ``<thumbnails_dir>/<input stem>_track<id>.jpg``."""
+        if self.config.thumbnails_dir is None:
+            return tuple(verdicts)
+        out_dir = Path(self.config.thumbnails_dir)
+        done = []
+        for track, verdict in zip(tracks, verdicts, strict=True):
+            best = max(verdict.frames, key=lambda s: s.fake_probability)
+            face = next(f for f in track.faces if f.frame_index == best.frame_index)
+            jpg = write_jpeg(
+                out_dir / f"{path.stem}_track{track.track_id}.jpg", faces.thumbs[id(face)]
+            )
+            done.append(dataclasses.replace(verdict, thumbnail=str(jpg)))
+        return tuple(done)
+
     def decide(
         self, tracks: Sequence[Track], scores: Sequence[CropScore]
     ) -> tuple[float, Label, tuple[TrackVerdict, ...]]:
@@ -278,6 +310,7 @@ class Scanner:
             clock.add("classify", start)
             overall, label, verdicts = self.decide(tracks, scores)
             verdicts = self.draw_heatmaps(path, tracks, verdicts, faces, maps)
+            verdicts = self.write_thumbnails(path, tracks, verdicts, faces)
         except FakescopeError as exc:
             return abstain(exc.status, str(exc))
         except MemoryError:

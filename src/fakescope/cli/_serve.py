@@ -1,0 +1,104 @@
+"""``fakescope serve``: the web app and HTTP API on uvicorn, scanning with worker processes.
+
+Settings: defaults < environment (``FAKESCOPE_DATA_DIR``, ``FAKESCOPE_API_TOKEN``, ...; see
+:mod:`fakescope.server._settings`) < these flags. The API token is read from the environment
+only, never from the command line (where other users could see it in ``ps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from fakescope.config import ScanConfig
+
+__all__ = ["add_serve_parser", "run_serve"]
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be in 1..65535, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _hours(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="run the web app and HTTP API (docs at /docs)",
+        description="Run the web page and the JSON API. Uploads are scanned by worker "
+        "processes from a job queue kept in the data folder. Set FAKESCOPE_API_TOKEN to "
+        "require 'Authorization: Bearer <token>' on the API.",
+    )
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        type=Path,
+        metavar="DIR",
+        help="job queue, uploads and results (default $FAKESCOPE_DATA_DIR or ./fakescope-data)",
+    )
+    p.add_argument("--workers", type=_count, help="scan worker processes (default 1)")
+    p.add_argument(
+        "--retention-hours",
+        dest="retention_hours",
+        type=_hours,
+        help="delete scans older than this (default 24)",
+    )
+    return p
+
+
+def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
+    import uvicorn
+
+    from fakescope.server import DataDirBusy, DataDirLock, ServerSettings, create_app
+
+    settings = ServerSettings.from_env(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        workers=args.workers,
+        retention_hours=args.retention_hours,
+        scan=config,
+    )
+    probe = DataDirLock(settings.lock_path)
+    try:  # the app's lifespan takes the lock for real; this only gives a clear message early
+        probe.acquire()
+    except DataDirBusy as exc:
+        from fakescope.cli._main import UsageError
+
+        raise UsageError(str(exc)) from None
+    probe.release()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("fakescope.server").info(
+        "data folder %s, %d worker(s), detector %s, API token %s",
+        settings.data_dir.resolve(),
+        settings.workers,
+        config.detector,
+        "required" if settings.api_token else "not set (open API)",
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        server_header=False,
+    )
+    return 0

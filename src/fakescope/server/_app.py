@@ -1,0 +1,418 @@
+"""The FastAPI application: the JSON API under ``/api``, the page at ``/`` and ``/static``.
+
+``create_app(settings)`` builds it; its lifespan takes the data folder's lock, requeues the
+jobs a previous server left ``running``, deletes expired jobs, starts the worker processes
+and a supervisor, and stops them all on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hmac
+import logging
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fakescope import __version__
+from fakescope.server._jobs import JOB_ID, DataDirLock, Job, JobStore, iso_utc, new_job_id
+from fakescope.server._settings import ServerSettings
+from fakescope.server._uploads import RateLimiter, UploadError, receive_upload
+from fakescope.server._worker import WorkerPool
+
+__all__ = ["CSP", "STATIC_DIR", "create_app", "job_detail", "job_summary"]
+
+log = logging.getLogger("fakescope.server")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'"
+)
+# Swagger UI's page loads its script and styles from a CDN and starts with an inline script.
+_DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'"
+)
+_DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect"})
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+_HEATMAP_NAME = re.compile(r"[0-9a-f]{32}_track[0-9]{1,6}\.png")
+_THUMBNAIL_NAME = re.compile(r"[0-9a-f]{32}_track[0-9]{1,6}\.jpg")
+_UPLOAD_NAME = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{2,5}")
+
+
+class RedactToken(logging.Filter):
+    """Masks ``token=...`` query parameters (image URLs) in uvicorn's access log."""
+
+    pattern = re.compile(r"([?&]token=)[^&\s]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+def _redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactToken) for f in access.filters):
+        access.addFilter(RedactToken())
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: security headers on every HTTP response (``no-store`` for the
+    API); streaming responses pass through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = _DOCS_CSP if path in _DOCS_PATHS else CSP
+                for name, value in _SECURITY_HEADERS.items():
+                    headers[name] = value
+                if path.startswith("/api/"):
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# -- JSON shapes ------------------------------------------------------------------------------
+def job_summary(job: Job) -> dict[str, Any]:
+    """One item of ``GET /api/scans``."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "filename": job.filename,
+        "created_at": iso_utc(job.created_at),
+        "updated_at": iso_utc(job.updated_at),
+        "label": job.label,
+        "fake_probability": job.fake_probability,
+    }
+
+
+def job_detail(job: Job) -> dict[str, Any]:
+    """``GET /api/scans/{id}``: the stored verdict with its image names turned into URLs."""
+    result = None
+    if job.result is not None:
+        result = copy.deepcopy(job.result)
+        for face in result.get("faces", []):
+            for key, kind in (("heatmap", "heatmaps"), ("thumbnail", "thumbnails")):
+                name = face.get(key)
+                face[key] = None if name is None else f"/api/scans/{job.id}/{kind}/{name}"
+    return {
+        "id": job.id,
+        "status": job.status,
+        "progress": 1.0 if job.status == "done" else round(job.progress, 4),
+        "filename": job.filename,
+        "created_at": iso_utc(job.created_at),
+        "updated_at": iso_utc(job.updated_at),
+        "error": job.error,
+        "result": result,
+        "provenance": job.provenance,
+    }
+
+
+def remove_job_files(settings: ServerSettings, job: Job) -> None:
+    """Delete a job's upload (if still there) and its output folder."""
+    if _UPLOAD_NAME.fullmatch(job.upload):
+        (settings.uploads_dir / job.upload).unlink(missing_ok=True)
+    if JOB_ID.fullmatch(job.id):
+        shutil.rmtree(settings.jobs_dir / job.id, ignore_errors=True)
+
+
+def purge_expired(settings: ServerSettings, store: JobStore, now: float | None = None) -> int:
+    """Delete the jobs (rows and files) older than ``retention_hours``, and files in
+    ``uploads/`` and ``jobs/`` that belong to no job and are as old. Returns the job count."""
+    now = time.time() if now is None else now
+    cutoff = now - settings.retention_hours * 3600.0
+    removed = 0
+    for job_id in store.expired(cutoff):
+        job = store.delete(job_id)
+        if job is not None:
+            remove_job_files(settings, job)
+            removed += 1
+    known = store.ids()
+    for folder in (settings.uploads_dir, settings.jobs_dir):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            stem = entry.name.split(".", 1)[0]
+            with contextlib.suppress(OSError):
+                if stem not in known and entry.lstat().st_mtime < cutoff:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+    if removed:
+        log.info("deleted %d expired job(s)", removed)
+    return removed
+
+
+async def _every(seconds: float, work: Callable[[], object], what: str) -> None:
+    """Run blocking ``work`` in a thread every ``seconds`` until cancelled; log failures."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await anyio.to_thread.run_sync(work)
+        except Exception:
+            log.exception("%s failed", what)
+
+
+# -- the app ----------------------------------------------------------------------------------
+def create_app(settings: ServerSettings | None = None, start_workers: bool = True) -> FastAPI:
+    """The web service for ``settings`` (default: from the environment). With
+    ``start_workers=False`` jobs are queued but nothing scans them (tests, API-only)."""
+    settings = settings or ServerSettings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = JobStore(settings.db_path)
+    limiter = RateLimiter(settings.rate_limit_per_minute)
+    pool = WorkerPool(settings, store) if start_workers and settings.workers > 0 else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        lock = DataDirLock(settings.lock_path)
+        lock.acquire()
+        _redact_access_log()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for folder in (settings.uploads_dir, settings.jobs_dir):
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            requeued, failed = store.requeue_running(settings.max_attempts)
+            if requeued or failed:
+                log.warning(
+                    "after a restart: %d interrupted job(s) requeued, %d failed",
+                    len(requeued),
+                    len(failed),
+                )
+            await anyio.to_thread.run_sync(purge_expired, settings, store)
+            tasks.append(
+                asyncio.create_task(
+                    _every(
+                        settings.cleanup_interval_s,
+                        lambda: purge_expired(settings, store),
+                        "cleanup",
+                    )
+                )
+            )
+            if pool is not None:
+                pool.start()
+                tasks.append(
+                    asyncio.create_task(
+                        _every(settings.supervise_interval_s, pool.supervise, "supervisor")
+                    )
+                )
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if pool is not None:
+                await anyio.to_thread.run_sync(pool.stop)
+            store.close()
+            lock.release()
+
+    app = FastAPI(
+        title="fakescope",
+        version=__version__,
+        description="Offline deepfake detector: upload a video or photo, poll its scan.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(SecurityHeaders)
+    app.state.settings = settings
+    app.state.store = store
+    app.state.pool = pool
+
+    # -- auth ---------------------------------------------------------------------------
+    def _token_ok(given: str | None) -> bool:
+        token = settings.api_token
+        return token is None or (
+            given is not None and hmac.compare_digest(given.encode(), token.encode())
+        )
+
+    def _bearer(request: Request) -> str | None:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else None
+
+    def _unauthorized() -> HTTPException:
+        return HTTPException(
+            401,
+            "a valid API token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    def require_token(request: Request) -> None:
+        if not _token_ok(_bearer(request)):
+            raise _unauthorized()
+
+    def require_token_or_query(request: Request, token: str | None = None) -> None:
+        """Images also accept ``?token=`` so that an ``<img>`` tag can load them."""
+        if not (_token_ok(_bearer(request)) or (token is not None and _token_ok(token))):
+            raise _unauthorized()
+
+    def _job(job_id: str) -> Job:
+        job = store.get(job_id) if JOB_ID.fullmatch(job_id) else None
+        if job is None:
+            raise HTTPException(404, "no such scan")
+        return job
+
+    authed = [Depends(require_token)]
+
+    # -- routes -------------------------------------------------------------------------
+    @app.post(
+        "/api/scans",
+        status_code=202,
+        dependencies=authed,
+        summary="Upload a video or photo to scan",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                        }
+                    }
+                },
+            }
+        },
+        responses={
+            400: {"description": "no file, empty file or malformed form"},
+            401: {"description": "API token required"},
+            413: {"description": "file too large"},
+            415: {"description": "not a supported video or image (sniffed from content)"},
+            429: {"description": "too many uploads from this client"},
+        },
+    )
+    async def create_scan(request: Request) -> JSONResponse:
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.acquire(client)
+        if wait > 0:
+            raise HTTPException(
+                429,
+                "too many uploads: try again later",
+                headers={"Retry-After": RateLimiter.retry_after(wait)},
+            )
+        job_id = new_job_id()
+        try:
+            saved = await receive_upload(
+                request.headers,
+                request.stream(),
+                uploads_dir=settings.uploads_dir,
+                job_id=job_id,
+                max_video_bytes=settings.max_video_bytes,
+                max_image_bytes=settings.max_image_bytes,
+            )
+        except UploadError as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+        try:
+            await anyio.to_thread.run_sync(store.create, job_id, saved.filename, saved.path.name)
+        except BaseException:
+            saved.path.unlink(missing_ok=True)
+            raise
+        url = f"/api/scans/{job_id}"
+        log.info("queued %s: %s (%s, %d bytes)", job_id, saved.filename, saved.format, saved.size)
+        return JSONResponse(
+            {"id": job_id, "status": "queued", "url": url},
+            status_code=202,
+            headers={"Location": url},
+        )
+
+    @app.get("/api/scans", dependencies=authed, summary="The latest scans, newest first")
+    def list_scans(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> dict[str, Any]:
+        return {"scans": [job_summary(j) for j in store.recent(limit)]}
+
+    @app.get("/api/scans/{job_id}", dependencies=authed, summary="One scan: status and result")
+    def get_scan(job_id: str) -> dict[str, Any]:
+        return job_detail(_job(job_id))
+
+    @app.delete(
+        "/api/scans/{job_id}",
+        status_code=204,
+        dependencies=authed,
+        summary="Delete a scan, its upload and outputs",
+    )
+    def delete_scan(job_id: str) -> Response:
+        job = store.delete(job_id) if JOB_ID.fullmatch(job_id) else None
+        if job is None:
+            raise HTTPException(404, "no such scan")
+        remove_job_files(settings, job)
+        return Response(status_code=204)
+
+    def _output(job_id: str, name: str, pattern: re.Pattern[str], media_type: str) -> FileResponse:
+        if not pattern.fullmatch(name):
+            raise HTTPException(404, "no such image")
+        _job(job_id)
+        folder = (settings.jobs_dir / job_id).resolve()
+        path = (folder / name).resolve()
+        if path.parent != folder or not path.is_file():
+            raise HTTPException(404, "no such image")
+        return FileResponse(path, media_type=media_type)
+
+    image_auth = [Depends(require_token_or_query)]
+
+    @app.get("/api/scans/{job_id}/heatmaps/{name}", dependencies=image_auth)
+    def get_heatmap(job_id: str, name: str) -> FileResponse:
+        return _output(job_id, name, _HEATMAP_NAME, "image/png")
+
+    @app.get("/api/scans/{job_id}/thumbnails/{name}", dependencies=image_auth)
+    def get_thumbnail(job_id: str, name: str) -> FileResponse:
+        return _output(job_id, name, _THUMBNAIL_NAME, "image/jpeg")
+
+    @app.get("/api/health", summary="Liveness, version and queue length (no token needed)")
+    def health() -> dict[str, Any]:
+        counts = store.counts()
+        return {
+            "status": "ok",
+            "version": __version__,
+            "detector": settings.scan.detector,
+            "queue": {"queued": counts["queued"], "running": counts["running"]},
+            "workers": 0 if pool is None else len(pool.alive()),
+        }
+
+    # -- the page -----------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        page = STATIC_DIR / "index.html"
+        if not page.is_file():
+            raise HTTPException(404, "the web page is not installed")
+        return FileResponse(page, media_type="text/html")
+
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

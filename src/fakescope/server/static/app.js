@@ -1,0 +1,767 @@
+/* fakescope web page: upload, poll, show the verdict. Plain JS, no dependencies.
+ * Every piece of server data reaches the DOM through textContent / attributes,
+ * never through innerHTML. */
+(function () {
+  "use strict";
+
+  var TOKEN_KEY = "fakescope.token";
+  var POLL_MS = 700;
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  var DEFAULT_THRESHOLD = 0.5;
+  var DEFAULT_BAND = 0.1; // `scan --uncertain-band` default
+
+  var STATUS_PHRASES = {
+    no_face: "No face was found, so there is nothing to judge.",
+    face_too_small: "The faces are too small to judge reliably.",
+    undecodable: "The file could not be decoded (damaged or truncated?).",
+    unsupported: "This kind of file is not supported.",
+    too_large: "The file is too large to analyse.",
+    error: "The analysis failed with an internal error."
+  };
+
+  var $ = function (id) { return document.getElementById(id); };
+  var el = {};
+  var pollTimer = null;
+  var pollGeneration = 0;
+  var currentId = null;
+  var uploadXhr = null;
+  var shownResult = null; // the result whose face cards are on screen
+  var shownWidth = 0; // el.faces width they were drawn for
+
+  // ---------------------------------------------------------------- helpers
+
+  function make(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function svg(tag, attrs) {
+    var node = document.createElementNS(SVG_NS, tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  function pct(p) {
+    return Math.round(p * 100) + "%";
+  }
+
+  function isNum(x) {
+    return typeof x === "number" && isFinite(x);
+  }
+
+  function fmtBytes(n) {
+    if (!isNum(n)) return "";
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(0) + " KB";
+    return (n / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  function fmtDate(value) {
+    if (value === null || value === undefined || value === "") return "";
+    var d = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+    if (isNaN(d.getTime())) return String(value);
+    return d.toLocaleString();
+  }
+
+  function fmtSeconds(s) {
+    if (!isNum(s)) return "";
+    return s < 10 ? s.toFixed(1) + " s" : Math.round(s) + " s";
+  }
+
+  function getToken() {
+    try { return localStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
+  }
+
+  function setToken(value) {
+    try {
+      if (value) localStorage.setItem(TOKEN_KEY, value);
+      else localStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* private mode: keep going without persistence */ }
+  }
+
+  /* Same-origin URL of a server image, with ?token= when a token is set (an <img> cannot
+   * send the Authorization header). Anything not on this origin is refused. */
+  function mediaUrl(raw) {
+    if (typeof raw !== "string" || raw === "") return null;
+    var url;
+    try { url = new URL(raw, window.location.href); } catch (e) { return null; }
+    if (url.origin !== window.location.origin) return null;
+    var token = getToken();
+    if (token) url.searchParams.set("token", token);
+    return url.pathname + url.search;
+  }
+
+  // --------------------------------------------------------------- messages
+
+  function showMessage(text, kind) {
+    clear(el.messages);
+    if (!text) return;
+    var p = make("p", "message message-" + (kind || "error"), text);
+    var close = make("button", "link-button dismiss", "Dismiss");
+    close.type = "button";
+    close.addEventListener("click", function () { clear(el.messages); });
+    p.appendChild(close);
+    el.messages.appendChild(p);
+  }
+
+  function detailOf(body) {
+    if (body && typeof body.detail === "string") return body.detail;
+    if (body && Array.isArray(body.detail) && body.detail.length && body.detail[0].msg) {
+      return String(body.detail[0].msg);
+    }
+    return "";
+  }
+
+  function errorText(status, body, retryAfter) {
+    var detail = detailOf(body);
+    var base;
+    switch (status) {
+      case 0: base = "Could not reach the server. Check the connection and try again."; break;
+      case 400: base = "The server could not use this upload."; break;
+      case 401: base = "This server needs an access token. Enter it above and try again."; break;
+      case 404: base = "This scan does not exist (it may have been deleted)."; break;
+      case 413: base = "The file is too large for this server."; break;
+      case 415: base = "This file type is not supported. Upload a video (MP4, MOV, WebM…) or a photo (JPEG, PNG, WebP…)."; break;
+      case 429:
+        base = "Too many requests right now. Please wait" +
+          (retryAfter ? " " + retryAfter + " s" : " a moment") + " and try again.";
+        break;
+      default: base = "The server answered with an error (HTTP " + status + ").";
+    }
+    return detail && status !== 0 ? base + " (" + detail + ")" : base;
+  }
+
+  function handleError(status, body, retryAfter) {
+    if (status === 401) showTokenForm(true);
+    showMessage(errorText(status, body, retryAfter), "error");
+  }
+
+  // --------------------------------------------------------------------- API
+
+  function api(method, path) {
+    var headers = { Accept: "application/json" };
+    var token = getToken();
+    if (token) headers.Authorization = "Bearer " + token;
+    return fetch(path, { method: method, headers: headers, cache: "no-store" }).then(
+      function (res) {
+        if (res.status === 204) return { ok: res.ok, status: res.status, body: null };
+        return res.json().catch(function () { return null; }).then(function (body) {
+          return {
+            ok: res.ok, status: res.status, body: body,
+            retryAfter: res.headers.get("Retry-After")
+          };
+        });
+      },
+      function () { return { ok: false, status: 0, body: null }; }
+    );
+  }
+
+  // ------------------------------------------------------------------- token
+
+  function showTokenForm(needed) {
+    el.tokenForm.hidden = false;
+    el.tokenToggle.setAttribute("aria-expanded", "true");
+    el.tokenHint.textContent = needed
+      ? "This server needs an access token. It is kept in this browser only."
+      : "The token is kept in this browser only.";
+    el.tokenInput.value = getToken();
+    if (needed) el.tokenInput.focus();
+  }
+
+  function hideTokenForm() {
+    el.tokenForm.hidden = true;
+    el.tokenToggle.setAttribute("aria-expanded", "false");
+  }
+
+  // ------------------------------------------------------------------ upload
+
+  function upload(file) {
+    if (!file) return;
+    if (file.size === 0) {
+      showMessage("This file is empty.", "error");
+      return;
+    }
+    if (uploadXhr) uploadXhr.abort();
+    showMessage("");
+    var form = new FormData();
+    form.append("file", file, file.name);
+    var xhr = new XMLHttpRequest();
+    uploadXhr = xhr;
+    xhr.open("POST", "/api/scans");
+    xhr.setRequestHeader("Accept", "application/json");
+    var token = getToken();
+    if (token) xhr.setRequestHeader("Authorization", "Bearer " + token);
+    el.uploadStatus.hidden = false;
+    el.uploadProgress.value = 0;
+    el.uploadLabel.textContent = "Uploading " + file.name + " (" + fmtBytes(file.size) + ")…";
+    xhr.upload.addEventListener("progress", function (ev) {
+      if (ev.lengthComputable && ev.total > 0) {
+        el.uploadProgress.value = ev.loaded / ev.total;
+        el.uploadLabel.textContent = "Uploading " + file.name + " — " + pct(ev.loaded / ev.total);
+      }
+    });
+    xhr.addEventListener("load", function () {
+      uploadXhr = null;
+      var body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+      el.uploadStatus.hidden = true;
+      if (xhr.status === 202 || xhr.status === 200 || xhr.status === 201) {
+        if (body && typeof body.id === "string") {
+          el.uploadProgress.value = 1;
+          refreshRecent();
+          var hash = "#/scans/" + encodeURIComponent(body.id);
+          if (window.location.hash === hash) route();
+          else window.location.hash = hash;
+          return;
+        }
+        showMessage("The server accepted the file but did not return a scan id.", "error");
+        return;
+      }
+      handleError(xhr.status, body, xhr.getResponseHeader("Retry-After"));
+    });
+    xhr.addEventListener("error", function () {
+      uploadXhr = null;
+      el.uploadStatus.hidden = true;
+      handleError(0, null);
+    });
+    xhr.addEventListener("abort", function () { el.uploadStatus.hidden = true; });
+    xhr.send(form);
+  }
+
+  // ----------------------------------------------------------------- polling
+
+  function stopPolling() {
+    pollGeneration += 1;
+    if (pollTimer !== null) clearTimeout(pollTimer);
+    pollTimer = null;
+  }
+
+  function openScan(id) {
+    stopPolling();
+    currentId = id;
+    var generation = pollGeneration;
+    clear(el.faces);
+    el.facesTitle.hidden = true;
+    el.result.hidden = true;
+    setScanProgress("queued", 0);
+
+    function tick() {
+      api("GET", "/api/scans/" + encodeURIComponent(id)).then(function (res) {
+        if (generation !== pollGeneration) return;
+        if (!res.ok) {
+          el.scanStatus.hidden = true;
+          if (res.status === 429) {  // back off and keep polling
+            pollTimer = setTimeout(tick, POLL_MS * 4);
+            return;
+          }
+          handleError(res.status, res.body, res.retryAfter);
+          return;
+        }
+        var scan = res.body || {};
+        if (scan.status === "done" || scan.status === "failed") {
+          el.scanStatus.hidden = true;
+          renderScan(scan);
+          refreshRecent();
+          return;
+        }
+        setScanProgress(scan.status, scan.progress);
+        pollTimer = setTimeout(tick, POLL_MS);
+      });
+    }
+    tick();
+  }
+
+  function setScanProgress(status, progress) {
+    el.scanStatus.hidden = false;
+    if (status === "running") {
+      var p = isNum(progress) ? Math.max(0, Math.min(1, progress)) : 0;
+      el.scanProgress.value = p;
+      el.scanLabel.textContent = "Analysing — " + pct(p);
+    } else {
+      el.scanProgress.removeAttribute("value"); // indeterminate
+      el.scanLabel.textContent = "Waiting in queue…";
+    }
+  }
+
+  // ------------------------------------------------------------------ result
+
+  function verdictText(result) {
+    var p = result.fake_probability;
+    if (result.status !== "ok" || !isNum(p)) {
+      return { cls: "abstain", title: "No verdict", explain: STATUS_PHRASES[result.status] ||
+        "The detector could not decide on this file." };
+    }
+    if (result.label === "fake") {
+      return { cls: "fake", title: "Likely manipulated — " + pct(p),
+        explain: "The detector gives this file a " + pct(p) + " probability of being manipulated." };
+    }
+    if (result.label === "real") {
+      return { cls: "real", title: "Likely authentic — " + pct(1 - p),
+        explain: "The detector is " + pct(1 - p) + " confident that no face was manipulated " +
+          "(fake probability " + pct(p) + ")." };
+    }
+    return { cls: "uncertain", title: "Uncertain — " + pct(p),
+      explain: "A fake probability of " + pct(p) + " is too close to the decision threshold to call." };
+  }
+
+  function addMeta(dl, term, value) {
+    if (value === null || value === undefined || value === "") return;
+    dl.appendChild(make("dt", null, term));
+    dl.appendChild(make("dd", null, value));
+  }
+
+  function mediaSummary(media) {
+    if (!media) return "";
+    var parts = [];
+    parts.push(media.kind === "image" ? "Photo" : "Video");
+    if (media.format) parts.push(String(media.format).toUpperCase());
+    if (isNum(media.width) && isNum(media.height)) parts.push(media.width + "×" + media.height);
+    if (media.codec) parts.push(String(media.codec));
+    if (isNum(media.duration_s)) parts.push(fmtSeconds(media.duration_s));
+    if (isNum(media.fps)) parts.push(Math.round(media.fps * 100) / 100 + " fps");
+    return parts.join(" · ");
+  }
+
+  function parseThreshold(reason) {
+    var m = /threshold\s+([0-9]*\.?[0-9]+)/i.exec(reason || "");
+    var t = m ? parseFloat(m[1]) : NaN;
+    return t > 0 && t < 1 ? t : DEFAULT_THRESHOLD;
+  }
+
+  function renderScan(scan) {
+    el.result.hidden = false;
+    el.result.setAttribute("data-scan-id", scan.id || "");
+    var result = scan.result;
+    el.resultFile.textContent = scan.filename || (result && result.path) || "";
+    clear(el.meta);
+    el.verdictCard.className = "panel verdict-card";
+    if (scan.status === "failed" || !result) {
+      el.verdictCard.classList.add("verdict-abstain");
+      el.verdict.textContent = "Scan failed";
+      el.explain.textContent = "The server could not analyse this file.";
+      el.reason.textContent = scan.error || "";
+    } else {
+      var v = verdictText(result);
+      el.verdictCard.classList.add("verdict-" + v.cls);
+      el.verdict.textContent = v.title;
+      el.explain.textContent = v.explain;
+      el.reason.textContent = result.reason ? "Details: " + result.reason : "";
+      var model = result.model;
+      if (model) {
+        var m = String(model.name || "unknown");
+        if (model.version) m += " v" + model.version;
+        if (model.sha256) m += " (sha256 " + String(model.sha256).slice(0, 12) + "…)";
+        addMeta(el.meta, "Model", m);
+      }
+      addMeta(el.meta, "Media", mediaSummary(result.media));
+      var total = result.timings_ms && result.timings_ms.total;
+      if (isNum(total)) addMeta(el.meta, "Analysis time", (total / 1000).toFixed(2) + " s");
+    }
+    addMeta(el.meta, "Scanned", fmtDate(scan.updated_at || scan.created_at));
+    renderProvenance(scan.provenance);
+    renderFaces(result);
+    el.verdict.focus({ preventScroll: true });
+    var top = el.result.getBoundingClientRect().top;
+    if (top > window.innerHeight * 0.6 || top < 0) el.result.scrollIntoView({ block: "start" });
+  }
+
+  function renderProvenance(prov) {
+    var body = el.provBody;
+    clear(body);
+    el.provenance.className = "panel provenance";
+    if (!prov || typeof prov !== "object") {
+      body.appendChild(make("p", null, "Content credentials were not checked."));
+      return;
+    }
+    var status = prov.status;
+    el.provenance.classList.add("prov-" + String(status));
+    if (status === "absent") {
+      body.appendChild(make("p", "prov-status", "No content credentials"));
+      body.appendChild(make("p", "hint", "The file carries no C2PA manifest. Most media has none; " +
+        "this says nothing either way about manipulation."));
+      return;
+    }
+    if (status === "valid" || status === "invalid") {
+      body.appendChild(make("p", "prov-status", status === "valid"
+        ? "Content credentials present — signature valid"
+        : "Content credentials present — signature does NOT validate"));
+      var dl = make("dl", "meta");
+      addMeta(dl, "Signed by", prov.signer || "unknown");
+      addMeta(dl, "Tool", prov.claim_generator || "unknown");
+      addMeta(dl, "Signed on", fmtDate(prov.signed_at) || "unknown");
+      addMeta(dl, "Title", prov.title);
+      addMeta(dl, "Signature", status === "valid" ? "validates" : "does not validate");
+      addMeta(dl, "Trust", prov.trusted === true ? "signer is on the trust list"
+        : prov.trusted === false ? "signer is not on the trust list" : "not checked");
+      body.appendChild(dl);
+      var actions = Array.isArray(prov.actions) ? prov.actions : [];
+      if (actions.length) {
+        body.appendChild(make("h3", null, "Recorded edits"));
+        var ul = make("ul", "plain-list");
+        actions.slice(0, 20).forEach(function (a) {
+          var text = typeof a === "string" ? a
+            : [a.action, a.software_agent || a.softwareAgent, a.when].filter(Boolean).join(" · ");
+          ul.appendChild(make("li", null, text || JSON.stringify(a)));
+        });
+        body.appendChild(ul);
+      }
+      var errs = Array.isArray(prov.validation_errors) ? prov.validation_errors : [];
+      if (errs.length) {
+        body.appendChild(make("h3", null, "Validation problems"));
+        var eul = make("ul", "plain-list");
+        errs.slice(0, 20).forEach(function (e) {
+          eul.appendChild(make("li", null, typeof e === "string" ? e : JSON.stringify(e)));
+        });
+        body.appendChild(eul);
+      }
+      return;
+    }
+    var title = status === "unavailable"
+      ? "Content credentials could not be checked on this server"
+      : "Content credentials could not be read";
+    body.appendChild(make("p", "prov-status", title));
+    if (prov.reason) body.appendChild(make("p", "hint", prov.reason));
+  }
+
+  function renderFaces(result) {
+    clear(el.faces);
+    shownResult = result || null;
+    shownWidth = el.faces.clientWidth;
+    var faces = result && Array.isArray(result.faces) ? result.faces : [];
+    el.facesTitle.hidden = faces.length === 0;
+    if (!faces.length) return;
+    el.facesTitle.textContent = faces.length === 1 ? "1 face" : faces.length + " faces";
+    var threshold = parseThreshold(result.reason);
+    var duration = result.media && isNum(result.media.duration_s) ? result.media.duration_s : null;
+    faces.forEach(function (face, i) {
+      el.faces.appendChild(faceCard(face, i, threshold, duration, result.media));
+    });
+  }
+
+  function faceCard(face, i, threshold, duration, media) {
+    var card = make("article", "panel face-card");
+    var label = face.label === "fake" ? "Likely manipulated"
+      : face.label === "real" ? "Likely authentic" : "Uncertain";
+    card.classList.add("face-" + (face.label || "uncertain"));
+    var head = make("div", "face-head");
+    var thumbUrl = mediaUrl(face.thumbnail);
+    if (thumbUrl) {
+      var img = make("img", "thumbnail");
+      img.alt = "Face " + (i + 1);
+      img.src = thumbUrl;
+      img.width = 96;
+      img.height = 96;
+      head.appendChild(img);
+    } else {
+      head.appendChild(make("div", "thumbnail-missing", "no preview"));
+    }
+    var info = make("div", "face-info");
+    var title = make("h3", null, "Face " + (i + 1));
+    info.appendChild(title);
+    var badge = make("p", "face-label", label);
+    info.appendChild(badge);
+    if (isNum(face.fake_probability)) {
+      info.appendChild(make("p", "face-prob", "Fake probability " + pct(face.fake_probability)));
+    }
+    var frames = Array.isArray(face.frames) ? face.frames : [];
+    var isVideo = !media || media.kind !== "image";
+    if (frames.length) {
+      info.appendChild(make("p", "hint", frames.length + (frames.length === 1 ? " frame" : " frames") +
+        " scored" + (isVideo && frames.length > 1 ? ", from " + fmtSeconds(frames[0].time_s) + " to " +
+        fmtSeconds(frames[frames.length - 1].time_s) : "")));
+    }
+    head.appendChild(info);
+    card.appendChild(head);
+
+    if (frames.length > 1 || (frames.length === 1 && isVideo)) {
+      var fig = make("figure", "timeline-figure");
+      fig.appendChild(timeline(frames, threshold, duration, i));
+      fig.appendChild(make("figcaption", "hint", "Fake probability per sampled frame. Dashed line: " +
+        "decision threshold (" + pct(threshold) + "); shaded band: too close to call."));
+      card.appendChild(fig);
+    }
+
+    var heatUrl = mediaUrl(face.heatmap);
+    if (heatUrl) {
+      var hfig = make("figure", "heatmap-figure");
+      var himg = make("img", "heatmap");
+      himg.alt = "Heatmap of the most suspicious frame of face " + (i + 1);
+      himg.src = heatUrl;
+      var link = make("a", "heatmap-link");
+      link.href = heatUrl;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.title = "Open the heatmap at full size";
+      link.appendChild(himg);
+      hfig.appendChild(link);
+      var peak = frames.reduce(function (best, f) {
+        return best === null || (f.fake_probability || 0) > (best.fake_probability || 0) ? f : best;
+      }, null);
+      var cap = "Most suspicious frame" +
+        (peak && isVideo && isNum(peak.time_s) ? " (at " + fmtSeconds(peak.time_s) + ")" : "") +
+        ": warmer colours mark the regions that drove the score. Select to enlarge.";
+      hfig.appendChild(make("figcaption", "hint", cap));
+      card.appendChild(hfig);
+    } else {
+      card.appendChild(make("p", "hint no-heatmap", "No heatmap for this model."));
+    }
+    return card;
+  }
+
+  /* The smallest round step (seconds) that puts at most `maxTicks` ticks on `span`. */
+  function niceStep(span, maxTicks) {
+    var steps = [0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+    for (var i = 0; i < steps.length; i++) {
+      if (span / steps[i] <= maxTicks) return steps[i];
+    }
+    return Math.ceil(span / maxTicks / 3600) * 3600;
+  }
+
+  function timeline(frames, threshold, duration, index) {
+    // drawn at about the size it is shown, so the 12px labels stay readable on a phone
+    var avail = el.faces.clientWidth || 420;
+    var W = Math.round(Math.max(300, Math.min(520, avail - 40))), H = 200, L = 42, R = 14, T = 10, B = 38;
+    var pw = W - L - R, ph = H - T - B;
+    var times = frames.map(function (f) { return isNum(f.time_s) ? f.time_s : 0; });
+    var tMax = Math.max(duration || 0, times[times.length - 1] || 0);
+    if (!(tMax > 0)) tMax = 1;
+    var x = function (t) { return L + (t / tMax) * pw; };
+    var y = function (p) { return T + (1 - Math.max(0, Math.min(1, p))) * ph; };
+
+    var root = svg("svg", {
+      class: "timeline", viewBox: "0 0 " + W + " " + H, role: "img",
+      preserveAspectRatio: "xMidYMid meet"
+    });
+    var titleId = "timeline-title-" + index;
+    var t = svg("title", { id: titleId });
+    t.textContent = "Fake probability over time for face " + (index + 1);
+    root.appendChild(t);
+    root.setAttribute("aria-labelledby", titleId);
+
+    root.appendChild(svg("rect", { class: "tl-plot", x: L, y: T, width: pw, height: ph }));
+    var lo = Math.max(0, threshold - DEFAULT_BAND), hi = Math.min(1, threshold + DEFAULT_BAND);
+    root.appendChild(svg("rect", { class: "tl-fake-zone", x: L, y: T, width: pw, height: y(hi) - T }));
+    root.appendChild(svg("rect", { class: "tl-band", x: L, y: y(hi), width: pw, height: y(lo) - y(hi) }));
+
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (p) {
+      root.appendChild(svg("line", { class: "tl-grid", x1: L, x2: L + pw, y1: y(p), y2: y(p) }));
+      var label = svg("text", { class: "tl-axis", x: L - 6, y: y(p) + 4, "text-anchor": "end" });
+      label.textContent = Math.round(p * 100) + "%";
+      root.appendChild(label);
+    });
+    root.appendChild(svg("line", {
+      class: "tl-threshold", x1: L, x2: L + pw, y1: y(threshold), y2: y(threshold)
+    }));
+
+    var step = niceStep(tMax, Math.max(3, Math.floor(pw / 55)));
+    for (var k = 0; k * step <= tMax + 1e-9; k++) {
+      var s = k * step;
+      var tick = svg("text", { class: "tl-axis", x: x(s), y: T + ph + 16, "text-anchor": "middle" });
+      tick.textContent = (Math.round(s * 100) / 100) + " s";
+      root.appendChild(tick);
+      root.appendChild(svg("line", { class: "tl-tick", x1: x(s), x2: x(s), y1: T + ph, y2: T + ph + 4 }));
+    }
+    var xl = svg("text", { class: "tl-axis-title", x: L + pw / 2, y: H - 3, "text-anchor": "middle" });
+    xl.textContent = "time (seconds)";
+    root.appendChild(xl);
+
+    var points = frames.map(function (f, k) {
+      return x(times[k]).toFixed(1) + "," + y(isNum(f.fake_probability) ? f.fake_probability : 0).toFixed(1);
+    });
+    if (points.length > 1) {
+      root.appendChild(svg("polyline", { class: "tl-line", points: points.join(" ") }));
+    }
+    var peak = 0;
+    frames.forEach(function (f, k) {
+      if ((f.fake_probability || 0) > (frames[peak].fake_probability || 0)) peak = k;
+    });
+    frames.forEach(function (f, k) {
+      var p = isNum(f.fake_probability) ? f.fake_probability : 0;
+      var dot = svg("circle", {
+        class: "tl-dot" + (k === peak ? " tl-peak" : ""), cx: x(times[k]), cy: y(p),
+        r: k === peak ? 4.5 : (frames.length > 60 ? 1.6 : 2.6)
+      });
+      var tip = svg("title");
+      tip.textContent = fmtSeconds(times[k]) + ": " + pct(p);
+      dot.appendChild(tip);
+      root.appendChild(dot);
+    });
+    return root;
+  }
+
+  // ------------------------------------------------------------ recent scans
+
+  function recentLabel(scan) {
+    if (scan.status === "queued") return "queued";
+    if (scan.status === "running") return "analysing";
+    if (scan.status === "failed") return "failed";
+    var p = scan.fake_probability;
+    if (scan.label === "fake" && isNum(p)) return "manipulated " + pct(p);
+    if (scan.label === "real" && isNum(p)) return "authentic " + pct(1 - p);
+    if (scan.label === "uncertain" && isNum(p)) return "uncertain " + pct(p);
+    return "no verdict";
+  }
+
+  function refreshRecent() {
+    return api("GET", "/api/scans?limit=20").then(function (res) {
+      if (!res.ok) {
+        if (res.status === 401) showTokenForm(true);
+        return;
+      }
+      var scans = res.body && Array.isArray(res.body.scans) ? res.body.scans : [];
+      clear(el.recent);
+      el.recentEmpty.hidden = scans.length > 0;
+      scans.forEach(function (scan) {
+        if (!scan || typeof scan.id !== "string") return;
+        var li = make("li", "recent-item");
+        li.setAttribute("data-scan-id", scan.id);
+        if (scan.id === currentId) li.classList.add("current");
+        var a = make("a", "recent-link");
+        a.href = "#/scans/" + encodeURIComponent(scan.id);
+        a.appendChild(make("span", "recent-name", scan.filename || scan.id));
+        a.appendChild(make("span", "recent-date", fmtDate(scan.created_at)));
+        li.appendChild(a);
+        var badgeClass = "badge badge-" + (scan.status === "done" ? (scan.label || "uncertain") : scan.status);
+        li.appendChild(make("span", badgeClass, recentLabel(scan)));
+        var del = make("button", "secondary small delete", "Delete");
+        del.type = "button";
+        del.setAttribute("aria-label", "Delete scan of " + (scan.filename || scan.id));
+        del.addEventListener("click", function () { deleteScan(scan.id); });
+        li.appendChild(del);
+        el.recent.appendChild(li);
+      });
+    });
+  }
+
+  function deleteScan(id) {
+    api("DELETE", "/api/scans/" + encodeURIComponent(id)).then(function (res) {
+      if (!res.ok && res.status !== 404) {
+        handleError(res.status, res.body, res.retryAfter);
+        return;
+      }
+      if (id === currentId) {
+        stopPolling();
+        currentId = null;
+        el.result.hidden = true;
+        el.scanStatus.hidden = true;
+        window.location.hash = "#/";
+      }
+      showMessage("Scan deleted.", "info");
+      refreshRecent();
+    });
+  }
+
+  // ------------------------------------------------------------------ health
+
+  function loadHealth() {
+    api("GET", "/api/health").then(function (res) {
+      if (!res.ok || !res.body) return;
+      var h = res.body;
+      var parts = ["fakescope" + (h.version ? " " + h.version : "")];
+      if (h.detector) parts.push("detector " + h.detector);
+      if (isNum(h.workers)) parts.push(h.workers + (h.workers === 1 ? " worker" : " workers"));
+      parts.push("runs offline on this server");
+      el.serverInfo.textContent = parts.join(" · ");
+    });
+  }
+
+  // ------------------------------------------------------------------ router
+
+  function route() {
+    var m = /^#\/scans\/([A-Za-z0-9_-]+)$/.exec(window.location.hash);
+    if (m) {
+      openScan(decodeURIComponent(m[1]));
+    } else {
+      stopPolling();
+      currentId = null;
+      el.result.hidden = true;
+      el.scanStatus.hidden = true;
+    }
+    Array.prototype.forEach.call(el.recent.children, function (li) {
+      li.classList.toggle("current", li.getAttribute("data-scan-id") === currentId);
+    });
+  }
+
+  // -------------------------------------------------------------------- init
+
+  function init() {
+    el = {
+      messages: $("messages"), dropzone: $("dropzone"), fileInput: $("file-input"),
+      uploadStatus: $("upload-status"), uploadProgress: $("upload-progress"),
+      uploadLabel: $("upload-label"), scanStatus: $("scan-status"),
+      scanProgress: $("scan-progress"), scanLabel: $("scan-label"), result: $("result"),
+      verdictCard: $("verdict-card"), verdict: $("verdict"), explain: $("verdict-explain"),
+      reason: $("verdict-reason"), resultFile: $("result-file"), meta: $("result-meta"),
+      provenance: $("provenance"), provBody: $("provenance-body"), faces: $("faces"),
+      facesTitle: $("faces-title"), recent: $("recent"), recentEmpty: $("recent-empty"),
+      recentRefresh: $("recent-refresh"), tokenForm: $("token-form"),
+      tokenInput: $("token-input"), tokenToggle: $("token-toggle"),
+      tokenClear: $("token-clear"), tokenHint: $("token-hint"), serverInfo: $("server-info")
+    };
+
+    el.fileInput.addEventListener("change", function () {
+      var file = el.fileInput.files && el.fileInput.files[0];
+      if (file) upload(file);
+      el.fileInput.value = "";
+    });
+    ["dragenter", "dragover"].forEach(function (type) {
+      el.dropzone.addEventListener(type, function (ev) {
+        ev.preventDefault();
+        el.dropzone.classList.add("dragging");
+      });
+    });
+    ["dragleave", "dragend"].forEach(function (type) {
+      el.dropzone.addEventListener(type, function () { el.dropzone.classList.remove("dragging"); });
+    });
+    el.dropzone.addEventListener("drop", function (ev) {
+      ev.preventDefault();
+      el.dropzone.classList.remove("dragging");
+      var files = ev.dataTransfer && ev.dataTransfer.files;
+      if (files && files.length) upload(files[0]);
+    });
+    // a file dropped outside the zone must not make the browser navigate away
+    window.addEventListener("dragover", function (ev) { ev.preventDefault(); });
+    window.addEventListener("drop", function (ev) { ev.preventDefault(); });
+
+    el.tokenToggle.addEventListener("click", function () {
+      if (el.tokenForm.hidden) showTokenForm(false); else hideTokenForm();
+    });
+    el.tokenForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      setToken(el.tokenInput.value.trim());
+      hideTokenForm();
+      showMessage("");
+      refreshRecent();
+      route();
+    });
+    el.tokenClear.addEventListener("click", function () {
+      setToken("");
+      el.tokenInput.value = "";
+    });
+    el.recentRefresh.addEventListener("click", refreshRecent);
+    window.addEventListener("hashchange", route);
+    var resizeTimer = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(function () {
+        // redraw the timelines for the new width (phone rotated, window resized)
+        if (shownResult && !el.result.hidden && Math.abs(el.faces.clientWidth - shownWidth) > 60) {
+          renderFaces(shownResult);
+        }
+      }, 200);
+    });
+
+    loadHealth();
+    refreshRecent();
+    route();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
