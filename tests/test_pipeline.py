@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import write_image
-from fakescope import Label, ScanConfig, Scanner, Status, Verdict
+from fakescope import DecisionInfo, Label, ScanConfig, Scanner, Status, Verdict
 from fakescope.errors import ConfigError
 from fakescope.inference import AGGREGATORS, decide_label, frame_max_scores
 from fakescope.types import CropScore
@@ -107,6 +107,51 @@ def test_verdict_refuses_made_up_scores() -> None:
         Verdict("x", Status.OK, "ok")
 
 
+def test_verdicts_carry_the_decision(scanner: Scanner, face_image: Path, tmp_path: Path) -> None:
+    v = scanner.scan(face_image)
+    assert v.status is Status.OK, v.reason
+    calibrated = scanner.calibrator is not None
+    assert v.decision == DecisionInfo(
+        threshold=scanner.threshold,
+        uncertain_band=0.1,
+        calibrated=calibrated,
+        cost_miss=1.0,
+        cost_false_alarm=1.0,
+        prior_fake=0.5,
+        rule=(
+            "cost-minimising threshold for the calibrated probability"
+            if calibrated
+            else "fixed threshold from the weight config"
+        ),
+    )
+    assert v.to_dict()["decision"] == v.decision.to_dict()
+    missing = scanner.scan(tmp_path / "missing.mp4")  # abstaining verdicts carry it too
+    assert missing.status is Status.ERROR and missing.decision == v.decision
+
+    cfg = ScanConfig(
+        num_frames=1,
+        threshold=0.3,
+        uncertain_band=0.05,
+        cost_miss=4.0,
+        cost_false_alarm=2.0,
+        prior_fake=0.2,
+    )
+    other = Scanner(cfg).scan(face_image)
+    assert other.status is Status.OK and other.fake_probability is not None
+    d = other.to_dict()["decision"]
+    assert d == {
+        "threshold": 0.3,
+        "uncertain_band": 0.05,
+        "calibrated": calibrated,
+        "cost_miss": 4.0,
+        "cost_false_alarm": 2.0,
+        "prior_fake": 0.2,
+        "rule": "fixed threshold from --threshold (ScanConfig.threshold)",
+    }
+    assert other.label is decide_label(other.fake_probability, 0.3, 0.05)
+    assert Verdict("x", Status.NO_FACE, "none").to_dict()["decision"] is None
+
+
 def test_decide_label_band() -> None:
     assert decide_label(0.9, 0.5, 0.1) is Label.FAKE
     assert decide_label(0.6, 0.5, 0.1) is Label.FAKE
@@ -154,6 +199,10 @@ def test_calibrated_weight_uses_the_cost_threshold(face_image: Path) -> None:
     scanner.threshold = scanner._threshold()
     assert scanner.threshold == pytest.approx(0.1)  # 1 * 0.5 / (9 * 0.5 + 1 * 0.5)
     v = scanner.scan(face_image)
+    assert v.decision is not None and v.decision.calibrated
+    assert v.decision.threshold == pytest.approx(0.1)
+    assert (v.decision.cost_miss, v.decision.cost_false_alarm) == (9.0, 1.0)
+    assert v.decision.rule.startswith("cost-minimising")
     expected = float(cal.predict_proba([raw.fake_probability])[0, 1])
     assert v.fake_probability == pytest.approx(expected, abs=1e-6)
     assert v.tracks[0].frames[0].fake_probability == pytest.approx(

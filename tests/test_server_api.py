@@ -373,3 +373,23 @@ def test_security_headers_on_every_response(api: TestClient) -> None:
     schema = api.get("/openapi.json").json()
     assert "/api/scans/{job_id}" in schema["paths"]
     assert "multipart/form-data" in schema["paths"]["/api/scans"]["post"]["requestBody"]["content"]
+
+
+def test_unhandled_error_is_a_json_500_with_the_security_headers(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path), start_workers=False)
+
+    def boom() -> None:
+        raise RuntimeError("secret detail /srv/data/token.txt")
+
+    app.add_api_route("/api/boom", boom)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/api/boom")
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal server error"}
+    assert "Traceback" not in r.text and "secret detail" not in r.text
+    assert r.headers["content-security-policy"] == CSP
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["permissions-policy"] == "camera=(), microphone=(), geolocation=()"
+    assert r.headers["cache-control"] == "no-store"

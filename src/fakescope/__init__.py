@@ -22,6 +22,7 @@ from fakescope.errors import (
 from fakescope.inference import Scanner
 from fakescope.types import (
     CropScore,
+    DecisionInfo,
     FaceBox,
     FaceCrop,
     Frame,
@@ -37,6 +38,7 @@ from fakescope.types import (
 __all__ = [
     "ConfigError",
     "CropScore",
+    "DecisionInfo",
     "DecodeError",
     "FaceBox",
     "FaceCrop",

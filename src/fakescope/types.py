@@ -1,7 +1,8 @@
 """Frozen dataclasses passed between the pipeline's stages.
 
 media -> :class:`Frame` -> :class:`FaceBox` -> :class:`Track` -> :class:`FaceCrop`
--> :class:`CropScore` -> :class:`TrackVerdict` -> :class:`Verdict`.
+-> :class:`CropScore` -> :class:`TrackVerdict` -> :class:`Verdict` (with the
+:class:`DecisionInfo` its labels were decided by).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy.typing as npt
 __all__ = [
     "Box",
     "CropScore",
+    "DecisionInfo",
     "FaceBox",
     "FaceCrop",
     "Frame",
@@ -202,6 +204,37 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class DecisionInfo:
+    """How a verdict's labels were decided: ``fake`` at or above ``threshold +
+    uncertain_band``, ``real`` below ``threshold - uncertain_band``, else ``uncertain``.
+
+    ``calibrated`` says the scores went through the weight's calibrator; ``rule`` says in
+    words where ``threshold`` came from (cost-minimising for ``cost_miss``,
+    ``cost_false_alarm`` and ``prior_fake``, the weight's own, or ``--threshold``). The costs
+    and prior are the scan's settings; they set the threshold only under the cost rule.
+    """
+
+    threshold: float
+    uncertain_band: float
+    calibrated: bool
+    cost_miss: float
+    cost_false_alarm: float
+    prior_fake: float
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": round(self.threshold, 6),
+            "uncertain_band": round(self.uncertain_band, 6),
+            "calibrated": self.calibrated,
+            "cost_miss": self.cost_miss,
+            "cost_false_alarm": self.cost_false_alarm,
+            "prior_fake": self.prior_fake,
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The result for one input.
 
@@ -218,6 +251,8 @@ class Verdict:
     model: ModelInfo | None = None
     media: MediaInfo | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    decision: DecisionInfo | None = None
+    """The threshold, band and rule in force (set by the Scanner, also when it abstained)."""
 
     def __post_init__(self) -> None:
         if self.status is Status.OK:
@@ -240,4 +275,5 @@ class Verdict:
             "model": None if self.model is None else self.model.to_dict(),
             "media": None if self.media is None else self.media.to_dict(),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "decision": None if self.decision is None else self.decision.to_dict(),
         }

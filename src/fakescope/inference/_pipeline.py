@@ -34,6 +34,7 @@ from fakescope.io import Limits, Sampling, open_media
 from fakescope.models import Detector, create_detector
 from fakescope.types import (
     CropScore,
+    DecisionInfo,
     FaceBox,
     FaceCrop,
     Frame,
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
 __all__ = ["STAGES", "Scanner", "decide_label"]
 
 STAGES = ("decode", "detect", "landmarks", "align", "classify", "total")
+RULE_COST = "cost-minimising threshold for the calibrated probability"
+RULE_WEIGHT = "fixed threshold from the weight config"
+RULE_OVERRIDE = "fixed threshold from --threshold (ScanConfig.threshold)"
 Progress = Callable[[int, int], None]
 
 
@@ -110,6 +114,26 @@ class Scanner:
         if self.calibrator is not None:
             return bayes_threshold(cfg.cost_miss, cfg.cost_false_alarm, cfg.prior_fake)
         return self.detector.config.threshold
+
+    @property
+    def decision(self) -> DecisionInfo:
+        """The threshold, band and rule this scanner decides labels by (attached to verdicts)."""
+        cfg = self.config
+        if cfg.threshold is not None:
+            rule = RULE_OVERRIDE
+        elif self.calibrator is not None:
+            rule = RULE_COST
+        else:
+            rule = RULE_WEIGHT
+        return DecisionInfo(
+            threshold=self.threshold,
+            uncertain_band=cfg.uncertain_band,
+            calibrated=self.calibrator is not None,
+            cost_miss=cfg.cost_miss,
+            cost_false_alarm=cfg.cost_false_alarm,
+            prior_fake=cfg.prior_fake,
+            rule=rule,
+        )
 
     def calibrate(self, score: float) -> float:
         """The weight's calibrator applied to a track or input score (identity without one)."""
@@ -277,11 +301,18 @@ class Scanner:
         began = time.perf_counter()
         media: MediaInfo | None = None
         model = self.detector.info
+        decision = self.decision
 
         def abstain(status: Status, reason: str) -> Verdict:
             clock.ms["total"] = (time.perf_counter() - began) * 1000.0
             return Verdict(
-                str(path), status, reason, model=model, media=media, timings_ms=dict(clock.ms)
+                str(path),
+                status,
+                reason,
+                model=model,
+                media=media,
+                timings_ms=dict(clock.ms),
+                decision=decision,
             )
 
         try:
@@ -324,7 +355,16 @@ class Scanner:
             f"{faces.frames_seen} sampled frame(s); threshold {self.threshold:.2f}"
         )
         return Verdict(
-            str(path), Status.OK, reason, overall, label, verdicts, model, media, dict(clock.ms)
+            str(path),
+            Status.OK,
+            reason,
+            overall,
+            label,
+            verdicts,
+            model,
+            media,
+            dict(clock.ms),
+            decision,
         )
 
     def _expected_frames(self, media: MediaInfo) -> int:

@@ -82,7 +82,8 @@ def _redact_access_log() -> None:
 
 class SecurityHeaders:
     """Pure ASGI middleware: security headers on every HTTP response (``no-store`` for the
-    API); streaming responses pass through untouched."""
+    API); streaming responses pass through untouched. :class:`_App` wraps its whole stack in
+    it, so the 500 of Starlette's ServerErrorMiddleware gets the headers too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -104,6 +105,19 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class _App(FastAPI):
+    """FastAPI with :class:`SecurityHeaders` outside every layer, ServerErrorMiddleware
+    included (``add_middleware`` would put it inside, missing unhandled-exception 500s)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """Unhandled exceptions: a JSON 500 without a traceback (the server log keeps it)."""
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
 # -- JSON shapes ------------------------------------------------------------------------------
@@ -243,7 +257,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             store.close()
             lock.release()
 
-    app = FastAPI(
+    app = _App(
         title="fakescope",
         version=__version__,
         description="Offline deepfake detector: upload a video or photo, poll its scan.",
@@ -251,7 +265,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         docs_url="/docs",
         redoc_url=None,
     )
-    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(Exception, _internal_error)
     app.state.settings = settings
     app.state.store = store
     app.state.pool = pool

@@ -334,6 +334,40 @@
     return t > 0 && t < 1 ? t : DEFAULT_THRESHOLD;
   }
 
+  // The threshold and uncertain band the labels were decided by: `result.decision` when the
+  // server sent it, else the threshold named in `reason` and the default band (older results).
+  function decisionOf(result) {
+    var d = result && result.decision;
+    var t = d && isNum(d.threshold) && d.threshold > 0 && d.threshold < 1 ? d.threshold
+      : parseThreshold(result && result.reason);
+    var band = d && isNum(d.uncertain_band) && d.uncertain_band >= 0 && d.uncertain_band < 0.5
+      ? d.uncertain_band : DEFAULT_BAND;
+    return { threshold: t, band: band };
+  }
+
+  function fmtNum(v) {
+    return String(Math.round(v * 1000) / 1000);
+  }
+
+  function decisionSummary(d) {
+    if (!d || !isNum(d.threshold)) return "";
+    var text = "threshold " + d.threshold.toFixed(2);
+    if (isNum(d.uncertain_band) && d.uncertain_band > 0) {
+      text += ", uncertain within ±" + d.uncertain_band.toFixed(2);
+    }
+    var rule = String(d.rule || "");
+    if (/cost-minimising/i.test(rule)) {
+      var costs = ["cost-minimising"];
+      if (isNum(d.cost_miss)) costs.push("miss cost " + fmtNum(d.cost_miss));
+      if (isNum(d.cost_false_alarm)) costs.push("false-alarm cost " + fmtNum(d.cost_false_alarm));
+      if (isNum(d.prior_fake)) costs.push("prior " + fmtNum(d.prior_fake));
+      text += " (" + costs.join(", ") + ")";
+    } else if (rule) {
+      text += " (" + rule.replace(/^fixed threshold /, "fixed, ") + ")";
+    }
+    return text;
+  }
+
   function renderScan(scan) {
     el.result.hidden = false;
     el.result.setAttribute("data-scan-id", scan.id || "");
@@ -360,6 +394,7 @@
         addMeta(el.meta, "Model", m);
       }
       addMeta(el.meta, "Media", mediaSummary(result.media));
+      if (result.status === "ok") addMeta(el.meta, "Decision", decisionSummary(result.decision));
       var total = result.timings_ms && result.timings_ms.total;
       if (isNum(total)) addMeta(el.meta, "Analysis time", (total / 1000).toFixed(2) + " s");
     }
@@ -437,14 +472,15 @@
     el.facesTitle.hidden = faces.length === 0;
     if (!faces.length) return;
     el.facesTitle.textContent = faces.length === 1 ? "1 face" : faces.length + " faces";
-    var threshold = parseThreshold(result.reason);
+    var decision = decisionOf(result);
     var duration = result.media && isNum(result.media.duration_s) ? result.media.duration_s : null;
     faces.forEach(function (face, i) {
-      el.faces.appendChild(faceCard(face, i, threshold, duration, result.media));
+      el.faces.appendChild(faceCard(face, i, decision, duration, result.media));
     });
   }
 
-  function faceCard(face, i, threshold, duration, media) {
+  function faceCard(face, i, decision, duration, media) {
+    var threshold = decision.threshold;
     var card = make("article", "panel face-card");
     var label = face.label === "fake" ? "Likely manipulated"
       : face.label === "real" ? "Likely authentic" : "Uncertain";
@@ -481,7 +517,7 @@
 
     if (frames.length > 1 || (frames.length === 1 && isVideo)) {
       var fig = make("figure", "timeline-figure");
-      fig.appendChild(timeline(frames, threshold, duration, i));
+      fig.appendChild(timeline(frames, decision, duration, i));
       fig.appendChild(make("figcaption", "hint", "Fake probability per sampled frame. Dashed line: " +
         "decision threshold (" + pct(threshold) + "); shaded band: too close to call."));
       card.appendChild(fig);
@@ -523,7 +559,8 @@
     return Math.ceil(span / maxTicks / 3600) * 3600;
   }
 
-  function timeline(frames, threshold, duration, index) {
+  function timeline(frames, decision, duration, index) {
+    var threshold = decision.threshold, band = decision.band;
     // drawn at about the size it is shown, so the 12px labels stay readable on a phone
     var avail = el.faces.clientWidth || 420;
     var W = Math.round(Math.max(300, Math.min(520, avail - 40))), H = 200, L = 42, R = 14, T = 10, B = 38;
@@ -545,7 +582,7 @@
     root.setAttribute("aria-labelledby", titleId);
 
     root.appendChild(svg("rect", { class: "tl-plot", x: L, y: T, width: pw, height: ph }));
-    var lo = Math.max(0, threshold - DEFAULT_BAND), hi = Math.min(1, threshold + DEFAULT_BAND);
+    var lo = Math.max(0, threshold - band), hi = Math.min(1, threshold + band);
     root.appendChild(svg("rect", { class: "tl-fake-zone", x: L, y: T, width: pw, height: y(hi) - T }));
     root.appendChild(svg("rect", { class: "tl-band", x: L, y: y(hi), width: pw, height: y(lo) - y(hi) }));
 
