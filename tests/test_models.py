@@ -67,3 +67,29 @@ def test_weight_config_rejects_unknown_keys(tmp_path: Path) -> None:
     bad.write_text(text)
     with pytest.raises(ModelError, match="unknown keys"):
         WeightConfig.from_json(bad)
+
+
+def test_detector_from_a_weight_config_file(tmp_path: Path) -> None:
+    """A run's ``weights.json`` (file relative to it) loads like a registered detector."""
+    shipped = create_detector()
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copyfile(asset_path(shipped.config.file), run / "model.onnx")
+    text = asset_path(shipped.config.file).with_suffix(".json").read_text()
+    (run / "weights.json").write_text(text.replace(shipped.config.file, "model.onnx"))
+    detector = create_detector(str(run / "weights.json"))
+    crops = np.random.default_rng(0).integers(0, 255, (2, 192, 192, 3), dtype=np.uint8)
+    assert np.allclose(detector.predict(crops), shipped.predict(crops), atol=1e-5)
+    (run / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="sha256"):
+        create_detector(str(run / "weights.json"))
+
+
+def test_detector_argument_names_the_choices(tmp_path: Path) -> None:
+    from fakescope.models import detector_argument
+
+    assert detector_argument(DETECTORS.names()[0]) == DETECTORS.names()[0]
+    with pytest.raises(ValueError, match="weight config"):
+        detector_argument("nope")
+    with pytest.raises(ValueError):
+        detector_argument(str(tmp_path / "missing.json"))

@@ -25,14 +25,17 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="dataset folders or manifest files (layout detected)",
     )
+    from fakescope.cli._main import detector_type
     from fakescope.models import DETECTORS
 
     p.add_argument(
         "--detector",
         action="append",
         dest="detectors",
-        choices=DETECTORS.names(),
-        help="detector to evaluate (repeat for a side-by-side; default: the default)",
+        type=detector_type,
+        metavar="NAME|WEIGHTS.json",
+        help=f"detector to evaluate: {', '.join(DETECTORS.names())} or a weight config file "
+        "(repeat for a side-by-side; default: the default)",
     )
     p.add_argument("--dataset", help="force the adapter (ffpp, celebdf, dfdc, ...)")
     p.add_argument(

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fakescope.errors import FakescopeError
 from fakescope.training import add_train_arguments
 
-__all__ = ["UsageError", "main", "stderr_progress", "stdout_console"]
+__all__ = ["UsageError", "detector_type", "main", "stderr_progress", "stdout_console"]
 
 
 def stdout_console() -> Console:
@@ -41,6 +41,16 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def detector_type(text: str) -> str:
+    """argparse type of ``--detector``: a registered name or a weight-config ``.json`` file."""
+    from fakescope.models import detector_argument
+
+    try:
+        return detector_argument(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -77,7 +87,12 @@ def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None
     )
     p.add_argument("--fps", type=_positive_float, help="sample at this rate instead")
     if detector:
-        p.add_argument("--detector", choices=DETECTORS.names(), help="deepfake detector")
+        p.add_argument(
+            "--detector",
+            type=detector_type,
+            metavar="NAME|WEIGHTS.json",
+            help=f"deepfake detector: {', '.join(DETECTORS.names())} or a weight config file",
+        )
     p.add_argument("--face-detector", choices=FACE_DETECTORS.names(), dest="face_detector")
     p.add_argument(
         "--min-face",

@@ -8,6 +8,7 @@ from fakescope.models._detectors import (
     Detector,
     OnnxDetector,
     create_detector,
+    detector_argument,
 )
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "WeightConfig",
     "asset_path",
     "create_detector",
+    "detector_argument",
     "sha256_file",
     "shipped",
 ]

@@ -34,11 +34,20 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-@functools.cache
 def verified_path(path: Path, sha256: str) -> Path:
-    """Return ``path`` after checking it exists and matches ``sha256`` (cached per process)."""
+    """Return ``path`` after checking it exists and matches ``sha256``. The check is cached per
+    process for an unchanged file (same path, size and modification time)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        raise ModelError(f"model file is missing: {path}") from None
     if not path.is_file():
         raise ModelError(f"model file is missing: {path}")
+    return _verified(path, sha256, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _verified(path: Path, sha256: str, size: int, mtime_ns: int) -> Path:
     actual = sha256_file(path)
     if actual != sha256:
         raise ModelError(f"model file {path.name} fails its sha256 check ({actual} != {sha256})")

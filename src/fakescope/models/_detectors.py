@@ -3,6 +3,7 @@ registration; each shipped weight brings its :class:`WeightConfig`."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Protocol
 
@@ -16,7 +17,14 @@ from fakescope.models._config import WeightConfig
 from fakescope.registry import Registry
 from fakescope.types import ModelInfo
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "OnnxDetector", "create_detector"]
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DETECTORS",
+    "Detector",
+    "OnnxDetector",
+    "create_detector",
+    "detector_argument",
+]
 
 DEFAULT_DETECTOR = "effnet-lite0-ffpp"
 
@@ -119,5 +127,24 @@ def _effnet_lite0_sbi(threads: int = 0) -> Detector:
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
-    """Build a registered detector by name."""
+    """Build a registered detector by name, or from a weight config file: ``name`` ending in
+    ``.json`` is read with :meth:`WeightConfig.from_json` and its ``file`` is taken relative to
+    that JSON's folder (how a trained run is evaluated before it is shipped)."""
+    if name.endswith(".json"):
+        path = Path(name)
+        config = WeightConfig.from_json(path)
+        model = Path(config.file)
+        if not model.is_absolute():
+            config = dataclasses.replace(config, file=str((path.parent / model).resolve()))
+        return OnnxDetector(config, threads)
     return DETECTORS.create(name, threads=threads)
+
+
+def detector_argument(text: str) -> str:
+    """argparse ``type=``: a registered detector name or an existing weight-config ``.json``."""
+    if text in DETECTORS.names() or (text.endswith(".json") and Path(text).is_file()):
+        return text
+    raise ValueError(
+        f"unknown detector {text!r}: choose one of {', '.join(DETECTORS.names())} "
+        "or give a weight config .json"
+    )

@@ -54,6 +54,7 @@ class DataConfig:
     margin: float = 0.25  # alignment margin, fraction of the 112 px ArcFace template per side
     supervised_fakes: bool = False  # also train on label-1 items (no seg target)
     fake_cache: str | None = None  # extra cache whose label-1 train items are those fakes
+    real_repeat: int = 1  # each real item appears this many times per epoch (class balance)
 
     def validate(self) -> None:
         _check(
@@ -62,6 +63,7 @@ class DataConfig:
             "must be a positive multiple of 32",
         )
         _check(self.margin >= 0.0, "data.margin", "must be >= 0")
+        _check(self.real_repeat >= 1, "data.real_repeat", "must be >= 1")
 
 
 @dataclass

@@ -2,6 +2,10 @@
 
     python -m fakescope.training.ship runs/baseline/model.onnx --name effnet-lite0-ffpp \
         --file effnet_lite0_ffpp.onnx --input-size 192 --margin 0.0
+
+With ``--beside`` nothing is copied: the weight config is written next to the ONNX file
+(``<run>/weights.json``) so that ``fakescope eval --detector <run>/weights.json`` can measure a
+run before it is shipped.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("onnx", type=Path)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--file", required=True, help="file name inside models/assets")
+    parser.add_argument("--file", help="file name inside models/assets (not with --beside)")
+    parser.add_argument(
+        "--beside", action="store_true", help="write <onnx folder>/weights.json, copy nothing"
+    )
     parser.add_argument("--input-size", type=int, required=True)
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--threshold", type=float, default=0.5)
@@ -38,11 +45,18 @@ def main() -> None:
         "--architecture", default="EfficientNet-Lite0 (ImageNet init), sigmoid head"
     )
     args = parser.parse_args()
-    target = asset_path(args.file)
-    shutil.copyfile(args.onnx, target)
+    if args.beside:
+        target = args.onnx
+        config_path = args.onnx.parent / "weights.json"
+    elif args.file:
+        target = asset_path(args.file)
+        shutil.copyfile(args.onnx, target)
+        config_path = target.with_suffix(".json")
+    else:
+        parser.error("give --file NAME (ship into the package) or --beside")
     config = {
         "name": args.name,
-        "file": args.file,
+        "file": target.name,
         "sha256": sha256_file(target),
         "input_size": args.input_size,
         "mean": [float(v) for v in MEAN],
@@ -57,7 +71,6 @@ def main() -> None:
     }
     if args.calibration is not None:
         config["calibration"] = json.loads(args.calibration.read_text())["calibration"]
-    config_path = target.with_suffix(".json")
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     print(f"shipped {target.name} ({config['sha256']}) and {config_path.name}")
 

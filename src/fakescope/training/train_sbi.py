@@ -416,7 +416,7 @@ def train(cfg: TrainConfig) -> Path:
         cache = cache.concat(Cache.load(cfg.data.fake_cache).subset_labels(1))
     # items of sets without a split (UTKFace) train too; "val"/"test" items never do
     in_train = ~np.isin(cache.splits, ["val", "test"])
-    pool = np.nonzero(in_train & (cache.labels == 0))[0]
+    pool = np.repeat(np.nonzero(in_train & (cache.labels == 0))[0], cfg.data.real_repeat)
     if cfg.data.supervised_fakes:
         pool = np.concatenate([pool, np.nonzero(in_train & (cache.labels == 1))[0]])
     if len(pool) == 0:
