@@ -46,3 +46,23 @@ def test_bad_input() -> None:
         LogitCalibrator().fit([0.2, 0.3], [1, 1])
     with pytest.raises(ValueError, match="probabilities"):
         IsotonicCalibrator().fit([0.2, 1.3], [0, 1])
+
+
+def test_balanced_calibration_removes_the_calibration_set_prior() -> None:
+    """Same class-conditional scores, 4x more fakes: the balanced fit gives the equal-prior
+    posterior (0.5 where both classes are equally likely); the unbalanced one adds the set's
+    prior (about 0.8 there)."""
+    from scipy.special import expit
+
+    from fakescope.calibration import IsotonicCalibrator, LogitCalibrator
+
+    rng = np.random.default_rng(0)
+    real = expit(rng.normal(-1.0, 1.0, 2000))
+    fake = expit(rng.normal(1.0, 1.0, 8000))
+    X, y = np.concatenate([real, fake]), np.r_[np.zeros(2000), np.ones(8000)].astype(int)
+    midpoint = np.array([0.5])  # logit 0: equal likelihood under both classes
+    assert LogitCalibrator().fit(X, y).predict_proba(midpoint)[0, 1] == pytest.approx(0.5, abs=0.03)
+    unbalanced = LogitCalibrator(balanced=False).fit(X, y).predict_proba(midpoint)[0, 1]
+    assert unbalanced == pytest.approx(0.8, abs=0.03)
+    iso = IsotonicCalibrator().fit(X, y).predict_proba(midpoint)[0, 1]
+    assert iso == pytest.approx(0.5, abs=0.08)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fakescope.cli import main
+from fakescope.models import DEFAULT_DETECTOR
 
 pytestmark = pytest.mark.data
 
@@ -33,7 +34,7 @@ def test_eval_ffpp_videos_and_crop_test_split(
     assert code == 0
     printed = capsys.readouterr().out
     payload = json.loads((out / "metrics.json").read_text())
-    per_dataset = payload["metrics"]["effnet-lite0-ffpp"]
+    per_dataset = payload["metrics"][DEFAULT_DETECTOR]
     assert len(per_dataset) == 2
     for entry in per_dataset.values():
         auc = entry["video"]["auc"]
@@ -43,4 +44,4 @@ def test_eval_ffpp_videos_and_crop_test_split(
     headline = (out / "report.md").read_text().split("## Headline")[1].split("##")[0]
     with capsys.disabled():
         print("\n" + headline.strip())
-    assert "effnet-lite0-ffpp" in printed
+    assert DEFAULT_DETECTOR in printed

@@ -138,7 +138,9 @@ def test_eval_cli_on_a_generic_folder(
     )
     assert code == 0
     payload = json.loads((out / "metrics.json").read_text())
-    (entry,) = payload["metrics"]["effnet-lite0-ffpp"].values()
+    from fakescope.models import DEFAULT_DETECTOR
+
+    (entry,) = payload["metrics"][DEFAULT_DETECTOR].values()
     assert entry["items"] == 4 and entry["abstained"] == 1
     assert [f["status"] for f in payload["failures"]] == ["unsupported"]
     # recompute from the saved scores without running any model

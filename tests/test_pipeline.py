@@ -187,12 +187,16 @@ def test_calibrated_weight_uses_the_cost_threshold(face_image: Path) -> None:
 
     from fakescope.calibration import LogitCalibrator
 
-    base = Scanner(ScanConfig(num_frames=1))
+    uncalibrated = "effnet-lite0-ffpp"  # the default weight ships a calibrator already
+    base = Scanner(ScanConfig(num_frames=1, detector=uncalibrated))
+    assert base.calibrator is None
     raw = base.scan(face_image)
     assert raw.status is Status.OK and raw.fake_probability is not None
     cal = LogitCalibrator().fit([0.1, 0.2, 0.3, 0.6, 0.7, 0.9], [0, 0, 1, 0, 1, 1])
     wcfg = dataclasses.replace(base.detector.config, calibration=cal.to_dict())
-    cfg = ScanConfig(num_frames=1, cost_miss=9.0, cost_false_alarm=1.0, prior_fake=0.5)
+    cfg = ScanConfig(
+        num_frames=1, detector=uncalibrated, cost_miss=9.0, cost_false_alarm=1.0, prior_fake=0.5
+    )
     scanner = Scanner(cfg)
     scanner.detector.config = wcfg
     scanner.calibrator = cal

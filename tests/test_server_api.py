@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from fakescope.models import DEFAULT_DETECTOR
 from fakescope.server import ServerSettings, create_app
 from fakescope.server._uploads import RateLimiter, UploadError, display_name, receive_upload
 
@@ -99,7 +100,12 @@ def test_upload_is_scanned_and_its_result_served(live: tuple[TestClient, Path]) 
     }
     assert result["media"]["kind"] == "video" and result["model"]["name"]
     (face,) = result["faces"]
-    assert face["frames"] and face["heatmap"] is None  # the default detector has no mask head
+    assert face["frames"]
+    # the default detector has a mask head: the heatmap of the most suspicious frame is served
+    assert face["heatmap"] == f"/api/scans/{job_id}/heatmaps/{job_id}_track0.png"
+    heat = client.get(face["heatmap"])
+    assert heat.status_code == 200 and heat.headers["content-type"] == "image/png"
+    assert heat.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert face["thumbnail"] == f"/api/scans/{job_id}/thumbnails/{job_id}_track0.jpg"
     thumb = client.get(face["thumbnail"])
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
@@ -122,7 +128,7 @@ def test_upload_is_scanned_and_its_result_served(live: tuple[TestClient, Path]) 
 
     health = client.get("/api/health").json()
     assert health["status"] == "ok" and health["workers"] == 1
-    assert health["detector"] == "effnet-lite0-ffpp" and health["version"]
+    assert health["detector"] == DEFAULT_DETECTOR and health["version"]
 
     assert client.delete(created["url"]).status_code == 204
     assert client.get(created["url"]).status_code == 404

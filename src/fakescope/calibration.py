@@ -6,6 +6,11 @@ never to pickles.
 - :class:`LogitCalibrator`: Platt scaling on the logit of the score (temperature and bias),
   ``p' = sigmoid(a * logit(p) + b)``; monotone, two parameters, safe on small sets.
 - :class:`IsotonicCalibrator`: scikit-learn's isotonic regression on the score, clipped.
+
+Both weight the two classes equally by default (``balanced=True``): the calibrated probability
+is then the posterior under *equal* priors, whatever the real/fake ratio of the calibration set,
+which is what :func:`fakescope.decision.bayes_threshold` expects (the user's prior enters
+through the threshold, not twice).
 """
 
 from __future__ import annotations
@@ -39,6 +44,14 @@ def _logit(s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(np.log(s / (1 - s)), dtype=np.float64)
 
 
+def _class_weights(labels: npt.NDArray[np.int64], balanced: bool) -> npt.NDArray[np.float64]:
+    """Per-sample weights giving both classes the same total weight (or all ones)."""
+    if not balanced:
+        return np.ones(len(labels), dtype=np.float64)
+    counts = np.bincount(labels, minlength=2).astype(np.float64)
+    return np.asarray(len(labels) / (2.0 * counts[labels]), dtype=np.float64)
+
+
 def _check_labels(y: Any, n: int) -> npt.NDArray[np.int64]:
     labels = np.asarray(y, dtype=np.int64)
     if labels.shape != (n,):
@@ -51,15 +64,18 @@ def _check_labels(y: Any, n: int) -> npt.NDArray[np.int64]:
 class LogitCalibrator(BaseEstimator):  # type: ignore[misc]
     """``p' = sigmoid(a * logit(p) + b)`` fitted by L2-regularised logistic regression."""
 
-    def __init__(self, C: float = 1e4) -> None:
+    def __init__(self, C: float = 1e4, balanced: bool = True) -> None:
         self.C = C
+        self.balanced = balanced
 
     def fit(self, X: Any, y: Any) -> LogitCalibrator:
         from sklearn.linear_model import LogisticRegression
 
         s = _scores(X)
         labels = _check_labels(y, len(s))
-        model = LogisticRegression(C=self.C).fit(_logit(s)[:, None], labels)
+        model = LogisticRegression(C=self.C).fit(
+            _logit(s)[:, None], labels, sample_weight=_class_weights(labels, self.balanced)
+        )
         self.a_ = float(model.coef_[0, 0])
         self.b_ = float(model.intercept_[0])
         return self
@@ -77,12 +93,17 @@ class LogitCalibrator(BaseEstimator):  # type: ignore[misc]
 class IsotonicCalibrator(BaseEstimator):  # type: ignore[misc]
     """Monotone step calibration (needs a few hundred samples to be trusted)."""
 
+    def __init__(self, balanced: bool = True) -> None:
+        self.balanced = balanced
+
     def fit(self, X: Any, y: Any) -> IsotonicCalibrator:
         from sklearn.isotonic import IsotonicRegression
 
         s = _scores(X)
         labels = _check_labels(y, len(s))
-        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, labels)
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+            s, labels, sample_weight=_class_weights(labels, self.balanced)
+        )
         self.x_ = np.asarray(model.X_thresholds_, dtype=np.float64)
         self.y_ = np.asarray(model.y_thresholds_, dtype=np.float64)
         return self

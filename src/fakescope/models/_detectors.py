@@ -26,7 +26,7 @@ __all__ = [
     "detector_argument",
 ]
 
-DEFAULT_DETECTOR = "effnet-lite0-ffpp"
+DEFAULT_DETECTOR = "effnet-lite0-sbi"
 
 
 class Detector(Protocol):
@@ -115,14 +115,16 @@ def _shipped(config_file: str) -> WeightConfig:
 
 @DETECTORS.register("effnet-lite0-ffpp")
 def _effnet_lite0_ffpp(threads: int = 0) -> Detector:
-    """EfficientNet-Lite0 (ImageNet init) fine-tuned on the FF++ face-crop train split."""
+    """Supervised baseline: EfficientNet-Lite0 (ImageNet init) fine-tuned on the FF++ face-crop
+    train split (best on lightly compressed FF++ crops; no heatmaps, uncalibrated)."""
     return OnnxDetector(_shipped("effnet_lite0_ffpp.json"), threads)
 
 
 @DETECTORS.register("effnet-lite0-sbi")
 def _effnet_lite0_sbi(threads: int = 0) -> Detector:
-    """Experimental: EfficientNet-Lite0 with a blend-mask head, trained on real faces only with
-    Self-Blended Images pseudo-fakes; gives heatmaps (``scan --heatmaps``)."""
+    """The default: EfficientNet-Lite0 with a blend-mask head, trained on FF++ reals and fakes
+    plus Self-Blended Images pseudo-fakes under H.264/JPEG degradations; calibrated; gives
+    heatmaps (``scan --heatmaps``)."""
     return OnnxDetector(_shipped("effnet_lite0_sbi.json"), threads)
 
 
