@@ -39,7 +39,10 @@ def test_config_precedence_defaults_yaml_set(tmp_path: Path) -> None:
     saved.write_text(cfg.to_yaml())
     assert resolve(saved) == cfg
     # the shipped recipe is valid
-    assert resolve(RECIPE).data.cache == "cache/sbi_real_256.npz"
+    recipe = resolve(RECIPE)
+    assert recipe.data.cache == "cache/ffpp_train_256.npz" and recipe.data.supervised_fakes
+    assert recipe.data.real_repeat == 3 and recipe.sbi.fake_fraction is None
+    assert recipe.degrade.p_codec > 0 and recipe.optim.epochs == 20
 
 
 @pytest.mark.parametrize(
@@ -211,7 +214,8 @@ def test_smoke_train_export_resume(tmp_path: Path, capsys: pytest.CaptureFixture
     first = capsys.readouterr()
     assert json.loads(first.out.strip().splitlines()[-1]) == entry
     n_fakes = int((np.array([1, 0, 1, 1][: len(val_images[1::2])]) == 1).sum())
-    assert f"train pool {n + n_fakes} ({n_fakes} supervised fakes)" in first.err
+    repeat = resolve(RECIPE).data.real_repeat
+    assert f"train pool {n * repeat + n_fakes} ({n_fakes} supervised fakes)" in first.err
     saved = resolve(out / "config.yaml")
     assert saved.data.input_size == 64 and saved.run.out == str(out)
     assert (out / "last.pt").exists()
