@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -376,6 +377,14 @@ def test_security_headers_on_every_response(api: TestClient) -> None:
         docs.status_code == 200
         and "frame-ancestors 'none'" in docs.headers["content-security-policy"]
     )
+    # the docs work offline: every script and stylesheet is served by the app itself
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and not [a for a in assets if "://" in a]
+    for asset in assets:
+        if asset.endswith((".js", ".css")):
+            r = api.get(asset)
+            assert r.status_code == 200 and len(r.content) > 10_000, asset
+            assert "cdn" not in r.headers["content-security-policy"]
     schema = api.get("/openapi.json").json()
     assert "/api/scans/{job_id}" in schema["paths"]
     assert "multipart/form-data" in schema["paths"]["/api/scans"]["post"]["requestBody"]["content"]

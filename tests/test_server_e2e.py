@@ -370,3 +370,19 @@ def test_heatmap_of_a_detector_with_a_mask_head(browser: Any, tmp_path: Path) ->
         )
         assert _severe_console_errors(driver) == []
         _screenshot(driver, "e2e_heatmap.png", 1280, 1000, mobile=False)
+
+
+def test_api_docs_render_offline(browser: Any, tmp_path: Path) -> None:
+    """/docs is Swagger UI from assets the app serves itself (no CDN on an air-gapped host)."""
+    driver = browser
+    with _serve(tmp_path / "data") as base:
+        driver.get(base + "/docs")
+        _wait(
+            driver,
+            60,
+            "Swagger UI to list the scan endpoints",
+            lambda d: "/api/scans" in d.find_element(By.TAG_NAME, "body").text,
+        )
+        assert "fakescope" in driver.find_element(By.CSS_SELECTOR, ".swagger-ui .info").text
+        assert _severe_console_errors(driver) == []
+        _screenshot(driver, "e2e_docs.png", 1280, 900, mobile=False)

@@ -42,13 +42,14 @@ CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; frame-ancestors 'none'; base-uri 'self'"
 )
-# Swagger UI's page loads its script and styles from a CDN and starts with an inline script.
+# Swagger UI's assets are served from the fastapi-offline wheel (no CDN: air-gapped installs
+# get working docs); its page starts Swagger UI with an inline script.
 _DOCS_CSP = (
-    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'"
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'self'"
 )
+_DOCS_ASSETS = "/docs-assets"
 _DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect"})
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -262,7 +263,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         version=__version__,
         description="Offline deepfake detector: upload a video or photo, poll its scan.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.add_exception_handler(Exception, _internal_error)
@@ -429,4 +430,33 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
 
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # -- API docs, served offline -----------------------------------------------------------
+    swagger = _swagger_assets()
+    if swagger is not None:
+        app.mount(_DOCS_ASSETS, StaticFiles(directory=swagger), name="docs-assets")
+
+        @app.get("/docs", include_in_schema=False)
+        def docs() -> Response:
+            from fastapi.openapi.docs import get_swagger_ui_html
+
+            return get_swagger_ui_html(
+                openapi_url=app.openapi_url or "/openapi.json",
+                title="fakescope API",
+                swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+                swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+                swagger_favicon_url=f"{_DOCS_ASSETS}/favicon.png",
+            )
+
     return app
+
+
+def _swagger_assets() -> Path | None:
+    """Swagger UI's JS/CSS shipped inside the ``fastapi-offline`` wheel (None if missing)."""
+    try:
+        from importlib.resources import files
+
+        folder = Path(str(files("fastapi_offline") / "static"))
+    except ModuleNotFoundError:
+        return None
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
