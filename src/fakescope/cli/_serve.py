@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from fakescope.cli._main import _positive_float, _positive_int
 from fakescope.config import ScanConfig
 
 __all__ = ["add_serve_parser", "run_serve"]
@@ -21,20 +22,6 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"must be in 1..65535, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _hours(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
@@ -55,11 +42,11 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="job queue, uploads and results (default $FAKESCOPE_DATA_DIR or ./fakescope-data)",
     )
-    p.add_argument("--workers", type=_count, help="scan worker processes (default 1)")
+    p.add_argument("--workers", type=_positive_int, help="scan worker processes (default 1)")
     p.add_argument(
         "--retention-hours",
         dest="retention_hours",
-        type=_hours,
+        type=_positive_float,
         help="delete scans older than this (default 24)",
     )
     return p

@@ -244,16 +244,15 @@ def make_sample(
     cfg: TrainConfig,
     sbi_cfg: SBIConfig,
     rng: np.random.Generator,
-    fake_fraction: float | None = None,
-    degrade_cfg: DegradeConfig | None = None,
+    fake_fraction: float,
+    degrade_cfg: DegradeConfig,
 ) -> tuple[_U8, _F32, float, float]:
     """``(aligned augmented image, aligned mask, label, segmentation weight)``. A real item
-    becomes a pseudo-fake with probability ``fake_fraction`` (default ``cfg.sbi.fake_fraction``);
-    ``degrade_cfg`` adds the deployment degradations after augmentation."""
+    becomes a pseudo-fake with probability ``fake_fraction``; ``degrade_cfg`` adds the
+    deployment degradations after augmentation (skipped, without drawing from ``rng``, when
+    both of its probabilities are 0)."""
     image, landmarks = cache.images[index], cache.landmarks[index]
     size, margin = cfg.data.input_size, cfg.data.margin
-    if fake_fraction is None:
-        fake_fraction = 0.5 if cfg.sbi.fake_fraction is None else cfg.sbi.fake_fraction
     if cache.labels[index] == 1:  # supervised fake: blend region unknown -> no seg loss
         mask = np.zeros(image.shape[:2], np.float32)
         label, seg_weight = 1.0, 0.0
@@ -268,7 +267,7 @@ def make_sample(
     crop, warped = align(image, landmarks, size, margin, mask)
     assert warped is not None
     crop, warped = augment_with_mask(crop, warped, rng)
-    if degrade_cfg is not None and (degrade_cfg.p_resize > 0 or degrade_cfg.p_codec > 0):
+    if degrade_cfg.p_resize > 0 or degrade_cfg.p_codec > 0:
         crop = degrade(crop, rng, degrade_cfg)
     return crop, warped, label, seg_weight
 
