@@ -1,7 +1,13 @@
-"""Shared fixtures: tiny media made on the fly (session-scoped, so each is built once)."""
+"""Shared fixtures: tiny media made on the fly (session-scoped, so each is built once).
+
+Under ``CI=true`` a skipped test is a failure: CI installs every extra and has
+../shared/data, so a skip there means a test that should have run did not (a missing install
+step, data that moved). The run then fails with the list of skips and their reasons.
+"""
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -83,6 +89,28 @@ def hostile_dir(
 
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def in_ci() -> bool:
+    """``CI=true`` in the environment (what ``.ci/run`` is started with)."""
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI, turn a run with skipped tests into a failed run (exit status 1)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if in_ci() and skipped and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    skipped = terminalreporter.stats.get("skipped", [])
+    if in_ci() and skipped:
+        terminalreporter.section("skips are failures under CI=true", red=True)
+        for report in skipped:
+            where = report.nodeid or report.location[0]
+            terminalreporter.line(f"SKIPPED in CI: {where}: {report.longrepr[-1]}")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -100,27 +101,50 @@ def test_train_rejects_unknown_config_keys(capsys: pytest.CaptureFixture[str]) -
     assert len(err) == 1 and "optim.nope" in err[0]
 
 
-def test_calibrate_fits_on_a_score_table(
+def test_calibrate_fits_each_level_on_its_own_aggregate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import numpy as np
 
     from fakescope.calibration import calibrator_from_dict
     from fakescope.evaluation import MEDIA_LEVEL, ScoreRow, ScoreTable
+    from fakescope.models import WeightConfig, asset_path
 
     rng = np.random.default_rng(0)
     rows = []
     for i in range(80):
         label = i % 2
-        score = float(np.clip(rng.normal(0.45 + 0.1 * label, 0.05), 0, 1))  # under-confident
-        rows.append(ScoreRow(f"m{i}", MEDIA_LEVEL, MEDIA_LEVEL, "d", score, label, "x", "toy"))
+        # video aggregates: under-confident around 0.5; crops: over-spread around 0.3/0.7
+        video = float(np.clip(rng.normal(0.45 + 0.1 * label, 0.05), 0, 1))
+        rows.append(
+            ScoreRow(
+                f"m{i}", MEDIA_LEVEL, MEDIA_LEVEL, "d", 0.5, label, "x", "toy", raw_score=video
+            )
+        )
+        for k in range(4):
+            crop = float(np.clip(rng.normal(0.3 + 0.4 * label, 0.2), 0.001, 0.999))
+            rows.append(ScoreRow(f"m{i}", 0, k, "d", 0.5, label, "x", "toy", raw_score=crop))
     scores = ScoreTable(rows).save(tmp_path / "scores.csv")
     out = tmp_path / "cal.json"
-    assert main(["calibrate", str(scores), "--out", str(out)]) == 0
+    weights = tmp_path / "w.json"
+    weights.write_text(asset_path("effnet_lite0_ffpp.json").read_text())
+    code = main(["calibrate", str(scores), "--out", str(out), "--weights", str(weights)])
+    assert code == 0
     report = json.loads(out.read_text())
-    assert report["items"] == 80
-    assert report["ece_5fold_cv"] < report["ece_raw"]
-    cal = calibrator_from_dict(report["calibration"])
-    assert cal.predict_proba([0.6])[0, 1] > 0.8  # sharpened
+    assert report["report"]["video"]["samples"] == 80
+    assert report["report"]["crop"]["samples"] == 320
+    assert report["report"]["crop"]["items"] == 80
+    for level in ("video", "crop"):
+        assert report["report"][level]["ece_5fold_cv"] < report["report"][level]["ece_raw"]
+    video = calibrator_from_dict(report["calibration"]["video"])
+    crop = calibrator_from_dict(report["calibration"]["crop"])
+    assert video.predict_proba([0.6])[0, 1] > 0.8  # sharpened: fitted on the aggregates
+    assert crop.predict_proba([0.6])[0, 1] < 0.8  # the crops are already spread out
+    stored = WeightConfig.from_json(weights).calibration
+    assert stored == report["calibration"]
     capsys.readouterr()
+    # a table from before raw scores existed cannot be calibrated: a clear error
+    old = ScoreTable([dataclasses.replace(r, raw_score=float("nan")) for r in rows])
+    assert main(["calibrate", str(old.save(tmp_path / "old.csv"))]) == 2
+    assert "raw score" in capsys.readouterr().err
     assert main(["calibrate", str(scores), "--detector", "nope"]) == 2

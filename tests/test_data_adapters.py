@@ -100,7 +100,7 @@ def make_ffpp(root: Path, splits: bool) -> None:
 def test_ffpp_with_official_splits(tmp_path: Path) -> None:
     make_ffpp(tmp_path, splits=True)
     assert detect_layout(tmp_path) == "ffpp"
-    items = by_id(load_dataset("ffpp", tmp_path))
+    items = by_id(load_dataset("ffpp", tmp_path, compression="c23"))
     assert len(items) == 8  # c23 only
     fake = items["ffpp/Deepfakes/c23/000_003"]
     assert (fake.label, fake.method, fake.compression) == ("fake", "Deepfakes", "c23")
@@ -129,6 +129,30 @@ def test_ffpp_without_split_files_and_compression_options(tmp_path: Path) -> Non
         load_dataset("ffpp", tmp_path, compression="raw")
     with pytest.raises(ConfigError, match="unexpected keyword"):
         load_dataset("ffpp", tmp_path, quality="c23")
+
+
+def test_ffpp_default_loads_every_compression(tmp_path: Path) -> None:
+    # What `fakescope eval` gets: load_dataset without options, so both levels for the
+    # per-compression breakdown, each item tagged with its own folder.
+    touch(
+        tmp_path,
+        "original_sequences/youtube/c23/videos/000.mp4",
+        "original_sequences/youtube/c40/videos/000.mp4",
+        "original_sequences/youtube/c40/videos/003.mp4",
+        "manipulated_sequences/Deepfakes/c23/videos/000_003.mp4",
+        "manipulated_sequences/Deepfakes/c40/videos/000_003.mp4",
+    )
+    items = load_dataset("ffpp", tmp_path)
+    assert {(i.media_id, i.compression) for i in items} == {
+        ("ffpp/youtube/c23/000", "c23"),
+        ("ffpp/youtube/c40/000", "c40"),
+        ("ffpp/youtube/c40/003", "c40"),
+        ("ffpp/Deepfakes/c23/000_003", "c23"),
+        ("ffpp/Deepfakes/c40/000_003", "c40"),
+    }
+    assert all(i.path.parent.parent.name == i.compression for i in items)
+    c40 = load_dataset("ffpp", tmp_path, compression="c40")
+    assert {i.compression for i in c40} == {"c40"} and len(c40) == 3
 
 
 # --- Celeb-DF ---------------------------------------------------------------------------------
@@ -298,6 +322,30 @@ def test_manifest_table_adapter(tmp_path: Path) -> None:
     assert only.method == "real" and only.identities == ("youtube_183",)
 
 
+def test_manifest_rows_of_the_c23_clips_and_dfdc_faces(tmp_path: Path) -> None:
+    # kinds with a note after the word, the compression in original_path, ids from file names,
+    # a DFDC fake's source video as its identity, an unknown kind read from the extension
+    touch(tmp_path, "fake/Deepfakes_044_945.mp4", "real/youtube_044.mp4", "fake/ekz.jpg")
+    rows = [
+        "file\tlabel\toriginal_path\tkind\tgenerator_method",
+        "fake/Deepfakes_044_945.mp4\tfake\tDatasets/manipulated_sequences/Deepfakes/c23/videos/"
+        "044_945.mp4\tvideo (first 5 s, stream copy)\tDeepfakes",
+        "real/youtube_044.mp4\treal\tDatasets/original_sequences/youtube/c23/videos/044.mp4"
+        "\tvideo (first 5 s, stream copy)\tnone(youtube)",
+        "fake/ekz.jpg\tfake\tfaces_224/ekz.jpg\tface_crop_224\tDFDC face swap "
+        "(original=akvcrttvvo.mp4)",
+    ]
+    (tmp_path / "MANIFEST.tsv").write_text("\n".join(rows) + "\n")
+    items = by_id(load_dataset("manifest", tmp_path, dataset="c23"))
+    swap = items["c23/fake/Deepfakes_044_945"]
+    assert (swap.kind, swap.method, swap.compression) == ("video", "Deepfakes", "c23")
+    assert swap.identities == ("044", "945")
+    real = items["c23/real/youtube_044"]
+    assert (real.kind, real.identities, real.compression) == ("video", ("044",), "c23")
+    dfdc = items["c23/fake/ekz"]
+    assert (dfdc.kind, dfdc.identities, dfdc.method) == ("image", ("akvcrttvvo",), "DFDC face swap")
+
+
 # --- layout detection and errors ----------------------------------------------------------------
 
 
@@ -354,7 +402,17 @@ def test_identity_disjoint_split_seeds_and_ratios() -> None:
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("name", ["ffpp_c40_videos", "ffpp_face_crops", "utkface_real"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ffpp_c40_videos",
+        "ffpp_face_crops",
+        "utkface_real",
+        "ffpp_c23_videos",
+        "dfdc_faces",
+        "stylegan2_ffhq",
+    ],
+)
 def test_shared_data_manifests_load(name: str) -> None:
     folder = SHARED_DATA / name
     if not (folder / "MANIFEST.tsv").is_file():
@@ -375,3 +433,11 @@ def test_shared_data_manifests_load(name: str) -> None:
     if name == "ffpp_face_crops":
         assert {i.split for i in items} == {"train", "test"}
         assert {i.method for i in items} == {"real", *data.FFPP_METHODS[:4]}
+    if name == "ffpp_c23_videos":
+        assert {i.compression for i in items} == {"c23"} and {i.kind for i in items} == {"video"}
+        assert all(len(i.identities) == 2 for i in items if i.label == "fake")
+        c40 = load_dataset("manifest", SHARED_DATA / "ffpp_c40_videos")
+        assert not {x for i in items for x in i.identities} & {x for i in c40 for x in i.identities}
+    if name == "dfdc_faces":
+        # a fake is grouped with the real video it was made from, not by its own file name
+        assert all(i.identities != (i.path.stem,) for i in items if i.label == "fake")

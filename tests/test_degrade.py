@@ -34,6 +34,60 @@ def test_jpeg_roundtrip_keeps_shape() -> None:
     assert out.shape == img.shape and np.abs(out.astype(int) - img).mean() > 0.5
 
 
+def _channel_errors(out: np.ndarray, img: np.ndarray) -> np.ndarray:
+    return np.abs(out.astype(int) - img.astype(int)).mean(axis=(0, 1))
+
+
+@pytest.mark.parametrize("quality", [25, 50, 90])
+def test_jpeg_roundtrip_codes_rgb_as_rgb(quality: int) -> None:
+    # A YCbCr codec keeps luma best and subsampled chroma worst, and BT.601 luma weighs red
+    # (0.299) well above blue (0.114): on colour noise, red must come back closer than blue.
+    # An RGB array handed to cv2 as if it were BGR swaps that (red worst, blue better).
+    img = np.random.default_rng(quality).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    r, g, b = _channel_errors(jpeg_roundtrip(img, quality), img)
+    assert g < r < b
+    r264, g264, b264 = _channel_errors(h264_roundtrip(img, 30), img)
+    assert g264 < r264 < b264  # the same order as the (RGB-correct) H.264 round trip
+
+
+def _patch(colour: tuple[int, int, int]) -> np.ndarray:
+    """A saturated square (not aligned to the 16 px chroma blocks) on a mid-grey frame."""
+    img = np.full((64, 64, 3), 128, np.uint8)
+    img[21:43, 19:41] = colour
+    return img
+
+
+@pytest.mark.parametrize("quality", [30, 60, 90])
+def test_jpeg_roundtrip_keeps_red_better_than_blue(quality: int) -> None:
+    red = jpeg_roundtrip(_patch((255, 0, 0)), quality).astype(int)[21:43, 19:41]
+    blue = jpeg_roundtrip(_patch((0, 0, 255)), quality).astype(int)[21:43, 19:41]
+    r, g, b = red[3:-3, 3:-3].reshape(-1, 3).mean(axis=0)
+    assert r > 235 and g < 25 and b < 25  # red stays red
+    # Red carries more luma than blue, so its patch loses less at the subsampled border;
+    # with the channels swapped into cv2 (RGB read as BGR) it is the other way round.
+    assert 255 - red[..., 0].mean() < 255 - blue[..., 2].mean()
+
+
+def test_baseline_augment_jpeg_goes_through_jpeg_roundtrip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("torch")
+    import fakescope.training.train_baseline as tb
+
+    calls: list[int] = []
+
+    def spy(img: np.ndarray, quality: int) -> np.ndarray:
+        calls.append(quality)
+        return jpeg_roundtrip(img, quality)
+
+    monkeypatch.setattr(tb, "jpeg_roundtrip", spy, raising=False)
+    img = _face()[:64, :64].copy()
+    for seed in range(8):
+        out = tb.augment(img, np.random.default_rng(seed))
+        assert out.shape == img.shape and out.dtype == np.uint8
+    assert calls and all(30 <= q <= 95 for q in calls)
+
+
 def test_degrade_is_deterministic_and_keeps_shape() -> None:
     img = _face()
     cfg = DegradeConfig(p_resize=1.0, p_codec=1.0)

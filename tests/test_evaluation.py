@@ -198,3 +198,134 @@ def test_side_by_side_curves_show_each_detector() -> None:
         assert len(curves) == 2, [ln.get_label() for ln in display.ax_.get_lines()]
         a, b = (np.asarray(ln.get_xydata()) for ln in curves)
         assert a.shape != b.shape or not np.allclose(a, b)
+
+
+def _low_score_table() -> ScoreTable:
+    """Five reals and five fakes, every score in (0.2, 0.45); one face per item and frame."""
+    reals = [0.22, 0.25, 0.28, 0.32, 0.35]
+    fakes = [0.27, 0.33, 0.38, 0.41, 0.44]
+    rows = []
+    for i, (label, score) in enumerate([(0, s) for s in reals] + [(1, s) for s in fakes]):
+        method = "real" if label == 0 else "X"
+        rows.append(ScoreRow(f"m{i}", 0, 0, "d", score, label, method, "toy"))
+        rows.append(ScoreRow(f"m{i}", MEDIA_LEVEL, MEDIA_LEVEL, "d", score, label, method, "toy"))
+    return ScoreTable(rows)
+
+
+def test_metrics_use_each_detectors_decision_threshold_and_costs() -> None:
+    from fakescope.evaluation import min_dcf
+
+    table = _low_score_table()
+    decision = {
+        "threshold": 0.3,
+        "cost_miss": 2.0,
+        "cost_false_alarm": 1.0,
+        "prior_fake": 0.5,
+        "rule": "fixed threshold from the weight config",
+        "calibrated": False,
+    }
+    entry = compute_metrics(table, n_boot=0, decisions={"d": decision})["d"]["toy"]
+    # at 0.3: reals 0.32, 0.35 are false alarms (P_fa 2/5); fake 0.27 is missed (P_miss 1/5)
+    # cost 2*0.5*0.2 + 1*0.5*0.4 = 0.4, normalised by min(2*0.5, 1*0.5) = 0.5 -> 0.8
+    for level in ("video", "frame"):
+        assert entry[level]["act_dcf"]["value"] == pytest.approx(0.8)
+        assert entry[level]["accuracy"]["value"] == pytest.approx(0.7)
+    y, s, _, _, _ = item_scores(table.media_rows())
+    assert entry["video"]["min_dcf"]["value"] == pytest.approx(min_dcf(y, s, 2.0, 1.0, 0.5)[0])
+    assert entry["decision"] == decision  # recorded whole, extra fields included
+    # at 0.5 everything is called real: every fake missed -> 2*0.5*1/0.5 = 2.0, accuracy 0.5
+    at_half = compute_metrics(table, n_boot=0, decisions={"d": {**decision, "threshold": 0.5}})
+    assert at_half["d"]["toy"]["video"]["act_dcf"]["value"] == pytest.approx(2.0)
+    assert at_half["d"]["toy"]["video"]["accuracy"]["value"] == pytest.approx(0.5)
+    # the keyword fallback for callers without decisions: same numbers, recorded too
+    plain = compute_metrics(table, n_boot=0, threshold=0.3, c_miss=2.0)["d"]["toy"]
+    assert plain["video"]["act_dcf"]["value"] == pytest.approx(0.8)
+    assert plain["decision"]["threshold"] == 0.3 and plain["decision"]["cost_miss"] == 2.0
+    with pytest.raises(ValueError, match="no decision for detector 'd'"):
+        compute_metrics(table, n_boot=0, decisions={"other": decision})
+    with pytest.raises(ValueError, match="either decisions or"):
+        compute_metrics(table, n_boot=0, decisions={"d": decision}, threshold=0.3)
+
+
+def test_eval_costs_set_the_scan_decision_and_from_scores_reuses_it(
+    tmp_path: Path, face_image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fakescope.decision import bayes_threshold
+    from fakescope.evaluation import dcf
+    from fakescope.models import DEFAULT_DETECTOR
+
+    root = tmp_path / "data"
+    (root / "real").mkdir(parents=True)
+    (root / "fake" / "Toy").mkdir(parents=True)
+    shutil.copy(face_image, root / "real" / "a.jpg")
+    shutil.copy(face_image, root / "fake" / "Toy" / "b.jpg")
+    out = tmp_path / "report"
+    common = ["--bootstrap", "0", "--no-figures"]
+    argv = ["eval", str(root), "--dataset", "folder", "--out", str(out), "--cost-miss", "9"]
+    assert main([*argv, *common]) == 0
+    payload = json.loads((out / "metrics.json").read_text())
+    decision = payload["decisions"][DEFAULT_DETECTOR]
+    assert decision["threshold"] == pytest.approx(bayes_threshold(9.0, 1.0, 0.5)) == 0.1
+    assert decision["cost_miss"] == 9.0 and decision["calibrated"] is True
+    assert "cost" in decision["rule"] and payload["config"]["scan"]["cost_miss"] == 9.0
+    (entry,) = payload["metrics"][DEFAULT_DETECTOR].values()
+    assert entry["decision"] == decision
+    table = ScoreTable.load(out / "scores.csv")
+    y, s, _, _, _ = item_scores(table.media_rows())
+    assert entry["video"]["act_dcf"]["value"] == pytest.approx(dcf(y, s, 0.1, 9.0, 1.0, 0.5))
+    report = (out / "report.md").read_text()
+    assert "at threshold 0.100" in report and "miss 9" in report and "scanners" in report
+    assert "at threshold 0.100" in (out / "index.html").read_text()
+
+    # --from-scores takes the decisions saved beside scores.csv (default costs would give 0.5)
+    again = tmp_path / "again"
+    scores = str(out / "scores.csv")
+    assert main(["eval", "--from-scores", scores, "--out", str(again), *common]) == 0
+    reused = json.loads((again / "metrics.json").read_text())
+    assert reused["decisions"] == payload["decisions"]
+    assert reused["metrics"] == payload["metrics"]
+    assert "saved" in reused["decision_source"]
+    assert "at threshold 0.100" in (again / "report.md").read_text()
+
+    # without a metrics.json beside it, the decision is rebuilt from the detector (no scan)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(out / "scores.csv", bare / "scores.csv")
+    rebuilt_out = tmp_path / "rebuilt"
+    argv = ["eval", "--from-scores", str(bare / "scores.csv"), "--out", str(rebuilt_out)]
+    assert main([*argv, *common]) == 0
+    rebuilt = json.loads((rebuilt_out / "metrics.json").read_text())
+    assert rebuilt["decisions"][DEFAULT_DETECTOR]["threshold"] == pytest.approx(0.5)
+    assert "rebuilt" in rebuilt["decision_source"]
+    # explicit flags win over the saved decisions: --threshold shows up as the decision
+    forced = tmp_path / "forced"
+    argv = ["eval", "--from-scores", scores, "--out", str(forced), "--threshold", "0.3"]
+    assert main([*argv, *common]) == 0
+    decision = json.loads((forced / "metrics.json").read_text())["decisions"][DEFAULT_DETECTOR]
+    assert decision["threshold"] == pytest.approx(0.3) and "--threshold" in decision["rule"]
+    capsys.readouterr()
+
+
+def test_eval_from_scores_without_a_decision_for_an_unknown_detector(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = _low_score_table().save(tmp_path / "scores.csv")
+    argv = ["eval", "--from-scores", str(scores), "--out", str(tmp_path / "r"), "--no-figures"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no saved decision for detector 'd'" in err[0]
+
+
+def test_verdict_rows_keep_raw_scores_and_the_compression_level() -> None:
+    from fakescope.data import MediaItem
+    from fakescope.evaluation import verdict_rows
+    from fakescope.types import CropScore, Label, Status, TrackVerdict, Verdict
+
+    item = MediaItem("ffpp/Deepfakes/c40/000_003", Path("x.mp4"), "fake", "ffpp", "Deepfakes",
+                     ("000", "003"), None, "c40")  # fmt: skip
+    frames = (CropScore(0, 3, 0.1, (0, 0, 1, 1), 0.7, 0.4),)
+    track = TrackVerdict(0, 0.8, Label.FAKE, frames, 0.4)
+    verdict = Verdict("x.mp4", Status.OK, "ok", 0.8, Label.FAKE, (track,), raw_score=0.4)
+    media, crop = verdict_rows(item, "d", verdict)
+    assert (media.score, media.raw_score, media.compression) == (0.8, 0.4, "c40")
+    assert (crop.score, crop.raw_score, crop.compression) == (0.7, 0.4, "c40")

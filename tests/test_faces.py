@@ -13,11 +13,12 @@ from fakescope.faces import (
     filter_faces,
     iou,
     link_tracks,
+    split_faces,
 )
 from fakescope.types import FaceBox
 
 
-def _face(x: float, y: float, size: float, frame: int = 0) -> FaceBox:
+def _face(x: float, y: float, size: float, frame: int = 0, presence: float = 0.99) -> FaceBox:
     lm = np.array(
         [
             [x + 0.3 * size, y + 0.4 * size],
@@ -28,7 +29,7 @@ def _face(x: float, y: float, size: float, frame: int = 0) -> FaceBox:
         ],
         dtype=np.float32,
     )
-    return FaceBox(frame, (x, y, x + size, y + size), 0.99, lm)
+    return FaceBox(frame, (x, y, x + size, y + size), presence, lm)
 
 
 @pytest.fixture(scope="module", params=FACE_DETECTORS.names())
@@ -67,13 +68,24 @@ def test_hybrid_follows_a_hint(example_face) -> None:  # type: ignore[no-untyped
     assert iou(first.box, again.box) > 0.8
 
 
-def test_filter_drops_small_noise_relative_to_largest() -> None:
-    big, tiny, medium = _face(0, 0, 200), _face(300, 0, 45), _face(500, 0, 150)
+def test_filter_drops_small_low_confidence_noise_relative_to_largest() -> None:
+    big, tiny, medium = _face(0, 0, 200), _face(300, 0, 45, presence=0.6), _face(500, 0, 150)
     kept = filter_faces([big, tiny, medium], min_size=40)
-    # (200 + 200) / sqrt(3) = 231: tiny (90) goes, medium (300) stays.
+    # (200 + 200) / sqrt(3) = 231: the unconfirmed tiny face (90) goes, medium (300) stays.
     assert kept == [big, medium]
     assert filter_faces([_face(0, 0, 30)], min_size=40) == []
     assert filter_faces([]) == []
+
+
+def test_confirmed_smaller_face_is_kept_and_drops_are_counted() -> None:
+    big = _face(0, 0, 200)
+    second = _face(300, 0, 110)  # 55% of the main face: a second person further away
+    noise = _face(500, 0, 60, presence=0.7)
+    small = _face(600, 0, 30)
+    result = split_faces([big, second, noise, small], min_size=40, confirm_presence=0.9)
+    assert result.kept == [big, second]
+    assert (result.noise, result.too_small) == (1, 1)
+    assert filter_faces([big, second], min_size=40) == [big, second]
 
 
 def test_link_tracks_separates_two_people_and_bridges_a_gap() -> None:
@@ -92,10 +104,25 @@ def test_link_tracks_separates_two_people_and_bridges_a_gap() -> None:
     assert link_tracks([[], []]) == []
 
 
-def test_spurious_short_track_is_dropped() -> None:
-    frames = [[_face(10, 10, 100, k)] for k in range(10)]
-    frames[3] = [*frames[3], _face(600, 400, 60, 3)]
-    assert len(link_tracks(frames)) == 1
+def test_brief_track_is_kept() -> None:
+    frames = [[_face(10, 10, 100, k)] for k in range(32)]
+    for k in range(10, 16):  # a second person in 6 of 32 frames
+        frames[k] = [*frames[k], _face(600, 400, 60, k)]
+    tracks = link_tracks(frames)
+    assert sorted(len(t.faces) for t in tracks) == [6, 32]
+
+
+def test_degenerate_landmarks_raise_an_alignment_error(example_face) -> None:  # type: ignore[no-untyped-def]
+    from fakescope.errors import AlignmentError, ConfigError
+
+    same = np.tile(np.array([[50.0, 50.0]], np.float32), (5, 1))
+    nan = np.full((5, 2), np.nan, np.float32)
+    for landmarks in (same, nan, np.zeros((3, 2), np.float32)):
+        face = FaceBox(0, (0.0, 0.0, 100.0, 100.0), 0.99, landmarks)
+        with pytest.raises(AlignmentError):
+            align_face(example_face, face, 128, 0.1)
+    with pytest.raises(ConfigError, match="unknown alignment"):
+        alignment_matrix(_face(0, 0, 100).landmarks, 128, 0.1, alignment="dlib68")
 
 
 def test_alignment_maps_landmarks_to_the_template(example_face) -> None:  # type: ignore[no-untyped-def]

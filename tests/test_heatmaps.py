@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from fakescope import ScanConfig, Scanner, Status
 from fakescope.faces import alignment_matrix
-from fakescope.inference._heatmaps import backproject, peak_region
+from fakescope.inference._heatmaps import backproject, heatmap_figure, peak_region
 from fakescope.models import OnnxDetector, WeightConfig
 
 onnx = pytest.importorskip("onnx")
@@ -84,9 +86,12 @@ def test_scan_writes_heatmaps(tmp_path: Path, face_clip: Path) -> None:
     verdict = scanner.scan(face_clip)
     assert verdict.status is Status.OK, verdict.reason
     (track,) = verdict.tracks
-    assert track.heatmap is not None and Path(track.heatmap).name == "face_track0.png"
+    # <stem>_track<id>.png, the stem optionally followed by a hash of the input's path
+    assert track.heatmap is not None
+    assert re.fullmatch(r"face(-[0-9a-f]{10})?_track0\.png", Path(track.heatmap).name)
     image = cv2.imread(track.heatmap)
-    assert image is not None and image.shape[:2] == (240, 320)
+    # the frame itself (320x240) or the frame beside the enlarged face (wider)
+    assert image is not None and image.shape[0] >= 240 and image.shape[1] >= 320
     assert track.peak_region is not None
     x0, y0, x1, y1 = track.peak_region
     assert 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 240
@@ -99,3 +104,111 @@ def test_heatmaps_need_a_mask_head(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="no segmentation output"):
         Scanner(ScanConfig(detector="effnet-lite0-ffpp", heatmaps_dir=str(tmp_path)))
+
+
+def _grey_scene(
+    width: int = 854,
+    height: int = 480,
+    box: tuple[float, float, float, float] = (100, 200, 160, 260),
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+    """A flat grey frame and a heatmap concentrated inside ``box`` (a small hot blob)."""
+    frame = np.full((height, width, 3), 128, np.uint8)
+    heat = np.zeros((height, width), np.float32)
+    x0, y0, x1, y1 = (round(v) for v in box)
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    heat[cy - 6 : cy + 6, cx - 8 : cx + 8] = 1.0
+    return frame, heat
+
+
+def _hot(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Strongly coloured pixels: the heat overlay (outlines and text are grey/white/black)."""
+    spread = image.max(axis=2).astype(np.int16) - image.min(axis=2).astype(np.int16)
+    return spread > 60
+
+
+def test_figure_enlarges_the_face() -> None:
+    box = (100.0, 200.0, 160.0, 260.0)  # a 60-px face in an 854x480 frame
+    frame, heat = _grey_scene(box=box)
+    fig = heatmap_figure(frame, heat, box, 0.92)
+    assert fig.dtype == np.uint8 and fig.ndim == 3 and fig.shape[2] == 3
+    assert fig.shape[1] > frame.shape[1] and fig.shape[0] > frame.shape[0]
+    assert 320 <= fig.shape[0] <= 720
+    hot = _hot(fig)
+    left, right = int(hot[:, :700].sum()), int(hot[:, 700:].sum())
+    assert left > 0  # the heat is shown on the whole frame too
+    assert right >= 10 * left
+    # the hot pixels on the right all lie beside the frame, in the enlarged face panel
+    cols = np.nonzero(hot[:, 700:].any(axis=0))[0] + 700
+    assert cols.min() > frame.shape[1]
+    # the face box (white) is drawn around the face on the left
+    assert (fig[:, :700] == 255).all(axis=2).sum() > 100
+
+
+def _strip(fig: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    return fig[-30:]
+
+
+def test_figure_caption() -> None:
+    box = (100.0, 200.0, 160.0, 260.0)
+    frame, heat = _grey_scene(box=box)
+    a = heatmap_figure(frame, heat, box, 0.92)
+    b = heatmap_figure(frame, heat, box, 0.31)
+    c = heatmap_figure(frame, heat, box, 0.92, caption="manipulated mouth")
+    assert a.shape == b.shape == c.shape
+    for fig in (a, b, c):
+        strip = _strip(fig)
+        assert (strip.max(axis=2) > 200).sum() > 50  # white text on the dark strip
+    # the same pictures, different captions
+    assert np.array_equal(a[:-60], b[:-60])
+    assert not np.array_equal(_strip(a), _strip(b))
+    assert not np.array_equal(_strip(a), _strip(c))
+    assert np.array_equal(a, heatmap_figure(frame, heat, box, 0.92))  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("size", "box"),
+    [
+        ((854, 480), (-30.0, -20.0, 40.0, 50.0)),  # partly outside, top left
+        ((854, 480), (820.0, 440.0, 900.0, 530.0)),  # partly outside, bottom right
+        ((854, 480), (400.0, 200.0, 405.0, 205.0)),  # a 5-px face
+        ((854, 480), (0.0, 0.0, 854.0, 480.0)),  # the whole frame
+        ((854, 480), (160.0, 260.0, 100.0, 200.0)),  # corners swapped
+        ((97, 61), (20.0, 10.0, 60.0, 50.0)),  # a frame smaller than the panel, odd sizes
+        ((7, 5), (1.0, 1.0, 4.0, 4.0)),  # a tiny frame
+        ((3841, 2161), (1800.0, 900.0, 2100.0, 1250.0)),  # a huge frame
+        ((4000, 300), (100.0, 100.0, 160.0, 160.0)),  # a very wide frame
+        ((90, 1001), (10.0, 500.0, 70.0, 560.0)),  # a very tall frame
+    ],
+)
+def test_figure_edge_cases(size: tuple[int, int], box: tuple[float, float, float, float]) -> None:
+    width, height = size
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    for heat in (np.zeros((height, width), np.float32), rng.random((height, width), np.float32)):
+        fig = heatmap_figure(frame, heat, box, 0.5, panel=320)
+        assert fig.dtype == np.uint8 and fig.shape[2] == 3
+        assert 320 < fig.shape[0] <= 720 and fig.shape[1] > 320
+        assert fig.shape[1] <= 1280 + 720 + 64
+
+
+def test_figure_rejects_bad_input() -> None:
+    frame, heat = _grey_scene()
+    with pytest.raises(ValueError, match="outside"):
+        heatmap_figure(frame, heat, (900.0, 10.0, 960.0, 70.0), 0.5)
+    with pytest.raises(ValueError, match="outside"):
+        heatmap_figure(frame, heat, (-80.0, -80.0, -20.0, -20.0), 0.5)
+    with pytest.raises(ValueError, match="heat"):
+        heatmap_figure(frame, heat[:100], (100.0, 200.0, 160.0, 260.0), 0.5)
+    with pytest.raises(ValueError, match="finite"):
+        heatmap_figure(frame, heat, (float("nan"), 0.0, 10.0, 10.0), 0.5)
+
+
+def test_figure_panel_size() -> None:
+    box = (100.0, 200.0, 160.0, 260.0)
+    frame, heat = _grey_scene(box=box)
+    small = heatmap_figure(frame, heat, box, 0.5, panel=320)
+    large = heatmap_figure(frame, heat, box, 0.5, panel=600)
+    assert large.shape[0] > small.shape[0] and large.shape[1] > small.shape[1]
+    grey = np.full((120, 200, 3), 90, np.uint8)  # a small grey frame is enlarged to the panel
+    fig = heatmap_figure(grey[..., 0], np.zeros((120, 200), np.float32), (50, 30, 110, 90), 0.5)
+    assert fig.shape[0] >= 320

@@ -334,6 +334,116 @@ def test_sample_by_count_survives_wrong_estimates(actual: int, estimate: int) ->
     assert kept == sorted(set(kept)) and kept[0] == 0
 
 
+def _ramp_level(index: int) -> int:
+    return 2 + 4 * index
+
+
+def _ramp_index(image: npt.NDArray[np.uint8]) -> int:
+    """The index a frame of :func:`_write_ramp_clip` encodes in its grey level."""
+    return round((float(image.mean()) - 2) / 4)
+
+
+def _write_ramp_clip(
+    path: Path,
+    count: int,
+    fmt: str,
+    *,
+    options: dict[str, str] | None = None,
+    first_pts: int = 0,
+) -> Path:
+    """``count`` flat grey H.264 frames at 30 fps (pts ``first_pts + i``, time base 1/30)
+    whose grey level is ``2 + 4 * index``, so a decoded frame tells which one it is."""
+    with av.open(str(path), "w", format=fmt, options=options or {}) as container:
+        stream: Any = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(count):
+            img = np.full((48, 64, 3), _ramp_level(i), np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = first_pts + i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _unknown_length_mkv(path: Path, count: int) -> Path:
+    """A live-mode Matroska file: no frame count and no duration anywhere."""
+    _write_ramp_clip(path, count, "matroska", options={"live": "1"})
+    with av.open(str(path)) as container:  # the premise of the tests that use it
+        stream = container.streams.video[0]
+        assert not stream.frames and stream.duration is None and container.duration is None
+    return path
+
+
+def test_unknown_length_frames_spread_by_packet_count(tmp_path: Path) -> None:
+    path = _unknown_length_mkv(tmp_path / "live.mkv", 60)
+    info, frames = open_media(path, Sampling(num_frames=8))
+    assert info.frame_count is None and info.duration_s is None
+    got = list(frames)
+    assert [f.index for f in got] == plan_indices(60, 8)
+    assert [_ramp_index(f.image) for f in got] == plan_indices(60, 8)
+    assert [f.time_s for f in got] == pytest.approx([i / 30 for i in plan_indices(60, 8)], abs=1e-3)
+
+
+def test_unknown_length_with_corrupt_tail(tmp_path: Path) -> None:
+    path = _unknown_length_mkv(tmp_path / "live.mkv", 60)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)] + b"\xde\xad" * 300)
+    _, frames = open_media(path, Sampling(num_frames=1000))
+    decodable = len(list(frames))  # the frames before the damage
+    assert decodable > 12
+    _, frames = open_media(path, Sampling(num_frames=8))
+    got = list(frames)
+    assert [f.index for f in got] == plan_indices(decodable, 8)  # spread, not the first 8
+    # (the last decodable frame may be damaged, so only the others are checked by content)
+    assert [_ramp_index(f.image) for f in got[:-1]] == plan_indices(decodable, 8)[:-1]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_unknown_length_closes_every_handle(tmp_path: Path) -> None:
+    path = _unknown_length_mkv(tmp_path / "live.mkv", 60)
+
+    def handles() -> int:
+        fds = Path("/proc/self/fd")
+        targets = []
+        for fd in fds.iterdir():
+            try:
+                targets.append(os.readlink(fd))
+            except OSError:
+                continue
+        return targets.count(str(path))
+
+    _, frames = open_media(path, Sampling(num_frames=8))
+    assert handles() == 1  # the decoding handle; the counting pass has closed its own
+    assert len(list(frames)) == 8
+    assert handles() == 0
+    _, frames = open_media(path, Sampling(num_frames=8))
+    next(frames)
+    frames.close()  # type: ignore[attr-defined]
+    assert handles() == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "options"),
+    [("late.mp4", "mp4", None), ("late.mkv", "matroska", {"live": "1"})],
+)
+def test_times_count_from_stream_start(
+    tmp_path: Path, name: str, fmt: str, options: dict[str, str] | None
+) -> None:
+    # The stream starts at 5 s (like ffmpeg -output_ts_offset 5, or MPEG-TS at ~1.4 s).
+    path = _write_ramp_clip(tmp_path / name, 30, fmt, options=options, first_pts=150)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert float(stream.start_time * stream.time_base) == pytest.approx(5.0)
+    _, frames = open_media(path, Sampling(num_frames=32))
+    got = list(frames)
+    assert [f.index for f in got] == list(range(30))
+    assert [f.time_s for f in got] == pytest.approx([i / 30 for i in range(30)], abs=1e-3)
+    _, frames = open_media(path, Sampling(fps=10.0))
+    got = list(frames)
+    assert [f.index for f in got] == list(range(0, 30, 3))
+    assert [f.time_s for f in got] == pytest.approx([i / 10 for i in range(10)], abs=1e-3)
+
+
 # -- expand_inputs -----------------------------------------------------------------------
 
 

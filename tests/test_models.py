@@ -93,3 +93,31 @@ def test_detector_argument_names_the_choices(tmp_path: Path) -> None:
         detector_argument("nope")
     with pytest.raises(ValueError):
         detector_argument(str(tmp_path / "missing.json"))
+
+
+def test_weight_config_alignment_and_calibration_levels(tmp_path: Path) -> None:
+    import json
+
+    raw = json.loads(asset_path("effnet_lite0_ffpp.json").read_text())
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({**raw, "alignment": "dlib68"}))
+    with pytest.raises(ModelError, match="alignment 'dlib68'"):
+        WeightConfig.from_json(path)
+    legacy = {"kind": "logit", "a": 0.5, "b": 0.1}  # the 0.1 layout: one crop calibrator
+    path.write_text(json.dumps({**raw, "calibration": legacy}))
+    assert WeightConfig.from_json(path).calibration == {"crop": legacy}
+    path.write_text(json.dumps({**raw, "calibration": {"frame": legacy}}))
+    with pytest.raises(ModelError, match="calibration levels"):
+        WeightConfig.from_json(path)
+
+
+@pytest.mark.parametrize("name", DETECTORS.names())
+def test_every_shipped_weight_is_calibrated_at_both_levels(name: str) -> None:
+    from fakescope.calibration import calibrator_from_dict
+
+    config = create_detector(name).config
+    assert config.calibration is not None and set(config.calibration) == {"video", "crop"}
+    for level in ("video", "crop"):
+        cal = calibrator_from_dict(config.calibration[level])
+        low, high = cal.predict_proba([0.1, 0.9])[:, 1]
+        assert low < high  # increasing: the input's max over faces stays calibrated

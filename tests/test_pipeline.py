@@ -10,7 +10,7 @@ import pytest
 from conftest import write_image
 from fakescope import DecisionInfo, Label, ScanConfig, Scanner, Status, Verdict
 from fakescope.errors import ConfigError
-from fakescope.inference import AGGREGATORS, decide_label, frame_max_scores
+from fakescope.inference import AGGREGATION_RULE, AGGREGATORS, decide_label, frame_max_scores
 from fakescope.types import CropScore
 
 
@@ -110,7 +110,7 @@ def test_verdict_refuses_made_up_scores() -> None:
 def test_verdicts_carry_the_decision(scanner: Scanner, face_image: Path, tmp_path: Path) -> None:
     v = scanner.scan(face_image)
     assert v.status is Status.OK, v.reason
-    calibrated = scanner.calibrator is not None
+    calibrated = bool(scanner.calibrators)
     assert v.decision == DecisionInfo(
         threshold=scanner.threshold,
         uncertain_band=0.1,
@@ -123,10 +123,15 @@ def test_verdicts_carry_the_decision(scanner: Scanner, face_image: Path, tmp_pat
             if calibrated
             else "fixed threshold from the weight config"
         ),
+        aggregation=AGGREGATION_RULE.format(
+            track="mean", level="crop" if calibrated else "uncalibrated"
+        ),
+        calibration_level="crop" if calibrated else None,
     )
     assert v.to_dict()["decision"] == v.decision.to_dict()
     missing = scanner.scan(tmp_path / "missing.mp4")  # abstaining verdicts carry it too
-    assert missing.status is Status.ERROR and missing.decision == v.decision
+    assert missing.status is Status.ERROR and missing.decision is not None
+    assert missing.decision.threshold == v.decision.threshold
 
     cfg = ScanConfig(
         num_frames=1,
@@ -139,6 +144,7 @@ def test_verdicts_carry_the_decision(scanner: Scanner, face_image: Path, tmp_pat
     other = Scanner(cfg).scan(face_image)
     assert other.status is Status.OK and other.fake_probability is not None
     d = other.to_dict()["decision"]
+    del d["aggregation"], d["calibration_level"]
     assert d == {
         "threshold": 0.3,
         "uncertain_band": 0.05,
@@ -167,9 +173,9 @@ def test_aggregators() -> None:
     assert AGGREGATORS.create("median")(scores) == pytest.approx(0.3)
     assert AGGREGATORS.create("top-quartile-mean")(scores) == pytest.approx(0.9)
     crop = [
-        CropScore(0, 1, 0.0, (0, 0, 1, 1), 0.2),
-        CropScore(1, 1, 0.0, (0, 0, 1, 1), 0.7),
-        CropScore(0, 2, 0.1, (0, 0, 1, 1), 0.3),
+        CropScore(0, 1, 0.0, (0, 0, 1, 1), 0.2, 0.2),
+        CropScore(1, 1, 0.0, (0, 0, 1, 1), 0.7, 0.7),
+        CropScore(0, 2, 0.1, (0, 0, 1, 1), 0.3, 0.3),
     ]
     assert frame_max_scores(crop) == [0.7, 0.3]
 
@@ -187,9 +193,9 @@ def test_calibrated_weight_uses_the_cost_threshold(face_image: Path) -> None:
 
     from fakescope.calibration import LogitCalibrator
 
-    uncalibrated = "effnet-lite0-ffpp"  # the default weight ships a calibrator already
+    uncalibrated = "effnet-lite0-ffpp"
     base = Scanner(ScanConfig(num_frames=1, detector=uncalibrated))
-    assert base.calibrator is None
+    base.calibrators = {}  # as an uncalibrated weight
     raw = base.scan(face_image)
     assert raw.status is Status.OK and raw.fake_probability is not None
     cal = LogitCalibrator().fit([0.1, 0.2, 0.3, 0.6, 0.7, 0.9], [0, 0, 1, 0, 1, 1])
@@ -199,7 +205,7 @@ def test_calibrated_weight_uses_the_cost_threshold(face_image: Path) -> None:
     )
     scanner = Scanner(cfg)
     scanner.detector.config = wcfg
-    scanner.calibrator = cal
+    scanner.calibrators = {"crop": cal}
     scanner.threshold = scanner._threshold()
     assert scanner.threshold == pytest.approx(0.1)  # 1 * 0.5 / (9 * 0.5 + 1 * 0.5)
     v = scanner.scan(face_image)
@@ -209,9 +215,8 @@ def test_calibrated_weight_uses_the_cost_threshold(face_image: Path) -> None:
     assert v.decision.rule.startswith("cost-minimising")
     expected = float(cal.predict_proba([raw.fake_probability])[0, 1])
     assert v.fake_probability == pytest.approx(expected, abs=1e-6)
-    assert v.tracks[0].frames[0].fake_probability == pytest.approx(
-        raw.tracks[0].frames[0].fake_probability
-    )
+    assert v.tracks[0].frames[0].raw_score == pytest.approx(raw.tracks[0].frames[0].raw_score)
+    assert v.tracks[0].frames[0].fake_probability == pytest.approx(expected, abs=1e-6)
 
 
 def test_thumbnails_are_written_per_track(face_clip: Path, tmp_path: Path) -> None:
@@ -221,7 +226,9 @@ def test_thumbnails_are_written_per_track(face_clip: Path, tmp_path: Path) -> No
     v = Scanner(ScanConfig(num_frames=6, thumbnails_dir=str(out))).scan(face_clip)
     assert v.status is Status.OK, v.reason
     (track,) = v.tracks
-    assert track.thumbnail is not None and Path(track.thumbnail) == out / "face_track0.jpg"
+    assert track.thumbnail is not None and Path(track.thumbnail).parent == out
+    assert Path(track.thumbnail).name.startswith("face-")
+    assert Path(track.thumbnail).name.endswith("_track0.jpg")
     assert track.heatmap is None  # heatmaps are unchanged: not asked for
     image = cv2.imread(track.thumbnail)
     assert image is not None and max(image.shape[:2]) == 160

@@ -151,6 +151,32 @@ def test_invalid_inputs_raise() -> None:
         SBIConfig(p_morph=1.5)
 
 
+def test_sbi_cache_crop_replicates_the_border_like_align_face() -> None:
+    from fakescope.faces import align_face
+    from fakescope.training.prepare_sbi import crop_face
+    from fakescope.types import FaceBox
+
+    image = load_example_face()
+    face = FACE_DETECTORS.create("mtcnn").detect(image, 0)[0]
+    assert face.mesh is not None
+    # Cut the frame just inside the face box's top-left corner: the loose SBI crop (1.6 x the
+    # box) and the aligned model crop then both run off the top and left edges.
+    x0, y0 = int(face.box[0]) + 2, int(face.box[1]) + 2
+    frame = np.ascontiguousarray(np.clip(image[y0:, x0:], 30, 255))  # no black in the frame
+    shift = np.array([x0, y0], np.float32)
+    box = (face.box[0] - x0, face.box[1] - y0, face.box[2] - x0, face.box[3] - y0)
+    mesh = face.mesh.copy()
+    mesh[:, :2] -= shift
+    crop, points = crop_face(frame, box, mesh, 128, 1.6)
+    assert crop.shape == (128, 128, 3) and points.shape == (468, 2)
+    assert crop[:8].min() >= 30 and crop[:, :8].min() >= 30  # no black band
+    shifted = FaceBox(0, box, 1.0, np.asarray(face.landmarks - shift, np.float32), mesh)
+    aligned = align_face(frame, shifted, 128, 0.5).image
+    # Off both edges, both crops repeat the frame's corner pixel: the same border rule.
+    assert np.array_equal(crop[0, 0], frame[0, 0])
+    assert np.array_equal(aligned[0, 0], frame[0, 0])
+
+
 def test_does_not_import_torch() -> None:
     import fakescope.training.sbi as sbi
 

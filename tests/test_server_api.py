@@ -103,11 +103,14 @@ def test_upload_is_scanned_and_its_result_served(live: tuple[TestClient, Path]) 
     (face,) = result["faces"]
     assert face["frames"]
     # the default detector has a mask head: the heatmap of the most suspicious frame is served
-    assert face["heatmap"] == f"/api/scans/{job_id}/heatmaps/{job_id}_track0.png"
+    # named after the upload plus a hash of its path (two inputs never share a name)
+    assert re.fullmatch(
+        rf"/api/scans/{job_id}/heatmaps/{job_id}-[0-9a-f]{{10}}_track0\.png", face["heatmap"]
+    )
     heat = client.get(face["heatmap"])
     assert heat.status_code == 200 and heat.headers["content-type"] == "image/png"
     assert heat.content[:8] == b"\x89PNG\r\n\x1a\n"
-    assert face["thumbnail"] == f"/api/scans/{job_id}/thumbnails/{job_id}_track0.jpg"
+    assert face["thumbnail"] == face["heatmap"].replace("heatmaps", "thumbnails")[:-4] + ".jpg"
     thumb = client.get(face["thumbnail"])
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert thumb.content[:3] == b"\xff\xd8\xff"
@@ -280,13 +283,15 @@ def test_unknown_ids_and_bad_image_names_are_404(api: TestClient) -> None:
     for name in (
         "x.png",
         "..%2f..%2ffakescope.db",
-        f"{job_id}_track0.jpg",  # a thumbnail name on the heatmap route
-        f"{job_id}_track0.png",  # well-formed but not written
-        f"{job_id.upper()}_track0.png",
+        f"{job_id}-0123456789_track0.jpg",  # a thumbnail name on the heatmap route
+        f"{job_id}-0123456789_track0.png",  # well-formed but not written
+        f"{job_id.upper()}-0123456789_track0.png",
+        f"{job_id}_track0.png",
     ):
         assert api.get(f"/api/scans/{job_id}/heatmaps/{name}").status_code == 404, name
-    assert api.get(f"/api/scans/{job_id}/thumbnails/{job_id}_track0.png").status_code == 404
-    assert api.get(f"/api/scans/{HEX}/thumbnails/{HEX}_track0.jpg").status_code == 404
+    thumb = f"{job_id}-0123456789_track0.png"
+    assert api.get(f"/api/scans/{job_id}/thumbnails/{thumb}").status_code == 404
+    assert api.get(f"/api/scans/{HEX}/thumbnails/{HEX}-0123456789_track0.jpg").status_code == 404
 
 
 def test_delete_removes_the_row_and_the_upload(api: TestClient, tmp_path: Path) -> None:
@@ -333,7 +338,7 @@ def test_token_is_required_except_for_health(tmp_path: Path) -> None:
         assert client.get("/api/scans").status_code == 401
         assert client.get("/api/scans", headers=good).status_code == 200
         assert client.get(f"{url}?token=s3cret-token").status_code == 401  # images only
-        image = f"{url}/thumbnails/{r.json()['id']}_track0.jpg"
+        image = f"{url}/thumbnails/{r.json()['id']}-0123456789_track0.jpg"
         assert client.get(image).status_code == 401
         assert client.get(f"{image}?token=wrong").status_code == 401
         assert client.get(f"{image}?token=s3cret-token").status_code == 404  # authorised

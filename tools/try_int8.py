@@ -1,6 +1,12 @@
-"""Try int8 dynamic quantization of a shipped detector: frame AUC on the cached FF++ crop
-test split and time per 32-crop batch, float vs int8 (kept only if AUC drops <= 0.005 and it
-is faster). Usage: python tools/try_int8.py cache/ffpp_crops_192.npz"""
+"""Try int8 dynamic quantization of a shipped detector: frame AUC (raw scores) on the cached
+FF++ crop test split and time per 32-crop batch, float vs int8 (worth shipping only if AUC drops
+<= 0.005 and it is faster). The cache must hold crops made with the detector's own size and
+margin:
+
+    python3 -m fakescope.training.prepare ../shared/data/ffpp_face_crops --size 192 \\
+        --margin 0.125 --out cache/crops_m0125.npz
+    python3 tools/try_int8.py cache/crops_m0125.npz effnet-lite0-sbi
+"""
 
 from __future__ import annotations
 
@@ -29,8 +35,14 @@ def main() -> None:
     data = np.load(sys.argv[1])
     test = data["splits"] == "test"
     crops, labels = data["crops"][test], data["labels"][test]
-    base = create_detector()
+    base = create_detector(sys.argv[2] if len(sys.argv) > 2 else "effnet-lite0-sbi")
     assert isinstance(base, OnnxDetector)
+    if crops.shape[1] != base.config.input_size:
+        sys.exit(
+            f"cache crops are {crops.shape[1]} px; {base.config.name} wants "
+            f"{base.config.input_size}"
+        )
+    print(f"{base.config.name} (margin {base.config.margin}): {len(crops)} test crops")
     auc, ms = measure(base, crops, labels)
     print(f"float32: AUC {auc:.4f}, {ms:.0f} ms / 32 crops")
     with tempfile.TemporaryDirectory() as tmp:

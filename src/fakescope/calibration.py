@@ -78,6 +78,11 @@ class LogitCalibrator(BaseEstimator):  # type: ignore[misc]
         )
         self.a_ = float(model.coef_[0, 0])
         self.b_ = float(model.intercept_[0])
+        if not self.a_ > 0:
+            raise ValueError(
+                "the scores do not rise with the fake label on this set (fitted slope "
+                f"{self.a_:.3g}); a decreasing calibrator would invert the detector"
+            )
         return self
 
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
@@ -122,6 +127,8 @@ def calibrator_from_dict(data: dict[str, Any]) -> LogitCalibrator | IsotonicCali
     if kind == "logit":
         logit = LogitCalibrator()
         logit.a_, logit.b_ = float(data["a"]), float(data["b"])
+        if not logit.a_ > 0:
+            raise ConfigError(f"a logit calibrator needs a positive slope, got a={logit.a_}")
         return logit
     if kind == "isotonic":
         iso = IsotonicCalibrator()

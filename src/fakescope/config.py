@@ -20,6 +20,12 @@ class ScanConfig:
     ``threshold=None`` means: for a calibrated weight, the threshold that minimises the expected
     cost for ``cost_miss``, ``cost_false_alarm`` and ``prior_fake``; for an uncalibrated one, the
     weight's own threshold. A score within ``uncertain_band`` of it is labelled ``uncertain``.
+
+    Faces: a whole-frame search for new faces runs on every ``full_scan_every``-th sampled
+    frame (and whenever a followed face is lost); a face whose FaceMesh presence is at least
+    ``confirm_presence`` is always scored when it is ``min_face_px`` high, a less certain one
+    must also pass the noise rule; a face track seen in fewer than ``min_track_frames`` sampled
+    frames gets extra frames decoded around it (at most ``max_extra_frames`` per input).
     """
 
     num_frames: int = 32
@@ -28,10 +34,12 @@ class ScanConfig:
     detector: str = "effnet-lite0-sbi"
     min_face_px: float = 40.0
     detect_max_side: int = 960
-    full_scan_every: int = 16
+    full_scan_every: int = 4
     max_faces: int = 8
+    confirm_presence: float = 0.9
+    min_track_frames: int = 8
+    max_extra_frames: int = 32
     track_aggregator: str = "mean"
-    video_aggregator: str = "mean"
     threshold: float | None = None
     uncertain_band: float = 0.1
     cost_miss: float = 1.0
@@ -61,6 +69,10 @@ class ScanConfig:
             raise ConfigError("prior_fake must be in (0, 1)")
         if self.min_face_px <= 0 or self.max_faces < 1:
             raise ConfigError("min_face_px and max_faces must be positive")
+        if not 0.0 <= self.confirm_presence <= 1.0:
+            raise ConfigError("confirm_presence must be in [0, 1]")
+        if self.min_track_frames < 1 or self.max_extra_frames < 0:
+            raise ConfigError("min_track_frames must be >= 1 and max_extra_frames >= 0")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: ScanConfig | None = None) -> ScanConfig:

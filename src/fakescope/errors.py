@@ -9,6 +9,7 @@ from __future__ import annotations
 from fakescope.types import Status
 
 __all__ = [
+    "AlignmentError",
     "ConfigError",
     "DecodeError",
     "FakescopeError",
@@ -57,5 +58,12 @@ class ModelError(FakescopeError):
 
 class ConfigError(FakescopeError, ValueError):
     """A configuration key or value is unknown or invalid."""
+
+    status = Status.ERROR
+
+
+class AlignmentError(FakescopeError):
+    """One face's landmarks cannot be aligned (degenerate or not finite). The scan drops that
+    face and counts it; it never decides a whole input."""
 
     status = Status.ERROR

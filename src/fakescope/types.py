@@ -145,13 +145,19 @@ class FaceCrop:
 
 @dataclass(frozen=True)
 class CropScore:
-    """The detector's fake probability for one crop."""
+    """The detector's score for one crop.
+
+    ``fake_probability`` is on the calibrated scale of every other probability in a verdict
+    (the weight's crop-level calibrator; equal to ``raw_score`` for an uncalibrated weight);
+    ``raw_score`` is the network's own output.
+    """
 
     track_id: int
     frame_index: int
     time_s: float
     box: Box
     fake_probability: float
+    raw_score: float
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,17 +165,24 @@ class CropScore:
             "time_s": round(self.time_s, 4),
             "box": [round(v, 1) for v in self.box],
             "fake_probability": round(self.fake_probability, 6),
+            "raw_score": round(self.raw_score, 6),
         }
 
 
 @dataclass(frozen=True)
 class TrackVerdict:
-    """The aggregated score of one face track."""
+    """The aggregated score of one face track.
+
+    ``fake_probability`` is the calibrated probability of the track's aggregate
+    (``raw_score``: the aggregate of its crops' raw scores, by ``ScanConfig.track_aggregator``),
+    calibrated at the level it was fitted on (video level for videos, crop level for photos).
+    """
 
     track_id: int
     fake_probability: float
     label: Label
     frames: tuple[CropScore, ...]
+    raw_score: float
     heatmap: str | None = None
     """PNG overlay of the track's most suspicious frame (``scan --heatmaps DIR``)."""
     peak_region: Box | None = None
@@ -181,6 +194,7 @@ class TrackVerdict:
         return {
             "track_id": self.track_id,
             "fake_probability": round(self.fake_probability, 6),
+            "raw_score": round(self.raw_score, 6),
             "label": str(self.label),
             "frames": [s.to_dict() for s in self.frames],
             "heatmap": self.heatmap,
@@ -208,10 +222,12 @@ class DecisionInfo:
     """How a verdict's labels were decided: ``fake`` at or above ``threshold +
     uncertain_band``, ``real`` below ``threshold - uncertain_band``, else ``uncertain``.
 
-    ``calibrated`` says the scores went through the weight's calibrator; ``rule`` says in
-    words where ``threshold`` came from (cost-minimising for ``cost_miss``,
+    ``calibrated`` says the scores went through the weight's calibrator and
+    ``calibration_level`` which one (``"video"`` or ``"crop"``; None when uncalibrated);
+    ``rule`` says in words where ``threshold`` came from (cost-minimising for ``cost_miss``,
     ``cost_false_alarm`` and ``prior_fake``, the weight's own, or ``--threshold``). The costs
     and prior are the scan's settings; they set the threshold only under the cost rule.
+    ``aggregation`` says how the input's probability and label follow from its faces.
     """
 
     threshold: float
@@ -221,6 +237,8 @@ class DecisionInfo:
     cost_false_alarm: float
     prior_fake: float
     rule: str
+    aggregation: str = ""
+    calibration_level: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,6 +249,8 @@ class DecisionInfo:
             "cost_false_alarm": self.cost_false_alarm,
             "prior_fake": self.prior_fake,
             "rule": self.rule,
+            "aggregation": self.aggregation,
+            "calibration_level": self.calibration_level,
         }
 
 
@@ -253,12 +273,23 @@ class Verdict:
     timings_ms: dict[str, float] = field(default_factory=dict)
     decision: DecisionInfo | None = None
     """The threshold, band and rule in force (set by the Scanner, also when it abstained)."""
+    raw_score: float | None = None
+    """The uncalibrated aggregate behind ``fake_probability`` (what a video-level calibrator
+    is fitted on); None unless ``status`` is ``ok``."""
+    faces_dropped: dict[str, int] = field(default_factory=dict)
+    """Detected faces that were not scored, by reason (``noise``: the noise rule for a
+    low-confidence detection beside a larger face; ``too_small``: under ``min_face_px``;
+    ``unalignable``: degenerate landmarks; ``over_max_faces``: beyond ``max_faces``)."""
 
     def __post_init__(self) -> None:
         if self.status is Status.OK:
             if self.fake_probability is None:
                 raise ValueError("an ok verdict needs a fake_probability")
-        elif self.fake_probability is not None or self.label is not Label.UNCERTAIN:
+        elif (
+            self.fake_probability is not None
+            or self.raw_score is not None
+            or self.label is not Label.UNCERTAIN
+        ):
             raise ValueError(f"a {self.status} verdict must not carry a score or a decision")
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,10 +301,12 @@ class Verdict:
             "fake_probability": (
                 None if self.fake_probability is None else round(self.fake_probability, 6)
             ),
+            "raw_score": None if self.raw_score is None else round(self.raw_score, 6),
             "label": str(self.label),
             "faces": [t.to_dict() for t in self.tracks],
             "model": None if self.model is None else self.model.to_dict(),
             "media": None if self.media is None else self.media.to_dict(),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "decision": None if self.decision is None else self.decision.to_dict(),
+            "faces_dropped": dict(self.faces_dropped),
         }

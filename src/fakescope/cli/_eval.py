@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fakescope.config import ScanConfig
 
 if TYPE_CHECKING:
     from fakescope.data import MediaItem
+    from fakescope.evaluation import ScoreTable
+    from fakescope.inference import Scanner
 
 __all__ = ["add_eval_parser", "run_eval"]
+
+_DECISION_FLAGS = {
+    "threshold": "--threshold",
+    "cost_miss": "--cost-miss",
+    "cost_false_alarm": "--cost-false-alarm",
+    "prior_fake": "--prior-fake",
+}
+"""Eval options that change a scanner's decision (``args`` dest -> flag)."""
 
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -25,7 +36,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="dataset folders or manifest files (layout detected)",
     )
-    from fakescope.cli._main import detector_type
+    from fakescope.cli._main import _positive_float, _probability, detector_type
     from fakescope.models import DETECTORS
 
     p.add_argument(
@@ -47,7 +58,9 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--from-scores",
         type=Path,
         dest="from_scores",
-        help="recompute metrics and plots from a saved scores.csv",
+        help="recompute metrics and plots from a saved scores.csv (decisions: those saved "
+        "beside it in metrics.json, else rebuilt from the detectors; --threshold and the cost "
+        "flags rebuild them)",
     )
     p.add_argument(
         "--abstain",
@@ -56,9 +69,27 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="how abstentions count (default worst: against the detector)",
     )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
-    p.add_argument("--cost-miss", type=float, default=1.0, dest="c_miss")
-    p.add_argument("--cost-false-alarm", type=float, default=1.0, dest="c_fa")
-    p.add_argument("--prior-fake", type=float, default=0.5, dest="p_target")
+    # the scan's own cost settings (the dests config_overrides reads): they set the threshold
+    # each scanner decides by (calibrated weights) and weigh the minimum and actual DCF
+    p.add_argument(
+        "--cost-miss",
+        type=_positive_float,
+        dest="cost_miss",
+        help="cost of missing a fake (default 1): sets a calibrated detector's threshold, "
+        "weighs the DCF",
+    )
+    p.add_argument(
+        "--cost-false-alarm",
+        type=_positive_float,
+        dest="cost_false_alarm",
+        help="cost of calling a real face fake (default 1)",
+    )
+    p.add_argument(
+        "--prior-fake",
+        type=_probability,
+        dest="prior_fake",
+        help="expected share of fakes among inputs (default 0.5)",
+    )
     p.add_argument("--no-figures", action="store_true", dest="no_figures")
     return p
 
@@ -77,6 +108,73 @@ def _items(args: argparse.Namespace) -> list[MediaItem]:
     return items
 
 
+def _scanner_decision(scanner: Scanner) -> dict[str, Any]:
+    """The decision ``scanner`` labels by, as a dict (``DecisionInfo.to_dict()``), with the
+    exact threshold it compares with (``to_dict`` rounds it for display)."""
+    return {**scanner.decision.to_dict(), "threshold": scanner.threshold}
+
+
+def _saved_decisions(metrics_json: Path) -> dict[str, dict[str, Any]]:
+    """The usable ``decisions`` of an earlier run's metrics.json ({} when absent)."""
+    from fakescope.evaluation._report import DECISION_KEYS
+
+    try:
+        saved = json.loads(metrics_json.read_text()).get("decisions")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    return {
+        str(name): dict(d)
+        for name, d in saved.items()
+        if isinstance(d, dict) and all(k in d for k in DECISION_KEYS)
+    }
+
+
+def _from_scores_decisions(
+    table: ScoreTable, args: argparse.Namespace, config: ScanConfig
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """Decisions for ``--from-scores`` and where they came from: those the earlier run saved
+    beside scores.csv, else rebuilt from each detector's weight config and the scan settings
+    (models are loaded, nothing is scanned). Decision flags on the command line rebuild."""
+    from fakescope.errors import ConfigError, FakescopeError
+    from fakescope.inference import Scanner
+
+    metrics_json = Path(args.from_scores).parent / "metrics.json"
+    flags = [
+        flag for dest, flag in _DECISION_FLAGS.items() if getattr(args, dest, None) is not None
+    ]
+    saved = {} if flags else _saved_decisions(metrics_json)
+    decisions: dict[str, dict[str, Any]] = {}
+    rebuilt: list[str] = []
+    for name in table.detectors():
+        if name in saved:
+            decisions[name] = saved[name]
+            continue
+        try:
+            scanner = Scanner(dataclasses.replace(config, detector=name))
+        except (FakescopeError, OSError, ValueError) as exc:
+            why = (
+                f"the decision of detector {name!r} must be rebuilt for {', '.join(flags)}"
+                if flags
+                else f"no saved decision for detector {name!r} in {metrics_json}"
+            )
+            raise ConfigError(f"{why}, but the detector cannot be loaded: {exc}") from None
+        decisions[name] = _scanner_decision(scanner)
+        rebuilt.append(name)
+    how = "rebuilt from the detector's weight config and the scan settings" + (
+        f" ({', '.join(flags)} given)" if flags else ""
+    )
+    kept = [n for n in decisions if n not in rebuilt]
+    if not rebuilt:
+        source = f"saved in {metrics_json} by the run that produced the scores"
+    elif not kept:
+        source = how
+    else:
+        source = f"saved in {metrics_json} for {', '.join(kept)}; {how} for {', '.join(rebuilt)}"
+    return decisions, source
+
+
 def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
     from rich.markdown import Markdown
 
@@ -85,6 +183,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         Failure,
         ScoreTable,
         compute_metrics,
+        decisions_markdown,
         headline_markdown,
         score_items,
         write_report,
@@ -95,6 +194,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
     failures: list[Failure] = []
     if args.from_scores:
         table = ScoreTable.load(args.from_scores)
+        decisions, source = _from_scores_decisions(table, args, config)
     else:
         if not args.sources:
             raise UsageError("give at least one SOURCE or --from-scores")
@@ -103,6 +203,8 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
             raise UsageError("no items found in the given sources (check --split/--dataset)")
         names = args.detectors or [config.detector]
         scanners = {n: Scanner(dataclasses.replace(config, detector=n)) for n in names}
+        decisions = {n: _scanner_decision(s) for n, s in scanners.items()}
+        source = "from the scanners that produced the scores"
         with stderr_progress() as bar:
             task = bar.add_task("scanning", total=len(items) * len(scanners))
 
@@ -111,12 +213,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
 
             table, failures = score_items(items, scanners, on_item=advance)
     metrics = compute_metrics(
-        table,
-        policy=args.abstain,
-        n_boot=args.bootstrap,
-        c_miss=args.c_miss,
-        c_fa=args.c_fa,
-        p_target=args.p_target,
+        table, decisions=decisions, policy=args.abstain, n_boot=args.bootstrap
     )
     run_config = {
         "sources": args.sources,
@@ -133,8 +230,11 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         policy=args.abstain,
         config=run_config,
         figures=not args.no_figures,
+        decisions={n: decisions[n] for n in table.detectors()},
+        decision_source=source,
     )
     out = stdout_console()
     out.print(Markdown(headline_markdown(metrics)))
+    out.print(Markdown(decisions_markdown(metrics, source)))
     out.print(f"{len(failures)} abstained/failed item(s); report: {paths['index']}")
     return 0

@@ -105,8 +105,13 @@ def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None
         type=_probability,
         help="decision threshold (default: the detector weight's own)",
     )
-    p.add_argument("--track-aggregate", choices=AGGREGATORS.names(), dest="track_aggregator")
-    p.add_argument("--video-aggregate", choices=AGGREGATORS.names(), dest="video_aggregator")
+    p.add_argument(
+        "--track-aggregate",
+        choices=AGGREGATORS.names(),
+        dest="track_aggregator",
+        help="how a face track's crop scores combine (default mean); the input then takes "
+        "its most suspicious track",
+    )
     p.add_argument("--threads", type=int, help="inference threads (0 = all cores)")
 
 
@@ -194,7 +199,6 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "min_face_px",
         "threshold",
         "track_aggregator",
-        "video_aggregator",
         "threads",
         "heatmaps_dir",
         "cost_miss",

@@ -72,14 +72,16 @@ def _compressions(folder: Path, compression: str) -> list[str]:
 def load_ffpp(
     root: Path,
     *,
-    compression: str = "c23",
+    compression: str = "all",
     methods: Sequence[str] | None = None,
     include_real: bool = True,
 ) -> list[MediaItem]:
     """FaceForensics++ items: originals (``method="real"``) and every manipulation method.
 
-    ``compression`` picks the ``<c>`` folder (``"raw"``/``"c0"``, ``"c23"``, ``"c40"``) or
-    ``"all"``; ``methods`` restricts the manipulation folders (default: every one present).
+    ``compression`` is ``"all"`` by default: every ``<c>`` folder present is read and each item
+    keeps its own ``compression`` (so an evaluation can break results down by level); a folder
+    name (``"raw"``/``"c0"``, ``"c23"``, ``"c40"``) reads that level only. ``methods``
+    restricts the manipulation folders (default: every one present).
     ``mask_path`` is set when the mask video exists, else ``None``. Splits come from
     ``splits/*.json`` when present (a youtube original is in the split whose pairs contain its
     id, a swap ``TTT_SSS`` in the split holding that pair in either order); else ``None``.

@@ -18,6 +18,8 @@ _COMPRESSION = re.compile(r"\b(c0|c23|c40|raw)\b")
 _TARGET_SOURCE = re.compile(r"target_source=(\d+)_(\d+)")
 _FFPP_REAL = re.compile(r"^(?:youtube|actors)_(.+)$")
 _SPLIT_PREFIX = re.compile(r"^(train|val|test)_")
+_ORIGINAL = re.compile(r"original=([\w-]+?)(?:\.\w+)?\)?$")
+_FFPP_FILE = re.compile(r"^(\w+?)_(\d+)_(\d+)$")  # Deepfakes_044_945: method, target, source
 
 
 def _locate(root: Path) -> Path:
@@ -64,10 +66,14 @@ def load_manifest_table(root: Path, *, dataset: str | None = None) -> list[Media
     Required columns ``file`` and ``label``; optional ``kind``, ``split``, ``generator_method``.
     ``file`` is relative to the manifest's folder. Method/compression/identities come from
     ``generator_method`` when it reads ``"FF++ <Method> ..., c40; target_source=TTT_SSS"``;
-    FF++ originals named ``youtube_NNN``/``actors_NN__scene`` get those ids; otherwise the
-    identity is the file's stem. A ``train_``/``val_``/``test_`` file-name prefix (or a ``split``
-    column) sets the split. ``dataset`` (default: the manifest's folder name) is the dataset name
-    and media_id prefix. Rows whose file is missing are skipped with a :class:`DatasetWarning`.
+    FF++ originals named ``youtube_NNN``/``actors_NN__scene`` get those ids, fakes named
+    ``<Method>_TTT_SSS`` their method and both ids; otherwise the identity is the file's stem.
+    A DFDC fake's ``original=xxxx.mp4`` names its identity (the source video). The compression
+    level falls back to a ``c23``/``c40`` folder in ``original_path``; ``kind`` is the cell's
+    first word when that is video/image (``"video (first 5 s)"``), else the file extension's.
+    A ``train_``/``val_``/``test_`` file-name prefix (or a ``split`` column) sets the split.
+    ``dataset`` (default: the manifest's folder name) is the dataset name and media_id prefix.
+    Rows whose file is missing are skipped with a :class:`DatasetWarning`.
     A file written by :func:`~fakescope.data.write_manifest` is read with ``read_manifest``.
     """
     path = _locate(Path(root))
@@ -97,12 +103,23 @@ def load_manifest_table(root: Path, *, dataset: str | None = None) -> list[Media
         rel = PurePosixPath(file.replace("\\", "/"))
         generator = (row.get("generator_method") or "").strip()
         method, compression, ids = parse_generator(generator)
+        original = (row.get("original_path") or "").replace("\\", "/")
+        if compression is None and (m := _COMPRESSION.search(original)):
+            compression = m.group(1)
         stem = rel.with_suffix("").name
-        if ids is None and generator.startswith("FF++") and (m := _FFPP_REAL.match(stem)):
+        ffpp_source = generator.startswith("FF++") or "original_sequences/" in original
+        if ids is None and ffpp_source and (m := _FFPP_REAL.match(stem)):
             ids = ffpp_identities(m.group(1))
+        if ids is None and (m := _ORIGINAL.search(generator)):  # a DFDC fake's source video
+            ids = (m.group(1),)
+        if ids is None and (m := _FFPP_FILE.match(stem)) and m.group(1) in FFPP_METHODS:
+            method = method or m.group(1)
+            ids = (m.group(2), m.group(3))
         split_cell = (row.get("split") or "").strip().lower()
         split_match = _SPLIT_PREFIX.match(rel.name)
-        kind = (row.get("kind") or "").strip().lower() or kind_of(media) or "video"
+        words = (row.get("kind") or "").strip().lower().split()  # "video (first 5 s, ...)"
+        cell = words[0] if words else ""
+        kind = cell if cell in KINDS else kind_of(media) or cell or "video"
         if kind not in KINDS:
             raise InputError(f"manifest {path}, line {line}: kind must be video or image")
         if label == "real":

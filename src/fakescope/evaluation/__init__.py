@@ -4,6 +4,8 @@ intervals), Display plots, and the report folder behind ``fakescope eval``.
 Frame level: every sampled frame's most suspicious face is one sample (intervals resample whole
 items). Video (item) level: the scan's own per-input score. Per-method numbers compare that
 method's fakes with all reals. Abstentions count against the detector unless ``exclude``.
+Actual DCF and accuracy are taken at each detector's own scan decision (threshold, costs and
+prior, as ``Scanner.decision`` reports them), recorded beside every metrics entry.
 """
 
 from fakescope.evaluation._metrics import (
@@ -34,8 +36,10 @@ from fakescope.evaluation._report import (
     breakdown_markdown,
     compute_metrics,
     curve_displays,
+    decisions_markdown,
     headline_markdown,
     item_scores,
+    report_decisions,
     write_report,
 )
 from fakescope.evaluation._run import Failure, score_items, verdict_rows
@@ -62,6 +66,7 @@ __all__ = [
     "compute_metrics",
     "curve_displays",
     "dcf",
+    "decisions_markdown",
     "det_curve",
     "eer",
     "expected_calibration_error",
@@ -69,6 +74,7 @@ __all__ = [
     "item_scores",
     "log_loss",
     "min_dcf",
+    "report_decisions",
     "roc_auc",
     "score_items",
     "summarize",

@@ -5,6 +5,11 @@ Abstain policy (``worst``, the default): an item a detector abstained on (no fac
 ...) counts against it — a fake is scored 0 (missed) and a real 1 (false alarm) — so a detector
 cannot look better by refusing hard inputs. ``exclude`` drops such items instead. Either way
 the abstentions are counted and listed in the report.
+
+Decisions: the actual DCF and the accuracy are those of a decision rule, so each detector is
+judged at the threshold ``fakescope scan`` decides by (``Scanner.decision``), with the costs and
+prior that set it; the same costs and prior weigh its minimum DCF. Every metrics entry records
+the ``decision`` it used, and the report says it beside the headline.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,12 +35,18 @@ __all__ = [
     "breakdown_markdown",
     "compute_metrics",
     "curve_displays",
+    "decisions_markdown",
     "headline_markdown",
     "item_scores",
+    "report_decisions",
     "write_report",
 ]
 
 ABSTAIN_POLICIES = ("worst", "exclude")
+DECISION_KEYS = ("threshold", "cost_miss", "cost_false_alarm", "prior_fake")
+"""What a decision passed to :func:`compute_metrics` must hold (``DecisionInfo.to_dict()``
+does; other fields are kept as they are)."""
+RULE_GIVEN = "threshold and costs given to compute_metrics"
 
 
 def item_scores(
@@ -86,36 +97,72 @@ def _per_compression(
     return out
 
 
+def _metric_options(decision: Mapping[str, Any]) -> dict[str, float]:
+    """``summarize`` keywords from a decision dict."""
+    missing = [k for k in DECISION_KEYS if k not in decision]
+    if missing:
+        raise ValueError(f"a decision needs {', '.join(DECISION_KEYS)}; missing {missing}")
+    return {
+        "threshold": float(decision["threshold"]),
+        "c_miss": float(decision["cost_miss"]),
+        "c_fa": float(decision["cost_false_alarm"]),
+        "p_target": float(decision["prior_fake"]),
+    }
+
+
 def compute_metrics(
     table: ScoreTable,
     *,
+    decisions: Mapping[str, Mapping[str, Any]] | None = None,
     policy: str = "worst",
     n_boot: int = 1000,
-    c_miss: float = 1.0,
-    c_fa: float = 1.0,
-    p_target: float = 0.5,
-    threshold: float = 0.5,
+    c_miss: float | None = None,
+    c_fa: float | None = None,
+    p_target: float | None = None,
+    threshold: float | None = None,
     seed: int = 0,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{detector: {dataset: {"items", "abstained", "video", "frame", "per_method",
-    "per_compression"}}}``.
+    """``{detector: {dataset: {"items", "abstained", "decision", "video", "frame",
+    "per_method", "per_compression"}}}``.
 
+    ``decisions`` maps every detector in ``table`` to the decision it is judged by: a dict
+    with at least ``threshold``, ``cost_miss``, ``cost_false_alarm`` and ``prior_fake`` (e.g.
+    ``Scanner(config).decision.to_dict()``). The item- and frame-level ``act_dcf`` and
+    ``accuracy`` are taken at that threshold, and ``act_dcf`` and ``min_dcf`` weigh errors
+    with those costs and prior. Each entry's ``decision`` is a copy of the one used.
+
+    Without ``decisions`` every detector gets ``threshold`` (0.5), ``c_miss`` (1), ``c_fa``
+    (1) and ``p_target`` (0.5); giving both is an error, as is a detector with no decision.
     A metric that cannot be computed (one class only) is reported as an ``error`` string.
     """
-    opts: dict[str, Any] = {
-        "threshold": threshold,
-        "c_miss": c_miss,
-        "c_fa": c_fa,
-        "p_target": p_target,
-        "n_boot": n_boot,
-        "seed": seed,
+    plain = {"threshold": threshold, "c_miss": c_miss, "c_fa": c_fa, "p_target": p_target}
+    if decisions is not None and any(v is not None for v in plain.values()):
+        given = sorted(k for k, v in plain.items() if v is not None)
+        raise ValueError(f"pass either decisions or {', '.join(given)}, not both")
+    fallback = {
+        "threshold": 0.5 if threshold is None else threshold,
+        "cost_miss": 1.0 if c_miss is None else c_miss,
+        "cost_false_alarm": 1.0 if c_fa is None else c_fa,
+        "prior_fake": 0.5 if p_target is None else p_target,
+        "rule": RULE_GIVEN,
     }
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for detector in table.detectors():
+        if decisions is None:
+            decision: dict[str, Any] = dict(fallback)
+        elif detector in decisions:
+            decision = dict(decisions[detector])
+        else:
+            raise ValueError(f"no decision for detector {detector!r} (have: {sorted(decisions)})")
+        opts: dict[str, Any] = {**_metric_options(decision), "n_boot": n_boot, "seed": seed}
         for dataset in table.select(detector).datasets():
             part = table.select(detector, dataset)
             y, s, _, methods, abstained = item_scores(part.media_rows(), policy)
-            entry: dict[str, Any] = {"items": len(part.media_rows()), "abstained": abstained}
+            entry: dict[str, Any] = {
+                "items": len(part.media_rows()),
+                "abstained": abstained,
+                "decision": dict(decision),
+            }
             try:
                 entry["video"] = _summary_dict(summarize(y, s, **opts))
                 entry["per_method"] = {
@@ -142,21 +189,67 @@ def _fmt(summary: dict[str, Any], key: str) -> str:
 
 
 def headline_markdown(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """One row per detector x dataset: item- and frame-level AUC with 95% bootstrap CIs."""
+    """One row per detector x dataset: item- and frame-level AUC with 95% bootstrap CIs, and
+    the item-level actual DCF and accuracy at the detector's decision threshold (see
+    :func:`decisions_markdown`)."""
     lines = [
         "| detector | dataset | items | abstained | video AUC [95% CI] | video EER | "
-        "video min DCF | video ECE | frame AUC [95% CI] | frame EER |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "video min DCF | video act DCF | video accuracy | video ECE | frame AUC [95% CI] | "
+        "frame EER |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for detector, per in metrics.items():
         for dataset, e in per.items():
             v, f = e.get("video", {}), e.get("frame", {})
             lines.append(
                 f"| {detector} | {dataset} | {e['items']} | {e['abstained']} | "
-                f"{_fmt(v, 'auc')} | {_fmt(v, 'eer')} | {_fmt(v, 'min_dcf')} | {_fmt(v, 'ece')} "
+                f"{_fmt(v, 'auc')} | {_fmt(v, 'eer')} | {_fmt(v, 'min_dcf')} | "
+                f"{_fmt(v, 'act_dcf')} | {_fmt(v, 'accuracy')} | {_fmt(v, 'ece')} "
                 f"| {_fmt(f, 'auc')} | {_fmt(f, 'eer')} |"
             )
     return "\n".join(lines)
+
+
+def report_decisions(
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> dict[str, dict[str, Any]]:
+    """``{detector: decision}`` as recorded in the metrics entries (detectors without one are
+    left out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for detector, per in metrics.items():
+        for entry in per.values():
+            if isinstance(entry.get("decision"), Mapping):
+                out[detector] = dict(entry["decision"])
+                break
+    return out
+
+
+def _num(value: Any) -> str:
+    return f"{float(value):g}"
+
+
+def _decision_sentences(metrics: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
+    sentences = []
+    for detector, d in report_decisions(metrics).items():
+        sentences.append(
+            f"{detector}: actual DCF and accuracy at threshold {float(d['threshold']):.3f} "
+            f"(rule: {d.get('rule', 'not recorded')}; costs miss {_num(d['cost_miss'])} / "
+            f"false alarm {_num(d['cost_false_alarm'])}, prior fake {_num(d['prior_fake'])})"
+        )
+    return sentences
+
+
+def decisions_markdown(
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], source: str | None = None
+) -> str:
+    """Per detector, the threshold, rule, costs and prior its actual DCF and accuracy were
+    taken at (min DCF uses the same costs and prior); ``source`` says where the decisions came
+    from. Empty string when the metrics record no decision."""
+    sentences = _decision_sentences(metrics)
+    if not sentences:
+        return ""
+    intro = "Decisions" + (f" ({source})" if source else "") + ":"
+    return intro + "\n\n" + "\n".join(f"- {s}" for s in sentences)
 
 
 def breakdown_markdown(
@@ -237,12 +330,26 @@ def write_report(
     policy: str = "worst",
     config: dict[str, Any] | None = None,
     figures: bool = True,
+    decisions: Mapping[str, Mapping[str, Any]] | None = None,
+    decision_source: str | None = None,
 ) -> dict[str, Path]:
-    """Write scores.csv, metrics.json, report.md, figures/*.png and index.html into ``out``."""
+    """Write scores.csv, metrics.json, report.md, figures/*.png and index.html into ``out``.
+
+    metrics.json keeps ``decisions`` (default: those recorded in ``metrics``), so that a later
+    ``fakescope eval --from-scores`` judges each detector by the same decision, and
+    ``decision_source``, which the report also states.
+    """
     out.mkdir(parents=True, exist_ok=True)
     paths = {"scores": table.save(out / "scores.csv")}
+    saved_decisions = (
+        report_decisions(metrics)
+        if decisions is None
+        else {k: dict(v) for k, v in decisions.items()}
+    )
     payload = {
         "abstain_policy": policy,
+        "decision_source": decision_source or "",
+        "decisions": saved_decisions,
         "config": config or {},
         "metrics": metrics,
         "failures": [asdict(f) for f in failures],
@@ -250,6 +357,8 @@ def write_report(
     paths["metrics"] = out / "metrics.json"
     paths["metrics"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
     headline, per_method = headline_markdown(metrics), breakdown_markdown(metrics)
+    decided = decisions_markdown(metrics, decision_source)
+    sentences = _decision_sentences(metrics)
     by_level = breakdown_markdown(metrics, "per_compression", "compression")
     fail_lines = "\n".join(
         f"| {f.detector} | {f.dataset} | {f.media_id} | {f.status} | {f.reason} |" for f in failures
@@ -258,7 +367,9 @@ def write_report(
         "# fakescope evaluation\n\n"
         f"Abstain policy: `{policy}` (see `fakescope.evaluation` docs). Intervals are 95% "
         "percentile bootstrap; frame-level intervals resample whole items.\n\n"
-        f"## Headline\n\n{headline}\n\n## Per manipulation method (item level)\n\n"
+        f"## Headline\n\n{headline}\n\n"
+        + (f"{decided}\n\n" if decided else "")
+        + "## Per manipulation method (item level)\n\n"
         f"{per_method}\n\n"
         + (f"## Per compression (item level)\n\n{by_level}\n\n" if by_level else "")
         + f"## Abstained or failed items ({len(failures)})\n\n"
@@ -287,6 +398,15 @@ def write_report(
         "margin:.5rem}img{max-width:460px;width:100%}</style>"
         f"<h1>fakescope evaluation</h1><p>Abstain policy: <code>{policy}</code>.</p>"
         f"<h2>Headline</h2>{_md_table_html(headline)}"
+        + (
+            "<p>Decisions"
+            + (f" ({html.escape(decision_source)})" if decision_source else "")
+            + ":</p><ul>"
+            + "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
+            + "</ul>"
+            if sentences
+            else ""
+        )
         + (f"<h2>Per manipulation method</h2>{_md_table_html(per_method)}" if per_method else "")
         + (f"<h2>Per compression</h2>{_md_table_html(by_level)}" if by_level else "")
         + f"<h2>Figures</h2>{imgs}<h2>Abstained or failed ({len(failures)})</h2>"

@@ -26,10 +26,14 @@ class Failure:
 
 
 def verdict_rows(item: MediaItem, detector: str, verdict: Verdict) -> list[ScoreRow]:
-    """The item-level row plus one row per scored face crop."""
+    """The item-level row plus one row per scored face crop (calibrated ``score`` and
+    ``raw_score`` each; the item's compression level on every row)."""
     label = 1 if item.label == "fake" else 0
     p = verdict.fake_probability
-    score = p if verdict.status is Status.OK and p is not None else float("nan")
+    ok = verdict.status is Status.OK and p is not None
+    score = p if ok and p is not None else float("nan")
+    raw = verdict.raw_score if ok and verdict.raw_score is not None else float("nan")
+    compression = item.compression or ""
     rows = [
         ScoreRow(
             item.media_id,
@@ -41,6 +45,8 @@ def verdict_rows(item: MediaItem, detector: str, verdict: Verdict) -> list[Score
             item.method,
             item.dataset,
             str(verdict.status),
+            compression,
+            float(raw),
         )
     ]
     for track in verdict.tracks:
@@ -54,6 +60,8 @@ def verdict_rows(item: MediaItem, detector: str, verdict: Verdict) -> list[Score
                 label,
                 item.method,
                 item.dataset,
+                compression=compression,
+                raw_score=s.raw_score,
             )
             for s in track.frames
         )

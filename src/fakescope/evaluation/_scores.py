@@ -24,8 +24,10 @@ MEDIA_LEVEL = -1
 class ScoreRow:
     """One score: a face crop's (track, frame) or, with ``MEDIA_LEVEL`` ids, the whole item's.
 
-    ``score`` is NaN when the item abstained (``status`` other than ``ok``); ``label`` is
-    1 for fake, 0 for real.
+    ``score`` is the probability the scan reports (calibrated when the weight is): NaN when
+    the item abstained (``status`` other than ``ok``); ``raw_score`` is the uncalibrated value
+    behind it (a crop's network output, or an item's raw aggregate: what calibrators are fitted
+    on; NaN when unknown); ``label`` is 1 for fake, 0 for real.
     """
 
     media_id: str
@@ -38,6 +40,7 @@ class ScoreRow:
     dataset: str
     status: str = "ok"
     compression: str = ""
+    raw_score: float = float("nan")
 
     @property
     def is_media_level(self) -> bool:
@@ -59,6 +62,7 @@ def _parse(raw: dict[str, str]) -> ScoreRow:
         dataset=raw["dataset"],
         status=raw["status"],
         compression=raw.get("compression") or "",
+        raw_score=float(raw.get("raw_score") or "nan"),
     )
 
 
@@ -90,7 +94,9 @@ class ScoreTable:
         try:
             with path.open(newline="") as fh:
                 reader = csv.DictReader(fh)
-                missing = set(_COLUMNS) - set(reader.fieldnames or []) - {"compression"}
+                missing = (
+                    set(_COLUMNS) - set(reader.fieldnames or []) - {"compression", "raw_score"}
+                )
                 if missing:
                     raise InputError(f"{path} is not a score table (missing {sorted(missing)})")
                 rows = [_parse(raw) for raw in reader]

@@ -1,6 +1,6 @@
 """Faces: detect (boxes + 468-point mesh + 5 landmarks) -> filter -> link tracks -> align."""
 
-from fakescope.faces._align import ARCFACE_TEMPLATE, align_face, alignment_matrix
+from fakescope.faces._align import ALIGNMENTS, ARCFACE_TEMPLATE, align_face, alignment_matrix
 from fakescope.faces._detect import (
     FACE_DETECTORS,
     FaceDetector,
@@ -8,12 +8,14 @@ from fakescope.faces._detect import (
     MTCNNFaceDetector,
     iou,
 )
-from fakescope.faces._tracks import filter_faces, link_tracks
+from fakescope.faces._tracks import FaceFilter, filter_faces, link_tracks, split_faces
 
 __all__ = [
+    "ALIGNMENTS",
     "ARCFACE_TEMPLATE",
     "FACE_DETECTORS",
     "FaceDetector",
+    "FaceFilter",
     "HybridFaceDetector",
     "MTCNNFaceDetector",
     "align_face",
@@ -21,4 +23,5 @@ __all__ = [
     "filter_faces",
     "iou",
     "link_tracks",
+    "split_faces",
 ]

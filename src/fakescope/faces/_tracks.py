@@ -9,21 +9,50 @@ from dataclasses import dataclass, field
 from fakescope.faces._detect import iou
 from fakescope.types import FaceBox, Track
 
-__all__ = ["filter_faces", "link_tracks"]
+__all__ = ["FaceFilter", "filter_faces", "link_tracks", "split_faces"]
 
 
-def filter_faces(faces: Sequence[FaceBox], min_size: float = 40.0) -> list[FaceBox]:
-    """Drop faces that are noise next to the largest face of the frame, or too small.
+@dataclass(frozen=True)
+class FaceFilter:
+    """What :func:`split_faces` kept and why it dropped the rest (counts by reason)."""
 
-    A face is ignored when ``(max_w + max_h) / sqrt(3) > w + h`` where ``max_w, max_h`` are the
-    sides of the frame's largest face (the MTCNN noise rule of the SKKU DFDC detector), or when
-    its height is below ``min_size`` pixels.
+    kept: list[FaceBox]
+    too_small: int = 0
+    noise: int = 0
+
+
+def split_faces(
+    faces: Sequence[FaceBox], min_size: float = 40.0, confirm_presence: float = 0.9
+) -> FaceFilter:
+    """Keep every face at least ``min_size`` pixels high that is either a confirmed face
+    (FaceMesh presence ``score >= confirm_presence``) or passes the noise rule.
+
+    The noise rule (the MTCNN rule of the SKKU DFDC detector) treats a low-confidence face as a
+    false detection when ``(max_w + max_h) / sqrt(3) > w + h``, where ``max_w, max_h`` are the
+    sides of the frame's largest face. A confirmed face is never dropped for being smaller than
+    another one: a second person further from the camera is scored and reported.
     """
     if not faces:
-        return []
+        return FaceFilter([])
     largest = max(faces, key=lambda f: f.width * f.height)
     limit = (largest.width + largest.height) / math.sqrt(3)
-    return [f for f in faces if f.width + f.height >= limit and f.height >= min_size]
+    kept: list[FaceBox] = []
+    too_small = noise = 0
+    for f in faces:
+        if f.height < min_size:
+            too_small += 1
+        elif f.score >= confirm_presence or f.width + f.height >= limit:
+            kept.append(f)
+        else:
+            noise += 1
+    return FaceFilter(kept, too_small, noise)
+
+
+def filter_faces(
+    faces: Sequence[FaceBox], min_size: float = 40.0, confirm_presence: float = 0.9
+) -> list[FaceBox]:
+    """The faces :func:`split_faces` keeps (an empty list when none)."""
+    return split_faces(faces, min_size, confirm_presence).kept
 
 
 @dataclass
@@ -47,16 +76,12 @@ def _affinity(a: FaceBox, b: FaceBox, reach: float = 2.0) -> float:
     return 0.1 * (1.0 - dist / reach) if dist < reach and ratio > 0.6 else 0.0
 
 
-def link_tracks(
-    faces_per_frame: Sequence[Sequence[FaceBox]],
-    max_gap: int = 4,
-    min_fraction: float = 0.2,
-) -> list[Track]:
-    """Greedy frame-to-frame association of faces into tracks.
+def link_tracks(faces_per_frame: Sequence[Sequence[FaceBox]], max_gap: int = 4) -> list[Track]:
+    """Greedy frame-to-frame association of faces into tracks, in frame order.
 
-    A track stays open for ``max_gap`` sampled frames without a match. Tracks shorter than
-    ``min_fraction`` of the longest track are dropped as spurious (the longest always stays).
-    Nothing found gives an empty list.
+    A track stays open for ``max_gap`` sampled frames without a match. Every face ends in
+    exactly one track: a brief track (a person seen in a few frames) is kept, never dropped
+    for being short. Nothing found gives an empty list.
     """
     open_tracks: list[_Open] = []
     closed: list[_Open] = []
@@ -90,8 +115,4 @@ def link_tracks(
                 next_id += 1
         open_tracks = still
     every = sorted(closed + open_tracks, key=lambda t: t.track_id)
-    if not every:
-        return []
-    longest = max(len(t.faces) for t in every)
-    kept = [t for t in every if len(t.faces) >= min_fraction * longest]
-    return [Track(track_id=i, faces=tuple(t.faces)) for i, t in enumerate(kept)]
+    return [Track(track_id=i, faces=tuple(t.faces)) for i, t in enumerate(every)]

@@ -7,6 +7,7 @@ media -> frames (io.open_media) -> faces (face detector, filter_faces) -> aligne
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,19 +19,26 @@ import numpy.typing as npt
 
 from fakescope.config import ScanConfig
 from fakescope.decision import bayes_threshold, decide_label
-from fakescope.errors import ConfigError, FakescopeError
-from fakescope.faces import FACE_DETECTORS, FaceDetector, align_face, filter_faces, link_tracks
-from fakescope.inference._aggregate import AGGREGATORS, frame_max_scores
+from fakescope.errors import AlignmentError, ConfigError, FakescopeError
+from fakescope.faces import (
+    FACE_DETECTORS,
+    FaceDetector,
+    align_face,
+    iou,
+    link_tracks,
+    split_faces,
+)
+from fakescope.inference._aggregate import AGGREGATORS
 from fakescope.inference._heatmaps import (
     backproject,
     face_thumbnail,
-    overlay,
+    heatmap_figure,
     peak_region,
     write_jpeg,
     write_overlay,
 )
 from fakescope.inference._prefetch import prefetch
-from fakescope.io import Limits, Sampling, open_media
+from fakescope.io import Limits, Sampling, open_media, read_frames_at
 from fakescope.models import Detector, create_detector
 from fakescope.types import (
     CropScore,
@@ -49,12 +57,19 @@ from fakescope.types import (
 if TYPE_CHECKING:
     from fakescope.calibration import IsotonicCalibrator, LogitCalibrator
 
-__all__ = ["STAGES", "Scanner", "decide_label"]
+    Calibrator = LogitCalibrator | IsotonicCalibrator
+
+__all__ = ["AGGREGATION_RULE", "STAGES", "Scanner", "decide_label", "media_key"]
 
 STAGES = ("decode", "detect", "landmarks", "align", "classify", "total")
 RULE_COST = "cost-minimising threshold for the calibrated probability"
 RULE_WEIGHT = "fixed threshold from the weight config"
 RULE_OVERRIDE = "fixed threshold from --threshold (ScanConfig.threshold)"
+AGGREGATION_RULE = (
+    "input: the highest calibrated fake probability among its face tracks, so one confidently "
+    "fake face makes the input fake; face track: the calibrated {track} of its crops' raw "
+    "scores ({level} level)"
+)
 Progress = Callable[[int, int], None]
 
 
@@ -72,13 +87,31 @@ class _Clock:
 class _Faces:
     """What the per-frame loop collects: faces per frame, their crops, and size facts."""
 
-    per_frame: list[list[FaceBox]] = field(default_factory=list)
+    per_frame: dict[int, list[FaceBox]] = field(default_factory=dict)  # frame index -> faces
     crops: dict[int, FaceCrop] = field(default_factory=dict)  # id(FaceBox) -> crop
     times: dict[int, float] = field(default_factory=dict)  # frame index -> time_s
+    full_scans: list[int] = field(default_factory=list)  # frame indices searched whole
     frames_seen: int = 0
+    extra_frames: int = 0
     largest_small: float = 0.0
+    dropped: dict[str, int] = field(default_factory=dict)
     images: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # for heatmaps
     thumbs: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # id(FaceBox) -> RGB
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+    def in_order(self) -> list[list[FaceBox]]:
+        """Faces per frame, in frame order (frames without faces included)."""
+        return [self.per_frame[k] for k in sorted(self.per_frame)]
+
+
+def media_key(path: Path) -> str:
+    """A file-name stem unique to one input: its stem and a hash of its absolute path (so
+    ``a/x.mp4`` and ``b/x.mp4`` never overwrite each other's heatmaps or thumbnails)."""
+    digest = hashlib.sha1(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{path.stem[:60]}-{digest[:10]}"
 
 
 class Scanner:
@@ -98,48 +131,70 @@ class Scanner:
                 "heatmaps need a detector with a mask head"
             )
         self.track_aggregate = AGGREGATORS.create(self.config.track_aggregator)
-        self.video_aggregate = AGGREGATORS.create(self.config.video_aggregator)
         wcfg = self.detector.config
-        self.calibrator: LogitCalibrator | IsotonicCalibrator | None = None
-        if wcfg.calibration is not None:
+        self.calibrators: dict[str, Calibrator] = {}
+        if wcfg.calibration:
             from fakescope.calibration import calibrator_from_dict
 
-            self.calibrator = calibrator_from_dict(wcfg.calibration)
+            self.calibrators = {
+                level: calibrator_from_dict(data) for level, data in wcfg.calibration.items()
+            }
         self.threshold = self._threshold()
 
     def _threshold(self) -> float:
         cfg = self.config
         if cfg.threshold is not None:
             return cfg.threshold
-        if self.calibrator is not None:
+        if self.calibrators:
             return bayes_threshold(cfg.cost_miss, cfg.cost_false_alarm, cfg.prior_fake)
         return self.detector.config.threshold
 
-    @property
-    def decision(self) -> DecisionInfo:
-        """The threshold, band and rule this scanner decides labels by (attached to verdicts)."""
+    def calibration_level(self, kind: str | None) -> str | None:
+        """The calibrator a face track of a ``kind`` ("video"/"image") input goes through:
+        ``video`` for videos when the weight has one, else ``crop``; None when uncalibrated."""
+        if kind == "video" and "video" in self.calibrators:
+            return "video"
+        return "crop" if "crop" in self.calibrators else None
+
+    def decision_for(self, kind: str | None) -> DecisionInfo:
+        """The threshold, band, calibration and rules labels are decided by for an input of
+        ``kind`` (attached to its verdict; ``kind`` None when the input never opened)."""
         cfg = self.config
         if cfg.threshold is not None:
             rule = RULE_OVERRIDE
-        elif self.calibrator is not None:
+        elif self.calibrators:
             rule = RULE_COST
         else:
             rule = RULE_WEIGHT
+        level = self.calibration_level(kind)
         return DecisionInfo(
             threshold=self.threshold,
             uncertain_band=cfg.uncertain_band,
-            calibrated=self.calibrator is not None,
+            calibrated=bool(self.calibrators),
             cost_miss=cfg.cost_miss,
             cost_false_alarm=cfg.cost_false_alarm,
             prior_fake=cfg.prior_fake,
             rule=rule,
+            aggregation=AGGREGATION_RULE.format(
+                track=cfg.track_aggregator, level=level or "uncalibrated"
+            ),
+            calibration_level=level,
         )
 
-    def calibrate(self, score: float) -> float:
-        """The weight's calibrator applied to a track or input score (identity without one)."""
-        if self.calibrator is None:
-            return score
-        return float(self.calibrator.predict_proba([score])[0, 1])
+    @property
+    def decision(self) -> DecisionInfo:
+        """:meth:`decision_for` a video."""
+        return self.decision_for("video")
+
+    def calibrate(
+        self, scores: Sequence[float] | npt.NDArray[np.float64], level: str | None
+    ) -> npt.NDArray[np.float64]:
+        """Raw scores mapped through the weight's ``level`` calibrator (unchanged when
+        ``level`` is None, i.e. an uncalibrated weight)."""
+        raw = np.asarray(scores, dtype=np.float64)
+        if level is None or raw.size == 0:
+            return raw
+        return np.asarray(self.calibrators[level].predict_proba(raw)[:, 1], dtype=np.float64)
 
     # -- stages ------------------------------------------------------------------------------
     def open(self, path: Path) -> tuple[MediaInfo, Iterator[Frame]]:
@@ -155,48 +210,170 @@ class Scanner:
             ),
         )
 
+    def _faces_in(
+        self,
+        frame: Frame,
+        hints: Sequence[FaceBox],
+        full_scan: bool,
+        out: _Faces,
+        clock: _Clock,
+        merge: bool = False,
+    ) -> list[FaceBox]:
+        """Detect, filter and align the faces of one frame into ``out``; returns them. With
+        ``merge``, the frame was looked at before: only faces that overlap none of its known
+        ones are added (and returned)."""
+        cfg = self.config
+        wcfg = self.detector.config
+        start = time.perf_counter()
+        mesh_before = self.face_detector.landmark_seconds
+        raw = self.face_detector.detect(
+            frame.image, frame.index, [f.box for f in hints], full_scan=full_scan
+        )
+        known = out.per_frame.get(frame.index, []) if merge else []
+        if known:
+            raw = [f for f in raw if all(iou(f.box, k.box) <= 0.3 for k in known)]
+        split = split_faces(raw, cfg.min_face_px, cfg.confirm_presence)
+        kept = sorted(split.kept, key=lambda f: f.width * f.height, reverse=True)
+        out.drop("too_small", split.too_small)
+        out.drop("noise", split.noise)
+        out.drop("over_max_faces", max(0, len(kept) - cfg.max_faces))
+        kept = kept[: cfg.max_faces]
+        if raw and not kept and split.too_small:
+            out.largest_small = max(out.largest_small, max(f.height for f in raw))
+        mesh_s = self.face_detector.landmark_seconds - mesh_before
+        start = clock.add("detect", start)
+        clock.ms["detect"] -= mesh_s * 1000.0
+        clock.ms["landmarks"] += mesh_s * 1000.0
+        aligned: list[FaceBox] = []
+        for face in kept:
+            try:
+                out.crops[id(face)] = align_face(
+                    frame.image,
+                    face,
+                    wcfg.input_size,
+                    wcfg.margin,
+                    time_s=frame.time_s,
+                    alignment=wcfg.alignment,
+                )
+            except AlignmentError:
+                out.drop("unalignable")
+                continue
+            aligned.append(face)
+            if cfg.thumbnails_dir is not None:  # small, so every face keeps one
+                out.thumbs[id(face)] = face_thumbnail(frame.image, face.box)
+        clock.add("align", start)
+        out.per_frame[frame.index] = known + aligned
+        out.times[frame.index] = frame.time_s
+        if full_scan:
+            out.full_scans.append(frame.index)
+        if self.wants_maps and aligned:
+            out.images[frame.index] = frame.image
+        return aligned
+
     def find_faces(
         self, frames: Iterator[Frame], clock: _Clock, total: int, progress: Progress | None = None
     ) -> _Faces:
-        """Stages 2-4: detect faces (with landmarks), drop noise, align each kept face."""
-        cfg = self.config
-        wcfg = self.detector.config
+        """Stages 2-4: detect faces (with landmarks), drop detection errors (counted), align
+        each kept face. A whole-frame search runs every ``full_scan_every`` sampled frames."""
         out = _Faces()
         hints: list[FaceBox] = []
+        recent: list[Frame] = []  # sampled frames since the last whole-frame search
         start = time.perf_counter()
         for position, frame in enumerate(frames):
-            start = clock.add("decode", start)
-            mesh_before = self.face_detector.landmark_seconds
-            raw = self.face_detector.detect(
-                frame.image,
-                frame.index,
-                [f.box for f in hints],
-                full_scan=position % cfg.full_scan_every == 0,
-            )
-            kept = filter_faces(raw, cfg.min_face_px)
-            kept = sorted(kept, key=lambda f: f.width * f.height, reverse=True)[: cfg.max_faces]
-            if raw and not kept:
-                out.largest_small = max(out.largest_small, max(f.height for f in raw))
-            mesh_s = self.face_detector.landmark_seconds - mesh_before
-            start = clock.add("detect", start)
-            clock.ms["detect"] -= mesh_s * 1000.0
-            clock.ms["landmarks"] += mesh_s * 1000.0
-            for face in kept:
-                out.crops[id(face)] = align_face(
-                    frame.image, face, wcfg.input_size, wcfg.margin, time_s=frame.time_s
-                )
-                if cfg.thumbnails_dir is not None:  # small, so every face keeps one
-                    out.thumbs[id(face)] = face_thumbnail(frame.image, face.box)
-            start = clock.add("align", start)
-            out.per_frame.append(kept)
-            out.times[frame.index] = frame.time_s
-            if self.wants_maps and kept:
-                out.images[frame.index] = frame.image
+            clock.add("decode", start)
+            full = position % self.config.full_scan_every == 0
+            found = self._faces_in(frame, hints, full, out, clock)
+            if full:
+                new = [f for f in found if all(iou(f.box, h.box) <= 0.3 for h in hints)]
+                if new and recent:
+                    self._look_back(recent, new, out, clock)
+                recent = []
+            else:
+                recent.append(frame)
+            hints = found
             out.frames_seen += 1
-            hints = kept
             if progress is not None:
                 progress(position + 1, total)
+            start = time.perf_counter()
         return out
+
+    def _look_back(
+        self, recent: Sequence[Frame], new: Sequence[FaceBox], out: _Faces, clock: _Clock
+    ) -> None:
+        """A whole-frame search found ``new`` faces: look for them in the sampled frames since
+        the previous search (newest first, around their boxes), so a face that entered between
+        two searches is scored from its first sampled frame; stop at the first frame without
+        them."""
+        hints = list(new)
+        for frame in reversed(recent):
+            hints = self._faces_in(frame, hints, False, out, clock, merge=True)
+            if not hints:
+                return
+
+    def extra_times(
+        self, tracks: Sequence[Track], faces: _Faces, fps: float | None
+    ) -> dict[float, list[FaceBox]]:
+        """Times to look again at, with the faces to look around: for each track seen in fewer
+        than ``min_track_frames`` sampled frames (or than the frames sampled, when fewer),
+        frames not yet looked at spread over the span where that face may be visible (from the
+        last whole-frame search before it was first seen to the next sampled frame after it
+        was last seen), at most ``max_extra_frames`` in all."""
+        cfg = self.config
+        order = sorted(faces.times)
+        budget = cfg.max_extra_frames
+        wanted: dict[float, list[FaceBox]] = {}
+        enough = min(cfg.min_track_frames, faces.frames_seen)
+        brief = sorted((t for t in tracks if len(t.faces) < enough), key=_length)
+        for track in brief:
+            first, last = track.faces[0].frame_index, track.faces[-1].frame_index
+            before = [i for i in faces.full_scans if i < first] or [i for i in order if i < first]
+            after = [i for i in order if i > last]
+            lo = faces.times[before[-1]] if before else faces.times[first]
+            hi = faces.times[after[0]] if after else faces.times[last]
+            count = min(enough - len(track.faces), budget)
+            if hi <= lo or count <= 0:
+                continue
+            if fps:  # the frames of the span that were not decoded yet
+                lo_n, hi_n = round(lo * fps), round(hi * fps)
+                free = [n / fps for n in range(lo_n + 1, hi_n) if n not in faces.per_frame]
+            else:
+                free = list(np.linspace(lo, hi, count + 2)[1:-1])
+            if not free:
+                continue
+            picks = np.unique(np.linspace(0, len(free) - 1, min(count, len(free))).round())
+            for k in picks.astype(int):
+                t = float(free[k])
+                nearest = min(track.faces, key=lambda f: abs(faces.times[f.frame_index] - t))
+                wanted.setdefault(round(t, 4), []).append(nearest)
+                budget -= 1
+            if budget <= 0:
+                break
+        return wanted
+
+    def look_closer(
+        self, path: Path, media: MediaInfo, tracks: list[Track], faces: _Faces, clock: _Clock
+    ) -> list[Track]:
+        """Stage 4b (videos): decode extra frames around brief face tracks, find the faces
+        in them (around the track's nearest box) and link every face again. A track is never
+        dropped for being brief; it gets more frames instead."""
+        wanted = self.extra_times(tracks, faces, media.fps)
+        if not wanted:
+            return tracks
+        start = time.perf_counter()
+        cfg = self.config
+        limits = Limits(cfg.max_bytes, cfg.max_pixels, cfg.max_duration_s)
+        try:
+            extra = read_frames_at(path, sorted(wanted), limits)
+        except FakescopeError:
+            return tracks  # the first pass stands; a second look is a bonus
+        clock.add("decode", start)
+        for frame in extra:
+            if frame.index in faces.per_frame:
+                continue
+            target = min(wanted, key=lambda t: abs(t - frame.time_s))
+            self._faces_in(frame, wanted[target], False, faces, clock)
+            faces.extra_frames += 1
+        return link_tracks(faces.in_order())
 
     @property
     def wants_maps(self) -> bool:
@@ -206,22 +383,24 @@ class Scanner:
     def score(
         self, tracks: Sequence[Track], faces: _Faces
     ) -> tuple[list[CropScore], dict[int, npt.NDArray[np.float64]]]:
-        """Stage 5: run the detector on every aligned crop of every track. Also returns the
-        crop-space maps by ``id(FaceBox)`` when heatmaps are wanted (else empty)."""
+        """Stage 5: run the detector on every aligned crop of every track; each crop gets its
+        raw score and its crop-level calibrated probability. Also returns the crop-space maps
+        by ``id(FaceBox)`` when heatmaps are wanted (else empty)."""
         members = [(t.track_id, f) for t in tracks for f in t.faces]
         if not members:
             return [], {}
         batch = np.stack([faces.crops[id(f)].image for _, f in members])
         maps: dict[int, npt.NDArray[np.float64]] = {}
         if self.wants_maps:
-            probs, crop_maps = self.detector.predict_maps(batch)
+            raw, crop_maps = self.detector.predict_maps(batch)
             if crop_maps is not None:
                 maps = {id(f): m for (_, f), m in zip(members, crop_maps, strict=True)}
         else:
-            probs = self.detector.predict(batch)
+            raw = self.detector.predict(batch)
+        probs = self.calibrate(raw, self.calibration_level("image"))
         scores = [
-            CropScore(tid, f.frame_index, faces.times[f.frame_index], f.box, float(p))
-            for (tid, f), p in zip(members, probs, strict=True)
+            CropScore(tid, f.frame_index, faces.times[f.frame_index], f.box, float(p), float(r))
+            for (tid, f), p, r in zip(members, probs, raw, strict=True)
         ]
         return scores, maps
 
@@ -233,23 +412,27 @@ class Scanner:
         faces: _Faces,
         maps: dict[int, npt.NDArray[np.float64]],
     ) -> tuple[TrackVerdict, ...]:
-        """Stage 7 (optional): per track, the most suspicious frame's map drawn on the frame,
-        written as ``<heatmaps_dir>/<input stem>_track<id>.png``."""
+        """Stage 7 (optional): per track, the most suspicious frame's map drawn on the frame
+        beside the enlarged face, captioned with the track's calibrated probability, written as
+        ``<heatmaps_dir>/<media_key>_track<id>.png``."""
         if not maps or self.config.heatmaps_dir is None:
             return tuple(verdicts)
         out_dir = Path(self.config.heatmaps_dir)
         size = self.detector.config.input_size
         done = []
         for track, verdict in zip(tracks, verdicts, strict=True):
-            best = max(verdict.frames, key=lambda s: s.fake_probability)
+            best = max(verdict.frames, key=lambda s: s.raw_score)
             face = next(f for f in track.faces if f.frame_index == best.frame_index)
             frame = faces.images[best.frame_index]
             heat = backproject(
                 maps[id(face)], faces.crops[id(face)].matrix, size, (frame.shape[0], frame.shape[1])
             )
+            p = verdict.fake_probability
+            scale = "calibrated" if self.calibrators else "uncalibrated score"
+            caption = f"face #{track.track_id}: fake probability {p:.0%} ({scale})"
             png = write_overlay(
-                out_dir / f"{path.stem}_track{track.track_id}.png",
-                overlay(frame, heat, face.box, best.fake_probability),
+                out_dir / f"{media_key(path)}_track{track.track_id}.png",
+                heatmap_figure(frame, heat, face.box, p, caption=caption),
             )
             done.append(
                 dataclasses.replace(verdict, heatmap=str(png), peak_region=peak_region(heat))
@@ -264,34 +447,76 @@ class Scanner:
         faces: _Faces,
     ) -> tuple[TrackVerdict, ...]:
         """Stage 8 (optional): per track, a small JPEG of the face in its most suspicious frame,
-        written as ``<thumbnails_dir>/<input stem>_track<id>.jpg``."""
+        written as ``<thumbnails_dir>/<media_key>_track<id>.jpg``."""
         if self.config.thumbnails_dir is None:
             return tuple(verdicts)
         out_dir = Path(self.config.thumbnails_dir)
         done = []
         for track, verdict in zip(tracks, verdicts, strict=True):
-            best = max(verdict.frames, key=lambda s: s.fake_probability)
+            best = max(verdict.frames, key=lambda s: s.raw_score)
             face = next(f for f in track.faces if f.frame_index == best.frame_index)
             jpg = write_jpeg(
-                out_dir / f"{path.stem}_track{track.track_id}.jpg", faces.thumbs[id(face)]
+                out_dir / f"{media_key(path)}_track{track.track_id}.jpg", faces.thumbs[id(face)]
             )
             done.append(dataclasses.replace(verdict, thumbnail=str(jpg)))
         return tuple(done)
 
     def decide(
-        self, tracks: Sequence[Track], scores: Sequence[CropScore]
+        self, tracks: Sequence[Track], scores: Sequence[CropScore], kind: str = "video"
     ) -> tuple[float, Label, tuple[TrackVerdict, ...]]:
-        """Stage 6: per-track scores, then the input's score from each frame's worst face."""
+        """Stage 6: each track's calibrated probability (its crops' raw scores aggregated by
+        ``track_aggregator``, then the ``kind``'s calibrator); the input's probability is the
+        highest track's, so its label is ``fake`` as soon as one face is confidently fake."""
         band = self.config.uncertain_band
+        level = self.calibration_level(kind)
         verdicts = []
         for track in tracks:
             own = tuple(s for s in scores if s.track_id == track.track_id)
-            p = self.calibrate(self.track_aggregate([s.fake_probability for s in own]))
+            raw = self.track_aggregate([s.raw_score for s in own])
+            p = float(self.calibrate([raw], level)[0])
             verdicts.append(
-                TrackVerdict(track.track_id, p, decide_label(p, self.threshold, band), own)
+                TrackVerdict(track.track_id, p, decide_label(p, self.threshold, band), own, raw)
             )
-        overall = self.calibrate(self.video_aggregate(frame_max_scores(scores)))
+        if not verdicts:
+            raise ValueError("decide needs at least one face track")
+        overall = max(v.fake_probability for v in verdicts)
         return overall, decide_label(overall, self.threshold, band), tuple(verdicts)
+
+    def explain(self, label: Label, verdicts: Sequence[TrackVerdict], faces: _Faces) -> str:
+        """The verdict's reason: which face decided it, then what was looked at and dropped."""
+        worst = max(verdicts, key=lambda v: v.fake_probability)
+        n = len(worst.frames)
+        where = f"in {n} frame{'s' if n != 1 else ''}"
+        thr = f"threshold {self.threshold:.2f}"
+        if label is Label.FAKE:
+            head = (
+                f"face #{worst.track_id} looks manipulated ({worst.fake_probability:.0%} {where}, "
+                f"{thr})"
+            )
+            others = sum(v.label is Label.FAKE for v in verdicts) - 1
+            if others:
+                head += f"; {others} other face track(s) too"
+        elif label is Label.UNCERTAIN:
+            head = (
+                f"face #{worst.track_id} is uncertain ({worst.fake_probability:.0%} {where}, "
+                f"within ±{self.config.uncertain_band:.2f} of the {thr})"
+            )
+        else:
+            head = (
+                f"every face looks authentic (most suspicious: face #{worst.track_id}, "
+                f"{worst.fake_probability:.0%} {where}; {thr})"
+            )
+        n_crops = sum(len(v.frames) for v in verdicts)
+        looked = f"{faces.frames_seen} sampled frame(s)"
+        if faces.extra_frames:
+            looked += f" + {faces.extra_frames} extra around brief tracks"
+        text = f"{head}. {len(verdicts)} face track(s), {n_crops} face crop(s) in {looked}"
+        if faces.dropped:
+            parts = ", ".join(
+                f"{n} {k.replace('_', ' ')}" for k, n in sorted(faces.dropped.items())
+            )
+            text += f"; faces not scored: {parts}"
+        return text
 
     # -- the whole chain ---------------------------------------------------------------------
     def scan(self, path: Path | str, progress: Progress | None = None) -> Verdict:
@@ -301,7 +526,7 @@ class Scanner:
         began = time.perf_counter()
         media: MediaInfo | None = None
         model = self.detector.info
-        decision = self.decision
+        faces = _Faces()
 
         def abstain(status: Status, reason: str) -> Verdict:
             clock.ms["total"] = (time.perf_counter() - began) * 1000.0
@@ -312,7 +537,8 @@ class Scanner:
                 model=model,
                 media=media,
                 timings_ms=dict(clock.ms),
-                decision=decision,
+                decision=self.decision_for(None if media is None else media.kind),
+                faces_dropped=dict(faces.dropped),
             )
 
         try:
@@ -325,7 +551,9 @@ class Scanner:
             faces = self.find_faces(frames, clock, total, progress)
             if faces.frames_seen == 0:
                 return abstain(Status.UNDECODABLE, "no frame could be decoded")
-            tracks = link_tracks(faces.per_frame)
+            tracks = link_tracks(faces.in_order())
+            if tracks and media.kind == "video":
+                tracks = self.look_closer(path, media, tracks, faces, clock)
             if not tracks:
                 if faces.largest_small > 0:
                     return abstain(
@@ -339,7 +567,7 @@ class Scanner:
             start = time.perf_counter()
             scores, maps = self.score(tracks, faces)
             clock.add("classify", start)
-            overall, label, verdicts = self.decide(tracks, scores)
+            overall, label, verdicts = self.decide(tracks, scores, media.kind)
             verdicts = self.draw_heatmaps(path, tracks, verdicts, faces, maps)
             verdicts = self.write_thumbnails(path, tracks, verdicts, faces)
         except FakescopeError as exc:
@@ -349,22 +577,20 @@ class Scanner:
         except Exception as exc:  # a bad item must never stop a batch; keep the reason
             return abstain(Status.ERROR, f"internal error: {type(exc).__name__}: {exc}")
         clock.ms["total"] = (time.perf_counter() - began) * 1000.0
-        n_faces = sum(len(t.faces) for t in tracks)
-        reason = (
-            f"{len(tracks)} face track(s), {n_faces} face crop(s) in "
-            f"{faces.frames_seen} sampled frame(s); threshold {self.threshold:.2f}"
-        )
+        worst = max(verdicts, key=lambda v: v.fake_probability)
         return Verdict(
             str(path),
             Status.OK,
-            reason,
+            self.explain(label, verdicts, faces),
             overall,
             label,
             verdicts,
             model,
             media,
             dict(clock.ms),
-            decision,
+            self.decision_for(media.kind),
+            raw_score=worst.raw_score,
+            faces_dropped=dict(faces.dropped),
         )
 
     def _expected_frames(self, media: MediaInfo) -> int:
@@ -373,3 +599,7 @@ class Scanner:
         if media.frame_count:
             return min(self.config.num_frames, media.frame_count)
         return self.config.num_frames
+
+
+def _length(track: Track) -> int:
+    return len(track.faces)

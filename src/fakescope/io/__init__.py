@@ -10,6 +10,7 @@ from __future__ import annotations
 from fakescope.io._config import Limits, Sampling
 from fakescope.io._inputs import expand_inputs
 from fakescope.io._media import open_media
+from fakescope.io._seek import read_frames_at
 from fakescope.io._sniff import sniff
 from fakescope.io._synth import load_example_face, make_clip
 
@@ -20,5 +21,6 @@ __all__ = [
     "load_example_face",
     "make_clip",
     "open_media",
+    "read_frames_at",
     "sniff",
 ]

@@ -90,14 +90,14 @@ def open_video(
     except _AV_ERRORS as exc:
         raise DecodeError(f"truncated or corrupt video: {_av_reason(exc)}") from None
     try:
-        return _probe(container, fmt, sampling, limits)
+        return _probe(container, path, fmt, sampling, limits)
     except BaseException:
         container.close()
         raise
 
 
 def _probe(
-    container: Any, fmt: str, sampling: Sampling, limits: Limits
+    container: Any, path: Path, fmt: str, sampling: Sampling, limits: Limits
 ) -> tuple[MediaInfo, Iterator[Frame]]:
     if not container.streams.video:
         raise UnsupportedMedia(f"the {fmt} container has no video stream")
@@ -144,13 +144,56 @@ def _probe(
         estimate = max(1, round(duration * fps))
     else:
         estimate = None
+    if estimate is None and sampling.fps is None:
+        # Neither a frame count nor a duration: count the packets in a cheap demux-only
+        # pass over a second handle, so the frames can still be spread over the video.
+        estimate = _count_packets(path)
 
+    start_s = _start_seconds(stream)
     source = _decoded_frames(container, chain([first], decoded))
     if sampling.fps is not None:
-        kept = _sample_by_rate(source, sampling.fps, fps)
+        kept = _sample_by_rate(source, sampling.fps, fps, start_s)
     else:
         kept = _sample_by_count(source, sampling.num_frames, estimate)
-    return info, _to_frames(kept, turns, fps)
+    return info, _to_frames(kept, turns, fps, start_s)
+
+
+def _start_seconds(stream: Any) -> float:
+    """The stream's start time in seconds (0.0 when unknown): MPEG-TS and offset outputs
+    start well after 0, and frame times are reported from the start of the video."""
+    start = stream.start_time
+    time_base: Fraction | None = stream.time_base
+    if start is None or not time_base:
+        return 0.0
+    seconds = float(start * time_base)
+    return seconds if math.isfinite(seconds) else 0.0
+
+
+def _count_packets(path: Path) -> int | None:
+    """Packets of the first video stream of ``path``, found by demuxing only (nothing is
+    decoded); ``None`` when there are none. Damage just ends the count, as in decoding."""
+    try:
+        container = av.open(str(path), mode="r")
+    except _AV_ERRORS:
+        return None
+    count = 0
+    try:
+        if not container.streams.video:
+            return None
+        packets = container.demux(container.streams.video[0])
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except _AV_ERRORS:
+                break  # count what demuxed before the damage
+            # The demuxer ends with an empty flush packet (no pts, size 0): not a frame.
+            if packet.size > 0:
+                count += 1
+    finally:
+        container.close()
+    return count or None
 
 
 def _check_pixels(width: int, height: int, limits: Limits) -> None:
@@ -214,13 +257,16 @@ def _sample_by_count(
 
 
 def _sample_by_rate(
-    source: Iterator[tuple[int, Any]], rate: float, stream_fps: float | None
+    source: Iterator[tuple[int, Any]],
+    rate: float,
+    stream_fps: float | None,
+    start_s: float = 0.0,
 ) -> Iterator[tuple[int, Any]]:
     """Keep the first frame at or after each tick of a ``rate`` Hz clock."""
     step = 1.0 / rate
     next_time: float | None = None
     for index, frame in source:
-        t = _frame_time(frame, index, stream_fps)
+        t = _frame_time(frame, index, stream_fps, start_s)
         if next_time is None or t >= next_time - _TIME_EPS:
             next_time = t + step if next_time is None else next_time + step
             while next_time <= t + _TIME_EPS:
@@ -228,15 +274,19 @@ def _sample_by_rate(
             yield index, frame
 
 
-def _frame_time(frame: Any, index: int, fps: float | None) -> float:
+def _frame_time(frame: Any, index: int, fps: float | None, start_s: float = 0.0) -> float:
+    """Seconds since the start of the video: the frame's pts less the stream's start time,
+    or ``index / fps`` when the frame has no pts."""
     pts = frame.pts
     time_base: Fraction | None = frame.time_base
     if pts is not None and time_base:
-        return float(pts * time_base)
+        return max(0.0, float(pts * time_base) - start_s)
     return index / fps if fps else 0.0
 
 
-def _to_frames(kept: Iterator[tuple[int, Any]], turns: int, fps: float | None) -> Iterator[Frame]:
+def _to_frames(
+    kept: Iterator[tuple[int, Any]], turns: int, fps: float | None, start_s: float = 0.0
+) -> Iterator[Frame]:
     for index, frame in kept:
         try:
             rgb: npt.NDArray[np.uint8] = frame.to_ndarray(format="rgb24")
@@ -244,6 +294,6 @@ def _to_frames(kept: Iterator[tuple[int, Any]], turns: int, fps: float | None) -
             return
         yield Frame(
             index=index,
-            time_s=_frame_time(frame, index, fps),
+            time_s=_frame_time(frame, index, fps, start_s),
             image=rotate_upright(rgb, turns),
         )

@@ -11,7 +11,9 @@ from typing import Any
 
 from fakescope.errors import ModelError
 
-__all__ = ["WeightConfig"]
+__all__ = ["CALIBRATION_LEVELS", "WeightConfig"]
+
+CALIBRATION_LEVELS = ("crop", "video")
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,33 @@ class WeightConfig:
     trained_on: str = ""
     license: str = ""
     calibration: dict[str, Any] | None = None
-    """A fitted calibrator (``fakescope.calibration`` ``to_dict``) for track and input scores;
-    when present, scores are probabilities and the cost-based threshold applies."""
+    """Fitted calibrators by level (``fakescope.calibration`` ``to_dict`` each):
+    ``{"crop": ..., "video": ...}``. ``crop`` maps one crop's raw score (a frame, a photo's
+    face) and ``video`` a video face track's aggregate to a probability; each was fitted on
+    that same aggregate. A single calibrator (the 0.1 layout, with ``kind`` at the top) is read
+    as the crop level. When present, probabilities are calibrated and the cost-based threshold
+    applies."""
+
+    def __post_init__(self) -> None:
+        from fakescope.faces import ALIGNMENTS
+
+        if self.alignment not in ALIGNMENTS:
+            raise ModelError(
+                f"weight {self.name!r} asks for alignment {self.alignment!r}; this version "
+                f"knows {', '.join(sorted(ALIGNMENTS))}"
+            )
+        cal = self.calibration
+        if cal is None:
+            return
+        if "kind" in cal:  # one calibrator: the crop level
+            object.__setattr__(self, "calibration", {"crop": dict(cal)})
+            return
+        unknown = sorted(set(cal) - set(CALIBRATION_LEVELS))
+        if unknown or not cal:
+            raise ModelError(
+                f"weight {self.name!r}: calibration levels must be among "
+                f"{', '.join(CALIBRATION_LEVELS)}, got {', '.join(unknown) or 'none'}"
+            )
 
     @classmethod
     def from_json(cls, path: Path) -> WeightConfig:

@@ -57,8 +57,8 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
-_HEATMAP_NAME = re.compile(r"[0-9a-f]{32}_track[0-9]{1,6}\.png")
-_THUMBNAIL_NAME = re.compile(r"[0-9a-f]{32}_track[0-9]{1,6}\.jpg")
+_HEATMAP_NAME = re.compile(r"[0-9a-f]{32}-[0-9a-f]{10}_track[0-9]{1,6}\.png")
+_THUMBNAIL_NAME = re.compile(r"[0-9a-f]{32}-[0-9a-f]{10}_track[0-9]{1,6}\.jpg")
 _UPLOAD_NAME = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{2,5}")
 
 

@@ -51,11 +51,23 @@ class DegradeConfig:
 
 
 def jpeg_roundtrip(img: _U8, quality: int) -> _U8:
-    """Encode and decode ``img`` (RGB or BGR, the same order comes back) as JPEG."""
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    """Encode and decode ``img`` (H, W, 3 RGB, or H, W grey) as JPEG at ``quality``.
+
+    cv2's codec reads and writes BGR, so colour goes in as BGR and comes back as RGB: the
+    YCbCr conversion and the 4:2:0 chroma subsampling then act on the right channels (red
+    carries 0.299 of the luma, blue 0.114), as in a JPEG made from the RGB picture.
+    """
+    colour = img.ndim == 3 and img.shape[2] == 3
+    src = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if colour else img
+    ok, buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         return img
-    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED), np.uint8)
+    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if out is None:
+        return img
+    if colour:
+        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+    return np.asarray(out, np.uint8)
 
 
 def h264_roundtrip(img: _U8, crf: int) -> _U8:

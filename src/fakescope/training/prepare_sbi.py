@@ -1,9 +1,10 @@
 """Cache loosely cropped faces and their FaceMesh landmarks for self-blended training.
 
 Each image goes through fakescope's own face step (MTCNN full scan + FaceMesh); the largest
-face is cropped as a square of ``scale`` x its box around the box centre (zero padded),
-resized to ``size``, and its 468 landmarks are mapped into that crop. SBI needs the context
-around the face (the blend boundary lies on it), so these are not the aligned model crops.
+face is cropped as a square of ``scale`` x its box around the box centre (beyond the image,
+its border is replicated, as the scan's ``align_face`` does), resized to ``size``, and its
+468 landmarks are mapped into that crop. SBI needs the context around the face (the blend
+boundary lies on it), so these are not the aligned model crops.
 
     python -m fakescope.training.prepare_sbi ../shared/data/utkface_real \\
         ../shared/data/ffpp_face_crops --split train --label real --out cache/sbi_real_256.npz
@@ -34,13 +35,18 @@ def crop_face(
     size: int,
     scale: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Square crop of ``scale`` x the box around its centre, resized to ``size``."""
+    """Square crop of ``scale`` x the box around its centre, resized to ``size``.
+
+    Where the square runs off the image the border pixels are replicated, the same
+    ``borderMode`` as :func:`fakescope.faces.align_face` uses for the model crops at scan time
+    (zero padding would teach the model black bands it never sees in deployment).
+    """
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     side = scale * max(box[2] - box[0], box[3] - box[1])
     k = size / side
     matrix = np.array([[k, 0, size / 2 - k * cx], [0, k, size / 2 - k * cy]], dtype=np.float64)
     crop = cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT
+        image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
     )
     points = mesh[:, :2] @ matrix[:, :2].T + matrix[:, 2]
     return crop, points.astype(np.float32)

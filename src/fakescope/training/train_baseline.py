@@ -24,6 +24,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from fakescope.training.degrade import jpeg_roundtrip
 from fakescope.training.effnet_lite import imagenet_lite0
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -53,11 +54,8 @@ def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.2:
         img = img + rng.normal(0, rng.uniform(1, 6), img.shape)
     img = np.clip(img, 0, 255).astype(np.uint8)
-    if rng.random() < 0.6:
-        quality = int(rng.integers(30, 96))
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if rng.random() < 0.6:  # RGB in, RGB out (cv2's codec itself is BGR)
+        img = jpeg_roundtrip(img, int(rng.integers(30, 96)))
     return img
 
 

@@ -299,7 +299,8 @@
     }
     if (result.label === "fake") {
       return { cls: "fake", title: "Likely manipulated — " + pct(p),
-        explain: "The detector gives this file a " + pct(p) + " probability of being manipulated." };
+        explain: "At least one face looks manipulated: the most suspicious face has a " + pct(p) +
+          " probability of being manipulated." };
     }
     if (result.label === "real") {
       return { cls: "real", title: "Likely authentic — " + pct(1 - p),
@@ -349,6 +350,16 @@
     return String(Math.round(v * 1000) / 1000);
   }
 
+  // Detected faces that were not scored, by reason ({"noise": 2, "unalignable": 1}).
+  function droppedSummary(dropped) {
+    if (!dropped || typeof dropped !== "object") return "";
+    var parts = [];
+    Object.keys(dropped).sort().forEach(function (k) {
+      if (isNum(dropped[k]) && dropped[k] > 0) parts.push(dropped[k] + " " + k.replace(/_/g, " "));
+    });
+    return parts.join(", ");
+  }
+
   function decisionSummary(d) {
     if (!d || !isNum(d.threshold)) return "";
     var text = "threshold " + d.threshold.toFixed(2);
@@ -395,6 +406,10 @@
       }
       addMeta(el.meta, "Media", mediaSummary(result.media));
       if (result.status === "ok") addMeta(el.meta, "Decision", decisionSummary(result.decision));
+      if (result.status === "ok" && result.decision && result.decision.aggregation) {
+        addMeta(el.meta, "How faces combine", String(result.decision.aggregation));
+      }
+      addMeta(el.meta, "Faces not scored", droppedSummary(result.faces_dropped));
       var total = result.timings_ms && result.timings_ms.total;
       if (isNum(total)) addMeta(el.meta, "Analysis time", (total / 1000).toFixed(2) + " s");
     }
@@ -527,7 +542,8 @@
     if (heatUrl) {
       var hfig = make("figure", "heatmap-figure");
       var himg = make("img", "heatmap");
-      himg.alt = "Heatmap of the most suspicious frame of face " + (i + 1);
+      himg.alt = "Heatmap of face " + (i + 1) + ": the most suspicious frame, and beside it " +
+        "the face enlarged, with the fake probability below";
       himg.src = heatUrl;
       var link = make("a", "heatmap-link");
       link.href = heatUrl;
@@ -541,7 +557,8 @@
       }, null);
       var cap = "Most suspicious frame" +
         (peak && isVideo && isNum(peak.time_s) ? " (at " + fmtSeconds(peak.time_s) + ")" : "") +
-        ": warmer colours mark the regions that drove the score. Select to enlarge.";
+        "; right: the face enlarged. Warmer colours mark the regions that drove the score. " +
+        "Select to enlarge.";
       hfig.appendChild(make("figcaption", "hint", cap));
       card.appendChild(hfig);
     } else {
