@@ -148,3 +148,11 @@ def test_calibrate_fits_each_level_on_its_own_aggregate(
     assert main(["calibrate", str(old.save(tmp_path / "old.csv"))]) == 2
     assert "raw score" in capsys.readouterr().err
     assert main(["calibrate", str(scores), "--detector", "nope"]) == 2
+
+
+def test_face_search_interval_flag_reaches_the_scan_config() -> None:
+    from fakescope.cli._main import build_parser, config_overrides
+
+    args = build_parser().parse_args(["scan", "x.mp4", "--face-search-every", "16"])
+    assert config_overrides(args)["full_scan_every"] == 16
+    assert main(["scan", "x.mp4", "--face-search-every", "0"]) == 2

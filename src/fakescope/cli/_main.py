@@ -95,6 +95,14 @@ def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None
         )
     p.add_argument("--face-detector", choices=FACE_DETECTORS.names(), dest="face_detector")
     p.add_argument(
+        "--face-search-every",
+        type=_positive_int,
+        dest="full_scan_every",
+        metavar="N",
+        help="search the whole frame for new faces every N sampled frames (default 4; "
+        "larger is faster and finds faces that stay briefly less often)",
+    )
+    p.add_argument(
         "--min-face",
         type=_positive_float,
         dest="min_face_px",
@@ -196,6 +204,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "fps",
         "detector",
         "face_detector",
+        "full_scan_every",
         "min_face_px",
         "threshold",
         "track_aggregator",
