@@ -58,7 +58,7 @@ def test_brief_second_person_is_scored_and_named(stub_scanner: Scanner, tmp_path
     assert len(v.tracks) == 2
     brief = max(v.tracks, key=lambda t: t.fake_probability)
     assert brief.label is Label.FAKE and v.label is Label.FAKE
-    assert f"face #{brief.track_id} looks manipulated" in v.reason
+    assert f"face {brief.track_id + 1} looks manipulated" in v.reason  # numbered from 1
     # seen in 6 of the 32 frames sampled evenly from 40; extra frames were decoded around it
     sampled = {round(x) for x in np.linspace(0, 39, 32)}
     assert len(brief.frames) > len([f for f in brief.frames if f.frame_index in sampled])

@@ -26,7 +26,9 @@ def verdict_table(verdicts: Sequence[Verdict]) -> Table:
         table.add_column(column, overflow="fold")
     for v in verdicts:
         prob = "-" if v.fake_probability is None else f"{v.fake_probability:.1%}"
-        faces = ", ".join(f"#{t.track_id} {t.fake_probability:.0%}" for t in v.tracks) or "-"
+        faces = (
+            ", ".join(f"face {t.track_id + 1}: {t.fake_probability:.0%}" for t in v.tracks) or "-"
+        )
         status_style = "" if v.status is Status.OK else "yellow"
         table.add_row(
             v.path,

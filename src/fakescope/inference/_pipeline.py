@@ -429,7 +429,7 @@ class Scanner:
             )
             p = verdict.fake_probability
             scale = "calibrated" if self.calibrators else "uncalibrated score"
-            caption = f"face #{track.track_id}: fake probability {p:.0%} ({scale})"
+            caption = f"face {track.track_id + 1}: fake probability {p:.0%} ({scale})"
             png = write_overlay(
                 out_dir / f"{media_key(path)}_track{track.track_id}.png",
                 heatmap_figure(frame, heat, face.box, p, caption=caption),
@@ -483,27 +483,27 @@ class Scanner:
         return overall, decide_label(overall, self.threshold, band), tuple(verdicts)
 
     def explain(self, label: Label, verdicts: Sequence[TrackVerdict], faces: _Faces) -> str:
-        """The verdict's reason: which face decided it, then what was looked at and dropped."""
+        """The verdict's reason: which face decided it, then what was looked at and dropped.
+        Faces are numbered from 1 for people (face ``n`` is ``track_id`` ``n - 1``), as on the
+        page and in heatmap captions."""
         worst = max(verdicts, key=lambda v: v.fake_probability)
         n = len(worst.frames)
         where = f"in {n} frame{'s' if n != 1 else ''}"
         thr = f"threshold {self.threshold:.2f}"
         if label is Label.FAKE:
-            head = (
-                f"face #{worst.track_id} looks manipulated ({worst.fake_probability:.0%} {where}, "
-                f"{thr})"
-            )
+            p = worst.fake_probability
+            head = f"face {worst.track_id + 1} looks manipulated ({p:.0%} {where}, {thr})"
             others = sum(v.label is Label.FAKE for v in verdicts) - 1
             if others:
                 head += f"; {others} other face track(s) too"
         elif label is Label.UNCERTAIN:
             head = (
-                f"face #{worst.track_id} is uncertain ({worst.fake_probability:.0%} {where}, "
+                f"face {worst.track_id + 1} is uncertain ({worst.fake_probability:.0%} {where}, "
                 f"within ±{self.config.uncertain_band:.2f} of the {thr})"
             )
         else:
             head = (
-                f"every face looks authentic (most suspicious: face #{worst.track_id}, "
+                f"every face looks authentic (most suspicious: face {worst.track_id + 1}, "
                 f"{worst.fake_probability:.0%} {where}; {thr})"
             )
         n_crops = sum(len(v.frames) for v in verdicts)
