@@ -6,36 +6,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
 
 from fakescope.errors import DecodeError, TooLarge
 from fakescope.io._config import Limits
-from fakescope.io._video import quarter_turns, rotate_upright
+from fakescope.io._video import _rate, _start_seconds, quarter_turns, rotate_upright
 from fakescope.types import Frame
 
 __all__ = ["read_frames_at"]
 
 _AV_ERRORS: tuple[type[Exception], ...] = (av.FFmpegError, OSError, ValueError, EOFError)
 _EPS = 1e-6
-
-
-def _start_seconds(stream: Any) -> float:
-    if stream.start_time is not None and stream.time_base:
-        return float(stream.start_time * stream.time_base)
-    return 0.0
-
-
-def _stream_rate(stream: Any) -> float | None:
-    for name in ("average_rate", "guessed_rate", "base_rate"):
-        value = getattr(stream, name, None)
-        if value:
-            rate = float(value)
-            if math.isfinite(rate) and rate > 0:
-                return rate
-    return None
 
 
 def read_frames_at(path: Path, times: Sequence[float], limits: Limits | None = None) -> list[Frame]:
@@ -64,7 +47,7 @@ def read_frames_at(path: Path, times: Sequence[float], limits: Limits | None = N
         ctx = stream.codec_context
         if ctx.width * ctx.height > limits.max_pixels:
             raise TooLarge(f"video is {ctx.width}x{ctx.height} pixels, over max_pixels")
-        fps = _stream_rate(stream)
+        fps = _rate(stream)
         start = _start_seconds(stream)
         if fps is None or not stream.time_base:
             return []
