@@ -121,11 +121,17 @@ def test_unalignable_face_is_dropped_and_counted(
     assert "1 unalignable" in v.reason
 
 
-def test_every_probability_is_on_the_calibrated_scale(face_clip: Path) -> None:
-    scanner = Scanner(ScanConfig(num_frames=8))
+def _calibrated_scanner(frames: int) -> tuple[Scanner, LogitCalibrator, LogitCalibrator]:
+    """A scanner with two distinct toy calibrators, so the level each score took is visible."""
+    scanner = Scanner(ScanConfig(num_frames=frames))
     crop = LogitCalibrator().fit([0.1, 0.2, 0.3, 0.6, 0.7, 0.9], [0, 0, 1, 0, 1, 1])
     video = LogitCalibrator().fit([0.05, 0.1, 0.2, 0.3, 0.4, 0.8], [0, 0, 1, 0, 1, 1])
     scanner.calibrators = {"crop": crop, "video": video}
+    return scanner, crop, video
+
+
+def test_every_probability_is_on_the_calibrated_scale(face_clip: Path) -> None:
+    scanner, crop, video = _calibrated_scanner(8)
     v = scanner.scan(face_clip)
     assert v.status is Status.OK, v.reason
     assert v.decision is not None and v.decision.calibration_level == "video"
@@ -143,10 +149,7 @@ def test_every_probability_is_on_the_calibrated_scale(face_clip: Path) -> None:
 
 
 def test_photos_use_the_crop_level_calibrator(face_image: Path) -> None:
-    scanner = Scanner(ScanConfig(num_frames=1))
-    crop = LogitCalibrator().fit([0.1, 0.2, 0.3, 0.6, 0.7, 0.9], [0, 0, 1, 0, 1, 1])
-    video = LogitCalibrator().fit([0.05, 0.1, 0.2, 0.3, 0.4, 0.8], [0, 0, 1, 0, 1, 1])
-    scanner.calibrators = {"crop": crop, "video": video}
+    scanner, crop, _ = _calibrated_scanner(1)
     v = scanner.scan(face_image)
     assert v.status is Status.OK and v.raw_score is not None
     assert v.decision is not None and v.decision.calibration_level == "crop"
