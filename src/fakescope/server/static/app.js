@@ -533,8 +533,10 @@
     if (frames.length > 1 || (frames.length === 1 && isVideo)) {
       var fig = make("figure", "timeline-figure");
       fig.appendChild(timeline(frames, decision, duration, i));
-      fig.appendChild(make("figcaption", "hint", "Fake probability per sampled frame. Dashed line: " +
-        "decision threshold (" + pct(threshold) + "); shaded band: too close to call."));
+      fig.appendChild(make("figcaption", "hint", "Fake probability per sampled frame (what that " +
+        "frame alone says; the face's probability weighs all its frames together, so it is " +
+        "firmer). Dashed line: decision threshold (" + pct(threshold) + "); shaded band: too " +
+        "close to call."));
       card.appendChild(fig);
     }
 
