@@ -23,6 +23,8 @@ import httpx
 import numpy as np
 import pytest
 
+from conftest import in_ci
+
 try:
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
@@ -59,7 +61,7 @@ def _require_browser() -> None:
     reason = _missing_browser()
     if reason is None:
         return
-    if os.environ.get("CI", "").strip().lower() == "true":
+    if in_ci():
         pytest.fail(f"CI=true but the browser test cannot run: {reason}")
     pytest.skip(reason)
 

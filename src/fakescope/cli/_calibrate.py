@@ -27,10 +27,10 @@ import numpy.typing as npt
 
 __all__ = ["add_calibrate_parser", "fit_level", "run_calibrate"]
 
-LEVELS = ("video", "crop")
-
 
 def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
+    from fakescope.models import CALIBRATION_LEVELS
+
     p: argparse.ArgumentParser = sub.add_parser(
         "calibrate", help="fit score calibrators (video and crop level) on a held-out scores.csv"
     )
@@ -40,7 +40,7 @@ def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--level",
         action="append",
-        choices=LEVELS,
+        choices=CALIBRATION_LEVELS,
         dest="levels",
         help="which calibrator(s) to fit (repeatable; default: video and crop)",
     )
@@ -107,7 +107,7 @@ def _level_data(
 def run_calibrate(args: argparse.Namespace) -> int:
     from fakescope.cli._main import UsageError
     from fakescope.evaluation import ScoreTable
-    from fakescope.models import WeightConfig
+    from fakescope.models import CALIBRATION_LEVELS, WeightConfig
 
     table = ScoreTable.load(args.scores)
     detectors = table.detectors()
@@ -117,7 +117,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     rows = table.select(detector, args.dataset).rows
     calibration: dict[str, Any] = {}
     reports: dict[str, Any] = {}
-    for level in args.levels or LEVELS:
+    for level in args.levels or CALIBRATION_LEVELS:
         y, s, groups = _level_data(rows, level)
         counts = np.bincount(y, minlength=2) if len(y) else np.zeros(2, dtype=np.int64)
         if min(counts) < args.folds or len(set(groups)) < args.folds:

@@ -19,7 +19,6 @@ _TARGET_SOURCE = re.compile(r"target_source=(\d+)_(\d+)")
 _FFPP_REAL = re.compile(r"^(?:youtube|actors)_(.+)$")
 _SPLIT_PREFIX = re.compile(r"^(train|val|test)_")
 _ORIGINAL = re.compile(r"original=([\w-]+?)(?:\.\w+)?\)?$")
-_FFPP_FILE = re.compile(r"^(\w+?)_(\d+)_(\d+)$")  # Deepfakes_044_945: method, target, source
 
 
 def _locate(root: Path) -> Path:
@@ -112,9 +111,10 @@ def load_manifest_table(root: Path, *, dataset: str | None = None) -> list[Media
             ids = ffpp_identities(m.group(1))
         if ids is None and (m := _ORIGINAL.search(generator)):  # a DFDC fake's source video
             ids = (m.group(1),)
-        if ids is None and (m := _FFPP_FILE.match(stem)) and m.group(1) in FFPP_METHODS:
-            method = method or m.group(1)
-            ids = (m.group(2), m.group(3))
+        prefix, _, rest = stem.partition("_")  # Deepfakes_044_945: method, then the FF++ ids
+        if ids is None and prefix in FFPP_METHODS and rest:
+            method = method or prefix
+            ids = ffpp_identities(rest)
         split_cell = (row.get("split") or "").strip().lower()
         split_match = _SPLIT_PREFIX.match(rel.name)
         words = (row.get("kind") or "").strip().lower().split()  # "video (first 5 s, ...)"

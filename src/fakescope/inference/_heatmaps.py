@@ -18,7 +18,6 @@ __all__ = [
     "backproject",
     "face_thumbnail",
     "heatmap_figure",
-    "overlay",
     "peak_region",
     "write_jpeg",
     "write_overlay",
@@ -56,30 +55,6 @@ def peak_region(heat: npt.NDArray[np.float32], level: float = 0.5) -> Box | None
         return None
     ys, xs = np.nonzero(heat >= level * top)
     return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-
-
-def overlay(
-    frame: npt.NDArray[np.uint8], heat: npt.NDArray[np.float32], box: Box, score: float
-) -> npt.NDArray[np.uint8]:
-    """The frame with the heatmap blended in (JET colours, weight = heat) and the face box
-    labelled with its fake probability."""
-    colours = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    colours = cv2.cvtColor(colours, cv2.COLOR_BGR2RGB).astype(np.float32)
-    alpha = (0.6 * heat)[..., None]
-    out = (frame.astype(np.float32) * (1 - alpha) + colours * alpha).astype(np.uint8)
-    x0, y0, x1, y1 = (round(v) for v in box)
-    cv2.rectangle(out, (x0, y0), (x1, y1), (255, 255, 255), 2)
-    cv2.putText(
-        out,
-        f"fake {score:.0%}",
-        (x0, max(12, y0 - 6)),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.6,
-        (255, 255, 255),
-        2,
-        cv2.LINE_AA,
-    )
-    return out
 
 
 _BACKGROUND = (32, 32, 32)  # gaps and the caption strip
@@ -125,10 +100,12 @@ def _as_rgb(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(image[..., :3])
 
 
-def _face_region(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
-    """The square of the box's larger side plus ``_FACE_MARGIN`` of it on each side (at
-    least ``_MIN_REGION`` px), centred on the box and cut at the frame's edges, as integer
-    (left, top, right, bottom)."""
+def _face_region(
+    box: Box, width: int, height: int, margin: float = _FACE_MARGIN
+) -> tuple[int, int, int, int]:
+    """The square of the box's larger side plus ``margin`` of it on each side (at least
+    ``_MIN_REGION`` px), centred on the box and cut at the frame's edges, as integer
+    (left, top, right, bottom). ValueError when the box lies entirely outside the frame."""
     x0, y0, x1, y1 = (
         min(box[0], box[2]),
         min(box[1], box[3]),
@@ -138,7 +115,7 @@ def _face_region(box: Box, width: int, height: int) -> tuple[int, int, int, int]
     if max(x0, 0) >= min(x1, width) or max(y0, 0) >= min(y1, height):
         raise ValueError(f"face box {box} is entirely outside the {width}x{height} frame")
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half = max(max(x1 - x0, y1 - y0) * (0.5 + _FACE_MARGIN), _MIN_REGION / 2)
+    half = max(max(x1 - x0, y1 - y0) * (0.5 + margin), _MIN_REGION / 2)
     left, top = max(0, math.floor(cx - half)), max(0, math.floor(cy - half))
     right, bottom = min(width, math.ceil(cx + half)), min(height, math.ceil(cy + half))
     return left, top, max(right, left + 1), max(bottom, top + 1)
@@ -273,14 +250,7 @@ def face_thumbnail(
     """The face ``box`` of an RGB ``frame`` as a small RGB image: a square of the box's larger
     side plus ``margin`` of it on each side, centred on the box, cut at the frame's edges,
     scaled so its larger side is ``size`` pixels."""
-    height, width = frame.shape[:2]
-    x0, y0, x1, y1 = box
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half = max(x1 - x0, y1 - y0) * (0.5 + margin)
-    left, top = max(0, round(cx - half)), max(0, round(cy - half))
-    right, bottom = min(width, round(cx + half)), min(height, round(cy + half))
-    if right <= left or bottom <= top:
-        raise ValueError(f"face box {box} is outside the {width}x{height} frame")
+    left, top, right, bottom = _face_region(box, frame.shape[1], frame.shape[0], margin)
     crop = frame[top:bottom, left:right]
     scale = size / max(crop.shape[0], crop.shape[1])
     dsize = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))

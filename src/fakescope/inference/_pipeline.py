@@ -196,6 +196,12 @@ class Scanner:
             return raw
         return np.asarray(self.calibrators[level].predict_proba(raw)[:, 1], dtype=np.float64)
 
+    @property
+    def limits(self) -> Limits:
+        """The input limits of the scan configuration (bytes, pixels, duration)."""
+        cfg = self.config
+        return Limits(cfg.max_bytes, cfg.max_pixels, cfg.max_duration_s)
+
     # -- stages ------------------------------------------------------------------------------
     def open(self, path: Path) -> tuple[MediaInfo, Iterator[Frame]]:
         """Stage 1: probe the input and return its lazily decoded, evenly sampled frames."""
@@ -203,11 +209,7 @@ class Scanner:
         return open_media(
             path,
             Sampling(num_frames=cfg.num_frames, fps=cfg.fps),
-            Limits(
-                max_bytes=cfg.max_bytes,
-                max_pixels=cfg.max_pixels,
-                max_duration_s=cfg.max_duration_s,
-            ),
+            self.limits,
         )
 
     def _faces_in(
@@ -317,8 +319,11 @@ class Scanner:
         than ``min_track_frames`` sampled frames (or than the frames sampled, when fewer),
         frames not yet looked at spread over the span where that face may be visible (from the
         last whole-frame search before it was first seen to the next sampled frame after it
-        was last seen), at most ``max_extra_frames`` in all."""
+        was last seen), at most ``max_extra_frames`` in all. Nothing without a frame rate (frame
+        numbers are times x fps)."""
         cfg = self.config
+        if not fps:
+            return {}
         order = sorted(faces.times)
         budget = cfg.max_extra_frames
         wanted: dict[float, list[FaceBox]] = {}
@@ -333,11 +338,9 @@ class Scanner:
             count = min(enough - len(track.faces), budget)
             if hi <= lo or count <= 0:
                 continue
-            if fps:  # the frames of the span that were not decoded yet
-                lo_n, hi_n = round(lo * fps), round(hi * fps)
-                free = [n / fps for n in range(lo_n + 1, hi_n) if n not in faces.per_frame]
-            else:
-                free = list(np.linspace(lo, hi, count + 2)[1:-1])
+            # the frames of the span that were not decoded yet
+            lo_n, hi_n = round(lo * fps), round(hi * fps)
+            free = [n / fps for n in range(lo_n + 1, hi_n) if n not in faces.per_frame]
             if not free:
                 continue
             picks = np.unique(np.linspace(0, len(free) - 1, min(count, len(free))).round())
@@ -360,10 +363,8 @@ class Scanner:
         if not wanted:
             return tracks
         start = time.perf_counter()
-        cfg = self.config
-        limits = Limits(cfg.max_bytes, cfg.max_pixels, cfg.max_duration_s)
         try:
-            extra = read_frames_at(path, sorted(wanted), limits)
+            extra = read_frames_at(path, sorted(wanted), self.limits)
         except FakescopeError:
             return tracks  # the first pass stands; a second look is a bonus
         clock.add("decode", start)

@@ -10,15 +10,20 @@ from pathlib import Path
 import av
 import numpy as np
 
-from fakescope.errors import DecodeError, TooLarge
+from fakescope.errors import DecodeError
 from fakescope.io._config import Limits
-from fakescope.io._video import _rate, _start_seconds, quarter_turns, rotate_upright
+from fakescope.io._video import (
+    _AV_ERRORS,
+    _TIME_EPS,
+    _check_pixels,
+    _rate,
+    _start_seconds,
+    quarter_turns,
+    rotate_upright,
+)
 from fakescope.types import Frame
 
 __all__ = ["read_frames_at"]
-
-_AV_ERRORS: tuple[type[Exception], ...] = (av.FFmpegError, OSError, ValueError, EOFError)
-_EPS = 1e-6
 
 
 def read_frames_at(path: Path, times: Sequence[float], limits: Limits | None = None) -> list[Frame]:
@@ -44,9 +49,7 @@ def read_frames_at(path: Path, times: Sequence[float], limits: Limits | None = N
         if not container.streams.video:
             return []
         stream = container.streams.video[0]
-        ctx = stream.codec_context
-        if ctx.width * ctx.height > limits.max_pixels:
-            raise TooLarge(f"video is {ctx.width}x{ctx.height} pixels, over max_pixels")
+        _check_pixels(stream.codec_context.width, stream.codec_context.height, limits)
         fps = _rate(stream)
         start = _start_seconds(stream)
         if fps is None or not stream.time_base:
@@ -61,7 +64,7 @@ def read_frames_at(path: Path, times: Sequence[float], limits: Limits | None = N
             if frame.pts is None:
                 continue
             t = float(frame.pts * stream.time_base) - start
-            if t < targets[k] - _EPS:
+            if t < targets[k] - _TIME_EPS:
                 continue
             out.append(
                 Frame(
@@ -73,7 +76,7 @@ def read_frames_at(path: Path, times: Sequence[float], limits: Limits | None = N
                     ),
                 )
             )
-            while k < len(targets) and targets[k] <= t + _EPS:
+            while k < len(targets) and targets[k] <= t + _TIME_EPS:
                 k += 1
             if k >= len(targets):
                 break

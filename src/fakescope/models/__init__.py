@@ -1,7 +1,7 @@
 """Deepfake detectors, their per-weight configs and the shipped model files."""
 
 from fakescope.models._assets import ASSET_SHA256, asset_path, sha256_file, shipped
-from fakescope.models._config import WeightConfig
+from fakescope.models._config import CALIBRATION_LEVELS, WeightConfig
 from fakescope.models._detectors import (
     DEFAULT_DETECTOR,
     DETECTORS,
@@ -13,6 +13,7 @@ from fakescope.models._detectors import (
 
 __all__ = [
     "ASSET_SHA256",
+    "CALIBRATION_LEVELS",
     "DEFAULT_DETECTOR",
     "DETECTORS",
     "Detector",

@@ -13,7 +13,7 @@ from fakescope.errors import ModelError
 
 __all__ = ["CALIBRATION_LEVELS", "WeightConfig"]
 
-CALIBRATION_LEVELS = ("crop", "video")
+CALIBRATION_LEVELS = ("video", "crop")
 
 
 @dataclass(frozen=True)
