@@ -224,9 +224,9 @@ def test_smoke_train_export_resume(tmp_path: Path, capsys: pytest.CaptureFixture
     assert [i.name for i in session.get_inputs()] == ["input"]
     x = np.random.default_rng(0).normal(size=(3, 3, 64, 64)).astype(np.float32)
     names = [o.name for o in session.get_outputs()]
-    assert names == ["fake_probability", "mask"]
-    prob, mask = session.run(None, {"input": x})
-    assert prob.shape == (3,) and mask.shape == (3, 4, 4)
+    assert names == ["fake_probability", "mask", "embedding"]
+    prob, mask, emb = session.run(None, {"input": x})
+    assert prob.shape == (3,) and mask.shape == (3, 4, 4) and emb.shape == (3, 1280)
     assert ((prob >= 0) & (prob <= 1)).all() and ((mask >= 0) & (mask <= 1)).all()
 
     # second call: resumes after the finished epoch instead of redoing it

@@ -15,7 +15,7 @@ from fakescope.data._ffpp import FFPP_METHODS
 from fakescope.data._items import DatasetWarning, MediaItem
 from fakescope.data._manifest import read_manifest, write_manifest
 from fakescope.data._registry import DATASETS, detect_layout, load_dataset
-from fakescope.data._split import identity_disjoint_split
+from fakescope.data._split import identity_disjoint_split, identity_groups
 
 __all__ = [
     "DATASETS",
@@ -24,6 +24,7 @@ __all__ = [
     "MediaItem",
     "detect_layout",
     "identity_disjoint_split",
+    "identity_groups",
     "load_dataset",
     "read_manifest",
     "write_manifest",

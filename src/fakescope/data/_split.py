@@ -30,6 +30,33 @@ class _UnionFind:
             self.parent[rb] = ra
 
 
+def identity_groups(items: Sequence[MediaItem]) -> list[str]:
+    """The identity group of each item (same order): items sharing an identity, directly or
+    through a chain (a swap links its target and source), get the same group name, the
+    smallest identity key of the component (``"<dataset>:<id>"``; an item without
+    identities is its own group, ``"<dataset>:item:<media_id>"``). FF++ sets share one id
+    space, so ``ffpp_c23_videos`` and ``ffpp_c40_videos`` ids meet in the same groups."""
+    uf = _UnionFind()
+    keys_of: list[list[str]] = []
+    for item in items:
+        space = _id_space(item.dataset)
+        keys = [f"{space}:{i}" for i in item.identities] or [f"{space}:item:{item.media_id}"]
+        for key in keys[1:]:
+            uf.union(keys[0], key)
+        uf.find(keys[0])
+        keys_of.append(keys)
+    smallest: dict[str, str] = {}
+    for keys in keys_of:
+        root = uf.find(keys[0])
+        smallest[root] = min([smallest.get(root, keys[0]), *keys])
+    return [smallest[uf.find(keys[0])] for keys in keys_of]
+
+
+def _id_space(dataset: str) -> str:
+    """FF++-derived sets (``ffpp``, ``ffpp_c23_videos``...) share the FF++ person ids."""
+    return "ffpp" if dataset.startswith("ffpp") and dataset != "ffpp_face_crops" else dataset
+
+
 def identity_disjoint_split(
     items: Sequence[MediaItem],
     ratios: tuple[float, float, float] = (0.72, 0.14, 0.14),
@@ -47,16 +74,9 @@ def identity_disjoint_split(
         raise ConfigError(
             f"ratios must be 3 non-negative numbers with a positive sum, not {ratios}"
         )
-    uf = _UnionFind()
-    for item in items:
-        keys = [f"id:{i}" for i in item.identities] or [f"item:{item.media_id}"]
-        for key in keys[1:]:
-            uf.union(keys[0], key)
-        uf.find(keys[0])
     components: dict[str, list[int]] = {}
-    for index, item in enumerate(items):
-        key = f"id:{item.identities[0]}" if item.identities else f"item:{item.media_id}"
-        components.setdefault(uf.find(key), []).append(index)
+    for index, name in enumerate(identity_groups(items)):
+        components.setdefault(name, []).append(index)
 
     groups = list(components.values())  # first-appearance order: deterministic
     order = np.random.default_rng(seed).permutation(len(groups))
@@ -66,10 +86,10 @@ def identity_disjoint_split(
     counts = [0, 0, 0]
     assigned: list[str | None] = [None] * len(items)
     for g in order:
-        group = groups[int(g)]
+        members = groups[int(g)]
         best = max(allowed, key=lambda s: (targets[s] - counts[s], -s))
-        counts[best] += len(group)
-        for index in group:
+        counts[best] += len(members)
+        for index in members:
             assigned[index] = SPLITS[best]
     return [
         dataclasses.replace(item, split=split) for item, split in zip(items, assigned, strict=True)

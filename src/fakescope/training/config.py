@@ -55,6 +55,14 @@ class DataConfig:
     supervised_fakes: bool = False  # also train on label-1 items (no seg target)
     fake_cache: str | None = None  # extra cache whose label-1 train items are those fakes
     real_repeat: int = 1  # each real item appears this many times per epoch (class balance)
+    # Face store (fakescope.training.store): replaces cache/val_cache/fake_cache when set.
+    store: str | None = None  # store folder; splits by identity group, written to the run
+    split_ratios: tuple[float, ...] = (0.7, 0.15, 0.15)  # train / val / calib share per set
+    split_seed: int = 0
+    set_weights: tuple[str, ...] = ()  # "dataset=weight" sampling weights (others 1.0)
+    pseudo_fraction: float = 0.5  # share of a set's fakes that are self-blended pseudo-fakes
+    samples_per_epoch: int = 0  # store runs: samples drawn per epoch (0: train crop count)
+    val_max_per_set: int = 1200  # store runs: validation crops per set (evenly subsampled)
 
     def validate(self) -> None:
         _check(
@@ -64,6 +72,16 @@ class DataConfig:
         )
         _check(self.margin >= 0.0, "data.margin", "must be >= 0")
         _check(self.real_repeat >= 1, "data.real_repeat", "must be >= 1")
+        _check(
+            len(self.split_ratios) == 3
+            and min(self.split_ratios) >= 0
+            and self.split_ratios[0] > 0,
+            "data.split_ratios",
+            "must be 3 non-negative shares (train, val, calib) with train > 0",
+        )
+        _check(0.0 <= self.pseudo_fraction <= 1.0, "data.pseudo_fraction", "must be in [0, 1]")
+        _check(self.samples_per_epoch >= 0, "data.samples_per_epoch", "must be >= 0")
+        _check(self.val_max_per_set >= 1, "data.val_max_per_set", "must be >= 1")
 
 
 @dataclass

@@ -54,6 +54,12 @@ from fakescope.errors import ConfigError, InputError
 from fakescope.faces._align import alignment_matrix
 from fakescope.faces._mesh import five_points
 from fakescope.training import add_train_arguments
+from fakescope.training.balanced import (
+    BalancedSampler,
+    load_store_data,
+    parse_set_weights,
+    validate_sets,
+)
 from fakescope.training.config import TrainConfig, resolve
 from fakescope.training.degrade import DegradeConfig, degrade, h264_roundtrip
 from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0
@@ -108,6 +114,12 @@ class SBINet(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logit, seg, _ = self.forward_all(x)
+        return logit, seg
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(logit (N,), mask_logits (N, S/16, S/16), embedding (N, 1280))``: the embedding is
+        the pooled head feature the logit is read from (input of a temporal video head)."""
         b = self.backbone
         x = b.act(b._bn0(b._conv_stem(x)))
         mid = x
@@ -115,21 +127,22 @@ class SBINet(nn.Module):
             x = block(x)
             if i == SEG_BLOCK:
                 mid = x
-        feats = b.act(b._bn1(b._conv_head(x)))
-        logit = b._fc(b._dropout(feats.mean(dim=(2, 3))))[:, 0]
-        return logit, self.seg_head(mid)[:, 0]
+        pooled = b.act(b._bn1(b._conv_head(x))).mean(dim=(2, 3))
+        logit = b._fc(b._dropout(pooled))[:, 0]
+        return logit, self.seg_head(mid)[:, 0], pooled
 
 
 class SBIExport(nn.Module):
-    """The exported graph: normalised NCHW float -> (fake probability (N,), mask (N, h, w))."""
+    """The exported graph: normalised NCHW float -> (fake probability (N,), mask (N, h, w),
+    embedding (N, 1280))."""
 
     def __init__(self, model: SBINet) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logit, seg = self.model(x)
-        return torch.sigmoid(logit), torch.sigmoid(seg)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logit, seg, emb = self.model.forward_all(x)
+        return torch.sigmoid(logit), torch.sigmoid(seg), emb
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,11 +350,16 @@ def _auc(labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float32]) -> floa
 
 
 def validate(
-    model: SBINet, crops: _U8, val: Cache, compressed: _U8 | None = None
+    model: SBINet,
+    crops: _U8,
+    val: Cache,
+    compressed: _U8 | None = None,
+    sets: tuple[npt.NDArray[np.str_], npt.NDArray[np.str_]] | None = None,
 ) -> dict[str, Any]:
     """Validation AUC, overall and per method; with ``compressed`` (the same crops after an
     H.264 CRF-40 round trip) also ``val_auc_h264`` (how the model holds up at c40-like
-    compression)."""
+    compression); with ``sets`` (each crop's source set and media id) the per-set figures
+    and ``val_score`` of :func:`~fakescope.training.balanced.validate_sets`."""
     probs = predict(model, crops)
     per_method: dict[str, float | None] = {}
     for method in sorted(set(val.methods[val.labels == 1].tolist())):
@@ -350,7 +368,41 @@ def validate(
     out: dict[str, Any] = {"val_auc": _auc(val.labels, probs), "val_auc_per_method": per_method}
     if compressed is not None:
         out["val_auc_h264"] = _auc(val.labels, predict(model, compressed))
+    if sets is not None:
+        out.update(validate_sets(probs, val.labels, sets[0], sets[1]))
     return out
+
+
+class _PoolSampler:
+    """The cache recipe's epochs: a shuffled pass over ``pool``; reals become pseudo-fakes
+    with probability ``fake_fraction``."""
+
+    def __init__(self, pool: npt.NDArray[np.int64], fake_fraction: float) -> None:
+        self.pool, self.fake_fraction = pool, fake_fraction
+        self.order = pool
+
+    def new_epoch(self, rng: np.random.Generator) -> None:
+        self.order = rng.permutation(self.pool)
+
+    def batch(self, rng: np.random.Generator, step: int, size: int) -> list[tuple[int, float]]:
+        idx = self.order[step * size : (step + 1) * size]
+        if len(idx) == 0:  # more steps than items: wrap around
+            idx = rng.choice(self.pool, size=min(size, len(self.pool)), replace=False)
+        return [(int(i), self.fake_fraction) for i in idx]
+
+
+def _val_indices(
+    datasets: npt.NDArray[np.str_], splits: npt.NDArray[np.str_], per_set: int
+) -> npt.NDArray[np.int64]:
+    """The ``val`` crops, at most ``per_set`` per source set (evenly spaced, so a video set
+    keeps frames of every validation video)."""
+    out: list[npt.NDArray[np.int64]] = []
+    for name in sorted(set(datasets.tolist())):
+        idx = np.nonzero((datasets == name) & (splits == "val"))[0]
+        if len(idx) > per_set:
+            idx = idx[np.linspace(0, len(idx) - 1, per_set).round().astype(np.int64)]
+        out.append(idx)
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def _progress() -> Any:
@@ -389,8 +441,13 @@ def export_onnx(model: SBINet, size: int, path: Path) -> None:
             (torch.zeros(1, 3, size, size),),
             str(path),
             input_names=["input"],
-            output_names=["fake_probability", "mask"],
-            dynamic_axes={"input": {0: "n"}, "fake_probability": {0: "n"}, "mask": {0: "n"}},
+            output_names=["fake_probability", "mask", "embedding"],
+            dynamic_axes={
+                "input": {0: "n"},
+                "fake_probability": {0: "n"},
+                "mask": {0: "n"},
+                "embedding": {0: "n"},
+            },
             opset_version=17,
             dynamo=False,
         )
@@ -410,47 +467,87 @@ def train(cfg: TrainConfig) -> Path:
     sbi_cfg = cfg.sbi.to_sbi_config()
     size = cfg.data.input_size
 
-    cache = Cache.load(cfg.data.cache)
-    if cfg.data.fake_cache:
-        cache = cache.concat(Cache.load(cfg.data.fake_cache).subset_labels(1))
-    # items of sets without a split (UTKFace) train too; "val"/"test" items never do
-    in_train = ~np.isin(cache.splits, ["val", "test"])
-    pool = np.repeat(np.nonzero(in_train & (cache.labels == 0))[0], cfg.data.real_repeat)
-    if cfg.data.supervised_fakes:
-        pool = np.concatenate([pool, np.nonzero(in_train & (cache.labels == 1))[0]])
-    if len(pool) == 0:
-        raise ConfigError(f"data.cache {cfg.data.cache} has no usable training items")
-    n_fake = int((cache.labels[pool] == 1).sum())
-    fake_fraction = (
-        balanced_fake_fraction(len(pool) - n_fake, n_fake)
-        if cfg.sbi.fake_fraction is None
-        else cfg.sbi.fake_fraction
-    )
-    degrade_cfg = cfg.degrade.to_degrade_config()
-    _log(
-        f"train pool {len(pool)} ({n_fake} supervised fakes); pseudo-fake probability "
-        f"{fake_fraction:.2f}"
-    )
-
     val: Cache | None = None
     val_crops: _U8 | None = None
     val_h264: _U8 | None = None
-    if cfg.data.val_cache:
-        val = Cache.load(cfg.data.val_cache)
+    val_sets: tuple[npt.NDArray[np.str_], npt.NDArray[np.str_]] | None = None
+    sampler: _PoolSampler | BalancedSampler
+    if cfg.data.store:
+        data = load_store_data(
+            cfg.data.store,
+            (cfg.data.split_ratios[0], cfg.data.split_ratios[1], cfg.data.split_ratios[2]),
+            cfg.data.split_seed,
+            out,
+        )
+        cache = Cache(
+            data.store.images,  # type: ignore[arg-type]  # memory-mapped, int-indexable
+            data.store.landmarks,
+            data.labels,
+            data.methods,
+            data.splits,
+        )
+        weights = parse_set_weights(cfg.data.set_weights, set(data.datasets.tolist()))
+        sampler = BalancedSampler(
+            data, weights, cfg.data.pseudo_fraction, cfg.data.supervised_fakes
+        )
+        n_per_epoch = cfg.data.samples_per_epoch or len(sampler)
+        shares = ", ".join(f"{k} {v:.2f}" for k, v in zip(sampler.sets, sampler.probs, strict=True))
+        _log(
+            f"store {cfg.data.store}: {len(data.labels)} crops, {len(sampler)} in train ({shares})"
+        )
+        val_idx = _val_indices(data.datasets, data.splits, cfg.data.val_max_per_set)
+        if len(val_idx):
+            val = Cache(
+                data.store.images.take(val_idx),
+                data.store.landmarks[val_idx],
+                data.labels[val_idx],
+                data.methods[val_idx],
+                data.splits[val_idx],
+            )
+            val_sets = (data.datasets[val_idx], data.media_ids[val_idx])
+    else:
+        cache = Cache.load(cfg.data.cache)
+        if cfg.data.fake_cache:
+            cache = cache.concat(Cache.load(cfg.data.fake_cache).subset_labels(1))
+        # items of sets without a split (UTKFace) train too; "val"/"test" items never do
+        in_train = ~np.isin(cache.splits, ["val", "test"])
+        pool = np.repeat(np.nonzero(in_train & (cache.labels == 0))[0], cfg.data.real_repeat)
+        if cfg.data.supervised_fakes:
+            pool = np.concatenate([pool, np.nonzero(in_train & (cache.labels == 1))[0]])
+        if len(pool) == 0:
+            raise ConfigError(f"data.cache {cfg.data.cache} has no usable training items")
+        n_fake = int((cache.labels[pool] == 1).sum())
+        fake_fraction = (
+            balanced_fake_fraction(len(pool) - n_fake, n_fake)
+            if cfg.sbi.fake_fraction is None
+            else cfg.sbi.fake_fraction
+        )
+        sampler = _PoolSampler(pool, fake_fraction)
+        n_per_epoch = len(pool)
+        _log(
+            f"train pool {len(pool)} ({n_fake} supervised fakes); pseudo-fake probability "
+            f"{fake_fraction:.2f}"
+        )
+        if cfg.data.val_cache:
+            val = Cache.load(cfg.data.val_cache)
+    degrade_cfg = cfg.degrade.to_degrade_config()
+
+    if val is not None:
         val_crops = np.stack(
             [
                 align(val.images[i], val.landmarks[i], size, cfg.data.margin)[0]
                 for i in range(len(val.images))
             ]
         )
-        val_h264 = np.stack([h264_roundtrip(c, 40) for c in val_crops])
+        if val_sets is None:  # FF++ crop validation: also at c40-like compression
+            val_h264 = np.stack([h264_roundtrip(c, 40) for c in val_crops])
         _log(f"validation {len(val_crops)} ({int(val.labels.sum())} fake)")
 
     model = SBINet(cfg.model.pretrained, cfg.model.dropout, cfg.model.freeze_blocks)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    steps_per_epoch = math.ceil(len(pool) / cfg.optim.batch)
+    steps_per_epoch = math.ceil(n_per_epoch / cfg.optim.batch)
     if cfg.run.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, cfg.run.max_steps_per_epoch)
     total_steps = cfg.optim.epochs * steps_per_epoch
@@ -459,6 +556,7 @@ def train(cfg: TrainConfig) -> Path:
     )
 
     start_epoch = 0
+    best_score: float | None = None
     ckpt_path = out / "last.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=True)
@@ -474,23 +572,21 @@ def train(cfg: TrainConfig) -> Path:
         rng.bit_generator.state = ckpt["rng"]["numpy"]
         torch.set_rng_state(ckpt["rng"]["torch"])
         start_epoch = int(ckpt["epoch"]) + 1
+        best_score = ckpt.get("best_score")
         _log(f"resumed from {ckpt_path}: epochs 0-{start_epoch - 1} done")
 
     t0 = time.time()
     for epoch in range(start_epoch, cfg.optim.epochs):
         model.train()
-        order = rng.permutation(pool)
+        sampler.new_epoch(rng)
         sums: dict[str, float] = {}
         seen = 0
         with _progress() as progress:
             task = progress.add_task(f"epoch {epoch}", total=steps_per_epoch, loss=float("nan"))
             for step in range(steps_per_epoch):
-                idx = order[step * cfg.optim.batch : (step + 1) * cfg.optim.batch]
-                if len(idx) == 0:  # more steps than items: wrap around
-                    idx = rng.choice(pool, size=min(cfg.optim.batch, len(pool)), replace=False)
+                idx = sampler.batch(rng, step, cfg.optim.batch)
                 samples = [
-                    make_sample(cache, int(i), cfg, sbi_cfg, rng, fake_fraction, degrade_cfg)
-                    for i in idx
+                    make_sample(cache, i, cfg, sbi_cfg, rng, ff, degrade_cfg) for i, ff in idx
                 ]
                 batch = np.stack([s[0] for s in samples])
                 masks = np.stack([s[1] for s in samples]).astype(np.float32)
@@ -510,7 +606,13 @@ def train(cfg: TrainConfig) -> Path:
         entry.update({k: v / max(seen, 1) for k, v in sums.items()})
         entry["lr"] = float(sched.get_last_lr()[0])
         if val is not None and val_crops is not None:
-            entry.update(validate(model, val_crops, val, val_h264))
+            entry.update(validate(model, val_crops, val, val_h264, val_sets))
+            score = entry.get("val_score", entry.get("val_auc"))
+            if score is not None and (best_score is None or score > best_score):
+                best_score, _improved = float(score), True
+                entry["best"] = True
+                export_onnx(model, size, out / "model.onnx")  # model.onnx = the best epoch
+                (out / "best.json").write_text(json.dumps(entry, indent=1), encoding="utf-8")
         entry["elapsed_s"] = round(time.time() - t0, 1)
         tmp = ckpt_path.with_suffix(".pt.tmp")
         torch.save(
@@ -520,6 +622,7 @@ def train(cfg: TrainConfig) -> Path:
                 "sched": sched.state_dict(),
                 "epoch": epoch,
                 "total_steps": total_steps,
+                "best_score": best_score,
                 "rng": {
                     "python": random.getstate(),
                     "numpy": rng.bit_generator.state,
@@ -535,8 +638,9 @@ def train(cfg: TrainConfig) -> Path:
         with (out / "log.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
-    export_onnx(model, size, out / "model.onnx")
-    _log(f"exported {out / 'model.onnx'}")
+    if best_score is None:  # no validation: the last epoch is the model
+        export_onnx(model, size, out / "model.onnx")
+    _log(f"exported {out / 'model.onnx'} (best validation score {best_score})")
     return out
 
 
