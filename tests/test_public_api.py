@@ -27,6 +27,7 @@ MODULES = [
     "fakescope.cli",
     "fakescope.calibration",
     "fakescope.decision",
+    "fakescope.fusion",
 ]
 
 

@@ -11,7 +11,7 @@ by k-fold cross-validation grouped by item (so the figure is not measured on the
 calibrator was fitted on, and crops of one video never sit on both sides), then fits on
 everything and writes ``{"calibration": {level: calibrator}, "report": ...}`` as JSON: the
 weight config's ``calibration`` field. ``--weights FILE.json`` also writes it into that
-weight config in place.
+weight config (or ensemble JSON, see ``fakescope fuse``) in place.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         type=Path,
-        help="also store the calibrators in this weight config .json (in place)",
+        help="also store the calibrators in this weight config or ensemble .json (in place)",
     )
     return p
 
@@ -141,6 +141,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
         config = json.loads(args.weights.read_text())
         config["calibration"] = calibration
         args.weights.write_text(json.dumps(config, indent=2) + "\n")
-        WeightConfig.from_json(args.weights)  # still a valid weight config
+        if "members" in config:  # an ensemble (fakescope fuse)
+            from fakescope.models._fused import read_ensemble
+
+            read_ensemble(args.weights)  # still a valid ensemble
+        else:
+            WeightConfig.from_json(args.weights)  # still a valid weight config
     print(json.dumps({k: v for k, v in payload.items() if k != "calibration"}, indent=2))
     return 0

@@ -189,9 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from fakescope.cli._calibrate import add_calibrate_parser
     from fakescope.cli._eval import add_eval_parser
+    from fakescope.cli._fuse import add_fuse_parser
     from fakescope.cli._serve import add_serve_parser
 
     add_calibrate_parser(sub)
+    add_fuse_parser(sub)
     _add_scan_options(add_serve_parser(sub))
 
     _add_scan_options(add_eval_parser(sub), detector=False)
@@ -241,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command is None:
             raise UsageError(
-                "a command is required: scan, eval, bench, serve, calibrate or train "
+                "a command is required: scan, eval, bench, serve, calibrate, fuse or train "
                 "(fakescope --help)"
             )
         if args.command == "train":
@@ -250,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fakescope.cli._calibrate import run_calibrate
 
             return run_calibrate(args)
+        if args.command == "fuse":
+            from fakescope.cli._fuse import run_fuse
+
+            return run_fuse(args)
         from fakescope.config import ScanConfig
 
         config = ScanConfig.from_mapping(config_overrides(args))

@@ -1,4 +1,5 @@
-"""Deepfake detectors, their per-weight configs and the shipped model files."""
+"""Deepfake detectors (single weights and fused ensembles), their per-weight configs and the
+shipped model files."""
 
 from fakescope.models._assets import ASSET_SHA256, asset_path, sha256_file, shipped
 from fakescope.models._config import CALIBRATION_LEVELS, WeightConfig
@@ -10,6 +11,7 @@ from fakescope.models._detectors import (
     create_detector,
     detector_argument,
 )
+from fakescope.models._fused import FusedDetector
 
 __all__ = [
     "ASSET_SHA256",
@@ -17,6 +19,7 @@ __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
     "Detector",
+    "FusedDetector",
     "OnnxDetector",
     "WeightConfig",
     "asset_path",

@@ -131,9 +131,14 @@ def _effnet_lite0_sbi(threads: int = 0) -> Detector:
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
     """Build a registered detector by name, or from a weight config file: ``name`` ending in
     ``.json`` is read with :meth:`WeightConfig.from_json` and its ``file`` is taken relative to
-    that JSON's folder (how a trained run is evaluated before it is shipped)."""
+    that JSON's folder (how a trained run is evaluated before it is shipped). A ``.json`` with a
+    ``members`` key is an ensemble and gives a :class:`~fakescope.models.FusedDetector`."""
     if name.endswith(".json"):
+        from fakescope.models._fused import FusedDetector, is_ensemble_config
+
         path = Path(name)
+        if is_ensemble_config(path):
+            return FusedDetector.from_json(path, threads)
         config = WeightConfig.from_json(path)
         model = Path(config.file)
         if not model.is_absolute():
@@ -143,10 +148,11 @@ def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
 
 
 def detector_argument(text: str) -> str:
-    """argparse ``type=``: a registered detector name or an existing weight-config ``.json``."""
+    """argparse ``type=``: a registered detector name or an existing weight-config or ensemble
+    ``.json``."""
     if text in DETECTORS.names() or (text.endswith(".json") and Path(text).is_file()):
         return text
     raise ValueError(
         f"unknown detector {text!r}: choose one of {', '.join(DETECTORS.names())} "
-        "or give a weight config .json"
+        "or give a weight config or ensemble .json"
     )
