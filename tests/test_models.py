@@ -61,7 +61,7 @@ def test_tampered_weight_fails_its_check(tmp_path: Path) -> None:
 
 
 def test_weight_config_rejects_unknown_keys(tmp_path: Path) -> None:
-    good = asset_path(create_detector().config.file).with_suffix(".json")
+    good = asset_path(create_detector("effnet-lite0-v2").config.file).with_suffix(".json")
     text = good.read_text().replace('"name"', '"nmae"', 1)
     bad = tmp_path / "bad.json"
     bad.write_text(text)
@@ -71,7 +71,7 @@ def test_weight_config_rejects_unknown_keys(tmp_path: Path) -> None:
 
 def test_detector_from_a_weight_config_file(tmp_path: Path) -> None:
     """A run's ``weights.json`` (file relative to it) loads like a registered detector."""
-    shipped = create_detector()
+    shipped = create_detector("effnet-lite0-v2")
     run = tmp_path / "run"
     run.mkdir()
     shutil.copyfile(asset_path(shipped.config.file), run / "model.onnx")

@@ -34,6 +34,8 @@ CROPS = "ffpp_face_crops"
 FLOORS: dict[str, tuple[float, float, float]] = {
     "effnet-lite0-sbi": (0.76, 0.66, 0.23),  # measured 0.796, 0.698, 0.182
     "effnet-lite0-ffpp": (0.70, 0.77, 0.30),  # measured 0.736, 0.804, 0.252
+    "effnet-lite0-v2": (0.70, 0.67, 0.27),  # measured 0.744, 0.707, 0.228
+    "fused-v2": (0.76, 0.69, 0.18),  # measured 0.795, 0.722, 0.139
 }
 
 

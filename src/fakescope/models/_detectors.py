@@ -26,7 +26,7 @@ __all__ = [
     "detector_argument",
 ]
 
-DEFAULT_DETECTOR = "effnet-lite0-sbi"
+DEFAULT_DETECTOR = "fused-v2"
 
 
 class Detector(Protocol):
@@ -122,10 +122,28 @@ def _effnet_lite0_ffpp(threads: int = 0) -> Detector:
 
 @DETECTORS.register("effnet-lite0-sbi")
 def _effnet_lite0_sbi(threads: int = 0) -> Detector:
-    """The default: EfficientNet-Lite0 with a blend-mask head, trained on FF++ reals and fakes
-    plus Self-Blended Images pseudo-fakes under H.264/JPEG degradations; calibrated; gives
-    heatmaps (``scan --heatmaps``)."""
+    """Detector v1 (the default until v0.3.0, a member of ``fused-v2``): EfficientNet-Lite0
+    with a blend-mask head, trained on FF++ reals and fakes plus Self-Blended Images
+    pseudo-fakes under H.264/JPEG degradations; calibrated; gives heatmaps."""
     return OnnxDetector(_shipped("effnet_lite0_sbi.json"), threads)
+
+
+@DETECTORS.register("effnet-lite0-v2")
+def _effnet_lite0_v2(threads: int = 0) -> Detector:
+    """Detector v2: EfficientNet-Lite0 with a blend-mask head, trained on the
+    face store of DFDC faces, FF++ c23 clips, FF++ crops and UTKFace (reals, supervised fakes and
+    Self-Blended pseudo-fakes, balanced by class and source set, split by identity);
+    calibrated on its own identity-held-out split; gives heatmaps."""
+    return OnnxDetector(_shipped("effnet_lite0_v2.json"), threads)
+
+
+@DETECTORS.register("fused-v2")
+def _fused_v2(threads: int = 0) -> Detector:
+    """The default: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v2`` on the same
+    crop, calibrated on v2's calibration split; heatmaps are the mean of both mask heads."""
+    from fakescope.models._fused import FusedDetector
+
+    return FusedDetector.from_json(asset_path("fused_v2.json"), threads)
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
