@@ -240,7 +240,10 @@ def test_upload_scan_and_result_page(browser: Any, tmp_path: Path) -> None:
 
         # model, media and timings beside the verdict; provenance in its own panel
         meta = driver.find_element(By.ID, "result-meta").text
-        assert "Model" in meta and "effnet" in meta and "Video" in meta and "1280" in meta, meta
+        from fakescope.models import DEFAULT_DETECTOR
+
+        assert "Model" in meta and DEFAULT_DETECTOR in meta, meta
+        assert "Video" in meta and "1280" in meta, meta
         assert re.search(r"Decision\s+threshold 0\.\d\d, uncertain within ±0\.10 \(", meta), meta
         provenance = driver.find_element(By.ID, "provenance").text
         assert "No content credentials" in provenance, provenance
