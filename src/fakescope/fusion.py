@@ -23,12 +23,11 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator
 
+from fakescope.calibration import _class_weights, _logit
 from fakescope.errors import ConfigError
 from fakescope.registry import Registry
 
 __all__ = ["FUSERS", "Fuser", "MeanLogitFuser", "StackingFuser", "fuser_from_dict"]
-
-_EPS = 1e-6
 
 
 class Fuser(Protocol):
@@ -51,11 +50,6 @@ def _members(X: Any) -> npt.NDArray[np.float64]:
     if p.size and (p.min() < 0 or p.max() > 1):
         raise ValueError("member scores must be probabilities in [0, 1]")
     return p
-
-
-def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return np.asarray(np.log(p / (1 - p)), dtype=np.float64)
 
 
 def _sigmoid(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -134,7 +128,7 @@ class StackingFuser(BaseEstimator):  # type: ignore[misc]
         counts = np.bincount(labels, minlength=2).astype(np.float64)
         if counts.min() == 0:
             raise ValueError("stacking needs both classes (0 = real, 1 = fake)")
-        weight = len(labels) / (2.0 * counts[labels]) if self.balanced else None
+        weight = _class_weights(labels, self.balanced)
         model = LogisticRegression(C=self.C).fit(_logit(p), labels, sample_weight=weight)
         self.coef_ = np.asarray(model.coef_[0], dtype=np.float64)
         self.intercept_ = float(model.intercept_[0])

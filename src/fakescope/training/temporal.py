@@ -380,12 +380,14 @@ class AttentionPool(TemporalHead):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """The weights ``a`` (B, T)."""
-        z, _ = self.encode(x)
+        return self._weights(self.encode(x)[0])
+
+    def _weights(self, z: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.att_w(torch.tanh(self.att(z)))[..., 0], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z, logits = self.encode(x)
-        a = torch.softmax(self.att_w(torch.tanh(self.att(z)))[..., 0], dim=1)
+        a = self._weights(z)
         pooled = (a[..., None] * z).sum(dim=1)
         return self.out(pooled)[:, 0] + self.mean_weight * logits.mean(dim=1)
 
