@@ -94,6 +94,7 @@ def own_server(args: argparse.Namespace) -> Iterator[tuple[str, dict]]:
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if k != "FAKESCOPE_API_TOKEN"}
         env["FAKESCOPE_RATE_LIMIT_PER_MINUTE"] = "0"  # 0 = no upload rate limit
+        env["FAKESCOPE_MAX_UPLOADS_PER_CLIENT"] = "0"  # every load-test client is 127.0.0.1
         cmd = [sys.executable, "-m", "fakescope", "serve", "--host", "127.0.0.1"]
         cmd += ["--port", str(port), "--data-dir", str(Path(tmp) / "data")]
         cmd += ["--workers", str(args.workers)]

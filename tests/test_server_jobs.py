@@ -96,14 +96,15 @@ def test_requeue_keeps_live_workers_and_fails_after_max_attempts(tmp_path: Path)
     store = JobStore(settings.db_path)
     alive_job, dead_job = queue(settings, store), queue(settings, store)
     assert store.claim("alive") is not None and store.claim("dead") is not None
-    requeued, failed = store.requeue_running(max_attempts=3, keep=["alive"])
+    requeued, failed = store.requeue_running(max_attempts=3, keep=["alive"], crashed=True)
     assert requeued == [dead_job] and failed == []
     assert store.get(alive_job).status == "running"  # type: ignore[union-attr]
-    for _ in range(2):  # two more deaths: three attempts in all
+    for _ in range(2):  # two more deaths: three crashes in all
         assert store.claim("dead") is not None
-        store.requeue_running(max_attempts=3, keep=["alive"])
+        store.requeue_running(max_attempts=3, keep=["alive"], crashed=True)
     job = store.get(dead_job)
     assert job is not None and job.status == "failed" and job.attempts == 3
+    assert job.crashes == 3
     assert job.error == "the worker died 3 times while scanning this file"
 
 
@@ -167,19 +168,21 @@ def test_a_job_deleted_while_scanning_is_discarded(tmp_path: Path) -> None:
 def test_running_jobs_are_requeued_when_the_server_starts(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     store = JobStore(settings.db_path)
-    interrupted, doomed = queue(settings, store), queue(settings, store)
+    interrupted, unlucky = queue(settings, store), queue(settings, store)
     assert store.claim("old-worker") is not None  # interrupted: its 1st attempt
     assert store.claim("old-worker") is not None
-    with store._tx() as db:  # doomed: the worker already died on it twice before
-        db.execute("UPDATE jobs SET attempts = 3 WHERE id = ?", (doomed,))
+    with store._tx() as db:  # unlucky: its worker already crashed on it twice before
+        db.execute("UPDATE jobs SET attempts = 3, crashes = 2 WHERE id = ?", (unlucky,))
     jobs = {j.id: j for j in store.recent()}
-    assert jobs[doomed].status == "running" and jobs[doomed].attempts == 3
+    assert jobs[unlucky].status == "running" and jobs[unlucky].attempts == 3
     with TestClient(create_app(settings, start_workers=False)) as client:
         a = client.get(f"/api/scans/{interrupted}").json()
-        b = client.get(f"/api/scans/{doomed}").json()
+        b = client.get(f"/api/scans/{unlucky}").json()
     assert a["status"] == "queued" and a["error"] is None and a["progress"] == 0.0
-    assert b["status"] == "failed"
-    assert b["error"] == "the worker died 3 times while scanning this file"
+    # the server's death is not a crash of the worker: the job is tried again
+    assert b["status"] == "queued" and b["error"] is None
+    job = store.get(unlucky)
+    assert job is not None and job.crashes == 2 and job.attempts == 3
 
 
 def test_one_server_per_data_folder(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ overrides (CLI flags or ``ScanConfig.from_mapping``). Unknown keys are errors.""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,13 @@ class ScanConfig:
     ``confirm_presence`` is always scored when it is ``min_face_px`` high, a less certain one
     must also pass the noise rule; a face track seen in fewer than ``min_track_frames`` sampled
     frames gets extra frames decoded around it (at most ``max_extra_frames`` per input).
+
+    Inputs (see :class:`fakescope.io.Limits`): beyond ``max_bytes`` (file size), ``max_pixels``
+    (pixels of one image or video frame), ``max_duration_s``, ``max_bit_depth`` (bits per
+    colour sample of a video) or ``max_frame_bytes`` (one decoded video frame in memory) an
+    input is ``too_large``; a frame longer than ``max_aspect_ratio`` times its other side is
+    ``unsupported``. Frames whose longer side exceeds ``decode_max_side`` are scaled down to
+    it while decoding (boxes in verdicts stay in the input's own pixels).
     """
 
     num_frames: int = 32
@@ -48,6 +56,10 @@ class ScanConfig:
     max_bytes: int = 4 * 1024**3
     max_pixels: int = 8192 * 8192
     max_duration_s: float = 4 * 3600.0
+    max_aspect_ratio: float = 20.0
+    max_bit_depth: int = 12
+    max_frame_bytes: int = 128 * 1024**2
+    decode_max_side: int = 4096
     threads: int = 0
     heatmaps_dir: str | None = None
     thumbnails_dir: str | None = None
@@ -73,6 +85,16 @@ class ScanConfig:
             raise ConfigError("confirm_presence must be in [0, 1]")
         if self.min_track_frames < 1 or self.max_extra_frames < 0:
             raise ConfigError("min_track_frames must be >= 1 and max_extra_frames >= 0")
+        if not (self.max_aspect_ratio >= 1 and math.isfinite(self.max_aspect_ratio)):
+            raise ConfigError("max_aspect_ratio must be >= 1")
+        if self.max_bit_depth < 8:
+            raise ConfigError("max_bit_depth must be >= 8")
+        if self.max_bytes <= 0 or self.max_pixels <= 0 or self.max_frame_bytes <= 0:
+            raise ConfigError("max_bytes, max_pixels and max_frame_bytes must be positive")
+        if not self.max_duration_s > 0:
+            raise ConfigError("max_duration_s must be positive")
+        if self.decode_max_side < 64:
+            raise ConfigError("decode_max_side must be >= 64")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: ScanConfig | None = None) -> ScanConfig:

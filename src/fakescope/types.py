@@ -28,10 +28,29 @@ __all__ = [
     "Track",
     "TrackVerdict",
     "Verdict",
+    "display_path",
 ]
 
 Box = tuple[float, float, float, float]
 """A box ``(x0, y0, x1, y1)`` in frame pixels."""
+
+
+def display_path(path: str) -> tuple[str, bytes | None]:
+    """``path`` as valid UTF-8 text and, when it is not (a file name in another encoding,
+    held by Python as lone surrogates), its raw bytes; else ``(path, None)``."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = path.encode("utf-8", "surrogateescape") if _escaped_only(path) else None
+        if raw is None:
+            return path.encode("utf-8", "replace").decode("utf-8"), None
+        return raw.decode("utf-8", "replace"), raw
+    return path, None
+
+
+def _escaped_only(text: str) -> bool:
+    """Every surrogate in ``text`` is one Python's file system decoding made (U+DC80-DCFF)."""
+    return all(0xDC80 <= ord(ch) <= 0xDCFF for ch in text if 0xD800 <= ord(ch) <= 0xDFFF)
 
 
 class Status(enum.StrEnum):
@@ -73,7 +92,13 @@ class Frame:
 
 @dataclass(frozen=True)
 class MediaInfo:
-    """What the decoder learned about an input before sampling it."""
+    """What the decoder learned about an input before sampling it.
+
+    ``width`` and ``height`` are the upright size of the input itself. ``frame_scale`` is
+    below 1 when its frames were scaled down while decoding (``decode_max_side``): frames
+    are then ``frame_scale`` times that size, and verdicts map their boxes back to the
+    input's own pixels.
+    """
 
     kind: str  # "video" | "image"
     format: str
@@ -84,6 +109,7 @@ class MediaInfo:
     fps: float | None = None
     frame_count: int | None = None
     rotation: int = 0
+    frame_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +122,7 @@ class MediaInfo:
             "fps": self.fps,
             "frame_count": self.frame_count,
             "rotation": self.rotation,
+            "frame_scale": round(self.frame_scale, 6),
         }
 
 
@@ -293,11 +320,19 @@ class Verdict:
             raise ValueError(f"a {self.status} verdict must not carry a score or a decision")
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object that ``fakescope scan --json`` prints for this input."""
-        return {
-            "path": self.path,
+        """The JSON object that ``fakescope scan --json`` prints for this input.
+
+        ``path`` is always valid UTF-8: a file name that is not (kept by Python as lone
+        surrogates) is shown with U+FFFD replacement characters, and its exact bytes are
+        added as ``path_bytes_hex``.
+        """
+        shown, raw = display_path(self.path)
+        out: dict[str, Any] = {"path": shown}
+        if raw is not None:
+            out["path_bytes_hex"] = raw.hex()
+        return out | {
             "status": str(self.status),
-            "reason": self.reason,
+            "reason": display_path(self.reason)[0],
             "fake_probability": (
                 None if self.fake_probability is None else round(self.fake_probability, 6)
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -132,7 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    scan = sub.add_parser("scan", help="scan videos, photos, folders or globs")
+    scan = sub.add_parser(
+        "scan",
+        help="scan videos, photos, folders or globs",
+        epilog="A file whose name starts with '-' is read as an option: put it after '--' "
+        "(fakescope scan -- -h.jpg) or write its folder (fakescope scan ./-h.jpg). Every "
+        "input gets a verdict, also one that is not a regular file (a FIFO, a device, a "
+        "broken link) or an empty folder; the exit status is 2 only for a bad command line "
+        "or a path that does not exist.",
+    )
     scan.add_argument("paths", nargs="+", metavar="PATH")
     scan.add_argument(
         "--json", action="store_true", help="print one JSON object per input (JSON Lines) to stdout"
@@ -277,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.clips, config, repeat=args.repeat, json_out=args.json_out, sweep=args.sweep
         )
     except UsageError as exc:
-        print(f"fakescope: error: {exc}", file=sys.stderr)
+        print(f"fakescope: error: {exc}{_dash_hint(argv)}", file=sys.stderr)
         return 2
     except FakescopeError as exc:
         print(f"fakescope: error: {exc}", file=sys.stderr)
@@ -285,6 +294,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fakescope: interrupted", file=sys.stderr)
         return 130
+
+
+def _dash_hint(argv: Sequence[str] | None) -> str:
+    """A hint when a rejected argument starting with '-' is also an existing file name."""
+    args = sys.argv[1:] if argv is None else argv
+    if "--" in args:
+        return ""
+    for arg in args:
+        if arg.startswith("-") and arg != "-" and os.path.lexists(arg):
+            return f" (to scan the file {arg!r}, write: fakescope scan -- {arg} or ./{arg})"
+    return ""
 
 
 def _entry() -> NoReturn:

@@ -12,7 +12,7 @@ from fakescope.config import ScanConfig
 from fakescope.errors import InputError
 from fakescope.inference import Scanner
 from fakescope.io import expand_inputs
-from fakescope.types import Label, Status, Verdict
+from fakescope.types import Label, Status, Verdict, display_path
 
 __all__ = ["run_scan", "verdict_table"]
 
@@ -31,12 +31,12 @@ def verdict_table(verdicts: Sequence[Verdict]) -> Table:
         )
         status_style = "" if v.status is Status.OK else "yellow"
         table.add_row(
-            v.path,
+            display_path(v.path)[0],
             f"[{status_style}]{v.status}[/]" if status_style else str(v.status),
             f"[{_STYLE[v.label]}]{v.label}[/]",
             prob,
             faces,
-            v.reason,
+            display_path(v.reason)[0],
         )
     return table
 
@@ -60,7 +60,7 @@ def run_scan(paths: Sequence[str], config: ScanConfig, as_json: bool) -> int:
         overall = bar.add_task("inputs", total=len(files))
         frames = bar.add_task("frames", total=config.num_frames)
         for path in files:
-            bar.update(frames, description=path.name[:40], completed=0)
+            bar.update(frames, description=display_path(path.name[:40])[0], completed=0)
 
             def on_frame(done: int, total: int) -> None:
                 bar.update(frames, completed=done, total=max(total, done))

@@ -3,12 +3,16 @@
 Settings: defaults < environment (``FAKESCOPE_DATA_DIR``, ``FAKESCOPE_API_TOKEN``, ...; see
 :mod:`fakescope.server._settings`) < these flags. The API token is read from the environment
 only, never from the command line (where other users could see it in ``ps``).
+
+This process is the server and nothing else, so it runs with a 077 umask: whatever it (or a
+library) creates in the data folder is private to the user running it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +57,9 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
-    import uvicorn
-
     from fakescope.server import DataDirBusy, DataDirLock, ServerSettings, create_app
+    from fakescope.server._files import PRIVATE_UMASK
+    from fakescope.server._http import run_server
 
     settings = ServerSettings.from_env(
         host=args.host,
@@ -65,6 +69,7 @@ def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
         retention_hours=args.retention_hours,
         scan=config,
     )
+    os.umask(PRIVATE_UMASK)  # this process serves only: uploads and results stay private
     probe = DataDirLock(settings.lock_path)
     try:  # the app's lifespan takes the lock for real; this only gives a clear message early
         probe.acquire()
@@ -81,11 +86,5 @@ def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
         config.detector,
         "required" if settings.api_token else "not set (open API)",
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        server_header=False,
-    )
+    run_server(create_app(settings), settings)  # with slow-loris deadlines: see _http
     return 0

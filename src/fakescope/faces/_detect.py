@@ -26,6 +26,7 @@ from fakescope.types import Box, FaceBox
 __all__ = ["FACE_DETECTORS", "FaceDetector", "HybridFaceDetector", "MTCNNFaceDetector", "iou"]
 
 Image = npt.NDArray[np.uint8]
+_MTCNN_WINDOW = 12  # pixels: MTCNN's first stage looks at 12x12 windows
 
 
 class FaceDetector(Protocol):
@@ -141,6 +142,10 @@ class MTCNNFaceDetector:
         """MTCNN faces of the whole frame, in frame pixels."""
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
+        if min(h, w) * scale < _MTCNN_WINDOW:
+            # Thinner than MTCNN's smallest window once scaled: no face can be found, and
+            # a very thin frame would scale to a side of 0 pixels.
+            return []
         small = image
         if scale < 1.0:
             small = np.asarray(

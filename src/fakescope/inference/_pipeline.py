@@ -41,6 +41,7 @@ from fakescope.inference._prefetch import prefetch
 from fakescope.io import Limits, Sampling, open_media, read_frames_at
 from fakescope.models import Detector, create_detector
 from fakescope.types import (
+    Box,
     CropScore,
     DecisionInfo,
     FaceBox,
@@ -52,6 +53,7 @@ from fakescope.types import (
     Track,
     TrackVerdict,
     Verdict,
+    display_path,
 )
 
 if TYPE_CHECKING:
@@ -59,7 +61,14 @@ if TYPE_CHECKING:
 
     Calibrator = LogitCalibrator | IsotonicCalibrator
 
-__all__ = ["AGGREGATION_RULE", "STAGES", "Scanner", "decide_label", "media_key"]
+__all__ = [
+    "AGGREGATION_RULE",
+    "STAGES",
+    "Scanner",
+    "decide_label",
+    "in_source_pixels",
+    "media_key",
+]
 
 STAGES = ("decode", "detect", "landmarks", "align", "classify", "total")
 RULE_COST = "cost-minimising threshold for the calibrated probability"
@@ -111,7 +120,8 @@ def media_key(path: Path) -> str:
     """A file-name stem unique to one input: its stem and a hash of its absolute path (so
     ``a/x.mp4`` and ``b/x.mp4`` never overwrite each other's heatmaps or thumbnails)."""
     digest = hashlib.sha1(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
-    return f"{path.stem[:60]}-{digest[:10]}"
+    stem = display_path(path.stem[:60])[0]  # valid UTF-8 whatever the name's encoding
+    return f"{stem}-{digest[:10]}"
 
 
 class Scanner:
@@ -198,9 +208,18 @@ class Scanner:
 
     @property
     def limits(self) -> Limits:
-        """The input limits of the scan configuration (bytes, pixels, duration)."""
+        """The input limits of the scan configuration (bytes, pixels, duration, shape, bit
+        depth, frame memory) and the size frames are decoded at."""
         cfg = self.config
-        return Limits(cfg.max_bytes, cfg.max_pixels, cfg.max_duration_s)
+        return Limits(
+            max_bytes=cfg.max_bytes,
+            max_pixels=cfg.max_pixels,
+            max_duration_s=cfg.max_duration_s,
+            max_aspect_ratio=cfg.max_aspect_ratio,
+            max_bit_depth=cfg.max_bit_depth,
+            max_frame_bytes=cfg.max_frame_bytes,
+            decode_max_side=cfg.decode_max_side,
+        )
 
     # -- stages ------------------------------------------------------------------------------
     def open(self, path: Path) -> tuple[MediaInfo, Iterator[Frame]]:
@@ -571,6 +590,7 @@ class Scanner:
             overall, label, verdicts = self.decide(tracks, scores, media.kind)
             verdicts = self.draw_heatmaps(path, tracks, verdicts, faces, maps)
             verdicts = self.write_thumbnails(path, tracks, verdicts, faces)
+            verdicts = in_source_pixels(verdicts, media.frame_scale)
         except FakescopeError as exc:
             return abstain(exc.status, str(exc))
         except MemoryError:
@@ -604,3 +624,22 @@ class Scanner:
 
 def _length(track: Track) -> int:
     return len(track.faces)
+
+
+def _unscale(box: Box, scale: float) -> Box:
+    return (box[0] / scale, box[1] / scale, box[2] / scale, box[3] / scale)
+
+
+def in_source_pixels(verdicts: Sequence[TrackVerdict], scale: float) -> tuple[TrackVerdict, ...]:
+    """``verdicts`` with their boxes (per frame and ``peak_region``) mapped from the pixels of
+    frames decoded at ``scale`` times the input's size back to the input's own pixels."""
+    if scale == 1.0:
+        return tuple(verdicts)
+    return tuple(
+        dataclasses.replace(
+            v,
+            frames=tuple(dataclasses.replace(f, box=_unscale(f.box, scale)) for f in v.frames),
+            peak_region=None if v.peak_region is None else _unscale(v.peak_region, scale),
+        )
+        for v in verdicts
+    )

@@ -12,11 +12,25 @@ __all__ = ["Limits", "Sampling"]
 
 @dataclass(frozen=True)
 class Limits:
-    """Inputs beyond any of these raise :class:`~fakescope.errors.TooLarge`."""
+    """What an input may be; checked from the file and its headers before pixels are decoded.
+
+    Beyond ``max_bytes`` (file size), ``max_pixels`` (width x height of one image or video
+    frame), ``max_duration_s``, ``max_bit_depth`` (bits per colour sample of a video's
+    pixel format) or ``max_frame_bytes`` (one decoded video frame in its own pixel format)
+    an input raises :class:`~fakescope.errors.TooLarge`; a frame longer than
+    ``max_aspect_ratio`` times its other side raises
+    :class:`~fakescope.errors.UnsupportedMedia`. ``decode_max_side`` is not a limit: frames
+    whose longer side exceeds it are scaled down to it while they are converted to RGB, so
+    a scan holds frames of at most that size.
+    """
 
     max_bytes: int = 4 * 1024**3
     max_pixels: int = 8192 * 8192
     max_duration_s: float = 4 * 3600
+    max_aspect_ratio: float = 20.0
+    max_bit_depth: int = 12
+    max_frame_bytes: int = 128 * 1024**2
+    decode_max_side: int = 4096
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0:
@@ -25,6 +39,14 @@ class Limits:
             raise ConfigError(f"max_pixels must be positive, got {self.max_pixels}")
         if not self.max_duration_s > 0:
             raise ConfigError(f"max_duration_s must be positive, got {self.max_duration_s}")
+        if not (self.max_aspect_ratio >= 1 and math.isfinite(self.max_aspect_ratio)):
+            raise ConfigError(f"max_aspect_ratio must be >= 1, got {self.max_aspect_ratio}")
+        if self.max_bit_depth < 8:
+            raise ConfigError(f"max_bit_depth must be >= 8, got {self.max_bit_depth}")
+        if self.max_frame_bytes <= 0:
+            raise ConfigError(f"max_frame_bytes must be positive, got {self.max_frame_bytes}")
+        if self.decode_max_side < 64:
+            raise ConfigError(f"decode_max_side must be >= 64, got {self.decode_max_side}")
 
 
 @dataclass(frozen=True)

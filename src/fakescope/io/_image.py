@@ -1,4 +1,4 @@
-"""Still images: header-only size check, then one decode with OpenCV."""
+"""Still images: header-only size and shape checks, then one decode with OpenCV."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from fakescope.errors import DecodeError, InputError, TooLarge
+from fakescope.errors import DecodeError, InputError, TooLarge, UnsupportedMedia
 from fakescope.io._config import Limits
+from fakescope.io._quiet import c_stderr_silenced
 from fakescope.types import Frame, MediaInfo
 
-__all__ = ["image_dimensions", "open_image"]
+__all__ = ["check_frame_shape", "image_dimensions", "open_image"]
 
 # JPEG start-of-frame markers (SOF0..SOF15 minus DHT, JPG and DAC).
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -23,27 +24,86 @@ _JPEG_MAX_SEGMENTS = 10_000
 
 
 def open_image(path: Path, fmt: str, limits: Limits) -> tuple[MediaInfo, Frame]:
-    """Check the declared size against ``limits``, then decode ``path`` to an RGB frame."""
+    """Check the declared size against ``limits``, then decode ``path`` to an RGB frame
+    whose longer side is at most ``limits.decode_max_side``."""
     width, height = image_dimensions(path, fmt)
-    _check_pixels(width, height, limits)
+    check_frame_shape(width, height, limits, "image")
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.size == 0:
+    reduce = _reduction(width, height, limits.decode_max_side)
+    with c_stderr_silenced():  # libpng / libjpeg print their complaints from C
+        decoded = cv2.imdecode(data, _REDUCED_FLAGS[reduce])
+    del data
+    if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.size == 0:
         raise DecodeError(f"truncated or corrupt {fmt} image")
+    bgr: npt.NDArray[np.uint8] = np.asarray(decoded, dtype=np.uint8)
+    decoded_h, decoded_w = bgr.shape[:2]
+    bgr = _fit(bgr, limits.decode_max_side)
     rgb: npt.NDArray[np.uint8] = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    # EXIF orientation (applied by OpenCV) may swap the declared width and height.
-    info = MediaInfo(kind="image", format=fmt, width=rgb.shape[1], height=rgb.shape[0])
+    if reduce == 1:  # the decoded size is the image's own (EXIF orientation applied)
+        full_w, full_h = decoded_w, decoded_h
+    else:  # the header's size, turned like the decoded picture by its EXIF orientation
+        aspect = decoded_w / decoded_h
+        turned = abs(aspect - height / width) < abs(aspect - width / height)
+        full_w, full_h = (height, width) if turned else (width, height)
+    scale = min(1.0, rgb.shape[1] / full_w)
+    info = MediaInfo(kind="image", format=fmt, width=full_w, height=full_h, frame_scale=scale)
     return info, Frame(index=0, time_s=0.0, image=rgb)
 
 
-def _check_pixels(width: int, height: int, limits: Limits) -> None:
+# OpenCV decodes at 1/2, 1/4 or 1/8 of the size when asked (JPEG by scaling its DCT, so
+# the full-size picture is never held; other formats are decoded, then shrunk).
+_REDUCED_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def _reduction(width: int, height: int, max_side: int) -> int:
+    """The largest of 1, 2, 4 and 8 that keeps the longer side at least ``max_side``."""
+    longest = max(width, height)
+    factor = 1
+    while factor < 8 and longest // (factor * 2) >= max_side:
+        factor *= 2
+    return factor
+
+
+def _fit(image: npt.NDArray[np.uint8], max_side: int) -> npt.NDArray[np.uint8]:
+    """``image`` scaled down (area averaging) so its longer side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+
+def check_frame_shape(width: int, height: int, limits: Limits, what: str) -> None:
+    """:class:`TooLarge` beyond ``max_pixels``; :class:`UnsupportedMedia` for a frame longer
+    than ``max_aspect_ratio`` times its other side (no face fits, and scaling it for the face
+    search would leave a side of zero pixels)."""
     if width * height > limits.max_pixels:
         raise TooLarge(
-            f"image is {width}x{height} pixels, over the max_pixels limit of {limits.max_pixels}"
+            f"{what} is {width}x{height} pixels, over the max_pixels limit of {limits.max_pixels}"
         )
+    long_side, short_side = max(width, height), min(width, height)
+    if short_side > 0 and long_side / short_side > limits.max_aspect_ratio:
+        raise UnsupportedMedia(
+            f"{what} is {width}x{height} pixels: aspect ratio {_ratio(width, height)} is "
+            f"beyond the "
+            f"{limits.max_aspect_ratio:g}:1 limit (max_aspect_ratio)"
+        )
+
+
+def _ratio(width: int, height: int) -> str:
+    """``"2000:1"``-style ratio, the shorter side as 1."""
+    value = max(width, height) / min(width, height)
+    text = f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+    return f"{text}:1" if width >= height else f"1:{text}"
 
 
 def image_dimensions(path: Path, fmt: str) -> tuple[int, int]:

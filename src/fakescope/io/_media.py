@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from fakescope.errors import InputError, TooLarge
+from fakescope.errors import TooLarge
 from fakescope.io._config import Limits, Sampling
+from fakescope.io._files import regular_file_stat
 from fakescope.io._image import open_image
 from fakescope.io._sniff import sniff
 from fakescope.io._video import open_video
@@ -27,18 +28,12 @@ def open_media(
     Returns the :class:`MediaInfo` and a lazy iterator of upright RGB :class:`Frame` s:
     the sampled frames of a video (decoded once, in order) or the single frame of an
     image. Raises :class:`InputError` (missing file), :class:`TooLarge` (over ``limits``),
-    :class:`UnsupportedMedia` (not a known video/image) or :class:`DecodeError` (corrupt).
+    :class:`UnsupportedMedia` (not a regular file, not a known video/image, or an extreme
+    aspect ratio) or :class:`DecodeError` (truncated or corrupt).
     A video damaged part-way yields the frames decoded before the damage, then stops.
     """
     path = Path(path)
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        raise InputError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not path.is_file():
-        raise InputError(f"not a regular file: {path}")
+    stat = regular_file_stat(path)  # before any open: a FIFO would block, a device not end
     if stat.st_size > limits.max_bytes:
         raise TooLarge(
             f"file is {stat.st_size} bytes, over the max_bytes limit of {limits.max_bytes}"

@@ -7,17 +7,17 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import av
-import numpy as np
-
 from fakescope.errors import DecodeError
 from fakescope.io._config import Limits
+from fakescope.io._files import regular_file_stat
+from fakescope.io._image import check_frame_shape
 from fakescope.io._video import (
     _AV_ERRORS,
     _TIME_EPS,
-    _check_pixels,
     _rate,
     _start_seconds,
+    frame_to_rgb,
+    open_container,
     quarter_turns,
     rotate_upright,
 )
@@ -40,8 +40,9 @@ def read_frames_at(path: Path, times: Sequence[float], limits: Limits | None = N
     if not targets:
         return []
     limits = limits or Limits()
+    regular_file_stat(Path(path))  # never open a FIFO or a device
     try:
-        container = av.open(str(path), mode="r")
+        container = open_container(path)
     except _AV_ERRORS as exc:
         raise DecodeError(f"cannot reopen the video to read more frames: {exc}") from None
     out: list[Frame] = []
@@ -49,7 +50,10 @@ def read_frames_at(path: Path, times: Sequence[float], limits: Limits | None = N
         if not container.streams.video:
             return []
         stream = container.streams.video[0]
-        _check_pixels(stream.codec_context.width, stream.codec_context.height, limits)
+        context = stream.codec_context
+        if context is None:
+            return []
+        check_frame_shape(int(context.width), int(context.height), limits, "video")
         fps = _rate(stream)
         start = _start_seconds(stream)
         if fps is None or not stream.time_base:
@@ -71,7 +75,7 @@ def read_frames_at(path: Path, times: Sequence[float], limits: Limits | None = N
                     index=round(t * fps),
                     time_s=t,
                     image=rotate_upright(
-                        np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8),
+                        frame_to_rgb(frame, limits.decode_max_side),
                         quarter_turns(float(frame.rotation or 0)),
                     ),
                 )

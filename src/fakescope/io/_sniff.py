@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from fakescope.errors import DecodeError, InputError, UnsupportedMedia
+from fakescope.io._files import describe_mode
 
 __all__ = ["read_head", "sniff", "sniff_bytes"]
 
 _HEAD_SIZE = 64
+# Every format above is told apart within its first 12 bytes; a shorter binary file is a
+# cut-off piece of something.
+_MIN_IDENTIFIABLE = 12
 
 _BMP_DIB_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
 _QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
@@ -36,16 +42,37 @@ _OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
 
 
 def read_head(path: Path, size: int = _HEAD_SIZE) -> bytes:
-    """The first ``size`` bytes of ``path`` (fewer if the file is shorter)."""
+    """The first ``size`` bytes of ``path`` (fewer if the file is shorter).
+
+    Opened without blocking and checked to be a regular file before reading, so a FIFO or a
+    device swapped in for the file raises :class:`UnsupportedMedia` instead of hanging.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        with path.open("rb") as fh:
-            return fh.read(size)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None
     except IsADirectoryError:
         raise InputError(f"is a directory: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnsupportedMedia(f"is {describe_mode(mode)}, not a regular file")
+        chunks: list[bytes] = []
+        left = size
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def sniff(path: Path) -> tuple[str, str]:
@@ -88,7 +115,31 @@ def sniff_bytes(head: bytes) -> tuple[str, str]:
         return "video", "mov" if brand == b"qt  " else "mp4"
     if box_type in _QUICKTIME_ATOMS and int.from_bytes(head[:4], "big") >= 8:
         return "video", "mov"
+    known = any(head.startswith(magic) for magic, _ in _OTHER_MAGIC)
+    if len(head) < _MIN_IDENTIFIABLE and not known and not _looks_like_text(head):
+        what = _prefix_of(head)
+        raise DecodeError(
+            f"truncated or corrupt file: only {len(head)} byte{'s' if len(head) != 1 else ''}"
+            f"{what}, too short to be a video or image"
+        )
     raise UnsupportedMedia(f"content is not a video or image ({_describe(head)})")
+
+
+# Magic numbers a cut-off file may start with, for the reason of a too-short file.
+_MAGIC_PREFIXES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"RIFF", "RIFF (webp/avi)"),
+    (b"\x1a\x45\xdf\xa3", "matroska/webm"),
+    (b"BM", "bmp"),
+)
+
+
+def _prefix_of(head: bytes) -> str:
+    for magic, name in _MAGIC_PREFIXES:
+        if magic.startswith(head) or head.startswith(magic):
+            return f" (the start of a {name} file)"
+    return ""
 
 
 def _is_bmp(head: bytes) -> bool:
@@ -109,12 +160,13 @@ def _describe(head: bytes) -> str:
 
 
 def _looks_like_text(head: bytes) -> bool:
+    """``head`` is non-empty printable UTF-8 (a multi-byte character cut off at the end of a
+    full head, and only there, is allowed)."""
     try:
         text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        # A multi-byte character may be cut at the end of the head.
-        try:
-            text = head[:-3].decode("utf-8")
-        except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        cut_at_end = exc.reason == "unexpected end of data" and exc.start >= len(head) - 3
+        if not (cut_at_end and len(head) >= _HEAD_SIZE):
             return False
-    return all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
+        text = head[: exc.start].decode("utf-8")
+    return bool(text) and all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)

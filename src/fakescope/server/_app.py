@@ -27,10 +27,17 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fakescope import __version__
+from fakescope.server._files import private_dir
 from fakescope.server._jobs import JOB_ID, DataDirLock, Job, JobStore, iso_utc, new_job_id
 from fakescope.server._settings import ServerSettings
-from fakescope.server._uploads import RateLimiter, UploadError, receive_upload
-from fakescope.server._worker import WorkerPool
+from fakescope.server._uploads import (
+    RateLimiter,
+    UploadError,
+    UploadSlots,
+    receive_upload,
+    timed_stream,
+)
+from fakescope.server._worker import WorkerPool, remove_job_files
 
 __all__ = ["CSP", "STATIC_DIR", "create_app", "job_detail", "job_summary"]
 
@@ -59,7 +66,6 @@ _SECURITY_HEADERS = {
 }
 _HEATMAP_NAME = re.compile(r"[0-9a-f]{32}-[0-9a-f]{10}_track[0-9]{1,6}\.png")
 _THUMBNAIL_NAME = re.compile(r"[0-9a-f]{32}-[0-9a-f]{10}_track[0-9]{1,6}\.jpg")
-_UPLOAD_NAME = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{2,5}")
 
 
 class RedactToken(logging.Filter):
@@ -157,14 +163,6 @@ def job_detail(job: Job) -> dict[str, Any]:
     }
 
 
-def remove_job_files(settings: ServerSettings, job: Job) -> None:
-    """Delete a job's upload (if still there) and its output folder."""
-    if _UPLOAD_NAME.fullmatch(job.upload):
-        (settings.uploads_dir / job.upload).unlink(missing_ok=True)
-    if JOB_ID.fullmatch(job.id):
-        shutil.rmtree(settings.jobs_dir / job.id, ignore_errors=True)
-
-
 def purge_expired(settings: ServerSettings, store: JobStore, now: float | None = None) -> int:
     """Delete the jobs (rows and files) older than ``retention_hours``, and files in
     ``uploads/`` and ``jobs/`` that belong to no job and are as old. Returns the job count."""
@@ -208,9 +206,16 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
     """The web service for ``settings`` (default: from the environment). With
     ``start_workers=False`` jobs are queued but nothing scans them (tests, API-only)."""
     settings = settings or ServerSettings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    created = private_dir(settings.data_dir, existing=False)  # the user may share it on purpose
+    if not created and settings.data_dir.stat().st_mode & 0o077:
+        log.warning(
+            "the data folder %s is open to other users: its uploads and database are kept "
+            "private, but consider 'chmod 700' on it",
+            settings.data_dir,
+        )
     store = JobStore(settings.db_path)
     limiter = RateLimiter(settings.rate_limit_per_minute)
+    slots = UploadSlots(settings.max_uploads_per_client)
     pool = WorkerPool(settings, store) if start_workers and settings.workers > 0 else None
 
     @contextlib.asynccontextmanager
@@ -221,8 +226,13 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         tasks: list[asyncio.Task[None]] = []
         try:
             for folder in (settings.uploads_dir, settings.jobs_dir):
-                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                private_dir(folder)  # also tightens the folders of an older version
+            # the previous server died or stopped with these running: not the jobs' fault
             requeued, failed = store.requeue_running(settings.max_attempts)
+            for job_id in failed:  # only with a lower max_attempts than before
+                job = store.get(job_id)
+                if job is not None:
+                    remove_job_files(settings, job)
             if requeued or failed:
                 log.warning(
                     "after a restart: %d interrupted job(s) requeued, %d failed",
@@ -329,13 +339,26 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         responses={
             400: {"description": "no file, empty file or malformed form"},
             401: {"description": "API token required"},
+            408: {"description": "the upload was too slow"},
             413: {"description": "file too large"},
             415: {"description": "not a supported video or image (sniffed from content)"},
-            429: {"description": "too many uploads from this client"},
+            429: {"description": "too many uploads (in progress, or a minute) from this client"},
         },
     )
     async def create_scan(request: Request) -> JSONResponse:
         client = request.client.host if request.client else "unknown"
+        if not slots.acquire(client):
+            raise HTTPException(
+                429,
+                "too many uploads in progress from this client: wait for one to finish",
+                headers={"Retry-After": "5"},
+            )
+        try:
+            return await _create_scan(request, client)
+        finally:
+            slots.release(client)
+
+    async def _create_scan(request: Request, client: str) -> JSONResponse:
         wait = limiter.acquire(client)
         if wait > 0:
             raise HTTPException(
@@ -344,17 +367,26 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
                 headers={"Retry-After": RateLimiter.retry_after(wait)},
             )
         job_id = new_job_id()
+        body = timed_stream(
+            request.stream(),
+            total_s=settings.body_timeout_s,
+            idle_s=settings.body_idle_timeout_s,
+        )
         try:
             saved = await receive_upload(
                 request.headers,
-                request.stream(),
+                body,
                 uploads_dir=settings.uploads_dir,
                 job_id=job_id,
                 max_video_bytes=settings.max_video_bytes,
                 max_image_bytes=settings.max_image_bytes,
             )
         except UploadError as exc:
-            raise HTTPException(exc.status, exc.detail) from None
+            # a 408 leaves the rest of the body unread: close the connection after answering
+            headers = {"Connection": "close"} if exc.status == 408 else None
+            raise HTTPException(exc.status, exc.detail, headers=headers) from None
+        finally:
+            await body.aclose()
         try:
             await anyio.to_thread.run_sync(store.create, job_id, saved.filename, saved.path.name)
         except BaseException:

@@ -5,6 +5,11 @@ A worker claims a job atomically (``UPDATE ... RETURNING``) and gets a fresh cla
 its later writes (progress, result, failure) only land while the row still carries that
 token and is ``running``, so a job that was deleted, requeued or reclaimed in the meantime
 silently drops a stale worker's late writes.
+
+``attempts`` counts how many times a job was started, ``crashes`` how many times its worker
+died under it while the server was alive. Only crashes make a job fail: a server that was
+killed or restarted requeues its jobs without counting them (its workers exit by design when
+it dies, so their death says nothing about the file).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from fakescope.server._files import private_dir, private_file
 
 __all__ = [
     "JOB_ID",
@@ -50,6 +57,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    crashes INTEGER NOT NULL DEFAULT 0,
     worker TEXT,
     claim TEXT,
     error TEXT,
@@ -63,8 +71,8 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 """
 
 _COLUMNS = (
-    "id, status, progress, filename, upload, created_at, updated_at, attempts, worker, "
-    "error, result, provenance, label, fake_probability"
+    "id, status, progress, filename, upload, created_at, updated_at, attempts, crashes, "
+    "worker, error, result, provenance, label, fake_probability"
 )
 
 
@@ -92,6 +100,9 @@ class Job:
     created_at: float
     updated_at: float
     attempts: int
+    """How many times a worker started scanning it."""
+    crashes: int
+    """How many times its worker died while scanning it (with the server alive)."""
     worker: str | None
     error: str | None
     result: dict[str, Any] | None
@@ -110,6 +121,7 @@ class Job:
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
             attempts=int(row["attempts"]),
+            crashes=int(row["crashes"]),
             worker=row["worker"],
             error=row["error"],
             result=None if row["result"] is None else json.loads(row["result"]),
@@ -138,13 +150,15 @@ class JobStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        private_dir(self.path.parent, existing=False)
+        private_file(self.path)  # before SQLite creates it 0644 (its -wal/-shm copy the mode)
         self._connection().executescript(_SCHEMA)  # idempotent; runs in its own transaction
+        self._migrate()
 
     # -- connections ---------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             # used by this thread only; check_same_thread=False lets close() run elsewhere
             db = sqlite3.connect(
                 self.path,
@@ -172,6 +186,13 @@ class JobStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        """Add the columns a queue written by an older version lacks."""
+        with self._tx() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "crashes" not in columns:
+                db.execute("ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close every connection this instance opened (call once no thread uses it)."""
@@ -239,12 +260,20 @@ class JobStore:
         return {r[0] for r in self._connection().execute("SELECT id FROM jobs")}
 
     def requeue_running(
-        self, max_attempts: int, keep: Iterable[str] = (), refund: bool = False
+        self,
+        max_attempts: int,
+        keep: Iterable[str] = (),
+        refund: bool = False,
+        crashed: bool = False,
     ) -> tuple[list[str], list[str]]:
-        """Put ``running`` jobs whose worker is not in ``keep`` back in the queue: their
-        worker died (or the server restarted). A job already tried ``max_attempts`` times is
-        marked failed instead. ``refund`` does not count the interrupted attempt (a graceful
-        shutdown stopped it). Returns ``(requeued ids, failed ids)``."""
+        """Put ``running`` jobs whose worker is not in ``keep`` back in the queue.
+
+        ``crashed``: their worker died while the server was alive (the supervisor's call);
+        the death counts as a crash, and a job whose worker crashed ``max_attempts`` times is
+        marked failed instead (its files are the caller's to delete). Otherwise the server
+        restarted (or is stopping) and nothing is counted against the job. ``refund`` also
+        takes back the interrupted attempt (a graceful shutdown stopped it).
+        Returns ``(requeued ids, failed ids)``."""
         keep = list(keep)
         marks = ",".join("?" * len(keep))
         where = "status = 'running'" + (f" AND worker NOT IN ({marks})" if keep else "")
@@ -252,10 +281,12 @@ class JobStore:
         with self._tx() as db:
             if refund:
                 db.execute(f"UPDATE jobs SET attempts = MAX(0, attempts - 1) WHERE {where}", keep)
+            if crashed:
+                db.execute(f"UPDATE jobs SET crashes = crashes + 1 WHERE {where}", keep)
             failed = db.execute(
                 "UPDATE jobs SET status = 'failed', claim = NULL, updated_at = ?, "
-                "error = 'the worker died ' || attempts || ' times while scanning this file' "
-                f"WHERE {where} AND attempts >= ? RETURNING id",
+                "error = 'the worker died ' || crashes || ' times while scanning this file' "
+                f"WHERE {where} AND crashes >= ? RETURNING id",
                 (now, *keep, max_attempts),
             ).fetchall()
             queued = db.execute(
@@ -333,7 +364,7 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent, existing=False)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

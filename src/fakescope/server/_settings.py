@@ -23,8 +23,13 @@ ENV_VARS = {
     "FAKESCOPE_MAX_VIDEO_MB": "max_video_bytes",
     "FAKESCOPE_MAX_IMAGE_MB": "max_image_bytes",
     "FAKESCOPE_RATE_LIMIT_PER_MINUTE": "rate_limit_per_minute",
+    "FAKESCOPE_MAX_UPLOADS_PER_CLIENT": "max_uploads_per_client",
+    "FAKESCOPE_HEADER_TIMEOUT_S": "header_timeout_s",
+    "FAKESCOPE_BODY_TIMEOUT_S": "body_timeout_s",
+    "FAKESCOPE_BODY_IDLE_TIMEOUT_S": "body_idle_timeout_s",
 }
-"""Environment variable -> setting. Sizes are given in megabytes (MiB) in the environment."""
+"""Environment variable -> setting. Sizes are given in megabytes (MiB) in the environment,
+durations in seconds."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class ServerSettings:
     Files live under ``data_dir``: ``fakescope.db`` (the job queue, SQLite), ``uploads/``
     (``<id>.<ext>``), ``jobs/<id>/`` (heatmaps, thumbnails) and ``server.lock``.
     ``api_token=None`` leaves the API open; ``rate_limit_per_minute=0`` turns the upload rate
-    limit off.
+    limit off, ``max_uploads_per_client=0`` the cap on uploads in progress.
     """
 
     data_dir: Path = Path("fakescope-data")
@@ -46,6 +51,15 @@ class ServerSettings:
     workers: int = 1
     api_token: str | None = None
     rate_limit_per_minute: int = 60
+    max_uploads_per_client: int = 4
+    """Uploads one client address may have in progress at once (more get a 429)."""
+    header_timeout_s: float = 10.0
+    """A request's line and headers must have arrived this long after its first byte (or
+    after the connection opened), else the connection is closed: slow-loris protection."""
+    body_timeout_s: float = 900.0
+    """An upload's whole body must have arrived this long after its headers (else 408)."""
+    body_idle_timeout_s: float = 60.0
+    """An upload whose body stalls this long is refused (408)."""
     scan: ScanConfig = field(default_factory=ScanConfig)
     max_attempts: int = 3
     """A job whose worker died this many times while scanning it is marked failed."""
@@ -70,11 +84,20 @@ class ServerSettings:
             raise ConfigError("workers must be >= 0")
         if self.rate_limit_per_minute < 0:
             raise ConfigError("rate_limit_per_minute must be >= 0 (0 = no limit)")
+        if self.max_uploads_per_client < 0:
+            raise ConfigError("max_uploads_per_client must be >= 0 (0 = no limit)")
         if self.max_attempts < 1:
             raise ConfigError("max_attempts must be >= 1")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be in 1..65535, got {self.port}")
-        for name in ("poll_interval_s", "supervise_interval_s", "cleanup_interval_s"):
+        for name in (
+            "poll_interval_s",
+            "supervise_interval_s",
+            "cleanup_interval_s",
+            "header_timeout_s",
+            "body_timeout_s",
+            "body_idle_timeout_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0")
 
@@ -114,7 +137,7 @@ class ServerSettings:
                     values[name] = Path(text) if name == "data_dir" else text
                 elif name in ("max_video_bytes", "max_image_bytes"):
                     values[name] = round(float(text) * _MB)
-                elif name == "retention_hours":
+                elif name == "retention_hours" or name.endswith("_s"):
                     values[name] = float(text)
                 else:
                     values[name] = int(text)

@@ -1,5 +1,7 @@
 """Uploads: a multipart body streamed to disk with the size limit enforced while it arrives,
-the media type sniffed from the content, and a per-client token-bucket rate limit.
+the media type sniffed from the content, deadlines on the body (:func:`timed_stream`), a cap
+on the uploads each client has in progress (:class:`UploadSlots`) and a per-client
+token-bucket rate limit.
 
 The client's file name is never used as a path: the file is written to
 ``<data_dir>/uploads/<id>.<ext>`` (``ext`` from the sniffed type) and the name is kept only as
@@ -8,12 +10,13 @@ a sanitised display string.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,8 +34,10 @@ __all__ = [
     "RateLimiter",
     "SavedUpload",
     "UploadError",
+    "UploadSlots",
     "display_name",
     "receive_upload",
+    "timed_stream",
 ]
 
 FILE_FIELD = b"file"
@@ -267,9 +272,10 @@ async def receive_upload(
             raise UploadError(400, "no file: send it in a form field named 'file'")
         if not sink.complete or sink.path is None:
             raise UploadError(400, "the upload ended before the file was complete")
-    except UploadError:
+    except UploadError as exc:
         sink.discard()
-        await _drain(stream, _DRAIN_BYTES)
+        if exc.status != 408:  # a client too slow to send is not waited for any longer
+            await _drain(stream, _DRAIN_BYTES)
         raise
     except (FormParserError, ValueError) as exc:
         sink.discard()
@@ -289,8 +295,62 @@ async def _drain(stream: AsyncIterator[bytes], budget: int) -> None:
             budget -= len(chunk)
             if budget <= 0:
                 return
-    except ClientDisconnect:
+    except (ClientDisconnect, UploadError):  # gone, or too slow (a timed stream's 408)
         return
+
+
+async def timed_stream(
+    stream: AsyncIterator[bytes], *, total_s: float, idle_s: float
+) -> AsyncGenerator[bytes, None]:
+    """``stream`` with deadlines, against clients that trickle a body to hold a connection and
+    an upload slot: :class:`UploadError` 408 when the whole body has not arrived ``total_s``
+    seconds after the first read, or when no bytes came for ``idle_s`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + total_s
+    chunks = aiter(stream)
+    while True:
+        left = deadline - loop.time()
+        try:
+            async with asyncio.timeout(max(0.0, min(idle_s, left))):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if left <= idle_s:
+                detail = f"the upload was too slow: it must arrive within {total_s:g} s"
+            else:
+                detail = f"the upload stalled: no data for {idle_s:g} s"
+            raise UploadError(408, detail) from None
+        yield chunk
+
+
+class UploadSlots:
+    """How many uploads each client has in progress: at most ``per_client`` at once
+    (0 = no cap), so that one client cannot hold every connection with slow uploads."""
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self._active: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> bool:
+        """Take a slot for ``key``; False when it already has ``per_client`` in progress."""
+        with self._lock:
+            count = self._active.get(key, 0)
+            if self.per_client > 0 and count >= self.per_client:
+                return False
+            self._active[key] = count + 1
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            count = self._active.pop(key, 0) - 1
+            if count > 0:
+                self._active[key] = count
+
+    def active(self, key: str) -> int:
+        with self._lock:
+            return self._active.get(key, 0)
 
 
 class RateLimiter:

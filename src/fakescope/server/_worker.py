@@ -5,7 +5,8 @@ reports progress into the queue and writes its outputs (heatmaps, thumbnails) to
 ``<data_dir>/jobs/<id>/``. A worker exits by itself within about half a second when the server
 process dies (a watchdog thread compares ``os.getppid()`` with the server's pid), so killing
 the server never leaves scanning orphans behind. The server-side :class:`WorkerPool` starts
-them, restarts a worker that died, puts its job back in the queue and stops them on shutdown.
+them, restarts a worker that died, puts its job back in the queue (or fails it, and deletes its
+upload, when workers crashed on it ``max_attempts`` times) and stops them on shutdown.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib
 import logging
 import multiprocessing
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -28,15 +30,32 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fakescope.config import ScanConfig
-from fakescope.server._jobs import Claim, JobStore
+from fakescope.server._files import PRIVATE_UMASK, private_dir
+from fakescope.server._jobs import JOB_ID, Claim, Job, JobStore
 from fakescope.server._settings import ServerSettings
 from fakescope.types import Verdict
 
-__all__ = ["JobCancelled", "JobRunner", "ScannerLike", "WorkerPool", "read_provenance_dict"]
+__all__ = [
+    "JobCancelled",
+    "JobRunner",
+    "ScannerLike",
+    "WorkerPool",
+    "read_provenance_dict",
+    "remove_job_files",
+]
 
 log = logging.getLogger("fakescope.server")
 
 _CTX = multiprocessing.get_context("spawn")
+_UPLOAD_NAME = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{2,5}")
+
+
+def remove_job_files(settings: ServerSettings, job: Job) -> None:
+    """Delete a job's upload (if still there) and its output folder."""
+    if _UPLOAD_NAME.fullmatch(job.upload):
+        (settings.uploads_dir / job.upload).unlink(missing_ok=True)
+    if JOB_ID.fullmatch(job.id):
+        shutil.rmtree(settings.jobs_dir / job.id, ignore_errors=True)
 
 
 class ScannerLike(Protocol):
@@ -150,7 +169,7 @@ class JobRunner:
         upload = self.settings.uploads_dir / job.upload
         log.info("scanning %s (%s), attempt %d", job.id, job.filename, job.attempts)
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(out_dir)
             self.scanner.config = dataclasses.replace(
                 self.scanner.config,
                 heatmaps_dir=str(out_dir) if self.has_maps else None,
@@ -201,6 +220,7 @@ def worker_main(
     settings: ServerSettings, worker_id: str, parent_pid: int, stop_reader: Connection
 ) -> None:
     """Entry point of a worker process."""
+    os.umask(PRIVATE_UMASK)  # our own process: thumbnails and heatmaps are written 0600
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the server decides
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     logging.basicConfig(
@@ -301,13 +321,17 @@ class WorkerPool:
                     slot.retry_at = now + backoff
                 if slot.process is None and now >= slot.retry_at:
                     self._spawn(index)
+            # the server is alive, so these workers crashed (they did not exit because we died)
             requeued, failed = self.store.requeue_running(
-                self.settings.max_attempts, keep=self.alive()
+                self.settings.max_attempts, keep=self.alive(), crashed=True
             )
         for job_id in requeued:
             log.warning("job %s requeued: its worker is gone", job_id)
         for job_id in failed:
             log.error("job %s failed: its worker died too many times", job_id)
+            job = self.store.get(job_id)
+            if job is not None:
+                remove_job_files(self.settings, job)  # the media is not kept once it is done
 
     def stop(self) -> None:
         """Ask every worker to stop, give it ``shutdown_grace_s`` to finish its scan, then
