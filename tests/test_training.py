@@ -236,6 +236,24 @@ def test_smoke_train_export_resume(tmp_path: Path, capsys: pytest.CaptureFixture
     assert captured.out.strip() == ""
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
 
+    # warm start: a new run starts from the first run's weights (a tiny lr keeps them), not
+    # from a fresh initialisation; a missing checkpoint is a config error
+    warm = tmp_path / "warm"
+    warm_argv = [
+        *[a for a in argv if not a.startswith(("run.out=", "optim.lr="))],
+        f"run.out={warm}",
+        f"model.init_from={out / 'last.pt'}",
+        "optim.lr=1e-12",
+    ]
+    main(warm_argv)
+    assert f"warm start from {out / 'last.pt'}" in capsys.readouterr().err
+    before = torch.load(out / "last.pt", weights_only=True)["model"]
+    after = torch.load(warm / "last.pt", weights_only=True)["model"]
+    head = [k for k in before if k.endswith("weight") and before[k].dtype.is_floating_point]
+    assert head and all(torch.allclose(before[k], after[k], atol=1e-6) for k in head)
+    with pytest.raises(ConfigError, match="init_from"):
+        main([*warm_argv[:-2], f"run.out={tmp_path / 'w2'}", "model.init_from=nope/last.pt"])
+
 
 def test_balanced_fake_fraction() -> None:
     from fakescope.training.train_sbi import balanced_fake_fraction

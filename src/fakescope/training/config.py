@@ -151,6 +151,10 @@ class ModelConfig:
     freeze_blocks: int = 3  # stem + this many MBConv blocks stay frozen (and in eval mode)
     seg_weight: float = 0.5  # weight of the blend-mask segmentation loss
     dropout: float = 0.2
+    # warm start: a ``last.pt`` of an earlier run (relative to the working directory) whose
+    # network weights start this run (optimizer and schedule start fresh); resuming this
+    # run's own ``last.pt`` takes precedence
+    init_from: str | None = None
 
     def validate(self) -> None:
         _check(0 <= self.freeze_blocks <= 16, "model.freeze_blocks", "must be in [0, 16]")

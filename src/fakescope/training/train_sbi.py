@@ -558,6 +558,12 @@ def train(cfg: TrainConfig) -> Path:
     start_epoch = 0
     best_score: float | None = None
     ckpt_path = out / "last.pt"
+    if cfg.model.init_from is not None and not ckpt_path.exists():
+        init_path = Path(cfg.model.init_from)
+        if not init_path.is_file():
+            raise ConfigError(f"model.init_from: {init_path} is not a file")
+        model.load_state_dict(torch.load(init_path, weights_only=True)["model"])
+        _log(f"warm start from {init_path}")
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=True)
         if int(ckpt["total_steps"]) != total_steps:
