@@ -26,7 +26,7 @@ __all__ = [
     "detector_argument",
 ]
 
-DEFAULT_DETECTOR = "fused-v2"
+DEFAULT_DETECTOR = "fused-v3"
 
 
 class Detector(Protocol):
@@ -122,9 +122,9 @@ def _effnet_lite0_ffpp(threads: int = 0) -> Detector:
 
 @DETECTORS.register("effnet-lite0-sbi")
 def _effnet_lite0_sbi(threads: int = 0) -> Detector:
-    """Detector v1 (the default until v0.3.0, a member of ``fused-v2``): EfficientNet-Lite0
-    with a blend-mask head, trained on FF++ reals and fakes plus Self-Blended Images
-    pseudo-fakes under H.264/JPEG degradations; calibrated; gives heatmaps."""
+    """Detector v1 (the default until v0.3.0, a member of ``fused-v2`` and ``fused-v3``):
+    EfficientNet-Lite0 with a blend-mask head, trained on FF++ reals and fakes plus
+    Self-Blended Images pseudo-fakes under H.264/JPEG degradations; calibrated; heatmaps."""
     return OnnxDetector(_shipped("effnet_lite0_sbi.json"), threads)
 
 
@@ -137,13 +137,31 @@ def _effnet_lite0_v2(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_v2.json"), threads)
 
 
+@DETECTORS.register("effnet-lite0-v3")
+def _effnet_lite0_v3(threads: int = 0) -> Detector:
+    """Detector v3: ``effnet-lite0-v2`` trained 8 more epochs on the same face store and
+    identity split (warm start); calibrated on the same identity-held-out split; gives
+    heatmaps."""
+    return OnnxDetector(_shipped("effnet_lite0_v3.json"), threads)
+
+
 @DETECTORS.register("fused-v2")
 def _fused_v2(threads: int = 0) -> Detector:
-    """The default: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v2`` on the same
-    crop, calibrated on v2's calibration split; heatmaps are the mean of both mask heads."""
+    """The default of v0.3.0: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v2``
+    on the same crop, calibrated on v2's calibration split."""
     from fakescope.models._fused import FusedDetector
 
     return FusedDetector.from_json(asset_path("fused_v2.json"), threads)
+
+
+@DETECTORS.register("fused-v3")
+def _fused_v3(threads: int = 0) -> Detector:
+    """The default: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v3`` on the same
+    crop, calibrated on v3's calibration split; heatmaps are the mean of both mask heads.
+    Chosen over v1+v2+v3 on the validation split (same cost as two members)."""
+    from fakescope.models._fused import FusedDetector
+
+    return FusedDetector.from_json(asset_path("fused_v3.json"), threads)
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
