@@ -45,6 +45,18 @@ def example_face() -> npt.NDArray[np.uint8]:
 
 
 @pytest.fixture(scope="session")
+def long_clip(
+    tmp_path_factory: pytest.TempPathFactory, example_face: npt.NDArray[np.uint8]
+) -> Path:
+    """8 s at 25 fps, 640x360, a face throughout: a scan of several seconds at ``--fps 25``
+    (200 frames), long enough to kill a server or a worker in the middle of it."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    return make_clip(
+        path, width=640, height=360, seconds=8.0, fps=25, face=example_face, face_height=180
+    )
+
+
+@pytest.fixture(scope="session")
 def face_clip(
     tmp_path_factory: pytest.TempPathFactory, example_face: npt.NDArray[np.uint8]
 ) -> Path:

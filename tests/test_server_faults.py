@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import numpy.typing as npt
 import pytest
 from fastapi.testclient import TestClient
 
-from fakescope.io import make_clip
 from fakescope.server import JobStore, ServerSettings, WorkerPool, create_app
 from test_server_restart import Servers, children, free_port, wait_for, wait_gone
 
@@ -190,17 +187,6 @@ def test_uploads_in_progress_are_capped_per_client(guarded: Guarded) -> None:
 
 
 # -- server kills versus worker crashes -------------------------------------------------------
-@pytest.fixture(scope="module")
-def long_clip(
-    tmp_path_factory: pytest.TempPathFactory, example_face: npt.NDArray[np.uint8]
-) -> Path:
-    """8 s at 25 fps with a face throughout: a scan of several seconds at ``--fps 25``."""
-    path = tmp_path_factory.mktemp("faults") / "long.mp4"
-    return make_clip(
-        path, width=640, height=360, seconds=8.0, fps=25, face=example_face, face_height=180
-    )
-
-
 def test_a_server_killed_three_times_does_not_fail_the_job(
     servers: Servers, long_clip: Path
 ) -> None:

@@ -14,27 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import numpy.typing as npt
 import pytest
 
-from fakescope.io import make_clip
 from fakescope.server import JobStore
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
 
 FPS = 25
-
-
-@pytest.fixture(scope="module")
-def long_clip(
-    tmp_path_factory: pytest.TempPathFactory, example_face: npt.NDArray[np.uint8]
-) -> Path:
-    """8 s at 25 fps, 640x360, a face throughout: 200 frames with ``--fps 25``."""
-    path = tmp_path_factory.mktemp("restart") / "long.mp4"
-    return make_clip(
-        path, width=640, height=360, seconds=8.0, fps=FPS, face=example_face, face_height=180
-    )
 
 
 def free_port() -> int:
