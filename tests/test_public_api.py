@@ -17,6 +17,7 @@ PACKAGES = [
     "fakescope.data",
     "fakescope.provenance",
     "fakescope.server",
+    "fakescope.synthesis",
 ]
 MODULES = [
     *PACKAGES,

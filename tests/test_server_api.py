@@ -100,6 +100,9 @@ def test_upload_is_scanned_and_its_result_served(live: tuple[TestClient, Path]) 
         "uncertain",
     }
     assert result["media"]["kind"] == "video" and result["model"]["name"]
+    # the whole-image synthesis verdict rides along (issue 11)
+    assert result["synthesis"]["status"] == "ok" and result["synthesis"]["model"]["name"]
+    assert 0.0 <= result["synthesis"]["fake_probability"] <= 1.0
     (face,) = result["faces"]
     assert face["frames"]
     # the default detector has a mask head: the heatmap of the most suspicious frame is served
@@ -155,6 +158,7 @@ def test_a_photo_without_a_face_is_done_not_failed(
     assert body["status"] == "done" and body["error"] is None
     assert body["result"]["status"] == "no_face" and body["result"]["fake_probability"] is None
     assert body["result"]["faces"] == []
+    assert body["result"]["synthesis"]["model"]["name"]  # judged (or abstained) on its own
 
 
 # -- upload limits and refusals ---------------------------------------------------------------

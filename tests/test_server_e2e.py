@@ -45,6 +45,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SERVER_START_S = 240.0
 VERDICT_S = 240.0
 VERDICT_RE = re.compile(r"^(Likely manipulated|Likely authentic|Uncertain) — \d{1,3}%$")
+SYNTH_RE = re.compile(r"(Likely generated|No sign of generation|Uncertain) — \d{1,3}%")
 TOKEN = "e2e-secret-token"
 
 
@@ -247,6 +248,11 @@ def test_upload_scan_and_result_page(browser: Any, tmp_path: Path) -> None:
         assert re.search(r"Decision\s+threshold 0\.\d\d, uncertain within ±0\.10 \(", meta), meta
         provenance = driver.find_element(By.ID, "provenance").text
         assert "No content credentials" in provenance, provenance
+        # the whole-image synthesis verdict in its own panel, with its own model
+        from fakescope.synthesis import DEFAULT_SYNTHESIS_DETECTOR
+
+        synthesis = driver.find_element(By.ID, "synthesis").text
+        assert SYNTH_RE.search(synthesis) and DEFAULT_SYNTHESIS_DETECTOR in synthesis, synthesis
 
         # the recent list links to this scan
         _wait(
@@ -358,6 +364,8 @@ def test_token_prompt_errors_and_abstention(browser: Any, tmp_path: Path) -> Non
         assert "No face" in driver.find_element(By.ID, "verdict-explain").text
         assert not driver.find_elements(By.CSS_SELECTOR, ".face-card")
         assert "Photo" in driver.find_element(By.ID, "result-meta").text
+        # ... but the whole image still gets its synthesis verdict
+        assert SYNTH_RE.search(driver.find_element(By.ID, "synthesis").text)
 
 
 def test_heatmap_of_a_detector_with_a_mask_head(browser: Any, tmp_path: Path) -> None:

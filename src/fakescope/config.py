@@ -34,6 +34,10 @@ class ScanConfig:
     input is ``too_large``; a frame longer than ``max_aspect_ratio`` times its other side is
     ``unsupported``. Frames whose longer side exceeds ``decode_max_side`` are scaled down to
     it while decoding (boxes in verdicts stay in the input's own pixels).
+
+    ``synthesis_detector`` names the whole-image synthesis detector (a registered name of
+    :data:`fakescope.synthesis.SYNTHESIS_DETECTORS` or a weight ``.json``) whose verdict
+    each input gets beside the face verdict (``Verdict.synthesis``); None turns it off.
     """
 
     num_frames: int = 32
@@ -63,6 +67,7 @@ class ScanConfig:
     threads: int = 0
     heatmaps_dir: str | None = None
     thumbnails_dir: str | None = None
+    synthesis_detector: str | None = "cnn-v1"
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -95,6 +100,8 @@ class ScanConfig:
             raise ConfigError("max_duration_s must be positive")
         if self.decode_max_side < 64:
             raise ConfigError("decode_max_side must be >= 64")
+        if self.synthesis_detector is not None and not self.synthesis_detector.strip():
+            raise ConfigError("synthesis_detector must be a name, a .json file or None (off)")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: ScanConfig | None = None) -> ScanConfig:

@@ -2,7 +2,8 @@
 
 media -> :class:`Frame` -> :class:`FaceBox` -> :class:`Track` -> :class:`FaceCrop`
 -> :class:`CropScore` -> :class:`TrackVerdict` -> :class:`Verdict` (with the
-:class:`DecisionInfo` its labels were decided by).
+:class:`DecisionInfo` its labels were decided by, and beside the face verdict the
+whole-image :class:`SynthesisVerdict`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "MediaInfo",
     "ModelInfo",
     "Status",
+    "SynthesisVerdict",
     "Track",
     "TrackVerdict",
     "Verdict",
@@ -282,6 +284,52 @@ class DecisionInfo:
 
 
 @dataclass(frozen=True)
+class SynthesisVerdict:
+    """Whether the whole image (a photo, or a video's sampled frames) was generated, e.g. by
+    a GAN or a diffusion model: a line of evidence of its own, beside the face verdict.
+
+    ``fake_probability`` is the synthesis detector's calibrated probability that the image
+    was generated whole (for a video: of the mean raw score over up to 4 evenly spread
+    sampled frames); None unless ``status`` is ``ok``. ``label`` is decided like the face
+    verdict's (:mod:`fakescope.decision`: the same cost rule and uncertain band, with the
+    synthesis detector's own threshold when it is uncalibrated). ``frames`` counts the
+    images scored (1 for a photo).
+    """
+
+    status: Status
+    reason: str
+    fake_probability: float | None = None
+    label: Label = Label.UNCERTAIN
+    raw_score: float | None = None
+    model: ModelInfo | None = None
+    frames: int = 0
+
+    def __post_init__(self) -> None:
+        if self.status is Status.OK:
+            if self.fake_probability is None:
+                raise ValueError("an ok synthesis verdict needs a fake_probability")
+        elif (
+            self.fake_probability is not None
+            or self.raw_score is not None
+            or self.label is not Label.UNCERTAIN
+        ):
+            raise ValueError(f"a {self.status} synthesis verdict must not carry a score")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": str(self.status),
+            "reason": display_path(self.reason)[0],
+            "fake_probability": (
+                None if self.fake_probability is None else round(self.fake_probability, 6)
+            ),
+            "raw_score": None if self.raw_score is None else round(self.raw_score, 6),
+            "label": str(self.label),
+            "model": None if self.model is None else self.model.to_dict(),
+            "frames": self.frames,
+        }
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The result for one input.
 
@@ -307,6 +355,9 @@ class Verdict:
     """Detected faces that were not scored, by reason (``noise``: the noise rule for a
     low-confidence detection beside a larger face; ``too_small``: under ``min_face_px``;
     ``unalignable``: degenerate landmarks; ``over_max_faces``: beyond ``max_faces``)."""
+    synthesis: SynthesisVerdict | None = None
+    """The whole-image synthesis verdict (its own status, probability and model); None when
+    the synthesis detector is off. Every other field is about faces (swap/reenactment)."""
 
     def __post_init__(self) -> None:
         if self.status is Status.OK:
@@ -344,4 +395,5 @@ class Verdict:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "decision": None if self.decision is None else self.decision.to_dict(),
             "faces_dropped": dict(self.faces_dropped),
+            "synthesis": None if self.synthesis is None else self.synthesis.to_dict(),
         }

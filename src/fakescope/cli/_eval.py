@@ -114,6 +114,27 @@ def _scanner_decision(scanner: Scanner) -> dict[str, Any]:
     return {**scanner.decision.to_dict(), "threshold": scanner.threshold}
 
 
+def _synthesis_decision(scanner: Scanner) -> dict[str, Any] | None:
+    """The decision ``scanner``'s synthesis verdicts are labelled by (None when it has no
+    synthesis detector): the scan's costs, band and prior, the synthesis threshold."""
+    detector = scanner.synthesis
+    if detector is None:
+        return None
+    rule = (
+        "cost-minimising threshold for the calibrated probability"
+        if detector.calibrated
+        else "fixed threshold from the synthesis weight config"
+    )
+    return {
+        **scanner.decision.to_dict(),
+        "threshold": scanner.synthesis_threshold,
+        "calibrated": detector.calibrated,
+        "calibration_level": None,
+        "rule": rule,
+        "aggregation": "whole image: a photo, or the mean raw score of up to 4 sampled frames",
+    }
+
+
 def _saved_decisions(metrics_json: Path) -> dict[str, dict[str, Any]]:
     """The usable ``decisions`` of an earlier run's metrics.json ({} when absent)."""
     from fakescope.evaluation._report import DECISION_KEYS
@@ -138,6 +159,7 @@ def _from_scores_decisions(
     beside scores.csv, else rebuilt from each detector's weight config and the scan settings
     (models are loaded, nothing is scanned). Decision flags on the command line rebuild."""
     from fakescope.errors import ConfigError, FakescopeError
+    from fakescope.evaluation import SYNTHESIS_PREFIX
     from fakescope.inference import Scanner
 
     metrics_json = Path(args.from_scores).parent / "metrics.json"
@@ -152,7 +174,15 @@ def _from_scores_decisions(
             decisions[name] = saved[name]
             continue
         try:
-            scanner = Scanner(dataclasses.replace(config, detector=name))
+            decision: dict[str, Any] | None
+            if name.startswith(SYNTHESIS_PREFIX):
+                synth = name.removeprefix(SYNTHESIS_PREFIX)
+                decision = _synthesis_decision(
+                    Scanner(dataclasses.replace(config, synthesis_detector=synth))
+                )
+            else:
+                decision = _scanner_decision(Scanner(dataclasses.replace(config, detector=name)))
+            assert decision is not None
         except (FakescopeError, OSError, ValueError) as exc:
             why = (
                 f"the decision of detector {name!r} must be rebuilt for {', '.join(flags)}"
@@ -160,7 +190,7 @@ def _from_scores_decisions(
                 else f"no saved decision for detector {name!r} in {metrics_json}"
             )
             raise ConfigError(f"{why}, but the detector cannot be loaded: {exc}") from None
-        decisions[name] = _scanner_decision(scanner)
+        decisions[name] = decision
         rebuilt.append(name)
     how = "rebuilt from the detector's weight config and the scan settings" + (
         f" ({', '.join(flags)} given)" if flags else ""
@@ -180,6 +210,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
 
     from fakescope.cli._main import UsageError, stderr_progress, stdout_console
     from fakescope.evaluation import (
+        SYNTHESIS_PREFIX,
         Failure,
         ScoreTable,
         compute_metrics,
@@ -212,6 +243,10 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
                 bar.update(task, advance=1, description=item.media_id[-40:])
 
             table, failures = score_items(items, scanners, on_item=advance)
+        for scanner in scanners.values():
+            synth_decision = _synthesis_decision(scanner)
+            if synth_decision is not None and scanner.synthesis is not None:
+                decisions.setdefault(SYNTHESIS_PREFIX + scanner.synthesis.info.name, synth_decision)
     metrics = compute_metrics(
         table, decisions=decisions, policy=args.abstain, n_boot=args.bootstrap
     )

@@ -14,7 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fakescope.errors import FakescopeError
 from fakescope.training import add_train_arguments
 
-__all__ = ["UsageError", "detector_type", "main", "stderr_progress", "stdout_console"]
+__all__ = [
+    "UsageError",
+    "detector_type",
+    "main",
+    "stderr_progress",
+    "stdout_console",
+    "synthesis_detector_type",
+]
 
 
 def stdout_console() -> Console:
@@ -54,6 +61,16 @@ def detector_type(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def synthesis_detector_type(text: str) -> str:
+    """argparse type of ``--synthesis-detector``: a registered name or a weight ``.json``."""
+    from fakescope.synthesis import synthesis_detector_argument
+
+    try:
+        return synthesis_detector_argument(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -79,6 +96,7 @@ def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None
     from fakescope.faces import FACE_DETECTORS
     from fakescope.inference import AGGREGATORS
     from fakescope.models import DETECTORS
+    from fakescope.synthesis import DEFAULT_SYNTHESIS_DETECTOR, SYNTHESIS_DETECTORS
 
     p.add_argument(
         "--frames",
@@ -95,6 +113,22 @@ def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None
             help=f"deepfake detector: {', '.join(DETECTORS.names())} or a weight config file",
         )
     p.add_argument("--face-detector", choices=FACE_DETECTORS.names(), dest="face_detector")
+    whole = p.add_mutually_exclusive_group()
+    whole.add_argument(
+        "--synthesis-detector",
+        type=synthesis_detector_type,
+        dest="synthesis_detector",
+        metavar="NAME|FILE.json",
+        help="whole-image synthesis detector whose verdict each input also gets (the "
+        f"'synthesis' block): {', '.join(SYNTHESIS_DETECTORS.names())} or a weight file "
+        f"(default {DEFAULT_SYNTHESIS_DETECTOR})",
+    )
+    whole.add_argument(
+        "--no-synthesis",
+        action="store_true",
+        dest="no_synthesis",
+        help="do not ask whether the whole image was generated ('synthesis': null)",
+    )
     p.add_argument(
         "--face-search-every",
         type=_positive_int,
@@ -225,8 +259,12 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "cost_false_alarm",
         "prior_fake",
         "uncertain_band",
+        "synthesis_detector",
     )
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if getattr(args, "no_synthesis", False):
+        out["synthesis_detector"] = None
+    return out
 
 
 def _train(config: str, overrides: Sequence[str]) -> int:

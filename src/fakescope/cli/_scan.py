@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from fakescope.config import ScanConfig
@@ -14,15 +15,30 @@ from fakescope.inference import Scanner
 from fakescope.io import expand_inputs
 from fakescope.types import Label, Status, Verdict, display_path
 
-__all__ = ["run_scan", "verdict_table"]
+__all__ = ["run_scan", "synthesis_cell", "verdict_table"]
 
 _STYLE = {Label.FAKE: "bold red", Label.REAL: "green", Label.UNCERTAIN: "yellow"}
 
 
+def synthesis_cell(verdict: Verdict) -> str:
+    """The synthesis column: its label and probability, its status when it abstained, "-"
+    when the synthesis detector was off."""
+    synth = verdict.synthesis
+    if synth is None:
+        return "-"
+    if synth.status is not Status.OK or synth.fake_probability is None:
+        return f"[yellow]{synth.status}[/]"
+    return f"[{_STYLE[synth.label]}]{synth.label}[/] {synth.fake_probability:.1%}"
+
+
 def verdict_table(verdicts: Sequence[Verdict]) -> Table:
-    """One row per input: status, decision, probability, faces and the reason."""
+    """One row per input: status, decision, probability, faces, the whole-image synthesis
+    verdict and the reasons."""
     table = Table(title="fakescope scan", show_lines=False)
-    for column in ("input", "status", "verdict", "fake prob.", "faces", "reason"):
+    synthesis = any(v.synthesis is not None for v in verdicts)
+    columns = ["input", "status", "verdict", "fake prob.", "faces"]
+    columns += ["generated (whole image)"] if synthesis else []
+    for column in (*columns, "reason"):
         table.add_column(column, overflow="fold")
     for v in verdicts:
         prob = "-" if v.fake_probability is None else f"{v.fake_probability:.1%}"
@@ -30,13 +46,17 @@ def verdict_table(verdicts: Sequence[Verdict]) -> Table:
             ", ".join(f"face {t.track_id + 1}: {t.fake_probability:.0%}" for t in v.tracks) or "-"
         )
         status_style = "" if v.status is Status.OK else "yellow"
+        reason = display_path(v.reason)[0]
+        if v.synthesis is not None:
+            reason += f"\nsynthesis: {escape(display_path(v.synthesis.reason)[0])}"
         table.add_row(
             display_path(v.path)[0],
             f"[{status_style}]{v.status}[/]" if status_style else str(v.status),
             f"[{_STYLE[v.label]}]{v.label}[/]",
             prob,
             faces,
-            display_path(v.reason)[0],
+            *([synthesis_cell(v)] if synthesis else []),
+            reason,
         )
     return table
 

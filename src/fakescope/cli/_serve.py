@@ -80,10 +80,11 @@ def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
     probe.release()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("fakescope.server").info(
-        "data folder %s, %d worker(s), detector %s, API token %s",
+        "data folder %s, %d worker(s), detector %s, synthesis detector %s, API token %s",
         settings.data_dir.resolve(),
         settings.workers,
         config.detector,
+        config.synthesis_detector or "off",
         "required" if settings.api_token else "not set (open API)",
     )
     run_server(create_app(settings), settings)  # with slow-loris deadlines: see _http

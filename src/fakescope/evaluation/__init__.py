@@ -42,13 +42,20 @@ from fakescope.evaluation._report import (
     report_decisions,
     write_report,
 )
-from fakescope.evaluation._run import Failure, score_items, verdict_rows
+from fakescope.evaluation._run import (
+    SYNTHESIS_PREFIX,
+    Failure,
+    score_items,
+    synthesis_row,
+    verdict_rows,
+)
 from fakescope.evaluation._scores import MEDIA_LEVEL, ScoreRow, ScoreTable
 
 __all__ = [
     "ABSTAIN_POLICIES",
     "DET_TICKS",
     "MEDIA_LEVEL",
+    "SYNTHESIS_PREFIX",
     "DetCurveDisplay",
     "Failure",
     "MetricSummary",
@@ -78,6 +85,7 @@ __all__ = [
     "roc_auc",
     "score_items",
     "summarize",
+    "synthesis_row",
     "verdict_rows",
     "write_report",
 ]

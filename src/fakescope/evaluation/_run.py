@@ -10,7 +10,12 @@ from fakescope.evaluation._scores import MEDIA_LEVEL, ScoreRow, ScoreTable
 from fakescope.inference import Scanner
 from fakescope.types import Status, Verdict
 
-__all__ = ["Failure", "score_items", "verdict_rows"]
+__all__ = ["SYNTHESIS_PREFIX", "Failure", "score_items", "synthesis_row", "verdict_rows"]
+
+SYNTHESIS_PREFIX = "synthesis:"
+"""A whole-image synthesis verdict is a detector of its own in the score table:
+``synthesis:<model name>`` (one item-level row per item, scored once whatever the face
+detectors)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,31 @@ def verdict_rows(item: MediaItem, detector: str, verdict: Verdict) -> list[Score
     return rows
 
 
+def synthesis_row(item: MediaItem, verdict: Verdict) -> ScoreRow | None:
+    """The item-level row of ``verdict``'s synthesis block (None when it has none): the
+    calibrated "generated" probability, NaN when the synthesis detector abstained."""
+    synth = verdict.synthesis
+    if synth is None:
+        return None
+    ok = synth.status is Status.OK and synth.fake_probability is not None
+    name = synth.model.name if synth.model is not None else "unknown"
+    return ScoreRow(
+        item.media_id,
+        MEDIA_LEVEL,
+        MEDIA_LEVEL,
+        SYNTHESIS_PREFIX + name,
+        float(synth.fake_probability)
+        if ok and synth.fake_probability is not None
+        else float("nan"),
+        1 if item.label == "fake" else 0,
+        item.method,
+        item.dataset,
+        str(synth.status),
+        item.compression or "",
+        float(synth.raw_score) if ok and synth.raw_score is not None else float("nan"),
+    )
+
+
 def score_items(
     items: Sequence[MediaItem],
     scanners: Mapping[str, Scanner],
@@ -77,9 +107,25 @@ def score_items(
     table = ScoreTable()
     failures: list[Failure] = []
     for item in items:
+        synthesis_done: set[str] = set()
         for name, scanner in scanners.items():
             verdict = scanner.scan(item.path)
             table.extend(verdict_rows(item, name, verdict))
+            synth = synthesis_row(item, verdict)
+            if synth is not None and synth.detector not in synthesis_done:
+                synthesis_done.add(synth.detector)
+                table.extend([synth])
+                if synth.status != str(Status.OK) and verdict.synthesis is not None:
+                    failures.append(
+                        Failure(
+                            synth.detector,
+                            item.dataset,
+                            item.media_id,
+                            str(item.path),
+                            synth.status,
+                            verdict.synthesis.reason,
+                        )
+                    )
             if verdict.status is not Status.OK:
                 failures.append(
                     Failure(

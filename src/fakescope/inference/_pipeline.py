@@ -2,6 +2,8 @@
 
 media -> frames (io.open_media) -> faces (face detector, filter_faces) -> aligned crops
 -> tracks (link_tracks) -> crop scores (detector) -> per-track and per-input verdict.
+Beside it, up to 4 evenly spread sampled frames (a photo: its one image) are scored whole by
+the synthesis detector as they stream past, for the input's synthesis verdict.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from fakescope.types import (
     Label,
     MediaInfo,
     Status,
+    SynthesisVerdict,
     Track,
     TrackVerdict,
     Verdict,
@@ -58,19 +61,23 @@ from fakescope.types import (
 
 if TYPE_CHECKING:
     from fakescope.calibration import IsotonicCalibrator, LogitCalibrator
+    from fakescope.synthesis import SynthesisDetector
 
     Calibrator = LogitCalibrator | IsotonicCalibrator
 
 __all__ = [
     "AGGREGATION_RULE",
     "STAGES",
+    "SYNTHESIS_FRAMES",
     "Scanner",
     "decide_label",
     "in_source_pixels",
     "media_key",
 ]
 
-STAGES = ("decode", "detect", "landmarks", "align", "classify", "total")
+STAGES = ("decode", "detect", "landmarks", "align", "classify", "synthesis", "total")
+SYNTHESIS_FRAMES = 4
+"""At most this many sampled frames of a video are scored by the synthesis detector."""
 RULE_COST = "cost-minimising threshold for the calibrated probability"
 RULE_WEIGHT = "fixed threshold from the weight config"
 RULE_OVERRIDE = "fixed threshold from --threshold (ScanConfig.threshold)"
@@ -116,6 +123,19 @@ class _Faces:
         return [self.per_frame[k] for k in sorted(self.per_frame)]
 
 
+@dataclass
+class _SynthesisRun:
+    """The synthesis detector's share of one scan: the raw scores of the sampled frames at
+    ``picks`` (positions in the sampled stream), taken as the frames stream past so that no
+    frame is kept for it."""
+
+    picks: frozenset[int]
+    raw: list[float] = field(default_factory=list)
+    too_small: tuple[int, int] | None = None  # (shorter side, min_side) of a frame not scored
+    error: str | None = None
+    complete: bool = False  # every sampled frame streamed past
+
+
 def media_key(path: Path) -> str:
     """A file-name stem unique to one input: its stem and a hash of its absolute path (so
     ``a/x.mp4`` and ``b/x.mp4`` never overwrite each other's heatmaps or thumbnails)."""
@@ -150,6 +170,21 @@ class Scanner:
                 level: calibrator_from_dict(data) for level, data in wcfg.calibration.items()
             }
         self.threshold = self._threshold()
+        self.synthesis: SynthesisDetector | None = None
+        if self.config.synthesis_detector is not None:
+            from fakescope.synthesis import create_synthesis_detector
+
+            self.synthesis = create_synthesis_detector(self.config.synthesis_detector)
+        self.synthesis_threshold = self._synthesis_threshold()
+
+    def _synthesis_threshold(self) -> float:
+        """The synthesis label's threshold: the cost-minimising one (the scan's costs and
+        prior) for a calibrated synthesis detector, else its own. ``--threshold`` is the face
+        detector's and does not move it."""
+        cfg = self.config
+        if self.synthesis is None or self.synthesis.calibrated:
+            return bayes_threshold(cfg.cost_miss, cfg.cost_false_alarm, cfg.prior_fake)
+        return float(self.synthesis.threshold)
 
     def _threshold(self) -> float:
         cfg = self.config
@@ -292,10 +327,16 @@ class Scanner:
         return aligned
 
     def find_faces(
-        self, frames: Iterator[Frame], clock: _Clock, total: int, progress: Progress | None = None
+        self,
+        frames: Iterator[Frame],
+        clock: _Clock,
+        total: int,
+        progress: Progress | None = None,
+        synthesis: _SynthesisRun | None = None,
     ) -> _Faces:
         """Stages 2-4: detect faces (with landmarks), drop detection errors (counted), align
-        each kept face. A whole-frame search runs every ``full_scan_every`` sampled frames."""
+        each kept face. A whole-frame search runs every ``full_scan_every`` sampled frames.
+        With ``synthesis``, the frames it picked are scored whole on the way."""
         out = _Faces()
         hints: list[FaceBox] = []
         recent: list[Frame] = []  # sampled frames since the last whole-frame search
@@ -313,10 +354,102 @@ class Scanner:
                 recent.append(frame)
             hints = found
             out.frames_seen += 1
+            if synthesis is not None:
+                self._score_synthesis(synthesis, position, frame, clock)
             if progress is not None:
                 progress(position + 1, total)
             start = time.perf_counter()
         return out
+
+    # -- whole-image synthesis ---------------------------------------------------------------
+    def _synthesis_run(self, total: int) -> _SynthesisRun | None:
+        """What the synthesis detector will score among ``total`` expected sampled frames:
+        up to :data:`SYNTHESIS_FRAMES` spread evenly over them (None when it is off)."""
+        if self.synthesis is None:
+            return None
+        count = max(1, min(SYNTHESIS_FRAMES, total))
+        picks = np.unique(np.linspace(0, max(total, 1) - 1, count).round().astype(int))
+        return _SynthesisRun(frozenset(int(i) for i in picks))
+
+    def _score_synthesis(
+        self, run: _SynthesisRun, position: int, frame: Frame, clock: _Clock
+    ) -> None:
+        """Score ``frame`` whole when ``run`` picked its position. A failure of the synthesis
+        detector is recorded in ``run`` and never reaches the face verdict."""
+        if self.synthesis is None or run.error is not None or position not in run.picks:
+            return
+        start = time.perf_counter()
+        side = min(frame.height, frame.width)
+        min_side = int(self.synthesis.min_side)
+        try:
+            if side < min_side:
+                run.too_small = (side, min_side)
+            else:
+                raw = np.asarray(self.synthesis.score([frame.image]), dtype=np.float64)
+                if raw.shape != (1,) or not np.isfinite(raw[0]):
+                    raise ValueError(f"expected one finite raw score, got {raw!r}")
+                run.raw.append(float(raw[0]))
+        except Exception as exc:  # a second line of evidence: never fail the scan for it
+            run.error = f"{type(exc).__name__}: {exc}"
+        clock.add("synthesis", start)
+
+    def synthesis_verdict(
+        self,
+        run: _SynthesisRun | None,
+        status: Status,
+        reason: str,
+        kind: str | None = None,
+    ) -> SynthesisVerdict | None:
+        """The input's synthesis verdict from what ``run`` scored: the calibrated probability
+        of its mean raw score, labelled by :func:`decide_label` with
+        :attr:`synthesis_threshold` and the scan's uncertain band. When the sampled frames
+        never all streamed past (the input could not be opened or decoded), it abstains
+        with the input's own ``status`` and ``reason``. None when the detector is off."""
+        detector = self.synthesis
+        if detector is None:
+            return None
+        model = detector.info
+        if run is None or not run.complete:
+            return SynthesisVerdict(status, reason, model=model)
+        if run.error is not None:
+            return SynthesisVerdict(
+                Status.ERROR, f"synthesis detector failed: {run.error}", model=model
+            )
+        if not run.raw:
+            if run.too_small is not None:
+                side, need = run.too_small
+                return SynthesisVerdict(
+                    Status.UNSUPPORTED,
+                    f"image too small for the synthesis detector ({side} px, needs {need})",
+                    model=model,
+                )
+            return SynthesisVerdict(Status.UNDECODABLE, "no frame could be decoded", model=model)
+        raw = float(np.mean(run.raw))
+        try:
+            p = float(np.asarray(detector.probability(np.array([raw])), dtype=np.float64)[0])
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"probability {p!r} is not in [0, 1]")
+        except Exception as exc:
+            return SynthesisVerdict(
+                Status.ERROR,
+                f"synthesis detector failed: {type(exc).__name__}: {exc}",
+                model=model,
+            )
+        band = self.config.uncertain_band
+        label = decide_label(p, self.synthesis_threshold, band)
+        n = len(run.raw)
+        where = "the photo" if kind == "image" else f"{n} sampled frame{'s' if n != 1 else ''}"
+        thr = f"threshold {self.synthesis_threshold:.2f}"
+        if label is Label.FAKE:
+            text = f"the whole image looks generated ({p:.0%} from {where}, {thr})"
+        elif label is Label.REAL:
+            text = f"no sign that the whole image was generated ({p:.0%} from {where}; {thr})"
+        else:
+            text = (
+                f"uncertain whether the whole image was generated ({p:.0%} from {where}, "
+                f"within ±{band:.2f} of the {thr})"
+            )
+        return SynthesisVerdict(Status.OK, text, p, label, raw, model, n)
 
     def _look_back(
         self, recent: Sequence[Frame], new: Sequence[FaceBox], out: _Faces, clock: _Clock
@@ -547,8 +680,11 @@ class Scanner:
         media: MediaInfo | None = None
         model = self.detector.info
         faces = _Faces()
+        synthesis: _SynthesisRun | None = None
 
         def abstain(status: Status, reason: str) -> Verdict:
+            kind = None if media is None else media.kind
+            synth = self.synthesis_verdict(synthesis, status, reason, kind)
             clock.ms["total"] = (time.perf_counter() - began) * 1000.0
             return Verdict(
                 str(path),
@@ -557,8 +693,9 @@ class Scanner:
                 model=model,
                 media=media,
                 timings_ms=dict(clock.ms),
-                decision=self.decision_for(None if media is None else media.kind),
+                decision=self.decision_for(kind),
                 faces_dropped=dict(faces.dropped),
+                synthesis=synth,
             )
 
         try:
@@ -568,7 +705,10 @@ class Scanner:
             total = 1 if media.kind == "image" else self._expected_frames(media)
             if media.kind == "video":
                 frames = prefetch(frames)
-            faces = self.find_faces(frames, clock, total, progress)
+            synthesis = self._synthesis_run(total)
+            faces = self.find_faces(frames, clock, total, progress, synthesis)
+            if synthesis is not None:
+                synthesis.complete = True
             if faces.frames_seen == 0:
                 return abstain(Status.UNDECODABLE, "no frame could be decoded")
             tracks = link_tracks(faces.in_order())
@@ -597,6 +737,7 @@ class Scanner:
             return abstain(Status.TOO_LARGE, "ran out of memory while decoding the input")
         except Exception as exc:  # a bad item must never stop a batch; keep the reason
             return abstain(Status.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        synth = self.synthesis_verdict(synthesis, Status.OK, "", media.kind)
         clock.ms["total"] = (time.perf_counter() - began) * 1000.0
         worst = max(verdicts, key=lambda v: v.fake_probability)
         return Verdict(
@@ -612,6 +753,7 @@ class Scanner:
             self.decision_for(media.kind),
             raw_score=worst.raw_score,
             faces_dropped=dict(faces.dropped),
+            synthesis=synth,
         )
 
     def _expected_frames(self, media: MediaInfo) -> int:

@@ -17,6 +17,10 @@ ASSET_SHA256: dict[str, str] = {
     "mtcnn_pnet.onnx": "97b988559e2b681d321e392a31e6779ff3fcf3a6a4fafb5ff483118f47359c31",
     "mtcnn_rnet.onnx": "b7547b2c0b25cbb158f3a2957a2db487068f244cf1feadbe903940fdb180af65",
     "mtcnn_onet.onnx": "842f6b13f4b9919de8b8d19646c7b5a49666cdd8204b570a6c0c825d44aba302",
+    # whole-image synthesis detector freq-v1 (the JSON is the weights: fakescope.synthesis)
+    "synth_freq_v1.json": "eb6454502c1c2011cf808f00c9f76b8652a4e1bc921d2a5c644dea4412bc143a",
+    # its CNN branch cnn-v1: the weight config (it carries the sha256 of synth_cnn_v1.onnx)
+    "synth_cnn_v1.json": "3e32e1052877cf4a545c4aef93f0b253af995e085f85eb888d411b5f87722e25",
 }
 
 
@@ -55,7 +59,7 @@ def _verified(path: Path, sha256: str, size: int, mtime_ns: int) -> Path:
 
 
 def shipped(name: str) -> Path:
-    """A shipped face-model asset by file name, sha256-checked."""
+    """A shipped model asset by file name, sha256-checked."""
     try:
         expected = ASSET_SHA256[name]
     except KeyError:

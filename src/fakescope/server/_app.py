@@ -448,6 +448,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             "status": "ok",
             "version": __version__,
             "detector": settings.scan.detector,
+            "synthesis_detector": settings.scan.synthesis_detector,
             "queue": {"queued": counts["queued"], "running": counts["running"]},
             "workers": 0 if pool is None else len(pool.alive()),
         }

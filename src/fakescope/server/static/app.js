@@ -294,8 +294,12 @@
   function verdictText(result) {
     var p = result.fake_probability;
     if (result.status !== "ok" || !isNum(p)) {
-      return { cls: "abstain", title: "No verdict", explain: STATUS_PHRASES[result.status] ||
-        "The detector could not decide on this file." };
+      var explain = STATUS_PHRASES[result.status] || "The detector could not decide on this file.";
+      var synth = result.synthesis;
+      if (synth && synth.status === "ok") {
+        explain += " The whole-image check beside still looked at the picture.";
+      }
+      return { cls: "abstain", title: "No verdict", explain: explain };
     }
     if (result.label === "fake") {
       return { cls: "fake", title: "Likely manipulated — " + pct(p),
@@ -414,11 +418,62 @@
       if (isNum(total)) addMeta(el.meta, "Analysis time", (total / 1000).toFixed(2) + " s");
     }
     addMeta(el.meta, "Scanned", fmtDate(scan.updated_at || scan.created_at));
+    el.synthesis.hidden = scan.status === "failed" || !result;
+    if (!el.synthesis.hidden) renderSynthesis(result);
     renderProvenance(scan.provenance);
     renderFaces(result);
     el.verdict.focus({ preventScroll: true });
     var top = el.result.getBoundingClientRect().top;
     if (top > window.innerHeight * 0.6 || top < 0) el.result.scrollIntoView({ block: "start" });
+  }
+
+  var SYNTH_STATUS = {
+    unsupported: "The whole-image check could not use this file.",
+    undecodable: "The file could not be decoded, so the whole image was not checked.",
+    too_large: "The file is too large to analyse.",
+    error: "The whole-image check failed."
+  };
+
+  /* The synthesis block: was the whole picture made by a generator (GAN, diffusion)? A
+   * separate line of evidence with its own model and probability, beside the face verdict. */
+  function renderSynthesis(result) {
+    var s = result && result.synthesis;
+    el.synthesis.className = "panel synthesis";
+    clear(el.synthMeta);
+    el.synthExplain.textContent = "";
+    if (!s || typeof s !== "object") {
+      el.synthesis.classList.add("synth-abstain");
+      el.synthVerdict.textContent = "Not checked";
+      el.synthExplain.textContent = "This server does not run a whole-image synthesis detector.";
+      return;
+    }
+    var p = s.fake_probability;
+    var frames = isNum(s.frames) ? s.frames : 0;
+    var from = result.media && result.media.kind === "image" ? "the photo"
+      : frames + (frames === 1 ? " sampled frame" : " sampled frames");
+    if (s.status === "ok" && isNum(p)) {
+      var cls = s.label === "fake" || s.label === "real" ? s.label : "uncertain";
+      el.synthesis.classList.add("synth-" + cls);
+      el.synthVerdict.textContent = cls === "fake" ? "Likely generated — " + pct(p)
+        : cls === "real" ? "No sign of generation — " + pct(p)
+          : "Uncertain — " + pct(p);
+      el.synthExplain.textContent = "Probability that the whole picture was made by an image " +
+        "generator (GAN or diffusion model), judged from " + from + ". This is separate from " +
+        "the face verdict, which asks whether a face was swapped or reenacted.";
+    } else {
+      el.synthesis.classList.add("synth-abstain");
+      el.synthVerdict.textContent = "No verdict";
+      el.synthExplain.textContent = SYNTH_STATUS[s.status] || STATUS_PHRASES[s.status] ||
+        "The whole-image check could not decide on this file.";
+    }
+    addMeta(el.synthMeta, "Details", s.reason ? String(s.reason) : "");
+    var model = s.model;
+    if (model && typeof model === "object") {
+      var m = String(model.name || "unknown");
+      if (model.version) m += " v" + model.version;
+      if (model.sha256) m += " (sha256 " + String(model.sha256).slice(0, 12) + "…)";
+      addMeta(el.synthMeta, "Model", m);
+    }
   }
 
   function renderProvenance(prov) {
@@ -721,6 +776,7 @@
       var h = res.body;
       var parts = ["fakescope" + (h.version ? " " + h.version : "")];
       if (h.detector) parts.push("detector " + h.detector);
+      if (h.synthesis_detector) parts.push("synthesis detector " + h.synthesis_detector);
       if (isNum(h.workers)) parts.push(h.workers + (h.workers === 1 ? " worker" : " workers"));
       parts.push("runs offline on this server");
       el.serverInfo.textContent = parts.join(" · ");
@@ -755,6 +811,8 @@
       verdictCard: $("verdict-card"), verdict: $("verdict"), explain: $("verdict-explain"),
       reason: $("verdict-reason"), resultFile: $("result-file"), meta: $("result-meta"),
       provenance: $("provenance"), provBody: $("provenance-body"), faces: $("faces"),
+      synthesis: $("synthesis"), synthVerdict: $("synthesis-verdict"),
+      synthExplain: $("synthesis-explain"), synthMeta: $("synthesis-meta"),
       facesTitle: $("faces-title"), recent: $("recent"), recentEmpty: $("recent-empty"),
       recentRefresh: $("recent-refresh"), tokenForm: $("token-form"),
       tokenInput: $("token-input"), tokenToggle: $("token-toggle"),

@@ -1,0 +1,223 @@
+"""The CNN branch of the synthesis detector: an ONNX network over native-resolution patches of
+the whole image, and its JSON weight config (input size, normalisation, patches, calibration,
+sha256 of the network), like the face detectors' weight configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from fakescope._runtime import onnx_session
+from fakescope.calibration import IsotonicCalibrator, LogitCalibrator, calibrator_from_dict
+from fakescope.errors import ConfigError, ModelError
+from fakescope.models._assets import sha256_file
+from fakescope.types import ModelInfo
+
+__all__ = [
+    "CNN_WEIGHTS_FORMAT",
+    "CnnSynthesisDetector",
+    "CnnSynthesisWeights",
+    "limit_side",
+    "patch_origins",
+]
+
+CNN_WEIGHTS_FORMAT = "fakescope-synthesis-cnn/1"
+
+_F64 = npt.NDArray[np.float64]
+_U8 = npt.NDArray[np.uint8]
+
+# Patch centres as fractions of the image: the centre, then the four quadrant centres.
+_CENTRES = ((0.5, 0.5), (0.3, 0.3), (0.3, 0.7), (0.7, 0.3), (0.7, 0.7))
+
+
+def patch_origins(height: int, width: int, size: int, count: int) -> list[tuple[int, int]]:
+    """Top-left corners of up to ``count`` distinct ``size`` x ``size`` patches of an image:
+    the centre first, then the quadrant centres, each moved inside the image. An image of
+    exactly ``size`` gives one patch; an image below ``size`` raises ValueError."""
+    if min(height, width) < size:
+        raise ValueError(f"image {width}x{height} is smaller than the {size} px patch")
+    if not 1 <= count <= len(_CENTRES):
+        raise ValueError(f"patch count must be 1-{len(_CENTRES)}, not {count}")
+    out: list[tuple[int, int]] = []
+    for fy, fx in _CENTRES[:count]:
+        y = min(max(round(fy * height - size / 2), 0), height - size)
+        x = min(max(round(fx * width - size / 2), 0), width - size)
+        if (y, x) not in out:
+            out.append((y, x))
+    return out
+
+
+def limit_side(image: _U8, max_side: int) -> _U8:
+    """Area-downscale ``image`` so that its shorter side is at most ``max_side`` (unchanged if
+    it already is): very large photos are seen at the scale generators work at."""
+    h, w = image.shape[:2]
+    short = min(h, w)
+    if short <= max_side:
+        return image
+    s = max_side / short
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class CnnSynthesisWeights:
+    """Weight config of an ONNX synthesis network. The network takes normalised NCHW float
+    patches of ``input_size`` px and returns one logit per patch; an image's raw score is
+    the mean logit of its patches."""
+
+    name: str
+    version: str
+    file: str
+    """The ONNX file, relative to this config's folder."""
+    sha256: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    patches: int = 5
+    max_side: int = 1024
+    calibration: dict[str, Any] | None = None
+    """A ``fakescope.calibration`` calibrator (``to_dict``) over ``sigmoid(raw)``."""
+    threshold: float = 0.5
+    architecture: str = ""
+    trained_on: str = ""
+    license: str = ""
+
+    def __post_init__(self) -> None:
+        for field in ("mean", "std"):
+            values = tuple(float(v) for v in getattr(self, field))
+            if len(values) != 3 or not all(math.isfinite(v) for v in values):
+                raise ModelError(f"synthesis weights: {field} needs 3 finite numbers")
+            object.__setattr__(self, field, values)
+        if not all(s > 0 for s in self.std):
+            raise ModelError("synthesis weights: std must be positive")
+        if self.input_size < 32 or self.max_side < self.input_size:
+            raise ModelError("synthesis weights: need 32 <= input_size <= max_side")
+        if not 1 <= self.patches <= len(_CENTRES):
+            raise ModelError(f"synthesis weights: patches must be 1-{len(_CENTRES)}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ModelError("synthesis weights: threshold must be in (0, 1)")
+        if len(self.sha256) != 64:
+            raise ModelError("synthesis weights: sha256 must be 64 hex digits")
+        if self.calibration is not None:
+            try:
+                calibrator_from_dict(self.calibration)
+            except (ConfigError, KeyError, TypeError, ValueError) as exc:
+                raise ModelError(f"synthesis weights: bad calibration: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["mean"], data["std"] = list(self.mean), list(self.std)
+        return {"format": CNN_WEIGHTS_FORMAT, **data}
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        return path
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], source: str = "synthesis weights"
+    ) -> CnnSynthesisWeights:
+        """Rebuild from :meth:`to_dict`; unknown keys or another format raise ModelError."""
+        if not isinstance(data, dict):
+            raise ModelError(f"{source}: expected a JSON object")
+        raw = dict(data)
+        fmt = raw.pop("format", None)
+        if fmt != CNN_WEIGHTS_FORMAT:
+            raise ModelError(f"{source}: format {fmt!r} is not {CNN_WEIGHTS_FORMAT!r}")
+        unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ModelError(f"{source}: unknown keys {', '.join(unknown)}")
+        try:
+            return cls(**raw)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{source}: invalid weights: {exc}") from None
+
+
+class CnnSynthesisDetector:
+    """:class:`CnnSynthesisWeights` run with onnxruntime: each image (shorter side limited to
+    ``max_side``) is cut into up to ``patches`` native-resolution patches (no resizing, which
+    would wash out up-sampling traces); the raw score is their mean logit."""
+
+    def __init__(self, weights: CnnSynthesisWeights, onnx_path: Path, threads: int = 0) -> None:
+        digest = sha256_file(onnx_path)
+        if digest != weights.sha256:
+            raise ModelError(
+                f"{onnx_path.name}: sha256 {digest[:12]}... does not match its weight config "
+                f"({weights.sha256[:12]}...)"
+            )
+        self.weights = weights
+        self.min_side = weights.input_size
+        self.threshold = weights.threshold
+        self.calibrated = weights.calibration is not None
+        self._calibrator: LogitCalibrator | IsotonicCalibrator | None = (
+            calibrator_from_dict(weights.calibration) if weights.calibration else None
+        )
+        self._session = onnx_session(onnx_path, threads)
+        self._input = self._session.get_inputs()[0].name
+        self._mean = np.asarray(weights.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+        self._std = np.asarray(weights.std, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+
+    @classmethod
+    def from_json(cls, path: Path, threads: int = 0) -> CnnSynthesisDetector:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read synthesis weights {path}: {exc}") from None
+        weights = CnnSynthesisWeights.from_dict(data, path.name)
+        onnx_path = path.parent / weights.file
+        if not onnx_path.is_file():
+            raise ModelError(f"{path.name}: network file {weights.file} is missing")
+        return cls(weights, onnx_path, threads)
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.weights.name, self.weights.sha256, self.weights.version)
+
+    def patches(self, image: _U8) -> _U8:
+        """(K, size, size, 3) patches of one RGB image; ValueError if it is too small."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+        img = limit_side(image, self.weights.max_side)
+        size = self.weights.input_size
+        side = min(img.shape[:2])
+        if side < size:
+            raise ValueError(
+                f"image too small for the synthesis detector ({side} px, needs {size})"
+            )
+        corners = patch_origins(img.shape[0], img.shape[1], size, self.weights.patches)
+        return np.stack([img[y : y + size, x : x + size] for y, x in corners])
+
+    def logits(self, patches: _U8) -> _F64:
+        """One logit per (K, size, size, 3) uint8 patch."""
+        x = (patches.transpose(0, 3, 1, 2).astype(np.float32) - self._mean) / self._std
+        (out,) = self._session.run(None, {self._input: np.ascontiguousarray(x)})
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def score(self, images: Sequence[_U8]) -> _F64:
+        groups = [self.patches(np.asarray(image, dtype=np.uint8)) for image in images]
+        if not groups:
+            return np.zeros(0, dtype=np.float64)
+        logits = self.logits(np.concatenate(groups))
+        bounds = np.cumsum([0] + [len(g) for g in groups])
+        return np.asarray(
+            [logits[a:b].mean() for a, b in itertools.pairwise(bounds)],
+            dtype=np.float64,
+        )
+
+    def probability(self, raw: _F64) -> _F64:
+        r = np.asarray(raw, dtype=np.float64)
+        p = np.asarray(0.5 * (1.0 + np.tanh(0.5 * r)), dtype=np.float64)
+        if self._calibrator is None:
+            return p
+        out = self._calibrator.predict_proba(p.reshape(-1))[:, 1]
+        return np.asarray(out, dtype=np.float64).reshape(r.shape)
