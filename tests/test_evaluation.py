@@ -142,7 +142,11 @@ def test_eval_cli_on_a_generic_folder(
 
     (entry,) = payload["metrics"][DEFAULT_DETECTOR].values()
     assert entry["items"] == 4 and entry["abstained"] == 1
-    assert [f["status"] for f in payload["failures"]] == ["unsupported"]
+    faces = [f for f in payload["failures"] if f["detector"] == DEFAULT_DETECTOR]
+    assert [f["status"] for f in faces] == ["unsupported"]
+    # the whole-image synthesis detector is reported beside it, and could not read d.mp4 either
+    synth = [f for f in payload["failures"] if f["detector"].startswith("synthesis:")]
+    assert [(f["media_id"], f["status"]) for f in synth] == [(faces[0]["media_id"], "unsupported")]
     # recompute from the saved scores without running any model
     again = tmp_path / "again"
     assert (
@@ -271,7 +275,7 @@ def test_eval_costs_set_the_scan_decision_and_from_scores_reuses_it(
     (entry,) = payload["metrics"][DEFAULT_DETECTOR].values()
     assert entry["decision"] == decision
     table = ScoreTable.load(out / "scores.csv")
-    y, s, _, _, _ = item_scores(table.media_rows())
+    y, s, _, _, _ = item_scores(table.select(detector=DEFAULT_DETECTOR).media_rows())
     assert entry["video"]["act_dcf"]["value"] == pytest.approx(dcf(y, s, 0.1, 9.0, 1.0, 0.5))
     report = (out / "report.md").read_text()
     assert "at threshold 0.100" in report and "miss 9" in report and "scanners" in report

@@ -232,11 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from fakescope.cli._calibrate import add_calibrate_parser
     from fakescope.cli._eval import add_eval_parser
+    from fakescope.cli._finetune import add_finetune_parser
     from fakescope.cli._fuse import add_fuse_parser
     from fakescope.cli._serve import add_serve_parser
 
     add_calibrate_parser(sub)
     add_fuse_parser(sub)
+    add_finetune_parser(sub)
     _add_scan_options(add_serve_parser(sub))
 
     _add_scan_options(add_eval_parser(sub), detector=False)
@@ -290,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command is None:
             raise UsageError(
-                "a command is required: scan, eval, bench, serve, calibrate, fuse or train "
+                "a command is required: scan, eval, bench, serve, calibrate, fuse, finetune or "
+                "train "
                 "(fakescope --help)"
             )
         if args.command == "train":
@@ -303,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fakescope.cli._fuse import run_fuse
 
             return run_fuse(args)
+        if args.command == "finetune":
+            from fakescope.cli._finetune import run_finetune
+
+            return run_finetune(args)
         from fakescope.config import ScanConfig
 
         config = ScanConfig.from_mapping(config_overrides(args))

@@ -20,7 +20,7 @@ ASSET_SHA256: dict[str, str] = {
     # whole-image synthesis detector freq-v1 (the JSON is the weights: fakescope.synthesis)
     "synth_freq_v1.json": "eb6454502c1c2011cf808f00c9f76b8652a4e1bc921d2a5c644dea4412bc143a",
     # its CNN branch cnn-v1: the weight config (it carries the sha256 of synth_cnn_v1.onnx)
-    "synth_cnn_v1.json": "3e32e1052877cf4a545c4aef93f0b253af995e085f85eb888d411b5f87722e25",
+    "synth_cnn_v1.json": "bedacc641626881340893dbf1c442a505635b137a877641a305f96a59f3bed52",
 }
 
 

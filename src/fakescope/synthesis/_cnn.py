@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 CNN_WEIGHTS_FORMAT = "fakescope-synthesis-cnn/1"
+BATCH_PATCHES = 40
+"""At most about this many patches go through the network in one call."""
 
 _F64 = npt.NDArray[np.float64]
 _U8 = npt.NDArray[np.uint8]
@@ -91,6 +93,10 @@ class CnnSynthesisWeights:
     architecture: str = ""
     trained_on: str = ""
     license: str = ""
+    head: dict[str, Any] | None = None
+    """A head refitted on the network's ``embedding`` output (``fakescope finetune``):
+    ``{"coef": [...], "intercept": b, "base": name}``; a patch's logit is then
+    ``embedding @ coef + intercept`` instead of the network's own ``logit``."""
 
     def __post_init__(self) -> None:
         for field in ("mean", "std"):
@@ -113,6 +119,14 @@ class CnnSynthesisWeights:
                 calibrator_from_dict(self.calibration)
             except (ConfigError, KeyError, TypeError, ValueError) as exc:
                 raise ModelError(f"synthesis weights: bad calibration: {exc}") from None
+        if self.head is not None:
+            try:
+                coef = [float(v) for v in self.head["coef"]]
+                numbers = [*coef, float(self.head["intercept"])]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelError(f"synthesis weights: bad head: {exc}") from None
+            if not coef or not all(math.isfinite(v) for v in numbers):
+                raise ModelError("synthesis weights: the head needs finite coef and intercept")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -156,6 +170,7 @@ class CnnSynthesisDetector:
                 f"({weights.sha256[:12]}...)"
             )
         self.weights = weights
+        self.network_path = onnx_path
         self.min_side = weights.input_size
         self.threshold = weights.threshold
         self.calibrated = weights.calibration is not None
@@ -164,6 +179,19 @@ class CnnSynthesisDetector:
         )
         self._session = onnx_session(onnx_path, threads)
         self._input = self._session.get_inputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._head: tuple[_F64, float] | None = None
+        if weights.head is not None:
+            if "embedding" not in self._outputs:
+                raise ModelError(
+                    f"{onnx_path.name} has no 'embedding' output for the refitted head "
+                    "(re-export it: python3 -m fakescope.training.synthesis_cnn reexport RUN)"
+                )
+            coef = np.asarray(weights.head["coef"], dtype=np.float64)
+            width = self._session.get_outputs()[self._outputs.index("embedding")].shape[-1]
+            if isinstance(width, int) and width != coef.size:
+                raise ModelError(f"the head has {coef.size} weights, the embedding {width}")
+            self._head = (coef, float(weights.head["intercept"]))
         self._mean = np.asarray(weights.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
         self._std = np.asarray(weights.std, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
 
@@ -197,22 +225,48 @@ class CnnSynthesisDetector:
         corners = patch_origins(img.shape[0], img.shape[1], size, self.weights.patches)
         return np.stack([img[y : y + size, x : x + size] for y, x in corners])
 
-    def logits(self, patches: _U8) -> _F64:
-        """One logit per (K, size, size, 3) uint8 patch."""
+    def _run(self, output: str, patches: _U8) -> npt.NDArray[np.float32]:
         x = (patches.transpose(0, 3, 1, 2).astype(np.float32) - self._mean) / self._std
-        (out,) = self._session.run(None, {self._input: np.ascontiguousarray(x)})
-        return np.asarray(out, dtype=np.float64).reshape(-1)
+        (out,) = self._session.run([output], {self._input: np.ascontiguousarray(x)})
+        return np.asarray(out)
+
+    @property
+    def has_embedding(self) -> bool:
+        """Whether the network exposes the ``embedding`` its logit is computed from."""
+        return "embedding" in self._outputs
+
+    def embeddings(self, patches: _U8) -> _F64:
+        """(K, D) pooled features of (K, size, size, 3) uint8 patches."""
+        if not self.has_embedding:
+            raise ModelError(f"{self.weights.file} has no 'embedding' output")
+        return np.asarray(self._run("embedding", patches), dtype=np.float64)
+
+    def logits(self, patches: _U8) -> _F64:
+        """One logit per (K, size, size, 3) uint8 patch (the refitted head's, if any)."""
+        if self._head is not None:
+            coef, intercept = self._head
+            return np.asarray(self.embeddings(patches) @ coef + intercept, dtype=np.float64)
+        return np.asarray(self._run(self._outputs[0], patches), dtype=np.float64).reshape(-1)
 
     def score(self, images: Sequence[_U8]) -> _F64:
-        groups = [self.patches(np.asarray(image, dtype=np.uint8)) for image in images]
-        if not groups:
-            return np.zeros(0, dtype=np.float64)
+        """Mean patch logit per image; images are run a few at a time (at most
+        :data:`BATCH_PATCHES` patches per network call), so memory stays flat however many
+        images are given."""
+        out: list[float] = []
+        chunk: list[_U8] = []
+        for image in images:
+            chunk.append(self.patches(np.asarray(image, dtype=np.uint8)))
+            if sum(len(g) for g in chunk) >= BATCH_PATCHES:
+                out.extend(self._score_groups(chunk))
+                chunk = []
+        if chunk:
+            out.extend(self._score_groups(chunk))
+        return np.asarray(out, dtype=np.float64)
+
+    def _score_groups(self, groups: list[_U8]) -> list[float]:
         logits = self.logits(np.concatenate(groups))
         bounds = np.cumsum([0] + [len(g) for g in groups])
-        return np.asarray(
-            [logits[a:b].mean() for a, b in itertools.pairwise(bounds)],
-            dtype=np.float64,
-        )
+        return [float(logits[a:b].mean()) for a, b in itertools.pairwise(bounds)]
 
     def probability(self, raw: _F64) -> _F64:
         r = np.asarray(raw, dtype=np.float64)

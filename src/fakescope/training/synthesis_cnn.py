@@ -249,32 +249,57 @@ def _train(args: argparse.Namespace, pools: Pools) -> Path:
         _log(f"epoch {epoch}: loss {np.mean(losses):.4f} ({time.time() - t0:.0f} s)")
         with (args.out / "log.jsonl").open("a") as fh:
             fh.write(json.dumps({"epoch": epoch, "loss": float(np.mean(losses))}) + "\n")
-    model.eval()
-    onnx_path = args.out / "model.onnx"
+    return export_onnx(model, args.size, args.out / "model.onnx")
 
-    class _Logit(nn.Module):
+
+def export_onnx(model: Any, size: int, path: Path) -> Path:
+    """Export the network: normalised NCHW float patches -> ``logit`` (N,) and the pooled
+    1280-d ``embedding`` (N, 1280) the logit is a linear function of (what ``fakescope
+    finetune`` refits a head on)."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    class _Export(nn.Module):
         def __init__(self, net: nn.Module) -> None:
             super().__init__()
             self.net = net
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net(x).squeeze(1)
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            emb = self.net.features(x).mean(dim=(2, 3))
+            return self.net._fc(emb).squeeze(1), emb
 
-    import warnings
-
+    model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Logit(model),
-            (torch.zeros(1, 3, args.size, args.size),),
-            str(onnx_path),
+            _Export(model),
+            (torch.zeros(1, 3, size, size),),
+            str(path),
             input_names=["input"],
-            output_names=["logit"],
-            dynamic_axes={"input": {0: "n"}, "logit": {0: "n"}},
+            output_names=["logit", "embedding"],
+            dynamic_axes={"input": {0: "n"}, "logit": {0: "n"}, "embedding": {0: "n"}},
             opset_version=17,
             dynamo=False,
         )
-    return onnx_path
+    return path
+
+
+def reexport(run: Path) -> Path:
+    """Export ``run``'s ``last.pt`` again (same weights, current export: with the embedding
+    output) and point its ``weights.json`` at the new file's sha256, calibration kept."""
+    import torch
+
+    from fakescope.models import sha256_file
+    from fakescope.training.effnet_lite import EfficientNetLite0
+
+    data = json.loads((run / "weights.json").read_text())
+    model = EfficientNetLite0(1)
+    model.load_state_dict(torch.load(run / "last.pt", weights_only=True)["model"])
+    path = export_onnx(model, int(data["input_size"]), run / data["file"])
+    weights = CnnSynthesisWeights.from_dict({**data, "sha256": sha256_file(path)})
+    return weights.save(run / "weights.json")
 
 
 def _auc(y: Sequence[int], s: Sequence[float]) -> float:
@@ -328,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         import sys
 
         argv = sys.argv[1:]
+    if argv and argv[0] == "reexport":  # python3 -m fakescope.training.synthesis_cnn reexport RUN
+        return {"weights": str(reexport(Path(argv[1])))}
     if argv and argv[0] == "ship":  # python3 -m fakescope.training.synthesis_cnn ship RUN STEM
         if len(argv) != 3:
             raise SystemExit("usage: ship RUN_FOLDER FILE_STEM")
