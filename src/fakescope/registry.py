@@ -43,6 +43,14 @@ class Registry(Generic[T]):
             raise ConfigError(f"unknown {self.kind} {name!r} (known: {known})") from None
         return factory(**kwargs)
 
+    def describe(self, name: str) -> str:
+        """The first sentence-paragraph of ``name``'s factory docstring, on one line ("" when
+        it has none)."""
+        if name not in self._factories:
+            raise ConfigError(f"unknown {self.kind} {name!r}")
+        doc = self._factories[name].__doc__ or ""
+        return " ".join(doc.strip().split("\n\n")[0].split())
+
     def names(self) -> list[str]:
         """Registered names, sorted."""
         return sorted(self._factories)

@@ -234,11 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     from fakescope.cli._eval import add_eval_parser
     from fakescope.cli._finetune import add_finetune_parser
     from fakescope.cli._fuse import add_fuse_parser
+    from fakescope.cli._models import add_models_parser
     from fakescope.cli._serve import add_serve_parser
 
     add_calibrate_parser(sub)
     add_fuse_parser(sub)
     add_finetune_parser(sub)
+    add_models_parser(sub)
     _add_scan_options(add_serve_parser(sub))
 
     _add_scan_options(add_eval_parser(sub), detector=False)
@@ -292,8 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command is None:
             raise UsageError(
-                "a command is required: scan, eval, bench, serve, calibrate, fuse, finetune or "
-                "train "
+                "a command is required: scan, eval, bench, serve, models, calibrate, fuse, "
+                "finetune or train "
                 "(fakescope --help)"
             )
         if args.command == "train":
@@ -306,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fakescope.cli._fuse import run_fuse
 
             return run_fuse(args)
+        if args.command == "models":
+            from fakescope.cli._models import run_models
+
+            return run_models(args)
         if args.command == "finetune":
             from fakescope.cli._finetune import run_finetune
 

@@ -223,9 +223,12 @@ class HybridFaceDetector:
 
 @FACE_DETECTORS.register("hybrid")
 def _hybrid(**kwargs: float) -> FaceDetector:
+    """The default: BlazeFace around the faces already followed, MTCNN for the whole-frame
+    search for new faces, FaceMesh landmarks for every face."""
     return HybridFaceDetector(**kwargs)  # type: ignore[arg-type]
 
 
 @FACE_DETECTORS.register("mtcnn")
 def _mtcnn(**kwargs: float) -> FaceDetector:
+    """MTCNN on every frame (downscaled), then FaceMesh landmarks: slower, high recall."""
     return MTCNNFaceDetector(**kwargs)  # type: ignore[arg-type]

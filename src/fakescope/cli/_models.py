@@ -1,0 +1,75 @@
+"""``fakescope models``: the catalogue of every registered model, as a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+__all__ = ["add_models_parser", "catalogue", "run_models"]
+
+
+def add_models_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "models", help="list every registered detector with its version, sha256 and data"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+    return p
+
+
+def _entry(family: str, name: str, default: str, description: str, model: Any) -> dict[str, Any]:
+    info = getattr(model, "info", None)
+    config = getattr(model, "config", None) or getattr(model, "weights", None)
+    return {
+        "name": name,
+        "family": family,
+        "default": name == default,
+        "version": getattr(info, "version", "") or "",
+        "sha256": getattr(info, "sha256", "") or "",
+        "architecture": getattr(config, "architecture", "") or "",
+        "trained_on": getattr(config, "trained_on", "") or "",
+        "looks_for": description.replace("``", ""),
+    }
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """One entry per registered model of each family (face manipulation detectors, whole-image
+    synthesis detectors, face detectors): name, family, default, version, sha256,
+    architecture, training data and what it looks for (its registration's docstring). Each
+    model is loaded once, so the sha256 shown is the one checked."""
+    from fakescope.config import ScanConfig
+    from fakescope.faces import FACE_DETECTORS
+    from fakescope.models import DETECTORS
+    from fakescope.synthesis import SYNTHESIS_DETECTORS
+
+    defaults = ScanConfig()
+    families = (
+        ("face manipulation", DETECTORS, defaults.detector),
+        ("whole-image synthesis", SYNTHESIS_DETECTORS, defaults.synthesis_detector or ""),
+        ("face detector", FACE_DETECTORS, defaults.face_detector),
+    )
+    out = []
+    for family, registry, default in families:
+        for name in registry.names():
+            model = registry.create(name)
+            out.append(_entry(family, name, default, registry.describe(name), model))
+    return out
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from fakescope.cli._main import stdout_console
+
+    entries = catalogue()
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    table = Table(title="fakescope models", show_lines=True)
+    for column in ("name", "family", "version", "sha256", "what it looks for"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        name = f"{e['name']} (default)" if e["default"] else e["name"]
+        table.add_row(name, e["family"], e["version"], e["sha256"][:12], e["looks_for"])
+    stdout_console().print(table)
+    return 0
