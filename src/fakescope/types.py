@@ -283,6 +283,17 @@ class DecisionInfo:
         }
 
 
+def _check_scored(
+    what: str, status: Status, p: float | None, raw: float | None, label: Label
+) -> None:
+    """Only an ``ok`` verdict carries a score, and it must: never a made-up one."""
+    if status is Status.OK:
+        if p is None:
+            raise ValueError(f"an ok {what} needs a fake_probability")
+    elif p is not None or raw is not None or label is not Label.UNCERTAIN:
+        raise ValueError(f"a {status} {what} must not carry a score or a decision")
+
+
 @dataclass(frozen=True)
 class SynthesisVerdict:
     """Whether the whole image (a photo, or a video's sampled frames) was generated, e.g. by
@@ -305,15 +316,9 @@ class SynthesisVerdict:
     frames: int = 0
 
     def __post_init__(self) -> None:
-        if self.status is Status.OK:
-            if self.fake_probability is None:
-                raise ValueError("an ok synthesis verdict needs a fake_probability")
-        elif (
-            self.fake_probability is not None
-            or self.raw_score is not None
-            or self.label is not Label.UNCERTAIN
-        ):
-            raise ValueError(f"a {self.status} synthesis verdict must not carry a score")
+        _check_scored(
+            "synthesis verdict", self.status, self.fake_probability, self.raw_score, self.label
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -360,15 +365,7 @@ class Verdict:
     the synthesis detector is off. Every other field is about faces (swap/reenactment)."""
 
     def __post_init__(self) -> None:
-        if self.status is Status.OK:
-            if self.fake_probability is None:
-                raise ValueError("an ok verdict needs a fake_probability")
-        elif (
-            self.fake_probability is not None
-            or self.raw_score is not None
-            or self.label is not Label.UNCERTAIN
-        ):
-            raise ValueError(f"a {self.status} verdict must not carry a score or a decision")
+        _check_scored("verdict", self.status, self.fake_probability, self.raw_score, self.label)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object that ``fakescope scan --json`` prints for this input.

@@ -255,9 +255,9 @@ def _groups(root: Path) -> tuple[list[Path], list[Path], list[str], list[str]]:
 
 
 def _auc(y: Sequence[int], s: Sequence[float]) -> float:
-    from sklearn.metrics import roc_auc_score
+    from fakescope.evaluation import roc_auc
 
-    return float(roc_auc_score(np.asarray(y), np.asarray(s)))
+    return roc_auc(np.asarray(y), np.asarray(s))
 
 
 def transfer_report(

@@ -195,6 +195,7 @@ def _train(args: argparse.Namespace, pools: Pools) -> Path:
     import torch
     from torch import nn
 
+    from fakescope.training.checkpoint import resume, save_checkpoint
     from fakescope.training.effnet_lite import imagenet_lite0
 
     torch.set_num_threads(args.threads)
@@ -211,14 +212,8 @@ def _train(args: argparse.Namespace, pools: Pools) -> Path:
             return float(args.lr * (step + 1) / warmup)
         return float(args.lr * 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, total - warmup))))
 
-    start = 0
     last = args.out / "last.pt"
-    if last.is_file():
-        state = torch.load(last, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = int(state["epoch"]) + 1
-        _log(f"resumed after epoch {start - 1}")
+    start = resume(last, model, opt)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD).view(1, 3, 1, 1) * 255
     loss_fn = nn.BCEWithLogitsLoss()
@@ -238,14 +233,7 @@ def _train(args: argparse.Namespace, pools: Pools) -> Path:
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "epoch": epoch,
-            },
-            last,
-        )
+        save_checkpoint(last, model, opt, epoch)
         _log(f"epoch {epoch}: loss {np.mean(losses):.4f} ({time.time() - t0:.0f} s)")
         with (args.out / "log.jsonl").open("a") as fh:
             fh.write(json.dumps({"epoch": epoch, "loss": float(np.mean(losses))}) + "\n")
@@ -303,32 +291,23 @@ def reexport(run: Path) -> Path:
 
 
 def _auc(y: Sequence[int], s: Sequence[float]) -> float:
-    from sklearn.metrics import roc_auc_score
+    from fakescope.evaluation import roc_auc
 
-    return float(roc_auc_score(np.asarray(y), np.asarray(s)))
-
-
-def _auc_ci(y: Sequence[int], s: Sequence[float], seed: int, n: int = 2000) -> list[float]:
-    yy, ss = np.asarray(y), np.asarray(s)
-    rng = np.random.default_rng([seed, 13])
-    values = []
-    for _ in range(n):
-        k = rng.integers(0, len(yy), len(yy))
-        if 0 < yy[k].sum() < len(k):
-            values.append(_auc(yy[k], ss[k]))
-    return [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
+    return roc_auc(np.asarray(y), np.asarray(s))
 
 
-def _ece(y: Sequence[int], p: Sequence[float], bins: int = 10) -> float:
-    yy, pp = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    index = np.clip((pp * bins).astype(int), 0, bins - 1)
-    return float(
-        sum(
-            abs(pp[index == b].mean() - yy[index == b].mean()) * np.mean(index == b)
-            for b in range(bins)
-            if (index == b).any()
-        )
-    )
+def _auc_ci(y: Sequence[int], s: Sequence[float], seed: int) -> list[float]:
+    """95 % percentile bootstrap interval of the AUC, resampling images."""
+    from fakescope.evaluation import bootstrap_ci, roc_auc
+
+    _, low, high = bootstrap_ci(roc_auc, np.asarray(y), np.asarray(s), n_boot=2000, seed=seed)
+    return [round(low, 4), round(high, 4)]
+
+
+def _ece(y: Sequence[int], p: Sequence[float]) -> float:
+    from fakescope.evaluation import expected_calibration_error
+
+    return expected_calibration_error(np.asarray(y), np.asarray(p), n_bins=10)
 
 
 def ship(run: Path, stem: str) -> Path:

@@ -170,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import torch
     from sklearn.metrics import roc_auc_score
 
+    from fakescope.training.checkpoint import resume, save_checkpoint
     from fakescope.training.store import FaceStore
 
     args = _arguments(argv)
@@ -187,14 +188,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     train = _aligned(store, train_idx, args.size, args.margin)
     model = _build(args.size, args.latent)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    start = 0
     last = args.out / "last.pt"
-    if last.is_file():
-        state = torch.load(last, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = int(state["epoch"]) + 1
-        _log(f"resumed after epoch {start - 1}")
+    start = resume(last, model, opt)
     for epoch in range(start, args.epochs):
         rng = np.random.default_rng([args.seed, epoch])
         model.train()
@@ -214,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch}, last)
+        save_checkpoint(last, model, opt, epoch)
         _log(f"epoch {epoch}: loss {np.mean(losses):.4f} ({time.time() - t0:.0f} s)")
     errors = _log_errors(model, train)
     m, s = float(errors.mean()), float(errors.std() + 1e-6)
