@@ -58,11 +58,21 @@ class Raises(Brightness):
         raise RuntimeError("synthetic failure")
 
 
+def _bright(**_: Any) -> Brightness:
+    """Test detector: the image's mean brightness as a logit (dark real, bright fake)."""
+    return Brightness()
+
+
+def _raises(**_: Any) -> Raises:
+    """Test detector: always fails, to show the face verdict does not depend on it."""
+    return Raises()
+
+
 def _register() -> None:
     if BRIGHT not in SYNTHESIS_DETECTORS:
-        SYNTHESIS_DETECTORS.register(BRIGHT)(lambda **_: Brightness())
+        SYNTHESIS_DETECTORS.register(BRIGHT)(_bright)
     if RAISES not in SYNTHESIS_DETECTORS:
-        SYNTHESIS_DETECTORS.register(RAISES)(lambda **_: Raises())
+        SYNTHESIS_DETECTORS.register(RAISES)(_raises)
 
 
 _register()
