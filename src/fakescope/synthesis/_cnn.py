@@ -20,7 +20,7 @@ import numpy.typing as npt
 from fakescope._runtime import onnx_session
 from fakescope.calibration import IsotonicCalibrator, LogitCalibrator, calibrator_from_dict
 from fakescope.errors import ConfigError, ModelError
-from fakescope.models._assets import sha256_file
+from fakescope.models._assets import verified_path
 from fakescope.types import ModelInfo
 
 __all__ = [
@@ -163,12 +163,7 @@ class CnnSynthesisDetector:
     would wash out up-sampling traces); the raw score is their mean logit."""
 
     def __init__(self, weights: CnnSynthesisWeights, onnx_path: Path, threads: int = 0) -> None:
-        digest = sha256_file(onnx_path)
-        if digest != weights.sha256:
-            raise ModelError(
-                f"{onnx_path.name}: sha256 {digest[:12]}... does not match its weight config "
-                f"({weights.sha256[:12]}...)"
-            )
+        verified_path(onnx_path, weights.sha256)  # hashed once per process, as face models are
         self.weights = weights
         self.network_path = onnx_path
         self.min_side = weights.input_size
@@ -269,9 +264,6 @@ class CnnSynthesisDetector:
         return [float(logits[a:b].mean()) for a, b in itertools.pairwise(bounds)]
 
     def probability(self, raw: _F64) -> _F64:
-        r = np.asarray(raw, dtype=np.float64)
-        p = np.asarray(0.5 * (1.0 + np.tanh(0.5 * r)), dtype=np.float64)
-        if self._calibrator is None:
-            return p
-        out = self._calibrator.predict_proba(p.reshape(-1))[:, 1]
-        return np.asarray(out, dtype=np.float64).reshape(r.shape)
+        from fakescope.synthesis._detector import calibrated_probability
+
+        return calibrated_probability(raw, self._calibrator)

@@ -187,6 +187,19 @@ def _sigmoid(raw: _F64) -> _F64:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * raw)), dtype=np.float64)
 
 
+def calibrated_probability(
+    raw: _F64, calibrator: LogitCalibrator | IsotonicCalibrator | None
+) -> _F64:
+    """A synthesis detector's probability of raw scores (logits): ``sigmoid(raw)`` through
+    its fitted calibrator, when it has one."""
+    r = np.asarray(raw, dtype=np.float64)
+    p = _sigmoid(r)
+    if calibrator is None:
+        return p
+    out = calibrator.predict_proba(p.reshape(-1))[:, 1]
+    return np.asarray(out, dtype=np.float64).reshape(r.shape)
+
+
 class LinearSynthesisDetector:
     """:class:`SynthesisWeights` applied to :func:`extract_features` (numpy and OpenCV only)."""
 
@@ -236,12 +249,7 @@ class LinearSynthesisDetector:
         return self.decision(self.features(images))
 
     def probability(self, raw: _F64) -> _F64:
-        r = np.asarray(raw, dtype=np.float64)
-        p = _sigmoid(r)
-        if self._calibrator is None:
-            return p
-        out = self._calibrator.predict_proba(p.reshape(-1))[:, 1]
-        return np.asarray(out, dtype=np.float64).reshape(r.shape)
+        return calibrated_probability(raw, self._calibrator)
 
 
 @SYNTHESIS_DETECTORS.register("freq-v1")
