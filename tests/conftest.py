@@ -30,6 +30,26 @@ def png_claiming(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + crc + b"\x00garbage" * 64
 
 
+def write_store(
+    root: Path, images: list, marks: list, rows: list, size: int, frames_per_video: int
+) -> Path:
+    """A one-shard face store (the layout of :mod:`fakescope.training.store`) at ``root``."""
+    import json
+    from dataclasses import asdict
+
+    from fakescope.training.store import STORE_VERSION, StoreParams
+
+    params = StoreParams(size=size, frames_per_video=frames_per_video)
+    shard = root / "shards" / "k0"
+    shard.mkdir(parents=True)
+    np.save(shard / "images.npy", np.stack(images))
+    np.save(shard / "landmarks.npy", np.stack(marks))
+    (shard / "rows.json").write_text(json.dumps({"rows": rows, "missed": 0}))
+    index = {"version": STORE_VERSION, "params": asdict(params), "shards": ["k0"]}
+    (root / "index.json").write_text(json.dumps(index))
+    return root
+
+
 def write_image(path: Path, rgb: npt.NDArray[np.uint8], ext: str = ".jpg") -> Path:
     """Encode ``rgb`` as ``ext`` (.jpg/.png/.bmp/.webp) and write it to ``path`` whatever
     its suffix."""

@@ -9,7 +9,7 @@ import pytest
 from fakescope.cli import main
 from fakescope.config import ScanConfig
 from fakescope.faces import FACE_DETECTORS
-from fakescope.models import DETECTORS, create_detector
+from fakescope.models import ATTRIBUTORS, DETECTORS, EVIDENCE_MODELS, create_detector
 from fakescope.registry import Registry
 from fakescope.synthesis import SYNTHESIS_DETECTORS
 
@@ -26,6 +26,8 @@ def test_catalogue_lists_every_registered_model(capsys: pytest.CaptureFixture[st
         "face manipulation": DETECTORS.names(),
         "whole-image synthesis": SYNTHESIS_DETECTORS.names(),
         "face detector": FACE_DETECTORS.names(),
+        "method attribution": ATTRIBUTORS.names(),
+        "track evidence": EVIDENCE_MODELS.names(),
     }
     defaults = {e["family"]: e["name"] for e in entries if e["default"]}
     config = ScanConfig()
@@ -35,8 +37,9 @@ def test_catalogue_lists_every_registered_model(capsys: pytest.CaptureFixture[st
         "face detector": config.face_detector,
     }
     for e in entries:
-        if e["family"] == "face manipulation":
-            assert e["sha256"] == create_detector(e["name"]).info.sha256
+        if e["family"] in ("face manipulation", "method attribution", "track evidence"):
+            if e["family"] == "face manipulation":
+                assert e["sha256"] == create_detector(e["name"]).info.sha256
             assert e["version"] and e["trained_on"]
     assert main(["models"]) == 0
     table = capsys.readouterr().out

@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from conftest import write_store
+
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from fakescope.training.store import STORE_VERSION, FaceStore, StoreParams  # noqa: E402
+from fakescope.training.store import FaceStore, StoreParams  # noqa: E402
 from fakescope.training.temporal import (  # noqa: E402
     AttentionPool,
     FitConfig,
@@ -198,13 +199,7 @@ def _tiny_store(root: Path, groups: int = 8, frames: int = 8) -> FaceStore:
                         "frame": f * 3,
                     }
                 )
-    shard = root / "shards" / "k0"
-    shard.mkdir(parents=True)
-    np.save(shard / "images.npy", np.stack(images))
-    np.save(shard / "landmarks.npy", np.stack(marks))
-    (shard / "rows.json").write_text(json.dumps({"rows": rows, "missed": 0}))
-    index = {"version": STORE_VERSION, "params": asdict(params), "shards": ["k0"]}
-    (root / "index.json").write_text(json.dumps(index))
+    write_store(root, images, marks, rows, params.size, params.frames_per_video)
     return FaceStore.open(root)
 
 

@@ -38,6 +38,12 @@ class ScanConfig:
     ``synthesis_detector`` names the whole-image synthesis detector (a registered name of
     :data:`fakescope.synthesis.SYNTHESIS_DETECTORS` or a weight ``.json``) whose verdict
     each input gets beside the face verdict (``Verdict.synthesis``); None turns it off.
+
+    ``attribution`` names a method-attribution head (:data:`fakescope.models.ATTRIBUTORS` or a
+    head ``.json``): every face track labelled fake then says which family of manipulation it
+    resembles (``TrackVerdict.attribution``); None (the default) turns it off. ``evidence``
+    names track evidence models (:data:`fakescope.models.EVIDENCE_MODELS`) whose judgement
+    each face track also gets (``TrackVerdict.evidence``); neither changes a label.
     """
 
     num_frames: int = 32
@@ -68,6 +74,8 @@ class ScanConfig:
     heatmaps_dir: str | None = None
     thumbnails_dir: str | None = None
     synthesis_detector: str | None = "cnn-v1"
+    attribution: str | None = None
+    evidence: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -102,6 +110,13 @@ class ScanConfig:
             raise ConfigError("decode_max_side must be >= 64")
         if self.synthesis_detector is not None and not self.synthesis_detector.strip():
             raise ConfigError("synthesis_detector must be a name, a .json file or None (off)")
+        if self.attribution is not None and not str(self.attribution).strip():
+            raise ConfigError("attribution must be a name, a .json file or None (off)")
+        if isinstance(self.evidence, str) or not all(
+            isinstance(e, str) and e.strip() for e in self.evidence
+        ):
+            raise ConfigError("evidence must be a list of evidence model names")
+        object.__setattr__(self, "evidence", tuple(dict.fromkeys(self.evidence)))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: ScanConfig | None = None) -> ScanConfig:

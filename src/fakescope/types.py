@@ -16,9 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "Attribution",
     "Box",
     "CropScore",
     "DecisionInfo",
+    "Evidence",
     "FaceBox",
     "FaceCrop",
     "Frame",
@@ -199,6 +201,60 @@ class CropScore:
 
 
 @dataclass(frozen=True)
+class Attribution:
+    """Which family of manipulation a fake face track most resembles (``face swap``,
+    ``reenactment``, ``DFDC-style swap``) and which training method (``method``, e.g.
+    ``Deepfakes``), from an attribution head over the face's embeddings.
+
+    Given only for a track labelled ``fake``. ``confidence`` is the head's temperature-scaled
+    probability of ``method`` among the methods it knows (not a fake probability: it says
+    nothing about whether the face is fake); ``probabilities`` has every method's.
+    """
+
+    family: str
+    method: str
+    confidence: float
+    probabilities: dict[str, float]
+    model: ModelInfo
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "method": self.method,
+            "confidence": round(self.confidence, 4),
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "model": self.model.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A further line of evidence about one face track, from a model that is not the face
+    detector (e.g. handcrafted cues + SVM): its own calibrated ``fake_probability`` (None when
+    it could not judge, with the reason in ``summary``) and ``findings``: what it saw, in
+    plain words, most telling first. ``values`` are the measured quantities behind them."""
+
+    name: str
+    fake_probability: float | None
+    summary: str
+    findings: tuple[str, ...] = ()
+    values: dict[str, float] = field(default_factory=dict)
+    model: ModelInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "fake_probability": (
+                None if self.fake_probability is None else round(self.fake_probability, 6)
+            ),
+            "summary": self.summary,
+            "findings": list(self.findings),
+            "values": {k: round(v, 6) for k, v in self.values.items()},
+            "model": None if self.model is None else self.model.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
 class TrackVerdict:
     """The aggregated score of one face track.
 
@@ -218,6 +274,10 @@ class TrackVerdict:
     """Frame-pixel box of the hottest part of that frame's heatmap."""
     thumbnail: str | None = None
     """JPEG of the face in the track's most suspicious frame (``ScanConfig.thumbnails_dir``)."""
+    attribution: Attribution | None = None
+    """Which manipulation family a ``fake`` track resembles (``ScanConfig.attribution``)."""
+    evidence: tuple[Evidence, ...] = ()
+    """Other lines of evidence about this face (``ScanConfig.evidence``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,6 +291,8 @@ class TrackVerdict:
                 None if self.peak_region is None else [round(v, 1) for v in self.peak_region]
             ),
             "thumbnail": self.thumbnail,
+            "attribution": None if self.attribution is None else self.attribution.to_dict(),
+            "evidence": [e.to_dict() for e in self.evidence],
         }
 
 

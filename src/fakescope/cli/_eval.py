@@ -135,6 +135,21 @@ def _synthesis_decision(scanner: Scanner) -> dict[str, Any] | None:
     }
 
 
+def _evidence_decision(scanner_decision: dict[str, Any], config: ScanConfig) -> dict[str, Any]:
+    """The decision an evidence model's item rows are labelled by: the scan's costs and band,
+    the cost-minimising threshold for its calibrated probability."""
+    from fakescope.decision import bayes_threshold
+
+    return {
+        **scanner_decision,
+        "threshold": bayes_threshold(config.cost_miss, config.cost_false_alarm, config.prior_fake),
+        "calibrated": True,
+        "calibration_level": None,
+        "rule": "cost-minimising threshold for the calibrated probability",
+        "aggregation": "input: the highest evidence probability among its face tracks",
+    }
+
+
 def _saved_decisions(metrics_json: Path) -> dict[str, dict[str, Any]]:
     """The usable ``decisions`` of an earlier run's metrics.json ({} when absent)."""
     from fakescope.evaluation._report import DECISION_KEYS
@@ -159,7 +174,7 @@ def _from_scores_decisions(
     beside scores.csv, else rebuilt from each detector's weight config and the scan settings
     (models are loaded, nothing is scanned). Decision flags on the command line rebuild."""
     from fakescope.errors import ConfigError, FakescopeError
-    from fakescope.evaluation import SYNTHESIS_PREFIX
+    from fakescope.evaluation import EVIDENCE_PREFIX, SYNTHESIS_PREFIX
     from fakescope.inference import Scanner
 
     metrics_json = Path(args.from_scores).parent / "metrics.json"
@@ -175,7 +190,12 @@ def _from_scores_decisions(
             continue
         try:
             decision: dict[str, Any] | None
-            if name.startswith(SYNTHESIS_PREFIX):
+            if name.startswith(EVIDENCE_PREFIX):
+                base = dataclasses.replace(
+                    config, synthesis_detector=None, evidence=(), attribution=None
+                )
+                decision = _evidence_decision(_scanner_decision(Scanner(base)), config)
+            elif name.startswith(SYNTHESIS_PREFIX):
                 synth = name.removeprefix(SYNTHESIS_PREFIX)
                 decision = _synthesis_decision(
                     Scanner(dataclasses.replace(config, synthesis_detector=synth))
@@ -210,12 +230,18 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
 
     from fakescope.cli._main import UsageError, stderr_progress, stdout_console
     from fakescope.evaluation import (
+        EVIDENCE_PREFIX,
         SYNTHESIS_PREFIX,
+        AttributionRecord,
         Failure,
         ScoreTable,
+        attribution_markdown,
+        attribution_summary,
         compute_metrics,
+        correlation_markdown,
         decisions_markdown,
         headline_markdown,
+        score_correlations,
         score_items,
         write_report,
     )
@@ -223,6 +249,8 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
     from fakescope.types import Verdict
 
     failures: list[Failure] = []
+    attributed: dict[str, list[AttributionRecord]] = {}
+    families: dict[str, dict[str, str]] = {}
     if args.from_scores:
         table = ScoreTable.load(args.from_scores)
         decisions, source = _from_scores_decisions(table, args, config)
@@ -241,12 +269,22 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
 
             def advance(item: MediaItem, detector: str, verdict: Verdict) -> None:
                 bar.update(task, advance=1, description=item.media_id[-40:])
+                head = scanners[detector].attributor
+                if head is not None and item.label == "fake" and item.method:
+                    families[detector] = head.families
+                    record = AttributionRecord.of(item.method, verdict)
+                    attributed.setdefault(detector, []).append(record)
 
             table, failures = score_items(items, scanners, on_item=advance)
         for scanner in scanners.values():
             synth_decision = _synthesis_decision(scanner)
             if synth_decision is not None and scanner.synthesis is not None:
                 decisions.setdefault(SYNTHESIS_PREFIX + scanner.synthesis.info.name, synth_decision)
+            for name in scanner.config.evidence:
+                decisions.setdefault(
+                    EVIDENCE_PREFIX + name,
+                    _evidence_decision(_scanner_decision(scanner), scanner.config),
+                )
     metrics = compute_metrics(
         table, decisions=decisions, policy=args.abstain, n_boot=args.bootstrap
     )
@@ -271,5 +309,19 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
     out = stdout_console()
     out.print(Markdown(headline_markdown(metrics)))
     out.print(Markdown(decisions_markdown(metrics, source)))
+    correlated = correlation_markdown(score_correlations(table))
+    if correlated:
+        out.print(
+            "Score correlation between detectors (abstentions left out; within reals / within "
+            "fakes: Pearson of logits / Spearman (n), near 0 = independent evidence):"
+        )
+        out.print(Markdown(correlated))
+    if attributed:
+        summaries = {n: attribution_summary(r, families[n]) for n, r in attributed.items()}
+        (Path(args.out) / "attribution.json").write_text(
+            json.dumps(summaries, indent=1) + "\n", encoding="utf-8"
+        )
+        out.print("Method attribution of the fakes called fake (attribution.json):")
+        out.print(Markdown(attribution_markdown(summaries)))
     out.print(f"{len(failures)} abstained/failed item(s); report: {paths['index']}")
     return 0

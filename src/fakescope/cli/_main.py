@@ -16,6 +16,7 @@ from fakescope.training import add_train_arguments
 
 __all__ = [
     "UsageError",
+    "attribution_type",
     "detector_type",
     "main",
     "stderr_progress",
@@ -57,6 +58,16 @@ def detector_type(text: str) -> str:
 
     try:
         return detector_argument(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def attribution_type(text: str) -> str:
+    """argparse type of ``--attribution``: a registered attributor or a head ``.json``."""
+    from fakescope.models import attributor_argument
+
+    try:
+        return attributor_argument(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -128,6 +139,21 @@ def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None
         action="store_true",
         dest="no_synthesis",
         help="do not ask whether the whole image was generated ('synthesis': null)",
+    )
+    from fakescope.models import ATTRIBUTORS, EVIDENCE_MODELS
+
+    p.add_argument(
+        "--attribution",
+        type=attribution_type,
+        metavar="NAME|HEAD.json",
+        help="say which family of manipulation each fake face resembles: "
+        f"{', '.join(ATTRIBUTORS.names())} or a head file (default off)",
+    )
+    p.add_argument(
+        "--evidence",
+        action="append",
+        choices=EVIDENCE_MODELS.names(),
+        help="also judge every face track with this evidence model (repeatable; default none)",
     )
     p.add_argument(
         "--face-search-every",
@@ -264,8 +290,11 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "prior_fake",
         "uncertain_band",
         "synthesis_detector",
+        "attribution",
     )
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if getattr(args, "evidence", None):
+        out["evidence"] = tuple(args.evidence)
     if getattr(args, "no_synthesis", False):
         out["synthesis_detector"] = None
     return out

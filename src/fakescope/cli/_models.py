@@ -27,19 +27,20 @@ def _entry(family: str, name: str, default: str, description: str, model: Any) -
         "version": getattr(info, "version", "") or "",
         "sha256": getattr(info, "sha256", "") or "",
         "architecture": getattr(config, "architecture", "") or "",
-        "trained_on": getattr(config, "trained_on", "") or "",
+        "trained_on": getattr(config, "trained_on", "") or getattr(model, "trained_on", "") or "",
         "looks_for": description.replace("``", ""),
     }
 
 
 def catalogue() -> list[dict[str, Any]]:
     """One entry per registered model of each family (face manipulation detectors, whole-image
-    synthesis detectors, face detectors): name, family, default, version, sha256,
-    architecture, training data and what it looks for (its registration's docstring). Each
-    model is loaded once, so the sha256 shown is the one checked."""
+    synthesis detectors, face detectors, method attribution heads, track evidence models):
+    name, family, default, version, sha256, architecture, training data and what it looks
+    for (its registration's docstring). Each model is loaded once, so the sha256 shown is
+    the one checked."""
     from fakescope.config import ScanConfig
     from fakescope.faces import FACE_DETECTORS
-    from fakescope.models import DETECTORS
+    from fakescope.models import ATTRIBUTORS, DETECTORS, EVIDENCE_MODELS
     from fakescope.synthesis import SYNTHESIS_DETECTORS
 
     defaults = ScanConfig()
@@ -47,6 +48,8 @@ def catalogue() -> list[dict[str, Any]]:
         ("face manipulation", DETECTORS, defaults.detector),
         ("whole-image synthesis", SYNTHESIS_DETECTORS, defaults.synthesis_detector or ""),
         ("face detector", FACE_DETECTORS, defaults.face_detector),
+        ("method attribution", ATTRIBUTORS, defaults.attribution or ""),
+        ("track evidence", EVIDENCE_MODELS, ""),
     )
     out = []
     for family, registry, default in families:

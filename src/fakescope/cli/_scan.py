@@ -15,7 +15,7 @@ from fakescope.inference import Scanner
 from fakescope.io import expand_inputs
 from fakescope.types import Label, Status, Verdict, display_path
 
-__all__ = ["run_scan", "synthesis_cell", "verdict_table"]
+__all__ = ["run_scan", "synthesis_cell", "track_lines", "verdict_table"]
 
 _STYLE = {Label.FAKE: "bold red", Label.REAL: "green", Label.UNCERTAIN: "yellow"}
 
@@ -29,6 +29,22 @@ def synthesis_cell(verdict: Verdict) -> str:
     if synth.status is not Status.OK or synth.fake_probability is None:
         return f"[yellow]{synth.status}[/]"
     return f"[{_STYLE[synth.label]}]{synth.label}[/] {synth.fake_probability:.1%}"
+
+
+def track_lines(verdict: Verdict) -> list[str]:
+    """Per face, what else was said about it: the manipulation family a fake face resembles
+    (``--attribution``) and each evidence model's judgement with its top findings."""
+    lines: list[str] = []
+    for t in verdict.tracks:
+        face = f"face {t.track_id + 1}"
+        if t.attribution is not None:
+            a = t.attribution
+            lines.append(f"{face} resembles {a.family} ({a.method}, confidence {a.confidence:.0%})")
+        for e in t.evidence:
+            p = "no score" if e.fake_probability is None else f"{e.fake_probability:.0%} fake"
+            found = "; ".join(e.findings[:3])
+            lines.append(f"{face} {e.name}: {p}" + (f" - {found}" if found else ""))
+    return lines
 
 
 def verdict_table(verdicts: Sequence[Verdict]) -> Table:
@@ -49,6 +65,7 @@ def verdict_table(verdicts: Sequence[Verdict]) -> Table:
         reason = display_path(v.reason)[0]
         if v.synthesis is not None:
             reason += f"\nsynthesis: {escape(display_path(v.synthesis.reason)[0])}"
+        reason += "".join(f"\n{escape(line)}" for line in track_lines(v))
         table.add_row(
             display_path(v.path)[0],
             f"[{status_style}]{v.status}[/]" if status_style else str(v.status),

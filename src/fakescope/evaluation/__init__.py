@@ -5,9 +5,16 @@ Frame level: every sampled frame's most suspicious face is one sample (intervals
 items). Video (item) level: the scan's own per-input score. Per-method numbers compare that
 method's fakes with all reals. Abstentions count against the detector unless ``exclude``.
 Actual DCF and accuracy are taken at each detector's own scan decision (threshold, costs and
-prior, as ``Scanner.decision`` reports them), recorded beside every metrics entry.
+prior, as ``Scanner.decision`` reports them), recorded beside every metrics entry. With
+several detectors, the correlation of their item scores (overall and within reals and within
+fakes) shows which add independent evidence.
 """
 
+from fakescope.evaluation._attribution import (
+    AttributionRecord,
+    attribution_markdown,
+    attribution_summary,
+)
 from fakescope.evaluation._metrics import (
     MetricSummary,
     accuracy,
@@ -22,6 +29,7 @@ from fakescope.evaluation._metrics import (
     log_loss,
     min_dcf,
     roc_auc,
+    score_correlation,
     summarize,
 )
 from fakescope.evaluation._plots import (
@@ -35,16 +43,20 @@ from fakescope.evaluation._report import (
     ABSTAIN_POLICIES,
     breakdown_markdown,
     compute_metrics,
+    correlation_markdown,
     curve_displays,
     decisions_markdown,
     headline_markdown,
     item_scores,
     report_decisions,
+    score_correlations,
     write_report,
 )
 from fakescope.evaluation._run import (
+    EVIDENCE_PREFIX,
     SYNTHESIS_PREFIX,
     Failure,
+    evidence_rows,
     score_items,
     synthesis_row,
     verdict_rows,
@@ -54,8 +66,10 @@ from fakescope.evaluation._scores import MEDIA_LEVEL, ScoreRow, ScoreTable
 __all__ = [
     "ABSTAIN_POLICIES",
     "DET_TICKS",
+    "EVIDENCE_PREFIX",
     "MEDIA_LEVEL",
     "SYNTHESIS_PREFIX",
+    "AttributionRecord",
     "DetCurveDisplay",
     "Failure",
     "MetricSummary",
@@ -65,17 +79,21 @@ __all__ = [
     "ScoreRow",
     "ScoreTable",
     "accuracy",
+    "attribution_markdown",
+    "attribution_summary",
     "average_precision",
     "bayes_threshold",
     "bootstrap_ci",
     "breakdown",
     "breakdown_markdown",
     "compute_metrics",
+    "correlation_markdown",
     "curve_displays",
     "dcf",
     "decisions_markdown",
     "det_curve",
     "eer",
+    "evidence_rows",
     "expected_calibration_error",
     "headline_markdown",
     "item_scores",
@@ -83,6 +101,8 @@ __all__ = [
     "min_dcf",
     "report_decisions",
     "roc_auc",
+    "score_correlation",
+    "score_correlations",
     "score_items",
     "summarize",
     "synthesis_row",

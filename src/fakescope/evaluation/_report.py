@@ -10,11 +10,16 @@ Decisions: the actual DCF and the accuracy are those of a decision rule, so each
 judged at the threshold ``fakescope scan`` decides by (``Scanner.decision``), with the costs and
 prior that set it; the same costs and prior weigh its minimum DCF. Every metrics entry records
 the ``decision`` it used, and the report says it beside the headline.
+
+Correlations: with two or more detectors, every pair's item-level scores on each dataset are
+correlated (overall and within each class) to show which detectors add independent evidence;
+see :func:`score_correlations`.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -26,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope.errors import ConfigError
-from fakescope.evaluation._metrics import breakdown, summarize
+from fakescope.evaluation._metrics import breakdown, score_correlation, summarize
 from fakescope.evaluation._run import Failure
 from fakescope.evaluation._scores import ScoreRow, ScoreTable
 
@@ -34,11 +39,13 @@ __all__ = [
     "ABSTAIN_POLICIES",
     "breakdown_markdown",
     "compute_metrics",
+    "correlation_markdown",
     "curve_displays",
     "decisions_markdown",
     "headline_markdown",
     "item_scores",
     "report_decisions",
+    "score_correlations",
     "write_report",
 ]
 
@@ -269,6 +276,107 @@ def breakdown_markdown(
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def _scored_items(rows: Sequence[ScoreRow]) -> dict[str, tuple[int, float]]:
+    """``{media_id: (label, score)}`` of the items scored (abstentions left out)."""
+    y, s, ids, _, _ = item_scores(rows, "exclude")
+    return {m: (int(label), float(score)) for m, label, score in zip(ids, y, s, strict=True)}
+
+
+def score_correlations(table: ScoreTable) -> list[dict[str, Any]]:
+    """Per dataset and pair of detectors, the correlation of their item-level scores.
+
+    One entry per dataset and unordered pair of the detectors that scored it (names sorted;
+    ``synthesis:`` and other prefixed detectors are treated like any other): ``detector_a``,
+    ``detector_b``, ``dataset``, ``excluded`` and the figures of
+    :func:`~fakescope.evaluation.score_correlation` — ``n``, ``pearson_logit``, ``spearman``
+    and, per class, ``within_real`` and ``within_fake``. Items are matched by media id and
+    only those *both* detectors scored are used: an abstention is left out whatever the
+    abstain policy, since the worst-case score the headline gives it would make the two
+    detectors correlate through the label alone. ``excluded`` counts the dataset's items that
+    either detector did not score. A pair that cannot be correlated (an item labelled
+    differently by the two, a score outside [0, 1]) gets an ``error`` string instead of the
+    figures. Empty when no dataset has two detectors.
+    """
+    out: list[dict[str, Any]] = []
+    for dataset in table.datasets():
+        part = table.select(dataset=dataset)
+        for a, b in itertools.combinations(part.detectors(), 2):
+            rows_a, rows_b = part.select(a).media_rows(), part.select(b).media_rows()
+            scored_a, scored_b = _scored_items(rows_a), _scored_items(rows_b)
+            common = sorted(scored_a.keys() & scored_b.keys())
+            seen = {r.media_id for r in rows_a} | {r.media_id for r in rows_b}
+            entry: dict[str, Any] = {
+                "detector_a": a,
+                "detector_b": b,
+                "dataset": dataset,
+                "excluded": len(seen) - len(common),
+            }
+            mislabelled = [m for m in common if scored_a[m][0] != scored_b[m][0]]
+            try:
+                if mislabelled:
+                    raise ValueError(
+                        f"{len(mislabelled)} item(s) labelled differently by the two detectors "
+                        f"(e.g. {mislabelled[0]!r})"
+                    )
+                entry.update(
+                    score_correlation(
+                        [scored_a[m][1] for m in common],
+                        [scored_b[m][1] for m in common],
+                        [scored_a[m][0] for m in common],
+                    )
+                )
+            except ValueError as exc:
+                entry.update(n=len(common), error=str(exc))
+            out.append(entry)
+    return out
+
+
+_CORRELATION_NOTE = (
+    "Item-level scores of each pair of detectors, matched by item; items either detector "
+    "abstained on are left out. Over both classes two good detectors correlate through the "
+    "label alone, so the honest measure of independent evidence is the correlation within "
+    "reals and within fakes (cells: Pearson of logits / Spearman (n)): near 0, the second "
+    "detector's errors are independent of the first's; near 1, it repeats them."
+)
+
+
+def _corr(value: Any) -> str:
+    return "n/a" if not isinstance(value, int | float) or math.isnan(value) else f"{value:.3f}"
+
+
+def _within(figures: Any) -> str:
+    if not isinstance(figures, Mapping):
+        return "n/a"
+    return (
+        f"{_corr(figures.get('pearson_logit'))} / {_corr(figures.get('spearman'))} "
+        f"(n={figures.get('n', 0)})"
+    )
+
+
+def correlation_markdown(correlations: Sequence[Mapping[str, Any]]) -> str:
+    """A row per entry of :func:`score_correlations`: the pair, dataset, number of items both
+    scored, Pearson correlation of logits and Spearman correlation over all of them, and the
+    same two within reals and within fakes. Empty string when there are no entries."""
+    if not correlations:
+        return ""
+    lines = [
+        "| detector A | detector B | dataset | n | Pearson (logit) | Spearman | within reals | "
+        "within fakes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in correlations:
+        head = f"| {c['detector_a']} | {c['detector_b']} | {c['dataset']} | {c.get('n', 0)} |"
+        if "error" in c:
+            reason = str(c["error"]).replace("|", "/")
+            lines.append(f"{head} error: {reason} | n/a | n/a | n/a |")
+            continue
+        lines.append(
+            f"{head} {_corr(c.get('pearson_logit'))} | {_corr(c.get('spearman'))} | "
+            f"{_within(c.get('within_real'))} | {_within(c.get('within_fake'))} |"
+        )
+    return "\n".join(lines)
+
+
 def curve_displays(table: ScoreTable, dataset: str, policy: str = "worst") -> list[Any]:
     """ROC and DET displays of one dataset with every detector's curve on shared axes
     (empty when no detector has both classes)."""
@@ -337,7 +445,8 @@ def write_report(
 
     metrics.json keeps ``decisions`` (default: those recorded in ``metrics``), so that a later
     ``fakescope eval --from-scores`` judges each detector by the same decision, and
-    ``decision_source``, which the report also states.
+    ``decision_source``, which the report also states. With two or more detectors it also has
+    ``correlations`` (:func:`score_correlations`), shown as a table in the report too.
     """
     out.mkdir(parents=True, exist_ok=True)
     paths = {"scores": table.save(out / "scores.csv")}
@@ -354,12 +463,16 @@ def write_report(
         "metrics": metrics,
         "failures": [asdict(f) for f in failures],
     }
+    correlations = score_correlations(table)
+    if correlations:
+        payload["correlations"] = correlations
     paths["metrics"] = out / "metrics.json"
     paths["metrics"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
     headline, per_method = headline_markdown(metrics), breakdown_markdown(metrics)
     decided = decisions_markdown(metrics, decision_source)
     sentences = _decision_sentences(metrics)
     by_level = breakdown_markdown(metrics, "per_compression", "compression")
+    correlated = correlation_markdown(correlations)
     fail_lines = "\n".join(
         f"| {f.detector} | {f.dataset} | {f.media_id} | {f.status} | {f.reason} |" for f in failures
     )
@@ -372,6 +485,11 @@ def write_report(
         + "## Per manipulation method (item level)\n\n"
         f"{per_method}\n\n"
         + (f"## Per compression (item level)\n\n{by_level}\n\n" if by_level else "")
+        + (
+            f"## Detector score correlation\n\n{_CORRELATION_NOTE}\n\n{correlated}\n\n"
+            if correlated
+            else ""
+        )
         + f"## Abstained or failed items ({len(failures)})\n\n"
         "| detector | dataset | item | status | reason |\n|---|---|---|---|---|\n"
         f"{fail_lines}\n"
@@ -409,6 +527,12 @@ def write_report(
         )
         + (f"<h2>Per manipulation method</h2>{_md_table_html(per_method)}" if per_method else "")
         + (f"<h2>Per compression</h2>{_md_table_html(by_level)}" if by_level else "")
+        + (
+            f"<h2>Detector score correlation</h2><p>{html.escape(_CORRELATION_NOTE)}</p>"
+            f"{_md_table_html(correlated)}"
+            if correlated
+            else ""
+        )
         + f"<h2>Figures</h2>{imgs}<h2>Abstained or failed ({len(failures)})</h2>"
         f"<ul>{failures_html}</ul></html>\n"
     )

@@ -10,12 +10,25 @@ from fakescope.evaluation._scores import MEDIA_LEVEL, ScoreRow, ScoreTable
 from fakescope.inference import Scanner
 from fakescope.types import Status, Verdict
 
-__all__ = ["SYNTHESIS_PREFIX", "Failure", "score_items", "synthesis_row", "verdict_rows"]
+__all__ = [
+    "EVIDENCE_PREFIX",
+    "SYNTHESIS_PREFIX",
+    "Failure",
+    "evidence_rows",
+    "score_items",
+    "synthesis_row",
+    "verdict_rows",
+]
 
 SYNTHESIS_PREFIX = "synthesis:"
 """A whole-image synthesis verdict is a detector of its own in the score table:
 ``synthesis:<model name>`` (one item-level row per item, scored once whatever the face
 detectors)."""
+
+EVIDENCE_PREFIX = "evidence:"
+"""A track evidence model is a detector of its own in the score table: ``evidence:<name>``,
+one item-level row per item (the highest probability among the item's face tracks, as for
+the face verdict), NaN when it abstained or could not judge any track."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,42 @@ def verdict_rows(item: MediaItem, detector: str, verdict: Verdict) -> list[Score
     return rows
 
 
+def evidence_rows(item: MediaItem, verdict: Verdict, names: Sequence[str]) -> list[ScoreRow]:
+    """The item-level row of each evidence model ``names`` (those the scan ran): the highest
+    of its track probabilities; NaN with the verdict's status when the scan abstained, with
+    ``error`` when the model scored no track."""
+    rows = []
+    for name in names:
+        found = [
+            e.fake_probability
+            for t in verdict.tracks
+            for e in t.evidence
+            if e.name == name and e.fake_probability is not None
+        ]
+        rows.append(
+            ScoreRow(
+                item.media_id,
+                MEDIA_LEVEL,
+                MEDIA_LEVEL,
+                EVIDENCE_PREFIX + name,
+                max(found) if found else float("nan"),
+                1 if item.label == "fake" else 0,
+                item.method,
+                item.dataset,
+                str(
+                    verdict.status
+                    if verdict.status is not Status.OK
+                    else Status.OK
+                    if found
+                    else Status.ERROR
+                ),
+                item.compression or "",
+                max(found) if found else float("nan"),
+            )
+        )
+    return rows
+
+
 def synthesis_row(item: MediaItem, verdict: Verdict) -> ScoreRow | None:
     """The item-level row of ``verdict``'s synthesis block (None when it has none): the
     calibrated "generated" probability, NaN when the synthesis detector abstained."""
@@ -111,6 +160,10 @@ def score_items(
         for name, scanner in scanners.items():
             verdict = scanner.scan(item.path)
             table.extend(verdict_rows(item, name, verdict))
+            for row in evidence_rows(item, verdict, scanner.config.evidence):
+                if row.detector not in synthesis_done:  # once per item, like synthesis
+                    synthesis_done.add(row.detector)
+                    table.extend([row])
             synth = synthesis_row(item, verdict)
             if synth is not None and synth.detector not in synthesis_done:
                 synthesis_done.add(synth.detector)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ from fakescope.faces import (
     split_faces,
 )
 from fakescope.inference._aggregate import AGGREGATORS
+from fakescope.inference._evidence import attribute_tracks, evidence_models, track_evidence
 from fakescope.inference._heatmaps import (
     backproject,
     face_thumbnail,
@@ -75,7 +76,16 @@ __all__ = [
     "media_key",
 ]
 
-STAGES = ("decode", "detect", "landmarks", "align", "classify", "synthesis", "total")
+STAGES = (
+    "decode",
+    "detect",
+    "landmarks",
+    "align",
+    "classify",
+    "synthesis",
+    "evidence",
+    "total",
+)
 SYNTHESIS_FRAMES = 4
 """At most this many sampled frames of a video are scored by the synthesis detector."""
 RULE_COST = "cost-minimising threshold for the calibrated probability"
@@ -113,6 +123,7 @@ class _Faces:
     dropped: dict[str, int] = field(default_factory=dict)
     images: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # for heatmaps
     thumbs: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # id(FaceBox) -> RGB
+    seen: dict[tuple[int, int], Any] = field(default_factory=dict)  # (model, id(FaceBox)) -> obs
 
     def drop(self, reason: str, count: int = 1) -> None:
         if count:
@@ -176,6 +187,7 @@ class Scanner:
 
             self.synthesis = create_synthesis_detector(self.config.synthesis_detector)
         self.synthesis_threshold = self._synthesis_threshold()
+        self.attributor, self.evidence = evidence_models(self.config, wcfg)
 
     def _synthesis_threshold(self) -> float:
         """The synthesis label's threshold: the cost-minimising one (the scan's costs and
@@ -317,6 +329,8 @@ class Scanner:
             aligned.append(face)
             if cfg.thumbnails_dir is not None:  # small, so every face keeps one
                 out.thumbs[id(face)] = face_thumbnail(frame.image, face.box)
+            for k, model in enumerate(self.evidence):
+                out.seen[(k, id(face))] = model.observe(frame.image, face)
         clock.add("align", start)
         out.per_frame[frame.index] = known + aligned
         out.times[frame.index] = frame.time_s
@@ -728,6 +742,11 @@ class Scanner:
             scores, maps = self.score(tracks, faces)
             clock.add("classify", start)
             overall, label, verdicts = self.decide(tracks, scores, media.kind)
+            start = time.perf_counter()
+            if self.attributor is not None:
+                verdicts = attribute_tracks(self.attributor, tracks, verdicts, faces.crops)
+            verdicts = track_evidence(self.evidence, tracks, verdicts, faces.seen, faces.times)
+            clock.add("evidence", start)
             verdicts = self.draw_heatmaps(path, tracks, verdicts, faces, maps)
             verdicts = self.write_thumbnails(path, tracks, verdicts, faces)
             verdicts = in_source_pixels(verdicts, media.frame_scale)

@@ -2,6 +2,12 @@
 shipped model files."""
 
 from fakescope.models._assets import ASSET_SHA256, asset_path, sha256_file, shipped
+from fakescope.models._attribution import (
+    ATTRIBUTORS,
+    Attributor,
+    attributor_argument,
+    create_attributor,
+)
 from fakescope.models._config import CALIBRATION_LEVELS, WeightConfig
 from fakescope.models._detectors import (
     DEFAULT_DETECTOR,
@@ -11,19 +17,31 @@ from fakescope.models._detectors import (
     create_detector,
     detector_argument,
 )
+from fakescope.models._evidence import (
+    EVIDENCE_MODELS,
+    TrackEvidenceModel,
+    create_evidence_model,
+)
 from fakescope.models._fused import FusedDetector
 
 __all__ = [
     "ASSET_SHA256",
+    "ATTRIBUTORS",
     "CALIBRATION_LEVELS",
     "DEFAULT_DETECTOR",
     "DETECTORS",
+    "EVIDENCE_MODELS",
+    "Attributor",
     "Detector",
     "FusedDetector",
     "OnnxDetector",
+    "TrackEvidenceModel",
     "WeightConfig",
     "asset_path",
+    "attributor_argument",
+    "create_attributor",
     "create_detector",
+    "create_evidence_model",
     "detector_argument",
     "sha256_file",
     "shipped",

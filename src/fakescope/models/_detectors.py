@@ -100,6 +100,17 @@ class OnnxDetector:
     def predict(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
         return self._run(crops, ["fake_probability"])[0].reshape(-1)
 
+    @property
+    def has_embedding(self) -> bool:
+        """Whether the network exports its pooled features (an ``embedding`` output)."""
+        return "embedding" in {o.name for o in self._session.get_outputs()}
+
+    def embed(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+        """(N, E) pooled features of the crops (networks with an ``embedding`` output)."""
+        if not self.has_embedding:
+            raise ModelError(f"{self.config.name} has no embedding output")
+        return self._run(crops, ["embedding"])[0].reshape(len(crops), -1)
+
     def predict_maps(
         self, crops: npt.NDArray[np.uint8]
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:

@@ -449,6 +449,8 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             "version": __version__,
             "detector": settings.scan.detector,
             "synthesis_detector": settings.scan.synthesis_detector,
+            "attribution": settings.scan.attribution,
+            "evidence": list(settings.scan.evidence),
             "queue": {"queued": counts["queued"], "running": counts["running"]},
             "workers": 0 if pool is None else len(pool.alive()),
         }

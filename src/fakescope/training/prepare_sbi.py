@@ -35,21 +35,16 @@ def crop_face(
     size: int,
     scale: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Square crop of ``scale`` x the box around its centre, resized to ``size``.
+    """Square crop of ``scale`` x the box around its centre, resized to ``size``, and the
+    mesh in crop pixels: :func:`fakescope.cues.loose_crop`, which the scan's cues use too.
 
     Where the square runs off the image the border pixels are replicated, the same
     ``borderMode`` as :func:`fakescope.faces.align_face` uses for the model crops at scan time
     (zero padding would teach the model black bands it never sees in deployment).
     """
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    side = scale * max(box[2] - box[0], box[3] - box[1])
-    k = size / side
-    matrix = np.array([[k, 0, size / 2 - k * cx], [0, k, size / 2 - k * cy]], dtype=np.float64)
-    crop = cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
-    )
-    points = mesh[:, :2] @ matrix[:, :2].T + matrix[:, 2]
-    return crop, points.astype(np.float32)
+    from fakescope.cues import loose_crop
+
+    return loose_crop(image, box, mesh, size, scale)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -582,8 +582,31 @@
         " scored" + (isVideo && frames.length > 1 ? ", from " + fmtSeconds(frames[0].time_s) + " to " +
         fmtSeconds(frames[frames.length - 1].time_s) : "")));
     }
+    var attribution = face.attribution;
+    if (attribution && attribution.family) {
+      info.appendChild(make("p", "face-attribution", "Resembles " + attribution.family + " (" +
+        attribution.method + ", confidence " + pct(attribution.confidence) + ")"));
+    }
     head.appendChild(info);
     card.appendChild(head);
+    var evidence = Array.isArray(face.evidence) ? face.evidence : [];
+    if (evidence.length) {
+      var ev = make("div", "face-evidence");
+      ev.appendChild(make("h4", null, "Other evidence"));
+      evidence.forEach(function (e) {
+        var line = e.name + ": " + (isNum(e.fake_probability)
+          ? "fake probability " + pct(e.fake_probability) : "no score") +
+          (e.summary ? " \u2014 " + e.summary : "");
+        ev.appendChild(make("p", "evidence-line", line));
+        var findings = Array.isArray(e.findings) ? e.findings : [];
+        if (findings.length) {
+          var ul = make("ul", "evidence-findings");
+          findings.slice(0, 3).forEach(function (f) { ul.appendChild(make("li", null, f)); });
+          ev.appendChild(ul);
+        }
+      });
+      card.appendChild(ev);
+    }
 
     if (frames.length > 1 || (frames.length === 1 && isVideo)) {
       var fig = make("figure", "timeline-figure");

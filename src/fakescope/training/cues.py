@@ -1,0 +1,742 @@
+"""Train the hand-crafted cue SVM (:mod:`fakescope.cues`) on the video tracks of a face store.
+
+    python -m fakescope.training.cues --store cache/faces_v2 --out runs/cues_v1 \\
+        [--datasets ffpp_c23_videos] [--folds 5] [--data-root ../shared/data] [--fps 25]
+    python -m fakescope.training.cues ship runs/cues_v1      # copy into models/assets
+
+Tracks: the store's rows of the given datasets grouped by ``media_id`` in frame order (one
+track per video; tracks under ``--min-frames`` crops are dropped and counted). Frame times are
+``frame / fps`` with the fps read from the media file (``<data-root>/<dataset>`` through
+:func:`fakescope.data.load_dataset` and :func:`fakescope.io.open_media`), else ``--fps``.
+:func:`fakescope.cues.track_cues` gives each track's cues; the table is cached as
+``<out>/features_<key>.npz`` (``allow_pickle=False``), keyed by the store's ``index.json``,
+the datasets, the cue version and the fps settings.
+
+Evaluation is identity-held-out: :class:`~sklearn.model_selection.StratifiedGroupKFold` over
+the store's ``group`` column (a fake shares the group of every source identity it uses, so no
+identity is on both sides). Inside each outer training fold a grid over ``C`` and ``gamma``
+(standardised features, RBF SVM, balanced class weights) is searched with an inner grouped CV
+by ROC AUC; the outer fold's held-out tracks are scored once. Reported: per-fold AUCs and the
+pooled out-of-fold video AUC with an identity-group bootstrap interval, per-method AUCs, and
+the ECE of cross-fitted Platt probabilities (each fold calibrated on the other folds' scores).
+
+The final model: the same grid search on all tracks picks ``C``/``gamma``; the out-of-fold
+decision values of that setting (same outer folds) fit Platt's sigmoid; the SVM is refitted
+on all tracks and written as ``cues_svm.json`` (:class:`fakescope.cues.CueModel`, plain JSON)
+with the real-class 10th/50th/90th percentiles of every cue. Also ``report.json`` (all of the
+above, single-feature AUCs) and ``features.csv`` (one row per track with its out-of-fold
+score). scikit-learn is imported here only; the scan applies the JSON with numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import shutil
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fakescope.cues import (
+    CUES_VERSION,
+    FEATURE_NAMES,
+    FEATURES,
+    SHIPPED_ASSET,
+    CueModel,
+    FeatureReference,
+    track_cues,
+)
+from fakescope.errors import ConfigError, FakescopeError
+from fakescope.training.store import DEV_ONLY, FaceStore
+
+__all__ = [
+    "C_GRID",
+    "GAMMA_GRID",
+    "Tracks",
+    "build_parser",
+    "fit_platt",
+    "load_tracks",
+    "main",
+    "model_from_sklearn",
+    "real_reference",
+    "run",
+    "ship",
+]
+
+C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+GAMMA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
+"""RBF widths on standardised features (sklearn's ``gamma='scale'`` is 1/13 ~ 0.077 here)."""
+
+_F64 = npt.NDArray[np.float64]
+_I64 = npt.NDArray[np.int64]
+
+
+def _log(message: str) -> None:
+    print(f"[cues] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the track table
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """One row per track: cue matrix, missing-cue mask and metadata (all numpy arrays)."""
+
+    names: tuple[str, ...]
+    x: _F64
+    missing: npt.NDArray[np.bool_]
+    media_id: npt.NDArray[np.str_]
+    dataset: npt.NDArray[np.str_]
+    label: _I64
+    method: npt.NDArray[np.str_]
+    group: npt.NDArray[np.str_]
+    frames: _I64
+    fps: _F64
+    fps_known: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def save(self, path: Path) -> None:
+        """Write an ``.npz`` readable with ``allow_pickle=False``."""
+        np.savez(
+            path,
+            names=np.asarray(self.names, np.str_),
+            x=self.x,
+            missing=self.missing,
+            media_id=self.media_id,
+            dataset=self.dataset,
+            label=self.label,
+            method=self.method,
+            group=self.group,
+            frames=self.frames,
+            fps=self.fps,
+            fps_known=self.fps_known,
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Tracks:
+        """Read what :meth:`save` wrote."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                names=tuple(str(n) for n in z["names"]),
+                x=z["x"].astype(np.float64),
+                missing=z["missing"].astype(bool),
+                media_id=z["media_id"],
+                dataset=z["dataset"],
+                label=z["label"].astype(np.int64),
+                method=z["method"],
+                group=z["group"],
+                frames=z["frames"].astype(np.int64),
+                fps=z["fps"].astype(np.float64),
+                fps_known=z["fps_known"].astype(bool),
+            )
+
+
+def _media_fps(datasets: Sequence[str], data_root: Path | None) -> dict[str, float]:
+    """``{media_id: fps}`` for the videos of ``datasets`` found under ``data_root``."""
+    if data_root is None:
+        return {}
+    from fakescope.data import load_dataset
+    from fakescope.io import open_media
+
+    out: dict[str, float] = {}
+    for name in datasets:
+        root = data_root / name
+        if not root.exists():
+            _log(f"{root} not found: frame times use --fps")
+            continue
+        try:
+            items = load_dataset("auto", root)
+        except FakescopeError as exc:
+            _log(f"{root}: {exc}; frame times use --fps")
+            continue
+        for item in items:
+            if item.kind != "video":
+                continue
+            try:
+                info, _ = open_media(item.path)
+            except (FakescopeError, OSError):
+                continue
+            if info.fps and math.isfinite(info.fps) and info.fps > 0:
+                out[item.media_id] = float(info.fps)
+    return out
+
+
+def _cache_key(store: FaceStore, datasets: Sequence[str], args_key: Sequence[Any]) -> str:
+    index = (store.root / "index.json").read_bytes()
+    blob = json.dumps([CUES_VERSION, FEATURE_NAMES, sorted(datasets), list(args_key)])
+    return hashlib.sha256(index + blob.encode()).hexdigest()[:16]
+
+
+def load_tracks(
+    store: FaceStore,
+    datasets: Sequence[str],
+    *,
+    cache_dir: Path | None = None,
+    data_root: Path | None = None,
+    default_fps: float = 25.0,
+    min_frames: int = 8,
+) -> Tracks:
+    """The cue table of every track of ``datasets`` in ``store`` (cached in ``cache_dir``)."""
+    dev = sorted(set(datasets) & DEV_ONLY)
+    if dev:
+        raise ConfigError(f"{dev} is development data: never trained or evaluated on here")
+    key = _cache_key(store, datasets, [str(data_root), default_fps, min_frames])
+    cache = cache_dir / f"features_{key}.npz" if cache_dir is not None else None
+    if cache is not None and cache.is_file():
+        _log(f"{cache.name}: cached cue table")
+        return Tracks.load(cache)
+    wanted = set(datasets)
+    by_media: dict[str, list[int]] = {}
+    for i, row in enumerate(store.rows):
+        if row["dataset"] in wanted:
+            by_media.setdefault(str(row["media_id"]), []).append(i)
+    if not by_media:
+        raise ConfigError(f"no rows of {sorted(wanted)} in the store {store.root}")
+    fps_of = _media_fps(datasets, data_root)
+    rows_out: list[dict[str, Any]] = []
+    xs: list[_F64] = []
+    masks: list[npt.NDArray[np.bool_]] = []
+    dropped = 0
+    started = time.perf_counter()
+    for media in sorted(by_media):
+        idx = sorted(by_media[media], key=lambda i: int(store.rows[i]["frame"]))
+        if len(idx) < min_frames:
+            dropped += 1
+            continue
+        first = store.rows[idx[0]]
+        fps = fps_of.get(media)
+        frames = np.asarray([int(store.rows[i]["frame"]) for i in idx], np.float64)
+        cues = track_cues(
+            store.images.take(idx), store.landmarks[idx], frames / (fps or default_fps)
+        )
+        xs.append(cues.vector())
+        masks.append(np.asarray([n in cues.missing for n in cues.names], bool))
+        rows_out.append(
+            {**first, "frames": len(idx), "fps": fps or default_fps, "known": bool(fps)}
+        )
+    if not rows_out:
+        raise ConfigError(f"no track of {sorted(wanted)} has {min_frames} frames")
+    elapsed = time.perf_counter() - started
+    _log(
+        f"{len(rows_out)} tracks ({dropped} under {min_frames} frames dropped), cues in "
+        f"{elapsed:.1f} s; fps from the media for {sum(r['known'] for r in rows_out)}"
+    )
+
+    def col(name: str) -> npt.NDArray[np.str_]:
+        return np.asarray([str(r[name]) for r in rows_out], np.str_)
+
+    tracks = Tracks(
+        names=FEATURE_NAMES,
+        x=np.stack(xs),
+        missing=np.stack(masks),
+        media_id=col("media_id"),
+        dataset=col("dataset"),
+        label=np.asarray([r["label"] == "fake" for r in rows_out], np.int64),
+        method=col("method"),
+        group=col("group"),
+        frames=np.asarray([r["frames"] for r in rows_out], np.int64),
+        fps=np.asarray([r["fps"] for r in rows_out], np.float64),
+        fps_known=np.asarray([r["known"] for r in rows_out], bool),
+    )
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        tracks.save(tmp)
+        tmp.replace(cache)
+    return tracks
+
+
+# --------------------------------------------------------------------------------------------
+# fitting
+
+
+def _neutral(x: _F64, missing: npt.NDArray[np.bool_], y: _I64) -> _F64:
+    """Per cue, the median of the measured real tracks (all tracks, then the spec, if none)."""
+    out = np.empty(x.shape[1])
+    for j, spec in enumerate(FEATURES[: x.shape[1]]):
+        for rows in ((y == 0) & ~missing[:, j], ~missing[:, j]):
+            if rows.any():
+                out[j] = float(np.median(x[rows, j]))
+                break
+        else:
+            out[j] = spec.neutral
+    return out
+
+
+def _impute(x: _F64, missing: npt.NDArray[np.bool_], neutral: _F64) -> _F64:
+    return np.where(missing, neutral[None, :], x)
+
+
+def _splitter(folds: int, groups: npt.NDArray[Any], seed: int) -> Any:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n = min(folds, len(set(groups.tolist())))
+    if n < 2:
+        raise ConfigError("identity-held-out evaluation needs at least 2 identity groups")
+    return StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
+
+
+def _search(
+    x: _F64,
+    y: _I64,
+    groups: npt.NDArray[Any],
+    inner: int,
+    seed: int,
+    grid: tuple[Sequence[float], Sequence[float]] = (C_GRID, GAMMA_GRID),
+) -> Any:
+    """Grid search over ``C`` x ``gamma`` (``grid``) with a grouped inner CV (ROC AUC)."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("svm", SVC(kernel="rbf", class_weight="balanced"))]
+    )
+    params = {"svm__C": list(grid[0]), "svm__gamma": list(grid[1])}
+    search = GridSearchCV(
+        pipe, params, scoring="roc_auc", cv=_splitter(inner, groups, seed + 1), n_jobs=1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a one-class inner fold scores NaN for that setting
+        search.fit(x, y, groups=groups)
+    return search
+
+
+def _fixed(c: float, gamma: float) -> Any:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    svm = SVC(kernel="rbf", C=c, gamma=gamma, class_weight="balanced")
+    return Pipeline([("scale", StandardScaler()), ("svm", svm)])
+
+
+def fit_platt(d: npt.ArrayLike, y: npt.ArrayLike, iterations: int = 100) -> tuple[float, float]:
+    """Platt's sigmoid ``p = 1 / (1 + exp(a d + b))`` fitted to decision values ``d`` and
+    0/1 labels ``y`` (Newton's method on Platt's smoothed targets) -> ``(a, b)``."""
+    dv = np.asarray(d, np.float64)
+    yv = np.asarray(y, np.int64)
+    n1 = float(yv.sum())
+    n0 = float(len(yv) - n1)
+    target = np.where(yv == 1, (n1 + 1.0) / (n1 + 2.0), 1.0 / (n0 + 2.0))
+    params = np.array([0.0, math.log((n0 + 1.0) / (n1 + 1.0))])
+
+    def loss(p: _F64) -> float:
+        f = p[0] * dv + p[1]
+        # -[t log s(-f) + (1-t) log s(f)] = t*softplus(f) + (1-t)*softplus(-f)
+        return float(np.sum(target * np.logaddexp(0, f) + (1 - target) * np.logaddexp(0, -f)))
+
+    current = loss(params)
+    for _ in range(iterations):
+        f = params[0] * dv + params[1]
+        prob = 0.5 * (1.0 + np.tanh(-0.5 * f))
+        g = target - prob
+        w = prob * (1.0 - prob)
+        grad = np.array([np.sum(g * dv), np.sum(g)])
+        hess = np.array([[np.sum(w * dv * dv), np.sum(w * dv)], [np.sum(w * dv), np.sum(w)]])
+        step = np.linalg.solve(hess + 1e-12 * np.eye(2), grad)
+        scale = 1.0
+        while scale > 1e-10:
+            trial = params - scale * step
+            value = loss(trial)
+            if value <= current + 1e-12:
+                break
+            scale /= 2.0
+        else:
+            break
+        done = abs(current - value) < 1e-10 * max(1.0, abs(current))
+        params, current = trial, value
+        if done:
+            break
+    return float(params[0]), float(params[1])
+
+
+def real_reference(
+    x: _F64, missing: npt.NDArray[np.bool_], y: _I64, names: Sequence[str]
+) -> dict[str, FeatureReference]:
+    """Per cue, the 10th/50th/90th percentiles over the measured real tracks."""
+    out = {}
+    for j, name in enumerate(names):
+        rows = (y == 0) & ~missing[:, j]
+        values = x[rows, j] if rows.any() else x[:, j]
+        lo, mid, hi = np.percentile(values, [10, 50, 90])
+        out[name] = FeatureReference(float(lo), float(mid), float(hi))
+    return out
+
+
+def model_from_sklearn(
+    pipeline: Any,
+    names: Sequence[str],
+    platt: tuple[float, float],
+    reference: dict[str, FeatureReference],
+    neutral: dict[str, float],
+    *,
+    name: str = "cues-svm-v1",
+    meta: dict[str, Any] | None = None,
+) -> CueModel:
+    """A :class:`CueModel` from a fitted ``Pipeline([StandardScaler, SVC(kernel='rbf')])``."""
+    scaler = pipeline.named_steps["scale"]
+    svm = pipeline.named_steps["svm"]
+    if svm.kernel != "rbf" or len(svm.classes_) != 2:
+        raise ConfigError("only a binary RBF SVC can be exported")
+    spec = {s.name: s for s in FEATURES}
+    templates = {
+        n: {"high": spec[n].high, "low": spec[n].low, "scale": spec[n].scale}
+        for n in names
+        if n in spec
+    }
+    return CueModel(
+        names=tuple(names),
+        mean=np.asarray(scaler.mean_, np.float64),
+        scale=np.asarray(scaler.scale_, np.float64),
+        support_vectors=np.asarray(svm.support_vectors_, np.float64),
+        dual_coef=np.asarray(svm.dual_coef_, np.float64).reshape(-1),
+        intercept=float(np.asarray(svm.intercept_).reshape(-1)[0]),
+        gamma=float(svm._gamma),
+        C=float(svm.C),
+        platt_a=platt[0],
+        platt_b=platt[1],
+        reference=dict(reference),
+        templates=templates,
+        neutral=dict(neutral),
+        name=name,
+        cues_version=CUES_VERSION,
+        meta=dict(meta or {}),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation
+
+
+def _auc_or_none(y: _I64, s: _F64) -> float | None:
+    from fakescope.evaluation import roc_auc
+
+    if len(set(y.tolist())) < 2:
+        return None
+    return float(roc_auc(y, s))
+
+
+def _rank_auc(y: npt.NDArray[Any], s: npt.NDArray[Any]) -> float:
+    """ROC AUC by the Mann-Whitney rank sum (ties 1/2): equal to :func:`roc_auc`, without its
+    per-call overhead, for the bootstrap resamples. One class raises :class:`ValueError`."""
+    from scipy.stats import rankdata
+
+    yv = np.asarray(y).astype(bool)
+    n1 = int(yv.sum())
+    n0 = len(yv) - n1
+    if n1 == 0 or n0 == 0:
+        raise ValueError("AUC needs both classes")
+    ranks = rankdata(np.asarray(s, np.float64))
+    return float((ranks[yv].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+def _auc_ci(y: _I64, s: _F64, groups: npt.NDArray[Any], n_boot: int, seed: int) -> dict[str, float]:
+    """AUC (:func:`fakescope.evaluation.roc_auc`) with a bootstrap interval over identity
+    groups (:func:`fakescope.evaluation.bootstrap_ci`)."""
+    from fakescope.evaluation import bootstrap_ci, roc_auc
+
+    _, low, high = bootstrap_ci(_rank_auc, y, s, n_boot=n_boot, seed=seed, groups=groups)
+    return {"value": float(roc_auc(y, s)), "low": low, "high": high}
+
+
+def _nested_cv(
+    tracks: Tracks,
+    folds: int,
+    inner: int,
+    seed: int,
+    grid: tuple[Sequence[float], Sequence[float]] = (C_GRID, GAMMA_GRID),
+) -> tuple[_F64, list[dict[str, Any]], list[tuple[_I64, _I64]]]:
+    """Out-of-fold decision values of the nested (grid inside each training fold) CV."""
+    y, groups = tracks.label, tracks.group
+    oof = np.zeros(len(tracks))
+    per_fold: list[dict[str, Any]] = []
+    splits = [
+        (np.asarray(tr, np.int64), np.asarray(te, np.int64))
+        for tr, te in _splitter(folds, groups, seed).split(tracks.x, y, groups)
+    ]
+    for k, (train, test) in enumerate(splits):
+        neutral = _neutral(tracks.x[train], tracks.missing[train], y[train])
+        x_train = _impute(tracks.x[train], tracks.missing[train], neutral)
+        x_test = _impute(tracks.x[test], tracks.missing[test], neutral)
+        search = _search(x_train, y[train], groups[train], inner, seed, grid)
+        oof[test] = search.best_estimator_.decision_function(x_test)
+        params = search.best_params_
+        per_fold.append(
+            {
+                "fold": k,
+                "groups": sorted(set(groups[test].tolist())),
+                "real": int((y[test] == 0).sum()),
+                "fake": int((y[test] == 1).sum()),
+                "auc": _auc_or_none(y[test], oof[test]),
+                "C": float(params["svm__C"]),
+                "gamma": float(params["svm__gamma"]),
+                "inner_auc": float(search.best_score_),
+            }
+        )
+        _log(f"fold {k}: {per_fold[-1]}")
+    return oof, per_fold, splits
+
+
+def _fixed_oof(tracks: Tracks, splits: list[tuple[_I64, _I64]], c: float, gamma: float) -> _F64:
+    """Out-of-fold decision values of one fixed ``C``/``gamma`` over ``splits``."""
+    y = tracks.label
+    oof = np.zeros(len(tracks))
+    for train, test in splits:
+        neutral = _neutral(tracks.x[train], tracks.missing[train], y[train])
+        model = _fixed(c, gamma).fit(
+            _impute(tracks.x[train], tracks.missing[train], neutral), y[train]
+        )
+        oof[test] = model.decision_function(_impute(tracks.x[test], tracks.missing[test], neutral))
+    return oof
+
+
+def _crossfit_platt(oof: _F64, y: _I64, splits: list[tuple[_I64, _I64]]) -> _F64:
+    """Each fold's scores calibrated by Platt fitted on the other folds' scores."""
+    prob = np.zeros(len(oof))
+    for _, test in splits:
+        rest = np.setdiff1d(np.arange(len(oof)), test)
+        a, b = fit_platt(oof[rest], y[rest])
+        prob[test] = 1.0 / (1.0 + np.exp(a * oof[test] + b))
+    return prob
+
+
+def _single_feature_aucs(tracks: Tracks, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
+    out = {}
+    for j, name in enumerate(tracks.names):
+        ci = _auc_ci(tracks.label, tracks.x[:, j], tracks.group, n_boot, seed)
+        auc, higher = ci["value"], ci["value"] >= 0.5
+        out[name] = {
+            "auc": auc,
+            "auc_low": ci["low"],
+            "auc_high": ci["high"],
+            "direction": "higher in fakes" if higher else "lower in fakes",
+            "oriented_auc": auc if higher else 1.0 - auc,
+            "oriented_low": ci["low"] if higher else 1.0 - ci["high"],
+            "oriented_high": ci["high"] if higher else 1.0 - ci["low"],
+            "missing_tracks": int(tracks.missing[:, j].sum()),
+        }
+    return dict(sorted(out.items(), key=lambda kv: -float(kv[1]["oriented_auc"])))
+
+
+def _write_csv(path: Path, tracks: Tracks, oof: _F64, prob: _F64) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        head = ["media_id", "dataset", "label", "method", "group", "frames", "fps", "fps_known"]
+        writer.writerow([*head, *tracks.names, "missing", "oof_decision", "oof_probability"])
+        for i in range(len(tracks)):
+            missing = ";".join(n for n, m in zip(tracks.names, tracks.missing[i], strict=True) if m)
+            writer.writerow(
+                [
+                    tracks.media_id[i],
+                    tracks.dataset[i],
+                    "fake" if tracks.label[i] else "real",
+                    tracks.method[i],
+                    tracks.group[i],
+                    int(tracks.frames[i]),
+                    f"{tracks.fps[i]:.4g}",
+                    int(tracks.fps_known[i]),
+                    *(f"{v:.6g}" for v in tracks.x[i]),
+                    missing,
+                    f"{oof[i]:.6g}",
+                    f"{prob[i]:.6g}",
+                ]
+            )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train, evaluate and write the run folder (see the module docstring)."""
+    import cv2
+
+    from fakescope.evaluation import expected_calibration_error
+
+    cv2.setNumThreads(1)
+    started = time.perf_counter()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    store = FaceStore.open(args.store)
+    tracks = load_tracks(
+        store,
+        args.datasets,
+        cache_dir=out,
+        data_root=args.data_root,
+        default_fps=args.fps,
+        min_frames=args.min_frames,
+    )
+    y, groups = tracks.label, tracks.group
+    if len(set(y.tolist())) < 2:
+        raise ConfigError("training needs both real and fake tracks")
+    _log(f"{len(tracks)} tracks, {len(set(groups.tolist()))} identity groups")
+
+    grid = (tuple(args.c_grid), tuple(args.gamma_grid))
+    oof, per_fold, splits = _nested_cv(tracks, args.folds, args.inner_folds, args.seed, grid)
+    prob_cv = _crossfit_platt(oof, y, splits)
+    pooled = _auc_ci(y, oof, groups, args.n_boot, args.seed)
+    by_method: dict[str, float | None] = {}
+    for method in sorted(set(tracks.method[y == 1].tolist())):
+        rows = (y == 0) | (tracks.method == method)
+        by_method[method] = _auc_or_none(y[rows], oof[rows])
+
+    # the final model: grid on all tracks, Platt on that setting's out-of-fold scores
+    neutral = _neutral(tracks.x, tracks.missing, y)
+    x_all = _impute(tracks.x, tracks.missing, neutral)
+    search = _search(x_all, y, groups, args.inner_folds, args.seed, grid)
+    c, gamma = float(search.best_params_["svm__C"]), float(search.best_params_["svm__gamma"])
+    oof_final = _fixed_oof(tracks, splits, c, gamma)
+    platt = fit_platt(oof_final, y)
+    final = _fixed(c, gamma).fit(x_all, y)
+    reference = real_reference(tracks.x, tracks.missing, y, tracks.names)
+    single = _single_feature_aucs(tracks, args.n_boot, args.seed)
+    summary = {
+        "oof_auc": pooled,
+        "C": c,
+        "gamma": gamma,
+        "tracks": len(tracks),
+        "datasets": list(args.datasets),
+        "store": str(args.store),
+    }
+    model = model_from_sklearn(
+        final,
+        tracks.names,
+        platt,
+        reference,
+        {n: float(v) for n, v in zip(tracks.names, neutral, strict=True)},
+        name=args.name,
+        meta=summary,
+    )
+    model.save(out / "cues_svm.json")
+    check = float(np.max(np.abs(model.decision_values(x_all) - final.decision_function(x_all))))
+
+    counts = Counter(tracks.method.tolist())
+    report: dict[str, Any] = {
+        "store": str(args.store),
+        "store_index_sha256": hashlib.sha256(
+            (Path(args.store) / "index.json").read_bytes()
+        ).hexdigest(),
+        "datasets": list(args.datasets),
+        "cues_version": CUES_VERSION,
+        "features": {s.name: s.description for s in FEATURES},
+        "tracks": {
+            "total": len(tracks),
+            "real": int((y == 0).sum()),
+            "fake": int((y == 1).sum()),
+            "by_method": dict(sorted(counts.items())),
+            "identity_groups": len(set(groups.tolist())),
+            "frames_median": float(np.median(tracks.frames)),
+            "fps_from_media": int(tracks.fps_known.sum()),
+            "fps_default": int((~tracks.fps_known).sum()),
+            "tracks_with_missing_cues": int(tracks.missing.any(axis=1).sum()),
+        },
+        "cv": {
+            "splitter": "StratifiedGroupKFold over the store's identity group",
+            "folds": len(splits),
+            "inner_folds": args.inner_folds,
+            "grid": {"C": list(grid[0]), "gamma": list(grid[1])},
+            "per_fold": per_fold,
+            "oof_auc": pooled,
+            "per_fold_auc_mean": float(
+                np.mean([f["auc"] for f in per_fold if f["auc"] is not None])
+            ),
+            "oof_auc_by_method": by_method,
+            "ece_crossfit_platt": float(expected_calibration_error(y, prob_cv, n_bins=10)),
+            "seed": args.seed,
+            "n_boot": args.n_boot,
+        },
+        "final": {
+            "C": c,
+            "gamma": gamma,
+            "inner_cv_auc": float(search.best_score_),
+            "oof_auc_at_final_params": float(_auc_or_none(y, oof_final) or float("nan")),
+            "support_vectors": len(model.dual_coef),
+            "platt": {"a": platt[0], "b": platt[1]},
+            "max_numpy_vs_sklearn_decision_error": check,
+        },
+        "reference_real": {
+            n: {"lo": r.lo, "median": r.median, "hi": r.hi} for n, r in reference.items()
+        },
+        "single_feature_auc": single,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    _write_csv(out / "features.csv", tracks, oof, prob_cv)
+    _log(
+        f"out-of-fold video AUC {pooled['value']:.3f} [{pooled['low']:.3f}, {pooled['high']:.3f}]"
+        f"; final C={c:g} gamma={gamma:g}; wrote {out}/cues_svm.json, report.json, features.csv"
+    )
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# shipping
+
+
+def ship(run_dir: Path, dest: Path | None = None) -> str:
+    """Copy ``<run_dir>/cues_svm.json`` (validated by loading it) to ``dest`` (default: the
+    package's ``models/assets/cues_svm_v1.json``) and return its sha256."""
+    from fakescope.models import asset_path, sha256_file
+
+    source = Path(run_dir) / "cues_svm.json"
+    CueModel.load(source)
+    target = dest or asset_path(SHIPPED_ASSET)
+    shutil.copyfile(source, target)
+    return sha256_file(target)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The training command line (``ship`` has its own, see :func:`main`)."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--store", type=Path, required=True, help="face store folder")
+    parser.add_argument("--out", type=Path, required=True, help="run folder")
+    parser.add_argument("--datasets", nargs="+", default=["ffpp_c23_videos"])
+    parser.add_argument("--folds", type=int, default=5, help="outer identity-held-out folds")
+    parser.add_argument("--inner-folds", type=int, default=3, help="grid-search folds")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=Path("../shared/data"),
+        help="folder holding <dataset>/ to read each video's fps from",
+    )
+    parser.add_argument("--fps", type=float, default=25.0, help="fps when the media is absent")
+    parser.add_argument("--min-frames", type=int, default=8, help="shorter tracks are dropped")
+    parser.add_argument("--c-grid", type=float, nargs="+", default=list(C_GRID))
+    parser.add_argument("--gamma-grid", type=float, nargs="+", default=list(GAMMA_GRID))
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="cues-svm-v1", help="model name in the JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Entry point: train (default) or ``ship RUN [--dest FILE]``."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["ship"]:
+        parser = argparse.ArgumentParser(prog="fakescope.training.cues ship")
+        parser.add_argument("run", type=Path, help="run folder with cues_svm.json")
+        parser.add_argument("--dest", type=Path, help=f"default: models/assets/{SHIPPED_ASSET}")
+        sargs = parser.parse_args(args_list[1:])
+        digest = ship(sargs.run, sargs.dest)
+        print(f"{sargs.dest or SHIPPED_ASSET}  sha256 {digest}")
+        return {"sha256": digest}
+    args = build_parser().parse_args(args_list)
+    if args.fps <= 0 or args.folds < 2 or args.inner_folds < 2 or args.min_frames < 1:
+        raise ConfigError("--fps must be > 0, --folds/--inner-folds >= 2, --min-frames >= 1")
+    return run(args)
+
+
+if __name__ == "__main__":
+    main()
