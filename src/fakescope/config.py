@@ -44,6 +44,10 @@ class ScanConfig:
     resembles (``TrackVerdict.attribution``); None (the default) turns it off. ``evidence``
     names track evidence models (:data:`fakescope.models.EVIDENCE_MODELS`) whose judgement
     each face track also gets (``TrackVerdict.evidence``); neither changes a label.
+
+    ``identity`` gives every face track an identity (``TrackVerdict.identity``: tracks of one
+    person share a number); ``gallery`` (a ``fakescope people`` folder, implies ``identity``)
+    also names known people. Both need the ``identity`` extra.
     """
 
     num_frames: int = 32
@@ -76,6 +80,8 @@ class ScanConfig:
     synthesis_detector: str | None = "cnn-v1"
     attribution: str | None = None
     evidence: tuple[str, ...] = ()
+    identity: bool = False
+    gallery: str | None = None
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -117,6 +123,8 @@ class ScanConfig:
         ):
             raise ConfigError("evidence must be a list of evidence model names")
         object.__setattr__(self, "evidence", tuple(dict.fromkeys(self.evidence)))
+        if self.gallery is not None and not str(self.gallery).strip():
+            raise ConfigError("gallery must be a folder or None")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: ScanConfig | None = None) -> ScanConfig:

@@ -9,6 +9,7 @@ whole-image :class:`SynthesisVerdict`).
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "FaceBox",
     "FaceCrop",
     "Frame",
+    "Identity",
     "Label",
     "MediaInfo",
     "ModelInfo",
@@ -228,6 +230,35 @@ class Attribution:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Whose face a track shows (``ScanConfig.identity``): ``person`` numbers the people of
+    one input from 0 (tracks of one person, e.g. across cuts, share it); with a gallery,
+    ``name`` is the known person it matches (None: unknown), ``closest`` the nearest gallery
+    person whatever the distance, ``distance`` the embedding distance to them and
+    ``same_person_probability`` its calibrated probability of being them."""
+
+    person: int
+    name: str | None = None
+    closest: str | None = None
+    distance: float | None = None
+    same_person_probability: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        finite = self.distance is not None and math.isfinite(self.distance)
+        return {
+            "person": self.person,
+            "name": self.name,
+            "closest": self.closest,
+            "distance": round(self.distance, 4) if finite and self.distance is not None else None,
+            "same_person_probability": (
+                None
+                if self.same_person_probability is None
+                else round(self.same_person_probability, 4)
+            ),
+        }
+
+
+@dataclass(frozen=True)
 class Evidence:
     """A further line of evidence about one face track, from a model that is not the face
     detector (e.g. handcrafted cues + SVM): its own calibrated ``fake_probability`` (None when
@@ -278,6 +309,8 @@ class TrackVerdict:
     """Which manipulation family a ``fake`` track resembles (``ScanConfig.attribution``)."""
     evidence: tuple[Evidence, ...] = ()
     """Other lines of evidence about this face (``ScanConfig.evidence``)."""
+    identity: Identity | None = None
+    """Whose face this is (``ScanConfig.identity``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -293,6 +326,7 @@ class TrackVerdict:
             "thumbnail": self.thumbnail,
             "attribution": None if self.attribution is None else self.attribution.to_dict(),
             "evidence": [e.to_dict() for e in self.evidence],
+            "identity": None if self.identity is None else self.identity.to_dict(),
         }
 
 

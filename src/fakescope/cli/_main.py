@@ -156,6 +156,17 @@ def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None
         help="also judge every face track with this evidence model (repeatable; default none)",
     )
     p.add_argument(
+        "--identity",
+        action="store_true",
+        default=None,
+        help="say whose face each track is: tracks of one person share a number (identity extra)",
+    )
+    p.add_argument(
+        "--gallery",
+        metavar="DIR",
+        help="name known people from this 'fakescope people' gallery (implies --identity)",
+    )
+    p.add_argument(
         "--face-search-every",
         type=_positive_int,
         dest="full_scan_every",
@@ -261,12 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     from fakescope.cli._finetune import add_finetune_parser
     from fakescope.cli._fuse import add_fuse_parser
     from fakescope.cli._models import add_models_parser
+    from fakescope.cli._people import add_people_parser
     from fakescope.cli._serve import add_serve_parser
 
     add_calibrate_parser(sub)
     add_fuse_parser(sub)
     add_finetune_parser(sub)
     add_models_parser(sub)
+    add_people_parser(sub)
     _add_scan_options(add_serve_parser(sub))
 
     _add_scan_options(add_eval_parser(sub), detector=False)
@@ -291,6 +304,8 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "uncertain_band",
         "synthesis_detector",
         "attribution",
+        "identity",
+        "gallery",
     )
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if getattr(args, "evidence", None):
@@ -323,8 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command is None:
             raise UsageError(
-                "a command is required: scan, eval, bench, serve, models, calibrate, fuse, "
-                "finetune or train "
+                "a command is required: scan, eval, bench, serve, models, people, calibrate, "
+                "fuse, finetune or train "
                 "(fakescope --help)"
             )
         if args.command == "train":
@@ -341,6 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fakescope.cli._models import run_models
 
             return run_models(args)
+        if args.command == "people":
+            from fakescope.cli._people import run_people
+
+            return run_people(args)
         if args.command == "finetune":
             from fakescope.cli._finetune import run_finetune
 

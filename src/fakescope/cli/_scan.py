@@ -33,13 +33,22 @@ def synthesis_cell(verdict: Verdict) -> str:
 
 def track_lines(verdict: Verdict) -> list[str]:
     """Per face, what else was said about it: the manipulation family a fake face resembles
-    (``--attribution``) and each evidence model's judgement with its top findings."""
+    (``--attribution``), whose face it is (``--identity``/``--gallery``) and each evidence
+    model's judgement with its top findings."""
     lines: list[str] = []
     for t in verdict.tracks:
         face = f"face {t.track_id + 1}"
         if t.attribution is not None:
             a = t.attribution
             lines.append(f"{face} resembles {a.family} ({a.method}, confidence {a.confidence:.0%})")
+        if t.identity is not None:
+            i = t.identity
+            who = f"person {i.person + 1}"
+            if i.name is not None and i.same_person_probability is not None:
+                who += f", looks like {i.name} ({i.same_person_probability:.0%})"
+            elif i.closest is not None:
+                who += f", not in the gallery (closest {i.closest}, distance {i.distance:.2f})"
+            lines.append(f"{face} is {who}")
         for e in t.evidence:
             p = "no score" if e.fake_probability is None else f"{e.fake_probability:.0%} fake"
             found = "; ".join(e.findings[:3])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +21,20 @@ from fakescope.models import (
 )
 from fakescope.types import Evidence, FaceCrop, Label, Track, TrackVerdict
 
-__all__ = ["attribute_tracks", "evidence_models", "track_evidence"]
+if TYPE_CHECKING:
+    from fakescope.identity import TrackIdentifier
+
+__all__ = [
+    "IDENTITY_SLOT",
+    "attribute_tracks",
+    "evidence_models",
+    "identify_tracks",
+    "track_evidence",
+    "track_identifier",
+]
+
+IDENTITY_SLOT = -1
+"""The observation slot (in place of an evidence model's index) of the identity chips."""
 
 
 def attribute_tracks(
@@ -101,3 +114,25 @@ def evidence_models(
                 f"{wcfg.input_size} px {wcfg.alignment} crops (margin {wcfg.margin})"
             )
     return attributor, [create_evidence_model(n, config.threads) for n in config.evidence]
+
+
+def track_identifier(config: ScanConfig) -> TrackIdentifier | None:
+    """The scan's identity stage (``config.identity`` or a ``config.gallery``), else None."""
+    if not (config.identity or config.gallery):
+        return None
+    from fakescope.identity import TrackIdentifier
+
+    return TrackIdentifier(config.gallery)
+
+
+def identify_tracks(
+    identifier: TrackIdentifier,
+    tracks: Sequence[Track],
+    verdicts: Sequence[TrackVerdict],
+    observations: Mapping[tuple[int, int], Any],
+) -> tuple[TrackVerdict, ...]:
+    """``verdicts`` with each track's :class:`~fakescope.types.Identity` (from the chips kept
+    in ``observations[(IDENTITY_SLOT, id(FaceBox))]``)."""
+    chips = [[observations.get((IDENTITY_SLOT, id(f))) for f in t.faces] for t in tracks]
+    found = dict(zip((t.track_id for t in tracks), identifier.identify(chips), strict=True))
+    return tuple(dataclasses.replace(v, identity=found.get(v.track_id)) for v in verdicts)

@@ -31,7 +31,14 @@ from fakescope.faces import (
     split_faces,
 )
 from fakescope.inference._aggregate import AGGREGATORS
-from fakescope.inference._evidence import attribute_tracks, evidence_models, track_evidence
+from fakescope.inference._evidence import (
+    IDENTITY_SLOT,
+    attribute_tracks,
+    evidence_models,
+    identify_tracks,
+    track_evidence,
+    track_identifier,
+)
 from fakescope.inference._heatmaps import (
     backproject,
     face_thumbnail,
@@ -188,6 +195,7 @@ class Scanner:
             self.synthesis = create_synthesis_detector(self.config.synthesis_detector)
         self.synthesis_threshold = self._synthesis_threshold()
         self.attributor, self.evidence = evidence_models(self.config, wcfg)
+        self.identifier = track_identifier(self.config)
 
     def _synthesis_threshold(self) -> float:
         """The synthesis label's threshold: the cost-minimising one (the scan's costs and
@@ -331,6 +339,8 @@ class Scanner:
                 out.thumbs[id(face)] = face_thumbnail(frame.image, face.box)
             for k, model in enumerate(self.evidence):
                 out.seen[(k, id(face))] = model.observe(frame.image, face)
+            if self.identifier is not None:
+                out.seen[(IDENTITY_SLOT, id(face))] = self.identifier.observe(frame.image, face)
         clock.add("align", start)
         out.per_frame[frame.index] = known + aligned
         out.times[frame.index] = frame.time_s
@@ -746,6 +756,8 @@ class Scanner:
             if self.attributor is not None:
                 verdicts = attribute_tracks(self.attributor, tracks, verdicts, faces.crops)
             verdicts = track_evidence(self.evidence, tracks, verdicts, faces.seen, faces.times)
+            if self.identifier is not None:
+                verdicts = identify_tracks(self.identifier, tracks, verdicts, faces.seen)
             clock.add("evidence", start)
             verdicts = self.draw_heatmaps(path, tracks, verdicts, faces, maps)
             verdicts = self.write_thumbnails(path, tracks, verdicts, faces)

@@ -421,6 +421,39 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         remove_job_files(settings, job)
         return Response(status_code=204)
 
+    # -- people (biometric: only with a token, only when a gallery is configured) ---------
+    def _people_gallery(request: Request) -> Any:
+        if settings.api_token is None:
+            raise HTTPException(403, "/api/people needs the server to be started with a token")
+        require_token(request)
+        if settings.scan.gallery is None:
+            raise HTTPException(404, "this server has no gallery (fakescope serve --gallery DIR)")
+        from fakescope.identity import Gallery
+
+        return Gallery(settings.scan.gallery)
+
+    @app.get("/api/people", summary="The people of the server's gallery (token required)")
+    def list_people(request: Request) -> dict[str, Any]:
+        gallery = _people_gallery(request)
+        return {
+            "people": [
+                {"name": n, "embeddings": len(gallery.embeddings(n))} for n in gallery.names()
+            ]
+        }
+
+    @app.delete(
+        "/api/people/{name}",
+        status_code=204,
+        summary="Forget a person: their embeddings are deleted (token required)",
+    )
+    def delete_person(name: str, request: Request) -> Response:
+        gallery = _people_gallery(request)
+        try:
+            gallery.remove(name)
+        except KeyError:
+            raise HTTPException(404, "no such person") from None
+        return Response(status_code=204)
+
     def _output(job_id: str, name: str, pattern: re.Pattern[str], media_type: str) -> FileResponse:
         if not pattern.fullmatch(name):
             raise HTTPException(404, "no such image")
@@ -451,6 +484,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             "synthesis_detector": settings.scan.synthesis_detector,
             "attribution": settings.scan.attribution,
             "evidence": list(settings.scan.evidence),
+            "identity": settings.scan.identity or settings.scan.gallery is not None,
             "queue": {"queued": counts["queued"], "running": counts["running"]},
             "workers": 0 if pool is None else len(pool.alive()),
         }

@@ -582,6 +582,17 @@
         " scored" + (isVideo && frames.length > 1 ? ", from " + fmtSeconds(frames[0].time_s) + " to " +
         fmtSeconds(frames[frames.length - 1].time_s) : "")));
     }
+    var identity = face.identity;
+    if (identity && isNum(identity.person)) {
+      var who = "Person " + (identity.person + 1);
+      if (identity.name) {
+        who += ": looks like " + identity.name +
+          (isNum(identity.same_person_probability) ? " (" + pct(identity.same_person_probability) + ")" : "");
+      } else if (identity.closest) {
+        who += ": not anyone in the gallery";
+      }
+      info.appendChild(make("p", "face-identity", who));
+    }
     var attribution = face.attribution;
     if (attribution && attribution.family) {
       info.appendChild(make("p", "face-attribution", "Resembles " + attribution.family + " (" +

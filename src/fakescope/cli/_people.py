@@ -1,0 +1,125 @@
+"""``fakescope people``: a local gallery of known people, stored as face embeddings only.
+
+    fakescope people add NAME PHOTOS_OR_VIDEOS...   # embeds the largest face of each frame
+    fakescope people list [--json]
+    fakescope people remove NAME
+
+The gallery lives in ``--gallery DIR`` (default ``$FAKESCOPE_GALLERY``, else
+``$XDG_DATA_HOME/fakescope/people``, else ``~/.local/share/fakescope/people``). Embeddings are
+biometric data: they stay in that folder, are never sent anywhere, and ``remove`` deletes a
+person's embeddings from disk. Needs the ``identity`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["add_people_parser", "default_gallery", "embed_files", "run_people"]
+
+FRAMES_PER_VIDEO = 16
+"""Frames sampled from each reference video (the largest face of each is embedded)."""
+
+
+def default_gallery() -> Path:
+    """The gallery folder when ``--gallery`` is not given."""
+    if os.environ.get("FAKESCOPE_GALLERY"):
+        return Path(os.environ["FAKESCOPE_GALLERY"])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fakescope" / "people"
+
+
+def add_people_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "people", help="a local gallery of known people (face embeddings only; identity extra)"
+    )
+    p.add_argument(
+        "--gallery", type=Path, help="gallery folder (default $FAKESCOPE_GALLERY or XDG data)"
+    )
+    actions = p.add_subparsers(dest="people_action", required=True)
+    add = actions.add_parser("add", help="add a person's reference photos or videos")
+    add.add_argument("name")
+    add.add_argument("files", nargs="+", metavar="PHOTO_OR_VIDEO")
+    listing = actions.add_parser("list", help="list the people in the gallery")
+    listing.add_argument("--json", action="store_true")
+    remove = actions.add_parser("remove", help="forget a person (deletes their embeddings)")
+    remove.add_argument("name")
+    return p
+
+
+def embed_files(
+    files: list[Path], frames: int = FRAMES_PER_VIDEO
+) -> tuple[npt.NDArray[np.float32], list[str]]:
+    """Embeddings of the largest face in each sampled frame of ``files`` (a photo is one
+    frame), and a note per file that gave none."""
+    import numpy as np
+
+    from fakescope.errors import FakescopeError
+    from fakescope.faces import FACE_DETECTORS
+    from fakescope.identity import IdentityEmbedder
+    from fakescope.io import Sampling, open_media
+
+    embedder = IdentityEmbedder()
+    detector = FACE_DETECTORS.create("hybrid")
+    found: list[npt.NDArray[np.float32]] = []
+    notes: list[str] = []
+    for path in files:
+        before = len(found)
+        try:
+            _, stream = open_media(path, Sampling(num_frames=frames))
+            for frame in stream:
+                faces = detector.detect(frame.image, frame.index, [], full_scan=True)
+                if faces:
+                    face = max(faces, key=lambda f: f.width * f.height)
+                    found.append(embedder.embed(frame.image, face))
+        except FakescopeError as exc:
+            notes.append(f"{path}: {exc}")
+            continue
+        if len(found) == before:
+            notes.append(f"{path}: no face found")
+    out = np.stack(found).astype(np.float32) if found else np.zeros((0, 128), np.float32)
+    return out, notes
+
+
+def run_people(args: argparse.Namespace) -> int:
+    from fakescope.cli._main import UsageError, stdout_console
+    from fakescope.identity import Gallery
+
+    gallery = Gallery(args.gallery or default_gallery())
+    out = stdout_console()
+    if args.people_action == "list":
+        rows = [{"name": n, "embeddings": len(gallery.embeddings(n))} for n in gallery.names()]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                out.print(f"{r['name']}\t{r['embeddings']} reference face(s)", markup=False)
+            if not rows:
+                out.print("the gallery is empty")
+        return 0
+    if args.people_action == "remove":
+        try:
+            gallery.remove(args.name)
+        except KeyError:
+            raise UsageError(f"{args.name!r} is not in the gallery") from None
+        out.print(f"removed {args.name} and their embeddings", markup=False)
+        return 0
+    embeddings, notes = embed_files([Path(f) for f in args.files])
+    for note in notes:
+        out.print(f"skipped {note}", markup=False)
+    if len(embeddings) == 0:
+        raise UsageError(f"no face found in the files given for {args.name!r}")
+    gallery.add(args.name, embeddings, {"files": len(args.files)})
+    out.print(
+        f"added {len(embeddings)} reference face(s) for {args.name} "
+        f"({len(gallery.embeddings(args.name))} in all)",
+        markup=False,
+    )
+    return 0
