@@ -61,13 +61,15 @@ def embed_files(
     frame), and a note per file that gave none."""
     import numpy as np
 
+    from fakescope.config import ScanConfig
     from fakescope.errors import FakescopeError
-    from fakescope.faces import FACE_DETECTORS
+    from fakescope.faces import FACE_DETECTORS, filter_faces
     from fakescope.identity import IdentityEmbedder
     from fakescope.io import Sampling, open_media
 
     embedder = IdentityEmbedder()
-    detector = FACE_DETECTORS.create("hybrid")
+    cfg = ScanConfig()
+    detector = FACE_DETECTORS.create(cfg.face_detector, min_face_px=cfg.min_face_px)
     found: list[npt.NDArray[np.float32]] = []
     notes: list[str] = []
     for path in files:
@@ -75,7 +77,9 @@ def embed_files(
         try:
             _, stream = open_media(path, Sampling(num_frames=frames))
             for frame in stream:
-                faces = detector.detect(frame.image, frame.index, [], full_scan=True)
+                found_here = detector.detect(frame.image, frame.index, [], full_scan=True)
+                # the scan's own rule: too small or unconfirmed faces are detection errors
+                faces = filter_faces(found_here, cfg.min_face_px, cfg.confirm_presence)
                 if faces:
                     face = max(faces, key=lambda f: f.width * f.height)
                     found.append(embedder.embed(frame.image, face))

@@ -11,6 +11,7 @@ fakes) shows which add independent evidence.
 """
 
 from fakescope.evaluation._attribution import (
+    FFPP_METHODS,
     AttributionRecord,
     attribution_markdown,
     attribution_summary,
@@ -67,6 +68,7 @@ __all__ = [
     "ABSTAIN_POLICIES",
     "DET_TICKS",
     "EVIDENCE_PREFIX",
+    "FFPP_METHODS",
     "MEDIA_LEVEL",
     "SYNTHESIS_PREFIX",
     "AttributionRecord",

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope.errors import ConfigError
+from fakescope.evaluation import FFPP_METHODS
 
 __all__ = ["METHODS", "confusion", "fit_head", "main", "run"]
 
@@ -49,7 +50,6 @@ METHODS: dict[str, str] = {
 }
 """The methods the head tells apart, each with its family."""
 
-FFPP_METHODS = ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")
 
 _F32 = npt.NDArray[np.float32]
 _F64 = npt.NDArray[np.float64]
@@ -74,15 +74,13 @@ def fit_head(
     z = (x - mean) / scale
     model = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
     model.fit(z, y)
+    rows = [int(k) for k in model.classes_]
+    if len(rows) == 2:  # sklearn keeps one row (for the second class) when there are two
+        rows = rows[1:]
     coef = np.zeros((n_classes, x.shape[1]))
-    intercept = np.full(n_classes, -30.0)
-    for row, k in enumerate(model.classes_):
-        coef[int(k)] = model.coef_[row] if len(model.classes_) > 2 else 0.0
-        intercept[int(k)] = model.intercept_[row] if len(model.classes_) > 2 else 0.0
-    if len(model.classes_) == 2:  # sklearn keeps one row for two classes
-        a, b = (int(k) for k in model.classes_)
-        coef[b], intercept[b] = model.coef_[0], model.intercept_[0]
-        coef[a], intercept[a] = 0.0, 0.0
+    intercept = np.full(n_classes, -30.0)  # absent classes: never predicted
+    intercept[[int(k) for k in model.classes_]] = 0.0
+    coef[rows], intercept[rows] = model.coef_, model.intercept_
     return mean, scale, coef, intercept
 
 
@@ -127,8 +125,8 @@ def _summary(probs: _F64, y: _I64, classes: Sequence[str], media: Sequence[str])
 
     def block(p: _F64, yy: _I64) -> dict[str, Any]:
         pred = p.argmax(axis=1)
-        ff = np.isin(yy, [classes.index(m) for m in FFPP_METHODS if m in classes])
         ff_idx = [classes.index(m) for m in FFPP_METHODS if m in classes]
+        ff = np.isin(yy, ff_idx)
         ff_pred = np.asarray(ff_idx)[p[:, ff_idx].argmax(axis=1)] if ff_idx else pred
         return {
             "n": len(yy),
@@ -159,43 +157,38 @@ def _summary(probs: _F64, y: _I64, classes: Sequence[str], media: Sequence[str])
 
 def _features(store: Any, indices: _I64, embedder: Any, out: Path) -> tuple[_F32, _F32]:
     """Embeddings and raw fake probabilities of the store crops at ``indices`` (cached)."""
-    from fakescope.training.temporal import (
-        _key,
-        _load_cache,
-        _save_cache,
-        _store_key,
-        track_features,
-    )
+    from fakescope.training.cache import content_key, load_cache, save_cache, store_key
+    from fakescope.training.temporal import track_features
 
     cfg = embedder.config
     meta = {
-        "store": _store_key(store),
+        "store": store_key(store),
         "embedder_sha256": cfg.sha256,
         "size": cfg.input_size,
         "margin": cfg.margin,
-        "indices": _key(indices.tolist()),
+        "indices": content_key(indices.tolist()),
     }
-    path = out / f"features_{_key(meta)}.npz"
-    cached = _load_cache(path, meta)
+    path = out / f"features_{content_key(meta)}.npz"
+    cached = load_cache(path, meta)
     if cached is not None:
         _log(f"{path.name}: cached embeddings")
         return cached["embedding"], cached["prob"]
     _log(f"embedding {len(indices)} crops with {cfg.name} ...")
     emb, prob = track_features(store, indices, embedder.onnx_path, cfg.input_size, cfg.margin)
-    _save_cache(path, meta, {"embedding": emb, "prob": prob})
+    save_cache(path, meta, {"embedding": emb, "prob": prob})
     return emb, prob
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The recipe of the module docstring; returns the report."""
+    from fakescope.training.cache import split_assignment
     from fakescope.training.store import FaceStore
-    from fakescope.training.temporal import _assignment
 
     t_start = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = FaceStore.open(Path(args.store))
-    assignment, split_source = _assignment(store, Path(args.run) if args.run else None)
+    assignment, split_source = split_assignment(store, Path(args.run) if args.run else None)
     classes = [m for m in METHODS if m in set(args.methods)]
     rows = [
         (i, r)

@@ -432,26 +432,12 @@ def _auc_or_none(y: _I64, s: _F64) -> float | None:
     return float(roc_auc(y, s))
 
 
-def _rank_auc(y: npt.NDArray[Any], s: npt.NDArray[Any]) -> float:
-    """ROC AUC by the Mann-Whitney rank sum (ties 1/2): equal to :func:`roc_auc`, without its
-    per-call overhead, for the bootstrap resamples. One class raises :class:`ValueError`."""
-    from scipy.stats import rankdata
-
-    yv = np.asarray(y).astype(bool)
-    n1 = int(yv.sum())
-    n0 = len(yv) - n1
-    if n1 == 0 or n0 == 0:
-        raise ValueError("AUC needs both classes")
-    ranks = rankdata(np.asarray(s, np.float64))
-    return float((ranks[yv].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
-
-
 def _auc_ci(y: _I64, s: _F64, groups: npt.NDArray[Any], n_boot: int, seed: int) -> dict[str, float]:
     """AUC (:func:`fakescope.evaluation.roc_auc`) with a bootstrap interval over identity
     groups (:func:`fakescope.evaluation.bootstrap_ci`)."""
     from fakescope.evaluation import bootstrap_ci, roc_auc
 
-    _, low, high = bootstrap_ci(_rank_auc, y, s, n_boot=n_boot, seed=seed, groups=groups)
+    _, low, high = bootstrap_ci(roc_auc, y, s, n_boot=n_boot, seed=seed, groups=groups)
     return {"value": float(roc_auc(y, s)), "low": low, "high": high}
 
 

@@ -63,8 +63,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from fakescope.errors import ConfigError, InputError
+from fakescope.training.cache import (
+    content_key,
+    load_cache,
+    save_cache,
+    split_assignment,
+    store_key,
+)
 from fakescope.training.sbi import SBIConfig, sbi_pair
-from fakescope.training.store import FaceStore, split_groups
+from fakescope.training.store import FaceStore
 from fakescope.training.train_baseline import MEAN, STD
 from fakescope.training.train_sbi import align
 
@@ -114,10 +121,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _key(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------
@@ -649,13 +652,6 @@ def check_export(
 # command line
 
 
-def _assignment(store: FaceStore, run: Path | None) -> tuple[dict[str, str], str]:
-    if run is not None and (run / "splits.json").is_file():
-        groups = json.loads((run / "splits.json").read_text(encoding="utf-8"))["groups"]
-        return dict(groups), str(run / "splits.json")
-    return split_groups(store.rows, (0.7, 0.15, 0.15), 0), "split_groups(0.7/0.15/0.15, seed 0)"
-
-
 def _sbi_base(run: Path | None) -> tuple[SBIConfig, str]:
     """The detector run's SBI recipe (``<run>/config.yaml``), else the defaults."""
     if run is not None and (run / "config.yaml").is_file():
@@ -663,29 +659,6 @@ def _sbi_base(run: Path | None) -> tuple[SBIConfig, str]:
 
         return resolve(run / "config.yaml").sbi.to_sbi_config(), str(run / "config.yaml")
     return SBIConfig(), "defaults"
-
-
-def _load_cache(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if json.loads(str(data["meta"])) != json.loads(json.dumps(meta)):
-                return None
-            return {k: data[k] for k in data.files if k != "meta"}
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _save_cache(path: Path, meta: dict[str, Any], arrays: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-    os.replace(tmp, path)
-
-
-def _store_key(store: FaceStore) -> str:
-    index = json.loads((store.root / "index.json").read_text(encoding="utf-8"))
-    return _key([index.get("version"), index.get("params"), index.get("shards")])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -697,7 +670,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     run_dir = Path(args.run) if args.run else None
     store = FaceStore.open(Path(args.store))
-    assignment, split_source = _assignment(store, run_dir)
+    assignment, split_source = split_assignment(store, run_dir)
     tracks = video_tracks(store, assignment, args.datasets, args.min_frames)
     if not tracks:
         raise ConfigError(f"{args.store} has no videos of {args.datasets}")
@@ -711,20 +684,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     all_idx = np.concatenate([t.indices for t in tracks])
     meta = {
         "version": CACHE_VERSION,
-        "store": _store_key(store),
+        "store": store_key(store),
         "detector_sha256": detector_sha,
         "size": args.size,
         "margin": args.margin,
-        "indices": _key(all_idx.tolist()),
+        "indices": content_key(all_idx.tolist()),
     }
-    feat_path = out / f"features_{_key(meta)}.npz"
-    cached = _load_cache(feat_path, meta)
+    feat_path = out / f"features_{content_key(meta)}.npz"
+    cached = load_cache(feat_path, meta)
     if cached is None:
         _log(f"embedding {len(all_idx)} crops of {len(tracks)} videos ...")
         emb, prob = track_features(
             store, all_idx, detector, args.size, args.margin, session=session
         )
-        _save_cache(feat_path, meta, {"indices": all_idx, "embedding": emb, "prob": prob})
+        save_cache(feat_path, meta, {"indices": all_idx, "embedding": emb, "prob": prob})
     else:
         _log(f"{feat_path.name}: cached detector outputs")
         emb, prob = cached["embedding"], cached["prob"]
@@ -738,14 +711,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sources = [t for t in tracks if t.split == "train" and t.label == 0]
     pmeta = {
         **meta,
-        "indices": _key([t.indices.tolist() for t in sources]),
+        "indices": content_key([t.indices.tolist() for t in sources]),
         "sbi": dataclasses.asdict(sbi_cfg),
         "seed": args.seed,
         "jitter": args.jitter,
         "copies": args.pseudo_copies,
     }
-    pseudo_path = out / f"pseudo_{_key(pmeta)}.npz"
-    pcached = _load_cache(pseudo_path, pmeta)
+    pseudo_path = out / f"pseudo_{content_key(pmeta)}.npz"
+    pcached = load_cache(pseudo_path, pmeta)
     if pcached is None:
         _log(f"making {len(sources) * args.pseudo_copies} video pseudo-fakes ...")
         p_emb: list[_F32] = []
@@ -780,7 +753,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "lengths": np.asarray(lengths, np.int64),
             "sources": np.asarray(names, dtype=str),
         }
-        _save_cache(pseudo_path, pmeta, pcached)
+        save_cache(pseudo_path, pmeta, pcached)
     else:
         _log(f"{pseudo_path.name}: cached pseudo-fake outputs")
     timings["pseudo_fakes_s"] = round(time.time() - t0, 1)
