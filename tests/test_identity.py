@@ -29,7 +29,8 @@ from fakescope.types import FaceBox
 
 needs_dlib = pytest.mark.skipif(
     importlib.util.find_spec("dlib") is None,
-    reason="dlib is not installed (pip install 'fakescope[identity]')",
+    reason="dlib (the reference the shipped ONNX is checked against) is not installed: "
+    "pip install dlib-bin face-recognition-models==0.3.0 (in the dev extra)",
 )
 
 
@@ -45,9 +46,7 @@ def _near(base: npt.NDArray[np.float32], seed: int, scale: float) -> npt.NDArray
 
 @pytest.fixture(scope="module")
 def embedder() -> IdentityEmbedder:
-    if importlib.util.find_spec("dlib") is None:
-        pytest.skip("dlib is not installed (pip install 'fakescope[identity]')")
-    return IdentityEmbedder()  # a missing model file fails here, it is not skipped
+    return IdentityEmbedder()  # the shipped ONNX: a missing or altered file fails here
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +82,6 @@ def _warp(image: npt.NDArray[np.uint8], dx: float, dy: float, s: float) -> npt.N
 # -- embeddings ----------------------------------------------------------------------------
 
 
-@needs_dlib
 def test_embedding_is_128d_unit_float32(embedder, detector, example_face) -> None:  # type: ignore[no-untyped-def]
     face = _largest(detector, example_face)
     emb = embedder.embed(example_face, face)
@@ -113,7 +111,6 @@ def test_our_chip_matches_dlib_get_face_chip(embedder, detector, example_face) -
     assert d < 0.1
 
 
-@needs_dlib
 def test_same_face_is_much_closer_than_a_different_face(embedder, detector, example_face) -> None:  # type: ignore[no-untyped-def]
     def emb(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         return embedder.embed(image, _largest(detector, image))
@@ -133,7 +130,6 @@ def test_same_face_is_much_closer_than_a_different_face(embedder, detector, exam
     assert different > 2.5 * max(np.linalg.norm(base - v) for v in (moved, bigger, mirrored))
 
 
-@needs_dlib
 def test_face_without_mesh_aligns_from_five_landmarks(embedder, detector, example_face) -> None:  # type: ignore[no-untyped-def]
     face = _largest(detector, example_face)
     no_mesh = FaceBox(face.frame_index, face.box, face.score, face.landmarks, None)
@@ -237,25 +233,40 @@ def test_gallery_rejects_bad_embeddings(tmp_path: Path) -> None:
 
 
 def test_missing_model_file_is_a_model_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match=r"fakescope\[identity\]"):
-        IdentityEmbedder(model_path=tmp_path / "missing.dat")
+    with pytest.raises(ModelError, match="missing"):
+        IdentityEmbedder(model_path=tmp_path / "missing.onnx")
 
 
-def test_missing_model_package_is_a_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_source_package_is_a_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    with pytest.raises(ModelError, match=r"fakescope\[identity\]"):
+    with pytest.raises(ModelError, match="face-recognition-models"):
         find_model()
 
 
-def test_missing_dlib_is_a_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_identity_needs_no_dlib(monkeypatch: pytest.MonkeyPatch, detector, example_face) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setitem(sys.modules, "dlib", None)  # makes ``import dlib`` raise ImportError
-    with pytest.raises(ModelError, match=r"fakescope\[identity\]"):
-        IdentityEmbedder()
+    emb = IdentityEmbedder().embed(example_face, _largest(detector, example_face))
+    assert emb.shape == (EMBEDDING_DIM,) and np.isfinite(emb).all()
 
 
 @needs_dlib
+def test_shipped_onnx_gives_dlibs_embeddings(embedder, detector, example_face) -> None:  # type: ignore[no-untyped-def]
+    """The converted network against dlib's own on a real face chip and on noise chips."""
+    import dlib
+
+    ref = dlib.face_recognition_model_v1(str(find_model()))
+    rng = np.random.default_rng(3)
+    chips = [face_chip(example_face, _largest(detector, example_face))]
+    chips += [rng.integers(0, 256, (150, 150, 3), dtype=np.uint8) for _ in range(2)]
+    want = np.asarray([np.asarray(v) for v in ref.compute_face_descriptor(chips)])
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    got = embedder.embed_chips(chips)
+    assert float(np.linalg.norm(got - want, axis=1).max()) < 3e-3
+    assert float(np.linalg.norm(got[1] - got[2])) > 0.05  # not a constant output
+
+
 def test_a_model_file_with_the_wrong_sha256_is_refused(tmp_path: Path) -> None:
-    bad = tmp_path / "dlib_face_recognition_resnet_model_v1.dat"
+    bad = tmp_path / "dlib_resnet_v1.onnx"
     bad.write_bytes(b"not the model")
     with pytest.raises(ModelError, match="sha256"):
         IdentityEmbedder(model_path=bad)

@@ -12,12 +12,9 @@ import pytest
 
 from fakescope.cli import main
 from fakescope.config import ScanConfig
+from fakescope.identity import Gallery, IdentityEmbedder
 from fakescope.inference import Scanner
 from fakescope.io import make_clip
-
-pytest.importorskip("dlib", reason="needs the identity extra: pip install 'fakescope[identity]'")
-
-from fakescope.identity import Gallery, IdentityEmbedder
 
 BASE = ScanConfig(synthesis_detector=None, num_frames=8)
 
@@ -98,6 +95,36 @@ def test_api_people_needs_a_token_and_deletes(tmp_path: Path) -> None:
     assert Gallery(folder).names() == []
 
 
+def test_api_adds_a_person_from_an_upload_and_keeps_no_file(
+    tmp_path: Path, example_face: npt.NDArray[np.uint8]
+) -> None:
+    import cv2
+    from fastapi.testclient import TestClient
+
+    from fakescope.server import ServerSettings, create_app
+
+    folder = tmp_path / "people"
+    scan = dataclasses.replace(BASE, gallery=str(folder))
+    settings = ServerSettings(data_dir=tmp_path / "data", api_token="s3cret-token", scan=scan)
+    auth = {"Authorization": "Bearer s3cret-token"}
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(example_face, cv2.COLOR_RGB2BGR))
+    assert ok
+    blank = cv2.imencode(".png", np.full((200, 200, 3), 128, np.uint8))[1]
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        files = {"file": ("eileen.jpg", jpeg.tobytes(), "image/jpeg")}
+        assert client.post("/api/people/eileen", files=files).status_code == 401
+        r = client.post("/api/people/eileen", files=files, headers=auth)
+        assert r.status_code == 201, r.text
+        assert r.json() == {"name": "eileen", "added": 1, "embeddings": 1}
+        r = client.post("/api/people/eileen", files=files, headers=auth)
+        assert r.json()["embeddings"] == 2
+        empty = {"file": ("wall.png", blank.tobytes(), "image/png")}
+        r = client.post("/api/people/wall", files=empty, headers=auth)
+        assert r.status_code == 400 and "no face" in r.json()["detail"]
+    assert Gallery(folder).names() == ["eileen"]
+    assert list((tmp_path / "data" / "uploads").iterdir()) == []  # no photo kept
+
+
 def test_a_running_scanner_forgets_a_removed_person(tmp_path: Path, face_clip: Path) -> None:
     from fakescope.identity import TrackIdentifier
 
@@ -107,3 +134,85 @@ def test_a_running_scanner_forgets_a_removed_person(tmp_path: Path, face_clip: P
     assert identifier.gallery is not None and identifier.gallery.names() == ["someone"]
     Gallery(folder).remove("someone")  # another process edits the gallery
     assert identifier.gallery is not None and identifier.gallery.names() == []
+
+
+# -- the reference check (--reference NAME) -------------------------------------------------
+
+
+def _reference_gallery(folder: Path, example_face: npt.NDArray[np.uint8]) -> Gallery:
+    """A gallery where "eileen" has the example face's references (slightly shifted crops of
+    it, so the check has several) and "stranger" has random directions."""
+    from fakescope.faces import FACE_DETECTORS
+
+    embedder = IdentityEmbedder()
+    detect = FACE_DETECTORS.create("hybrid")
+    refs = []
+    for shift in (0, 4, 8, 12):
+        image = np.ascontiguousarray(np.roll(example_face, shift, axis=1))
+        face = detect.detect(image, 0, [], full_scan=True)[0]
+        refs.append(embedder.embed(image, face))
+    gallery = Gallery(folder)
+    gallery.add("eileen", np.stack(refs))
+    gallery.add("stranger", np.random.default_rng(1).normal(size=(6, 128)))
+    gallery.add("sparse", np.random.default_rng(2).normal(size=(1, 128)))
+    return gallery
+
+
+def test_reference_check_is_a_line_of_evidence(
+    tmp_path: Path, face_clip: Path, example_face: npt.NDArray[np.uint8]
+) -> None:
+    folder = tmp_path / "people"
+    _reference_gallery(folder, example_face)
+
+    def check(name: str):  # type: ignore[no-untyped-def]
+        cfg = dataclasses.replace(BASE, gallery=str(folder), reference=name)
+        v = Scanner(cfg).scan(face_clip)
+        assert v.tracks
+        found = [e for e in v.tracks[0].evidence if e.name == "reference-v1"]
+        assert len(found) == 1
+        return v, found[0]
+
+    v, own = check("eileen")
+    assert own.fake_probability is not None and own.fake_probability < 0.2
+    assert "looks like eileen" in own.summary
+    assert own.values["distance"] < 0.35 and own.values["references"] == 4
+    other_v, other = check("stranger")
+    assert other.fake_probability is not None and other.fake_probability > 0.8
+    assert "does not look like stranger" in other.summary
+    # the check is evidence: it never changes the face detector's probability or label
+    assert other_v.tracks[0].fake_probability == v.tracks[0].fake_probability
+    assert other_v.tracks[0].label == v.tracks[0].label
+    _, sparse = check("sparse")
+    assert sparse.fake_probability is None and "1 reference face" in sparse.summary
+    d = v.to_dict()["faces"][0]["evidence"]
+    assert any(e["name"] == "reference-v1" and e["fake_probability"] < 0.2 for e in d)
+
+
+def test_reference_to_an_unknown_person_is_a_clear_error(tmp_path: Path) -> None:
+    from fakescope.errors import ConfigError
+
+    Gallery(tmp_path / "people").add("someone", np.random.default_rng(0).normal(size=(4, 128)))
+    with pytest.raises(ConfigError, match="nobody"):
+        Scanner(dataclasses.replace(BASE, gallery=str(tmp_path / "people"), reference="nobody"))
+    with pytest.raises(ConfigError, match="gallery"):
+        ScanConfig(reference="someone")
+
+
+def test_cli_reference_uses_the_default_gallery(
+    tmp_path: Path,
+    face_clip: Path,
+    example_face: npt.NDArray[np.uint8],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    _reference_gallery(tmp_path / "g", example_face)
+    monkeypatch.setenv("FAKESCOPE_GALLERY", str(tmp_path / "g"))
+    args = ["scan", str(face_clip), "--reference", "stranger", "--no-synthesis", "--frames", "6"]
+    assert main([*args, "--json"]) == 0
+    face = json.loads(capsys.readouterr().out.splitlines()[0])["faces"][0]
+    ref = next(e for e in face["evidence"] if e["name"] == "reference-v1")
+    assert ref["fake_probability"] > 0.8
+    assert main(args) == 0
+    assert "does not look like stranger" in capsys.readouterr().out

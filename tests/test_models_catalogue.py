@@ -28,6 +28,8 @@ def test_catalogue_lists_every_registered_model(capsys: pytest.CaptureFixture[st
         "face detector": FACE_DETECTORS.names(),
         "method attribution": ATTRIBUTORS.names(),
         "track evidence": EVIDENCE_MODELS.names(),
+        "identity embedding": ["dlib-resnet-v1"],
+        "reference check": ["reference-v1"],
     }
     defaults = {e["family"]: e["name"] for e in entries if e["default"]}
     config = ScanConfig()
@@ -37,7 +39,13 @@ def test_catalogue_lists_every_registered_model(capsys: pytest.CaptureFixture[st
         "face detector": config.face_detector,
     }
     for e in entries:
-        if e["family"] in ("face manipulation", "method attribution", "track evidence"):
+        if e["family"] in (
+            "face manipulation",
+            "method attribution",
+            "track evidence",
+            "identity embedding",
+            "reference check",
+        ):
             if e["family"] == "face manipulation":
                 assert e["sha256"] == create_detector(e["name"]).info.sha256
             assert e["version"] and e["trained_on"]

@@ -10,9 +10,6 @@ import pytest
 
 from conftest import write_image
 from fakescope.cli import main
-
-pytest.importorskip("dlib", reason="needs the identity extra: pip install 'fakescope[identity]'")
-
 from fakescope.identity import Gallery
 
 ASTRONAUT = Path(__file__).parents[1] / "src" / "fakescope" / "assets" / "astronaut.jpg"

@@ -18,6 +18,8 @@ PACKAGES = [
     "fakescope.provenance",
     "fakescope.server",
     "fakescope.synthesis",
+    "fakescope.batch",
+    "fakescope.identity",
 ]
 MODULES = [
     *PACKAGES,

@@ -1,21 +1,71 @@
-"""Inference sessions: onnxruntime (telemetry off, no spinning threads) and LiteRT."""
+"""Inference sessions: onnxruntime (telemetry off, no spinning threads) and LiteRT.
+
+onnxruntime sessions are built on two loader threads (building one optimises its graph: tens
+of milliseconds for an EfficientNet), so a :class:`~fakescope.Scanner`'s models load side by
+side and while the first input is decoded and its faces searched; the first call that needs a
+session waits for it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-__all__ = ["litert_interpreter", "onnx_session"]
+from fakescope.errors import ModelError
+
+__all__ = ["BackgroundSession", "litert_interpreter", "onnx_session"]
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
+_LOADER_THREADS = 2
+_loader: ThreadPoolExecutor | None = None
+_loader_lock = threading.Lock()
 
-def onnx_session(path: Path, threads: int = 0) -> Any:
-    """An onnxruntime CPU session; ``threads=0`` lets onnxruntime use every core."""
+
+def _loader_pool() -> ThreadPoolExecutor:
+    global _loader
+    with _loader_lock:
+        if _loader is None:
+            workers = max(1, min(_LOADER_THREADS, os.cpu_count() or 1))
+            _loader = ThreadPoolExecutor(workers, thread_name_prefix="fakescope-load")
+        return _loader
+
+
+class BackgroundSession:
+    """An onnxruntime ``InferenceSession`` being built on a loader thread. Every attribute
+    (``run``, ``get_inputs``, ...) is the session's own, once it is built; a session that
+    fails to build raises :class:`~fakescope.errors.ModelError` there."""
+
+    def __init__(self, path: Path, future: Future[Any]) -> None:
+        self._path = path
+        self._future = future
+
+    def session(self) -> Any:
+        """The built session (waits for it)."""
+        try:
+            return self._future.result()
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"cannot load {self._path.name}: {exc}") from exc
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not set yet (copy, unpickling): never wait
+            raise AttributeError(name)
+        return getattr(self.session(), name)
+
+
+def onnx_session(path: Path, threads: int = 0) -> BackgroundSession:
+    """An onnxruntime CPU session, built in the background; ``threads=0`` lets onnxruntime
+    use every core."""
+    return BackgroundSession(path, _loader_pool().submit(_build_session, path, threads))
+
+
+def _build_session(path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)

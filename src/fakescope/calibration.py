@@ -1,7 +1,8 @@
 """Score calibration after the network, following scikit-learn's estimator contract
-(``fit(X, y)`` returns self, fitted attributes end in ``_``, ``get_params``/``set_params`` from
-``BaseEstimator``). Fitted calibrators serialise to plain JSON (``to_dict``/``from_dict``),
-never to pickles.
+(``fit(X, y)`` returns self, fitted attributes end in ``_``, ``get_params``/``set_params``; see
+:mod:`fakescope._estimator`). Fitted calibrators serialise to plain JSON
+(``to_dict``/``from_dict``), never to pickles, and apply with numpy alone: scikit-learn is
+imported only inside ``fit``.
 
 - :class:`LogitCalibrator`: Platt scaling on the logit of the score (temperature and bias),
   ``p' = sigmoid(a * logit(p) + b)``; monotone, two parameters, safe on small sets.
@@ -19,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import BaseEstimator
 
+from fakescope._estimator import ParamsEstimator
 from fakescope.errors import ConfigError
 
 __all__ = ["IsotonicCalibrator", "LogitCalibrator", "calibrator_from_dict"]
@@ -61,7 +62,7 @@ def _check_labels(y: Any, n: int) -> npt.NDArray[np.int64]:
     return labels
 
 
-class LogitCalibrator(BaseEstimator):  # type: ignore[misc]
+class LogitCalibrator(ParamsEstimator):
     """``p' = sigmoid(a * logit(p) + b)`` fitted by L2-regularised logistic regression."""
 
     def __init__(self, C: float = 1e4, balanced: bool = True) -> None:
@@ -95,7 +96,7 @@ class LogitCalibrator(BaseEstimator):  # type: ignore[misc]
         return {"kind": "logit", "a": self.a_, "b": self.b_}
 
 
-class IsotonicCalibrator(BaseEstimator):  # type: ignore[misc]
+class IsotonicCalibrator(ParamsEstimator):
     """Monotone step calibration (needs a few hundred samples to be trusted)."""
 
     def __init__(self, balanced: bool = True) -> None:

@@ -47,7 +47,9 @@ class ScanConfig:
 
     ``identity`` gives every face track an identity (``TrackVerdict.identity``: tracks of one
     person share a number); ``gallery`` (a ``fakescope people`` folder, implies ``identity``)
-    also names known people. Both need the ``identity`` extra.
+    also names known people. ``reference`` (a person in the ``gallery``) adds the reference
+    check to every face track's evidence: is this face consistent with that person's real
+    references (:class:`fakescope.identity.ReferenceCheck`)?
     """
 
     num_frames: int = 32
@@ -82,6 +84,7 @@ class ScanConfig:
     evidence: tuple[str, ...] = ()
     identity: bool = False
     gallery: str | None = None
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -125,6 +128,8 @@ class ScanConfig:
         object.__setattr__(self, "evidence", tuple(dict.fromkeys(self.evidence)))
         if self.gallery is not None and not str(self.gallery).strip():
             raise ConfigError("gallery must be a folder or None")
+        if self.reference is not None and (self.gallery is None or not self.reference.strip()):
+            raise ConfigError("reference needs a person's name and a gallery that holds them")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: ScanConfig | None = None) -> ScanConfig:

@@ -1,8 +1,9 @@
 """Score fusion: several detectors' fake probabilities combined into one, following
 scikit-learn's estimator contract like :mod:`fakescope.calibration` (``fit(X, y)`` returns
-self, fitted attributes end in ``_``, ``get_params``/``set_params`` from ``BaseEstimator``).
-``X`` is (n, m): the raw (uncalibrated) probability of each of ``m`` member detectors for ``n``
-samples; ``predict_proba(X)`` gives the (n,) fused probability. Fitted fusers serialise to
+self, fitted attributes end in ``_``, ``get_params``/``set_params``; see
+:mod:`fakescope._estimator`). ``X`` is (n, m): the raw (uncalibrated) probability of each of
+``m`` member detectors for ``n`` samples; ``predict_proba(X)`` gives the (n,) fused
+probability. Fitted fusers serialise to
 plain JSON (``to_dict``/:func:`fuser_from_dict`), never to pickles, and are applied with numpy
 alone (scikit-learn is only needed to fit).
 
@@ -21,8 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import BaseEstimator
 
+from fakescope._estimator import ParamsEstimator
 from fakescope.calibration import _class_weights, _logit
 from fakescope.errors import ConfigError
 from fakescope.registry import Registry
@@ -70,7 +71,7 @@ def _check_width(p: npt.NDArray[np.float64], expected: int) -> None:
         raise ValueError(f"this fuser combines {expected} members, got {p.shape[1]} columns")
 
 
-class MeanLogitFuser(BaseEstimator):  # type: ignore[misc]
+class MeanLogitFuser(ParamsEstimator):
     """``sigmoid(sum_i w_i logit(p_i) / sum_i w_i)``: equal weights unless ``weights`` is
     given. Parameter-free, so :meth:`fit` only checks its input."""
 
@@ -110,7 +111,7 @@ class MeanLogitFuser(BaseEstimator):  # type: ignore[misc]
         return out
 
 
-class StackingFuser(BaseEstimator):  # type: ignore[misc]
+class StackingFuser(ParamsEstimator):
     """``sigmoid(coef_ . logit(p) + intercept_)`` fitted by L2-regularised logistic regression
     (strength ``1 / C``), both classes weighted equally when ``balanced``. ``coef_`` is (m,),
     one weight per member; ``intercept_`` a float."""
@@ -138,9 +139,12 @@ class StackingFuser(BaseEstimator):  # type: ignore[misc]
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         """The (n,) fused fake probability."""
         if not hasattr(self, "coef_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("this StackingFuser is not fitted yet: call fit(X, y) first")
+            message = "this StackingFuser is not fitted yet: call fit(X, y) first"
+            try:
+                from sklearn.exceptions import NotFittedError
+            except ImportError:  # the lean install: NotFittedError is a ValueError too
+                raise ValueError(message) from None
+            raise NotFittedError(message)
         p = _members(X)
         _check_width(p, len(self.coef_))
         return _sigmoid(_logit(p) @ self.coef_ + self.intercept_)

@@ -105,7 +105,10 @@ def _level_data(
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    from fakescope._extras import require
     from fakescope.cli._main import UsageError
+
+    require("eval", "fakescope calibrate", ("sklearn", "scipy"))
     from fakescope.evaluation import ScoreTable
     from fakescope.models import CALIBRATION_LEVELS, WeightConfig
 

@@ -226,6 +226,9 @@ def _from_scores_decisions(
 
 
 def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
+    from fakescope._extras import require
+
+    require("eval", "fakescope eval")
     from rich.markdown import Markdown
 
     from fakescope.cli._main import UsageError, stderr_progress, stdout_console
@@ -323,5 +326,30 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         )
         out.print("Method attribution of the fakes called fake (attribution.json):")
         out.print(Markdown(attribution_markdown(summaries)))
+    if config.identity and not args.from_scores:
+        _identity_report(items, args, out)
     out.print(f"{len(failures)} abstained/failed item(s); report: {paths['index']}")
     return 0
+
+
+def _identity_report(items: list[MediaItem], args: argparse.Namespace, out: Any) -> None:
+    """``--identity``: rank-1 among the real items and the reference check of every item
+    against the person it claims to show (``identity.json``; see
+    :func:`fakescope.evaluation.evaluate_identity`)."""
+    from rich.markdown import Markdown
+
+    from fakescope.cli._main import stderr_progress
+    from fakescope.evaluation import evaluate_identity, identity_markdown
+
+    with stderr_progress() as bar:
+        task = bar.add_task("identity", total=len(items))
+        result = evaluate_identity(
+            items,
+            n_boot=args.bootstrap,
+            on_item=lambda item: bar.update(task, advance=1, description=item.media_id[-40:]),
+        )
+    (Path(args.out) / "identity.json").write_text(
+        json.dumps(result, indent=1) + "\n", encoding="utf-8"
+    )
+    out.print("Identity (identity.json): first half of each real video = gallery, second = probe")
+    out.print(Markdown(identity_markdown(result)))

@@ -34,6 +34,9 @@ def add_finetune_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from fakescope._extras import require
+
+    require("train", "fakescope finetune", ("onnx", "sklearn", "scipy"))
     from fakescope.training.finetune import finetune, list_images
 
     path, summary = finetune(

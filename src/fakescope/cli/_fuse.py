@@ -112,7 +112,10 @@ def _written_member(member: str, out_dir: Path) -> str:
 
 
 def run_fuse(args: argparse.Namespace) -> int:
+    from fakescope._extras import require
     from fakescope.cli._main import UsageError
+
+    require("eval", "fakescope fuse", ("sklearn", "scipy"))
     from fakescope.evaluation import ScoreTable, roc_auc
     from fakescope.fusion import FUSERS
     from fakescope.models import FusedDetector, create_detector

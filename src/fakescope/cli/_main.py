@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -159,12 +160,18 @@ def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None
         "--identity",
         action="store_true",
         default=None,
-        help="say whose face each track is: tracks of one person share a number (identity extra)",
+        help="say whose face each track is: tracks of one person share a number",
     )
     p.add_argument(
         "--gallery",
         metavar="DIR",
         help="name known people from this 'fakescope people' gallery (implies --identity)",
+    )
+    p.add_argument(
+        "--reference",
+        metavar="NAME",
+        help="check every face against NAME's real references in the gallery (--gallery, "
+        "else $FAKESCOPE_GALLERY or XDG data): a face that is not NAME's scores as fake",
     )
     p.add_argument(
         "--face-search-every",
@@ -281,9 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_parser(sub)
     add_people_parser(sub)
     _add_scan_options(add_serve_parser(sub))
+    from fakescope.cli._batch import add_parser as add_batch_parser
+
+    add_batch_parser(sub)  # it adds the scan options itself
 
     _add_scan_options(add_eval_parser(sub), detector=False)
     return parser
+
+
+_ARGS_COMMANDS: dict[str, tuple[str, str]] = {
+    "calibrate": ("fakescope.cli._calibrate", "run_calibrate"),
+    "fuse": ("fakescope.cli._fuse", "run_fuse"),
+    "models": ("fakescope.cli._models", "run_models"),
+    "people": ("fakescope.cli._people", "run_people"),
+    "finetune": ("fakescope.cli._finetune", "run_finetune"),
+    "batch": ("fakescope.cli._batch", "run"),
+}
+"""Commands run as ``function(args)`` (module imported only when the command runs)."""
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -306,8 +327,13 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "attribution",
         "identity",
         "gallery",
+        "reference",
     )
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if out.get("reference") is not None and out.get("gallery") is None:
+        from fakescope.cli._people import default_gallery
+
+        out["gallery"] = str(default_gallery())
     if getattr(args, "evidence", None):
         out["evidence"] = tuple(args.evidence)
     if getattr(args, "no_synthesis", False):
@@ -317,10 +343,9 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _train(config: str, overrides: Sequence[str]) -> int:
     """``fakescope train``: torch is imported only here, never by scanning."""
-    import importlib.util
+    from fakescope._extras import require
 
-    if importlib.util.find_spec("torch") is None:
-        raise UsageError("training needs torch: python3 -m pip install -e '.[train]'")
+    require("train", "fakescope train", ("torch", "yaml"))
     from fakescope.training.train_sbi import main as train_main
 
     train_main([config, "--set", *overrides] if overrides else [config])
@@ -338,32 +363,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command is None:
             raise UsageError(
-                "a command is required: scan, eval, bench, serve, models, people, calibrate, "
-                "fuse, finetune or train "
+                "a command is required: scan, eval, batch, bench, serve, models, people, "
+                "calibrate, fuse, finetune or train "
                 "(fakescope --help)"
             )
         if args.command == "train":
             return _train(args.config, args.overrides)
-        if args.command == "calibrate":
-            from fakescope.cli._calibrate import run_calibrate
-
-            return run_calibrate(args)
-        if args.command == "fuse":
-            from fakescope.cli._fuse import run_fuse
-
-            return run_fuse(args)
-        if args.command == "models":
-            from fakescope.cli._models import run_models
-
-            return run_models(args)
-        if args.command == "people":
-            from fakescope.cli._people import run_people
-
-            return run_people(args)
-        if args.command == "finetune":
-            from fakescope.cli._finetune import run_finetune
-
-            return run_finetune(args)
+        if args.command in _ARGS_COMMANDS:
+            module, function = _ARGS_COMMANDS[args.command]
+            run: Callable[[argparse.Namespace], int] = getattr(
+                importlib.import_module(module), function
+            )
+            return run(args)
         from fakescope.config import ScanConfig
 
         config = ScanConfig.from_mapping(config_overrides(args))

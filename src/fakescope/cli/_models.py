@@ -56,7 +56,41 @@ def catalogue() -> list[dict[str, Any]]:
         for name in registry.names():
             model = registry.create(name)
             out.append(_entry(family, name, default, registry.describe(name), model))
-    return out
+    return out + _identity_entries()
+
+
+def _identity_entries() -> list[dict[str, Any]]:
+    """The identity embedding and the reference check (``--identity``, ``--reference``)."""
+    from fakescope.identity import ONNX_FILE, REFERENCE_FILE, ReferenceCheck
+    from fakescope.models import ASSET_SHA256, shipped
+
+    shipped(ONNX_FILE)  # the sha256 shown is the one checked
+    check, data = ReferenceCheck.load(shipped(REFERENCE_FILE))
+    common = {"default": False}
+    return [
+        {
+            **common,
+            "name": "dlib-resnet-v1",
+            "family": "identity embedding",
+            "version": "1",
+            "sha256": ASSET_SHA256[ONNX_FILE],
+            "architecture": "dlib face-recognition ResNet-29 (CC0), converted to ONNX",
+            "trained_on": "dlib's own face-recognition training set (about 3M faces)",
+            "looks_for": "whose face it is: 128-d embeddings of aligned 150 px face chips",
+        },
+        {
+            **common,
+            "name": str(data["name"]),
+            "family": "reference check",
+            "version": str(data["version"]),
+            "sha256": ASSET_SHA256[REFERENCE_FILE],
+            "architecture": f"logistic regression on the distance to a person's references "
+            f"(p = 0.5 at {check.half_distance:.3f})",
+            "trained_on": str(data.get("trained_on", "")),
+            "looks_for": "a face that is not the claimed person's (face swaps); reenactment "
+            "keeps the identity and is not seen",
+        },
+    ]
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@
 The gallery lives in ``--gallery DIR`` (default ``$FAKESCOPE_GALLERY``, else
 ``$XDG_DATA_HOME/fakescope/people``, else ``~/.local/share/fakescope/people``). Embeddings are
 biometric data: they stay in that folder, are never sent anywhere, and ``remove`` deletes a
-person's embeddings from disk. Needs the ``identity`` extra.
+person's embeddings from disk.
 """
 
 from __future__ import annotations
@@ -16,16 +16,9 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-__all__ = ["add_people_parser", "default_gallery", "embed_files", "run_people"]
-
-FRAMES_PER_VIDEO = 16
-"""Frames sampled from each reference video (the largest face of each is embedded)."""
+__all__ = ["add_people_parser", "default_gallery", "run_people"]
 
 
 def default_gallery() -> Path:
@@ -38,7 +31,7 @@ def default_gallery() -> Path:
 
 def add_people_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        "people", help="a local gallery of known people (face embeddings only; identity extra)"
+        "people", help="a local gallery of known people (face embeddings only)"
     )
     p.add_argument(
         "--gallery", type=Path, help="gallery folder (default $FAKESCOPE_GALLERY or XDG data)"
@@ -54,47 +47,9 @@ def add_people_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def embed_files(
-    files: list[Path], frames: int = FRAMES_PER_VIDEO
-) -> tuple[npt.NDArray[np.float32], list[str]]:
-    """Embeddings of the largest face in each sampled frame of ``files`` (a photo is one
-    frame), and a note per file that gave none."""
-    import numpy as np
-
-    from fakescope.config import ScanConfig
-    from fakescope.errors import FakescopeError
-    from fakescope.faces import FACE_DETECTORS, filter_faces
-    from fakescope.identity import IdentityEmbedder
-    from fakescope.io import Sampling, open_media
-
-    embedder = IdentityEmbedder()
-    cfg = ScanConfig()
-    detector = FACE_DETECTORS.create(cfg.face_detector, min_face_px=cfg.min_face_px)
-    found: list[npt.NDArray[np.float32]] = []
-    notes: list[str] = []
-    for path in files:
-        before = len(found)
-        try:
-            _, stream = open_media(path, Sampling(num_frames=frames))
-            for frame in stream:
-                found_here = detector.detect(frame.image, frame.index, [], full_scan=True)
-                # the scan's own rule: too small or unconfirmed faces are detection errors
-                faces = filter_faces(found_here, cfg.min_face_px, cfg.confirm_presence)
-                if faces:
-                    face = max(faces, key=lambda f: f.width * f.height)
-                    found.append(embedder.embed(frame.image, face))
-        except FakescopeError as exc:
-            notes.append(f"{path}: {exc}")
-            continue
-        if len(found) == before:
-            notes.append(f"{path}: no face found")
-    out = np.stack(found).astype(np.float32) if found else np.zeros((0, 128), np.float32)
-    return out, notes
-
-
 def run_people(args: argparse.Namespace) -> int:
     from fakescope.cli._main import UsageError, stdout_console
-    from fakescope.identity import Gallery
+    from fakescope.identity import Gallery, reference_embeddings
 
     gallery = Gallery(args.gallery or default_gallery())
     out = stdout_console()
@@ -115,7 +70,7 @@ def run_people(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.name!r} is not in the gallery") from None
         out.print(f"removed {args.name} and their embeddings", markup=False)
         return 0
-    embeddings, notes = embed_files([Path(f) for f in args.files])
+    embeddings, notes = reference_embeddings([Path(f) for f in args.files])
     for note in notes:
         out.print(f"skipped {note}", markup=False)
     if len(embeddings) == 0:

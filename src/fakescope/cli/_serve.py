@@ -57,6 +57,9 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
+    from fakescope._extras import require
+
+    require("server", "fakescope serve")
     from fakescope.server import DataDirBusy, DataDirLock, ServerSettings, create_app
     from fakescope.server._files import PRIVATE_UMASK
     from fakescope.server._http import run_server

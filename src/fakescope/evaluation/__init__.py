@@ -16,6 +16,12 @@ from fakescope.evaluation._attribution import (
     attribution_markdown,
     attribution_summary,
 )
+from fakescope.evaluation._identity import (
+    IDENTITY_SWAPS,
+    IdentityProbe,
+    evaluate_identity,
+    identity_markdown,
+)
 from fakescope.evaluation._metrics import (
     MetricSummary,
     accuracy,
@@ -69,11 +75,13 @@ __all__ = [
     "DET_TICKS",
     "EVIDENCE_PREFIX",
     "FFPP_METHODS",
+    "IDENTITY_SWAPS",
     "MEDIA_LEVEL",
     "SYNTHESIS_PREFIX",
     "AttributionRecord",
     "DetCurveDisplay",
     "Failure",
+    "IdentityProbe",
     "MetricSummary",
     "ReliabilityDisplay",
     "RocCurveDisplay",
@@ -95,9 +103,11 @@ __all__ = [
     "decisions_markdown",
     "det_curve",
     "eer",
+    "evaluate_identity",
     "evidence_rows",
     "expected_calibration_error",
     "headline_markdown",
+    "identity_markdown",
     "item_scores",
     "log_loss",
     "min_dcf",

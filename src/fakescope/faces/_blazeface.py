@@ -6,6 +6,9 @@ the region; it does not see small faces in a whole frame (MTCNN does that).
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -35,12 +38,17 @@ class BlazeFace:
 
     def __init__(self, score_threshold: float = 0.5, threads: int = 1) -> None:
         self.score_threshold = score_threshold
-        self._interp = litert_interpreter(shipped("blazeface_short.tflite"), threads)
-        self._input = self._interp.get_input_details()[0]["index"]
-        outputs = {d["name"]: d["index"] for d in self._interp.get_output_details()}
-        self._reg = outputs["regressors"]
-        self._cls = outputs["classificators"]
+        self._threads = threads
         self._anchors = _anchors()
+
+    @functools.cached_property
+    def _model(self) -> tuple[Any, int, int, int]:
+        """The interpreter and its input and output indices, loaded on first use (a photo's
+        faces are searched with MTCNN alone)."""
+        interp = litert_interpreter(shipped("blazeface_short.tflite"), self._threads)
+        outputs = {d["name"]: d["index"] for d in interp.get_output_details()}
+        index = interp.get_input_details()[0]["index"]
+        return interp, index, outputs["regressors"], outputs["classificators"]
 
     def detect(self, image: npt.NDArray[np.uint8]) -> list[RawFace]:
         """Faces in ``image``, with boxes and points in its pixel coordinates.
@@ -51,10 +59,11 @@ class BlazeFace:
         h, w = image.shape[:2]
         blob = cv2.resize(image, (_SIZE, _SIZE), interpolation=cv2.INTER_AREA)
         blob_f = (blob.astype(np.float32) / 127.5 - 1.0)[None]
-        self._interp.set_tensor(self._input, blob_f)
-        self._interp.invoke()
-        reg = self._interp.get_tensor(self._reg)[0]
-        logits = self._interp.get_tensor(self._cls)[0, :, 0]
+        interp, index, reg_index, cls_index = self._model
+        interp.set_tensor(index, blob_f)
+        interp.invoke()
+        reg = interp.get_tensor(reg_index)[0]
+        logits = interp.get_tensor(cls_index)[0, :, 0]
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))
         keep = np.nonzero(scores >= self.score_threshold)[0]
         if keep.size == 0:

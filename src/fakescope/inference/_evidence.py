@@ -122,7 +122,13 @@ def track_identifier(config: ScanConfig) -> TrackIdentifier | None:
         return None
     from fakescope.identity import TrackIdentifier
 
-    return TrackIdentifier(config.gallery)
+    identifier = TrackIdentifier(config.gallery, reference=config.reference)
+    gallery = identifier.gallery
+    if config.reference is not None and (
+        gallery is None or config.reference not in gallery.names()
+    ):
+        raise ConfigError(f"{config.reference!r} is not in the gallery at {config.gallery}")
+    return identifier
 
 
 def identify_tracks(
@@ -132,7 +138,18 @@ def identify_tracks(
     observations: Mapping[tuple[int, int], Any],
 ) -> tuple[TrackVerdict, ...]:
     """``verdicts`` with each track's :class:`~fakescope.types.Identity` (from the chips kept
-    in ``observations[(IDENTITY_SLOT, id(FaceBox))]``)."""
+    in ``observations[(IDENTITY_SLOT, id(FaceBox))]``) and, when the identifier has a
+    reference person, the reference check as one more line of evidence."""
     chips = [[observations.get((IDENTITY_SLOT, id(f))) for f in t.faces] for t in tracks]
-    found = dict(zip((t.track_id for t in tracks), identifier.identify(chips), strict=True))
-    return tuple(dataclasses.replace(v, identity=found.get(v.track_id)) for v in verdicts)
+    embedded = identifier.embed_tracks(chips)
+    ids = [t.track_id for t in tracks]
+    found = dict(zip(ids, identifier.identify_embedded(embedded), strict=True))
+    checks = dict(zip(ids, identifier.check_reference(embedded), strict=False))
+    out = []
+    for v in verdicts:
+        check = checks.get(v.track_id)
+        extra = () if check is None else (check,)
+        out.append(
+            dataclasses.replace(v, identity=found.get(v.track_id), evidence=v.evidence + extra)
+        )
+    return tuple(out)

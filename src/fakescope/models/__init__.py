@@ -1,7 +1,13 @@
 """Deepfake detectors (single weights and fused ensembles), their per-weight configs and the
 shipped model files."""
 
-from fakescope.models._assets import ASSET_SHA256, asset_path, sha256_file, shipped
+from fakescope.models._assets import (
+    ASSET_SHA256,
+    asset_path,
+    sha256_file,
+    shipped,
+    verified_path,
+)
 from fakescope.models._attribution import (
     ATTRIBUTORS,
     Attributor,
@@ -45,4 +51,5 @@ __all__ = [
     "detector_argument",
     "sha256_file",
     "shipped",
+    "verified_path",
 ]

@@ -25,6 +25,12 @@ ASSET_SHA256: dict[str, str] = {
     "attrib_v1.json": "6396d87067017416276fce59d46125f7c8e0f337a36f0a2fc7d1ecaa9964fd65",
     # handcrafted cues + RBF SVM cues-svm-v1 (fakescope.cues; plain JSON)
     "cues_svm_v1.json": "dd6c23a017c9a89cda985ebc8552388f808f0fe594df2ea0d9a5ea4e52800817",
+    # identity embeddings: dlib's CC0 face-recognition ResNet as ONNX (fakescope.identity;
+    # python3 tools/export_identity_onnx.py --out src/fakescope/models/assets/dlib_resnet_v1.onnx)
+    # the reference check reference-v1 (fakescope.identity.ReferenceCheck; plain JSON;
+    # OMP_NUM_THREADS=1 PYTHONPATH=src python3 tools/identity_eval.py --write-reference ...)
+    "reference_v1.json": "28282b9afe244ae8566d3cd6c6ce6b1cf56f87667fe40e5577d2c67a95f8e992",
+    "dlib_resnet_v1.onnx": "28e8ed149bcb39c839436eb682de574f16a951b20a1a5101fa1f18ee2973b6b7",
 }
 
 

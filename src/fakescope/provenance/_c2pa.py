@@ -186,7 +186,8 @@ def read_provenance(
     except (ImportError, OSError) as exc:
         return Provenance(
             ProvenanceStatus.UNAVAILABLE,
-            f"Content credentials not checked: the c2pa library is unavailable ({exc}).",
+            f"Content credentials not checked: the c2pa library is unavailable ({exc}; "
+            "pip install 'fakescope[provenance]').",
             media_type=mime,
         )
 

@@ -32,6 +32,7 @@ from fakescope.server._jobs import JOB_ID, DataDirLock, Job, JobStore, iso_utc, 
 from fakescope.server._settings import ServerSettings
 from fakescope.server._uploads import (
     RateLimiter,
+    SavedUpload,
     UploadError,
     UploadSlots,
     receive_upload,
@@ -317,6 +318,30 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
     authed = [Depends(require_token)]
 
     # -- routes -------------------------------------------------------------------------
+    async def _receive(request: Request, name: str) -> SavedUpload:
+        """Stream the request's multipart ``file`` into ``uploads/<name>.<ext>`` (HTTP errors
+        for a bad, too large, too slow or unsupported upload)."""
+        body = timed_stream(
+            request.stream(),
+            total_s=settings.body_timeout_s,
+            idle_s=settings.body_idle_timeout_s,
+        )
+        try:
+            return await receive_upload(
+                request.headers,
+                body,
+                uploads_dir=settings.uploads_dir,
+                job_id=name,
+                max_video_bytes=settings.max_video_bytes,
+                max_image_bytes=settings.max_image_bytes,
+            )
+        except UploadError as exc:
+            # a 408 leaves the rest of the body unread: close the connection after answering
+            headers = {"Connection": "close"} if exc.status == 408 else None
+            raise HTTPException(exc.status, exc.detail, headers=headers) from None
+        finally:
+            await body.aclose()
+
     @app.post(
         "/api/scans",
         status_code=202,
@@ -367,26 +392,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
                 headers={"Retry-After": RateLimiter.retry_after(wait)},
             )
         job_id = new_job_id()
-        body = timed_stream(
-            request.stream(),
-            total_s=settings.body_timeout_s,
-            idle_s=settings.body_idle_timeout_s,
-        )
-        try:
-            saved = await receive_upload(
-                request.headers,
-                body,
-                uploads_dir=settings.uploads_dir,
-                job_id=job_id,
-                max_video_bytes=settings.max_video_bytes,
-                max_image_bytes=settings.max_image_bytes,
-            )
-        except UploadError as exc:
-            # a 408 leaves the rest of the body unread: close the connection after answering
-            headers = {"Connection": "close"} if exc.status == 408 else None
-            raise HTTPException(exc.status, exc.detail, headers=headers) from None
-        finally:
-            await body.aclose()
+        saved = await _receive(request, job_id)
         try:
             await anyio.to_thread.run_sync(store.create, job_id, saved.filename, saved.path.name)
         except BaseException:
@@ -440,6 +446,40 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
                 {"name": n, "embeddings": len(gallery.embeddings(n))} for n in gallery.names()
             ]
         }
+
+    @app.post(
+        "/api/people/{name}",
+        status_code=201,
+        summary="Add a person's reference photo or video (token required; only embeddings kept)",
+        responses={
+            400: {"description": "no file, a malformed form, or no face found in it"},
+            401: {"description": "API token required"},
+            403: {"description": "the server has no token: /api/people is off"},
+            413: {"description": "file too large"},
+            415: {"description": "not a supported video or image"},
+        },
+    )
+    async def add_person(name: str, request: Request) -> JSONResponse:
+        gallery = _people_gallery(request)
+        if not name.strip() or len(name) > 200:
+            raise HTTPException(400, "a person's name must be 1-200 characters")
+        # a 32-hex name: swept like an orphan upload if the server dies before it is deleted
+        saved = await _receive(request, new_job_id())
+        from fakescope.identity import reference_embeddings
+
+        try:  # the upload is deleted once embedded: only embeddings are kept
+            embeddings, notes = await anyio.to_thread.run_sync(reference_embeddings, [saved.path])
+        finally:
+            saved.path.unlink(missing_ok=True)
+        if len(embeddings) == 0:
+            why = "; ".join(n.split(": ", 1)[-1] for n in notes) or "no face found"
+            raise HTTPException(400, f"no reference face for {name}: {why}")
+        await anyio.to_thread.run_sync(lambda: gallery.add(name, embeddings, {"source": "api"}))
+        log.info("added %d reference face(s) for a person", len(embeddings))
+        return JSONResponse(
+            {"name": name, "added": len(embeddings), "embeddings": len(gallery.embeddings(name))},
+            status_code=201,
+        )
 
     @app.delete(
         "/api/people/{name}",

@@ -5,6 +5,7 @@ sha256 of the network), like the face detectors' weight configs."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -172,11 +173,9 @@ class CnnSynthesisDetector:
         self._calibrator: LogitCalibrator | IsotonicCalibrator | None = (
             calibrator_from_dict(weights.calibration) if weights.calibration else None
         )
-        self._session = onnx_session(onnx_path, threads)
-        self._input = self._session.get_inputs()[0].name
-        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._session = onnx_session(onnx_path, threads)  # built in the background
         self._head: tuple[_F64, float] | None = None
-        if weights.head is not None:
+        if weights.head is not None:  # checked against the network now (waits for it)
             if "embedding" not in self._outputs:
                 raise ModelError(
                     f"{onnx_path.name} has no 'embedding' output for the refitted head "
@@ -189,6 +188,14 @@ class CnnSynthesisDetector:
             self._head = (coef, float(weights.head["intercept"]))
         self._mean = np.asarray(weights.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
         self._std = np.asarray(weights.std, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+
+    @functools.cached_property
+    def _input(self) -> str:
+        return str(self._session.get_inputs()[0].name)
+
+    @functools.cached_property
+    def _outputs(self) -> list[str]:
+        return [str(o.name) for o in self._session.get_outputs()]
 
     @classmethod
     def from_json(cls, path: Path, threads: int = 0) -> CnnSynthesisDetector:
