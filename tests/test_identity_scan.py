@@ -216,3 +216,44 @@ def test_cli_reference_uses_the_default_gallery(
     assert ref["fake_probability"] > 0.8
     assert main(args) == 0
     assert "does not look like stranger" in capsys.readouterr().out
+
+
+def _cut_clip(path: Path, face: npt.NDArray[np.uint8]) -> Path:
+    """Two shots of one person: a small face on the left over one background, then a hard
+    cut to a bigger face on the right over another."""
+    import av
+    import cv2
+
+    rng = np.random.default_rng(5)
+    backgrounds = [
+        cv2.GaussianBlur(rng.integers(0, 255, (360, 640, 3), dtype=np.uint8), (31, 31), 0)
+        for _ in range(2)
+    ]
+    shots = [((40, 60), 150), ((330, 40), 230)]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for i in range(40):
+            shot = 0 if i < 20 else 1
+            image = backgrounds[shot].copy()
+            (x, y), h = shots[shot]
+            w = round(face.shape[1] * h / face.shape[0])
+            image[y : y + h, x : x + w] = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_tracks_of_one_person_merge_across_a_cut(
+    tmp_path: Path, example_face: npt.NDArray[np.uint8]
+) -> None:
+    clip = _cut_clip(tmp_path / "cut.mp4", example_face)
+    v = Scanner(dataclasses.replace(BASE, identity=True, num_frames=16)).scan(clip)
+    assert len(v.tracks) == 2, "the cut should end one face track and start another"
+    first, second = sorted(v.tracks, key=lambda t: t.frames[0].frame_index)
+    assert first.frames[-1].frame_index < second.frames[0].frame_index
+    assert first.identity is not None and second.identity is not None
+    assert first.identity.person == second.identity.person == 0

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -22,7 +22,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from fakescope.batch import BatchOptions, BatchProgress, BatchSummary
+if TYPE_CHECKING:  # fakescope.batch is imported only when the command runs
+    from fakescope.batch import BatchProgress, BatchSummary
 
 __all__ = ["add_parser", "run"]
 
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Parquet output always; Ray only with --ray (the backend names the extra itself)
     require("batch", "fakescope batch", ("pyarrow",))
-    from fakescope.batch import collect_items, run_batch
+    from fakescope.batch import BatchOptions, collect_items, run_batch
     from fakescope.cli._main import UsageError, config_overrides
     from fakescope.config import ScanConfig
     from fakescope.errors import InputError
