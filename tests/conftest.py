@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -16,6 +17,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
+
+# Verified model hashes are remembered in a cache folder (fakescope.models.stamp_file): the
+# tests keep theirs out of the user's home.
+os.environ.setdefault("FAKESCOPE_CACHE_DIR", tempfile.mkdtemp(prefix="fakescope-cache-"))
 
 from fakescope.io import load_example_face, make_clip
 

@@ -60,6 +60,37 @@ def test_tampered_weight_fails_its_check(tmp_path: Path) -> None:
         verified_path(tmp_path / "absent.onnx", "0" * 64)
 
 
+def test_verified_hashes_are_remembered_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fakescope.models import _assets
+
+    monkeypatch.setenv("FAKESCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    copy = tmp_path / "model.onnx"
+    shutil.copyfile(asset_path("mtcnn_rnet.onnx"), copy)
+    digest = ASSET_SHA256["mtcnn_rnet.onnx"]
+    assert verified_path(copy, digest) == copy
+    assert (tmp_path / "cache" / "sha256-stamps.json").is_file()
+    _assets._verified.cache_clear()  # a new process: only the stamp file remembers
+
+    def no_hashing(path: Path) -> str:
+        raise AssertionError("hashed again although the file did not change")
+
+    monkeypatch.setattr(_assets, "sha256_file", no_hashing)
+    assert verified_path(copy, digest) == copy
+    monkeypatch.undo()
+    monkeypatch.setenv("FAKESCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    _assets._verified.cache_clear()
+    with copy.open("ab") as fh:  # changed: size and time differ, so it is hashed and refused
+        fh.write(b"\0")
+    with pytest.raises(ModelError, match="sha256"):
+        verified_path(copy, digest)
+    monkeypatch.setenv("FAKESCOPE_CACHE_DIR", "")  # no cache at all
+    _assets._verified.cache_clear()
+    with pytest.raises(ModelError, match="sha256"):
+        verified_path(copy, digest)
+
+
 def test_weight_config_rejects_unknown_keys(tmp_path: Path) -> None:
     good = asset_path(create_detector("effnet-lite0-v2").config.file).with_suffix(".json")
     text = good.read_text().replace('"name"', '"nmae"', 1)

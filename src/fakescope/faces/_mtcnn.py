@@ -122,11 +122,15 @@ class MTCNN:
         min_side = min(h, w) * m
         scale = m
         found: list[F32] = []
+        previous = image
         while min_side >= 12:
             sh, sw = int(h * scale + 1), int(w * scale + 1)
+            # each level from the one above (area averaging, as a direct resize would be):
+            # about 4x less resizing than from the full image every time
             resized = np.asarray(
-                cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA), dtype=np.uint8
+                cv2.resize(previous, (sw, sh), interpolation=cv2.INTER_AREA), dtype=np.uint8
             )
+            previous = resized
             prob, reg = self._pnet.run(None, {"input": _normalise(resized[None])})
             prob, reg = prob[0], reg[0]
             ys, xs = np.nonzero(prob >= self.thresholds[0])

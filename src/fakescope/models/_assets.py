@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import json
+import os
 from importlib import resources
 from pathlib import Path
 
 from fakescope.errors import ModelError
 
-__all__ = ["ASSET_SHA256", "asset_path", "sha256_file", "shipped", "verified_path"]
+__all__ = [
+    "ASSET_SHA256",
+    "asset_path",
+    "sha256_file",
+    "shipped",
+    "stamp_file",
+    "verified_path",
+]
 
 ASSET_SHA256: dict[str, str] = {
     "blazeface_short.tflite": "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
@@ -49,22 +59,60 @@ def sha256_file(path: Path) -> str:
 
 
 def verified_path(path: Path, sha256: str) -> Path:
-    """Return ``path`` after checking it exists and matches ``sha256``. The check is cached per
-    process for an unchanged file (same path, size and modification time)."""
+    """Return ``path`` after checking it exists and matches ``sha256``.
+
+    The check is cached per process, and across processes in :func:`stamp_file` (hashing the
+    shipped models takes about 45 ms of every start), for an unchanged file: same resolved
+    path, size, modification time and inode. Any change to the file hashes it again."""
     try:
         stat = path.stat()
     except OSError:
         raise ModelError(f"model file is missing: {path}") from None
     if not path.is_file():
         raise ModelError(f"model file is missing: {path}")
-    return _verified(path, sha256, stat.st_size, stat.st_mtime_ns)
+    return _verified(path, sha256, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+def stamp_file() -> Path | None:
+    """Where verified hashes are remembered: ``$FAKESCOPE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/fakescope``, else ``~/.cache/fakescope`` (``sha256-stamps.json``); None
+    when ``FAKESCOPE_CACHE_DIR`` is empty (no cache)."""
+    folder = os.environ.get("FAKESCOPE_CACHE_DIR")
+    if folder == "":
+        return None
+    if folder is None:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        folder = str(Path(base) / "fakescope")
+    return Path(folder) / "sha256-stamps.json"
+
+
+def _read_stamps(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 @functools.cache
-def _verified(path: Path, sha256: str, size: int, mtime_ns: int) -> Path:
+def _verified(path: Path, sha256: str, size: int, mtime_ns: int, inode: int) -> Path:
+    stamps = stamp_file()
+    key = f"{path.resolve()}|{size}|{mtime_ns}|{inode}"
+    if stamps is not None and _read_stamps(stamps).get(key) == sha256:
+        return path
     actual = sha256_file(path)
     if actual != sha256:
         raise ModelError(f"model file {path.name} fails its sha256 check ({actual} != {sha256})")
+    if stamps is not None:  # best effort: a read-only home only costs the hashing next time
+        with contextlib.suppress(OSError):
+            known = {
+                k: v for k, v in _read_stamps(stamps).items() if Path(k.split("|")[0]).exists()
+            }
+            known[key] = actual
+            stamps.parent.mkdir(parents=True, exist_ok=True)
+            tmp = stamps.with_name(f"{stamps.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, indent=0), encoding="utf-8")
+            os.replace(tmp, stamps)
     return path
 
 
