@@ -181,8 +181,16 @@ def test_cli_scans_resumes_and_feeds_eval(
     labels = {r.media_id: (r.label, r.method) for r in table.media_rows()}
     assert labels[str(data / "face.jpg")] == (1, "FaceSwap")
     assert labels[str(EXAMPLE)] == (0, "real")
-    # the CSV export is what `fakescope eval --from-scores` reads
+    # the CSV export is what `fakescope eval --from-scores` reads, and so is the folder itself
     assert len(ScoreTable.load(out / "scores.csv")) == len(table)
+    from fakescope.cli import main
+
+    report = tmp_path / "report"
+    args = ["eval", "--from-scores", str(out), "--out", str(report), "--no-figures"]
+    assert main([*args, "--bootstrap", "20"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())["metrics"]
+    assert metrics and all(name in metrics for name in {r.detector for r in table.rows})
+    capsys.readouterr()
     verdicts = read_verdicts(out)
     assert len(verdicts) == 3 and {"ok", "undecodable"} <= {v["status"] for v in verdicts}
     assert all("faces" in v and "batch" in v for v in verdicts)  # scan --json plus batch

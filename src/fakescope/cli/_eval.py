@@ -58,9 +58,10 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--from-scores",
         type=Path,
         dest="from_scores",
-        help="recompute metrics and plots from a saved scores.csv (decisions: those saved "
-        "beside it in metrics.json, else rebuilt from the detectors; --threshold and the cost "
-        "flags rebuild them)",
+        help="recompute metrics and plots from a saved scores.csv or a 'fakescope batch' "
+        "folder (its Parquet shards; labelled items only) (decisions: those saved beside it in "
+        "metrics.json, else rebuilt from the detectors; --threshold and the cost flags rebuild "
+        "them)",
     )
     p.add_argument(
         "--abstain",
@@ -177,7 +178,8 @@ def _from_scores_decisions(
     from fakescope.evaluation import EVIDENCE_PREFIX, SYNTHESIS_PREFIX
     from fakescope.inference import Scanner
 
-    metrics_json = Path(args.from_scores).parent / "metrics.json"
+    given = Path(args.from_scores)
+    metrics_json = (given if given.is_dir() else given.parent) / "metrics.json"
     flags = [
         flag for dest, flag in _DECISION_FLAGS.items() if getattr(args, dest, None) is not None
     ]
@@ -237,7 +239,6 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         SYNTHESIS_PREFIX,
         AttributionRecord,
         Failure,
-        ScoreTable,
         attribution_markdown,
         attribution_summary,
         compute_metrics,
@@ -255,7 +256,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
     attributed: dict[str, list[AttributionRecord]] = {}
     families: dict[str, dict[str, str]] = {}
     if args.from_scores:
-        table = ScoreTable.load(args.from_scores)
+        table = _load_scores(Path(args.from_scores))
         decisions, source = _from_scores_decisions(table, args, config)
     else:
         if not args.sources:
@@ -330,6 +331,24 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         _identity_report(items, args, out)
     out.print(f"{len(failures)} abstained/failed item(s); report: {paths['index']}")
     return 0
+
+
+def _load_scores(source: Path) -> ScoreTable:
+    """A saved scores.csv, or the labelled items of a ``fakescope batch`` folder."""
+    from fakescope.cli._main import UsageError
+    from fakescope.evaluation import ScoreTable
+
+    if not source.is_dir():
+        return ScoreTable.load(source)
+    from fakescope._extras import require
+
+    require("batch", "fakescope eval --from-scores on a batch folder", ("pyarrow",))
+    from fakescope.batch import read_results
+
+    table = read_results(source, labeled_only=True)
+    if not len(table):
+        raise UsageError(f"{source} holds no labelled items (give labels in the manifest)")
+    return table
 
 
 def _identity_report(items: list[MediaItem], args: argparse.Namespace, out: Any) -> None:
