@@ -265,7 +265,10 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         if not items:
             raise UsageError("no items found in the given sources (check --split/--dataset)")
         names = args.detectors or [config.detector]
-        scanners = {n: Scanner(dataclasses.replace(config, detector=n)) for n in names}
+        # --identity is measured by evaluate_identity on its own frames: the scans need not
+        # embed every face as well
+        scan_config = dataclasses.replace(config, identity=False, gallery=None, reference=None)
+        scanners = {n: Scanner(dataclasses.replace(scan_config, detector=n)) for n in names}
         decisions = {n: _scanner_decision(s) for n, s in scanners.items()}
         source = "from the scanners that produced the scores"
         with stderr_progress() as bar:
