@@ -141,3 +141,32 @@ def test_sparse_samples_of_a_moving_face_stay_one_track() -> None:
     # 150 px apart between samples, 100 px faces: no overlap, still one person
     frames = [[_face(50 + 150 * k, 80, 100, k)] for k in range(5)]
     assert len(link_tracks(frames)) == 1
+
+
+def test_hybrid_finds_a_face_that_moved_past_its_window_without_a_full_search(
+    example_face, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A face that moved more than its width since the last sampled frame is found by the wider
+    BlazeFace window, not by a whole-frame MTCNN search (the slow path)."""
+    detector = FACE_DETECTORS.create("hybrid")
+    h, w = example_face.shape[:2]
+    canvas = np.full((3 * h, 4 * w, 3), 90, dtype=np.uint8)
+    canvas[h : 2 * h, 2 * w : 3 * w] = example_face
+    (first,) = detector.detect(canvas, 0)
+    side = first.box[2] - first.box[0]
+    moved = np.full_like(canvas, 90)
+    shift = int(1.3 * side)  # past the 2.4x window's reach, inside the 4x one
+    moved[h : 2 * h, 2 * w + shift : 3 * w + shift] = example_face
+    searches: list[int] = []
+    full = type(detector._full).full_frame
+    monkeypatch.setattr(
+        type(detector._full),
+        "full_frame",
+        lambda self, image: searches.append(1) or full(self, image),
+    )
+    (found,) = detector.detect(moved, 1, hints=[first.box], full_scan=False)
+    assert searches == []
+    assert abs((found.box[0] - first.box[0]) - shift) < 0.1 * side
+    monkeypatch.setattr(detector, "wide_scale", detector.roi_scale)  # without the wider window
+    (found,) = detector.detect(moved, 2, hints=[first.box], full_scan=False)
+    assert searches == [1]

@@ -244,3 +244,39 @@ def test_face_thumbnail_stays_inside_the_frame() -> None:
     thumb = face_thumbnail(frame, (-20.0, 10.0, 60.0, 90.0), size=64)
     assert max(thumb.shape[:2]) == 64 and thumb.dtype == np.uint8
     assert thumb[..., 0].mean() > 200 and thumb[..., 2].mean() < 10  # RGB kept as RGB
+
+
+def test_face_memo_shares_face_finding_between_scoring_variants(
+    face_clip: Path, noface_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scanners that differ only in how they score find the faces of an input once; the
+    verdicts are those of scans without the memo, and a scanner that does more on the way
+    (the synthesis detector) or another input never reuses them."""
+    from fakescope.inference import FaceMemo
+
+    first = Scanner(ScanConfig(detector="fused-v3", synthesis_detector=None))
+    second = Scanner(ScanConfig(detector="effnet-lite0-v3", synthesis_detector=None, cost_miss=3.0))
+    alone = [s.scan(face_clip) for s in (first, second)]
+    assert first.faces_key() == second.faces_key() is not None
+
+    def no_detection(*args: object, **kwargs: object) -> list[object]:
+        raise AssertionError("the second scanner looked for faces again")
+
+    memo = FaceMemo()
+    shared = [first.scan(face_clip, memo=memo)]
+    monkeypatch.setattr(second.face_detector, "detect", no_detection)
+    shared.append(second.scan(face_clip, memo=memo))
+    for a, b in zip(alone, shared, strict=True):
+        assert b.status is Status.OK, b.reason
+        assert b.fake_probability == pytest.approx(a.fake_probability, abs=1e-9)
+        assert [t.fake_probability for t in b.tracks] == pytest.approx(
+            [t.fake_probability for t in a.tracks], abs=1e-9
+        )
+    assert shared[0].fake_probability != shared[1].fake_probability  # scored differently
+    # another input: found anew (the patched detector says so)
+    assert second.scan(noface_clip, memo=memo).status is Status.ERROR
+    # a scan that scores the synthesis detector on the way does its own finding
+    assert Scanner(ScanConfig(detector="fused-v3")).faces_key() is None
+    assert Scanner(ScanConfig(detector="fused-v3", min_face_px=60)).faces_key() != (
+        first.faces_key()
+    )

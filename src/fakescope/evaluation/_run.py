@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fakescope.data import MediaItem
 from fakescope.evaluation._scores import MEDIA_LEVEL, ScoreRow, ScoreTable
-from fakescope.inference import Scanner
+from fakescope.inference import FaceMemo, Scanner
 from fakescope.types import Status, Verdict
 
 __all__ = [
@@ -152,13 +152,15 @@ def score_items(
     scanners: Mapping[str, Scanner],
     on_item: Callable[[MediaItem, str, Verdict], None] | None = None,
 ) -> tuple[ScoreTable, list[Failure]]:
-    """Scan every item with every detector. Abstentions become NaN rows and Failures."""
+    """Scan every item with every detector. Abstentions become NaN rows and Failures.
+    Scanners that find faces the same way find them once per item (:class:`FaceMemo`)."""
     table = ScoreTable()
     failures: list[Failure] = []
     for item in items:
         synthesis_done: set[str] = set()
+        memo = FaceMemo()
         for name, scanner in scanners.items():
-            verdict = scanner.scan(item.path)
+            verdict = scanner.scan(item.path, memo=memo)
             table.extend(verdict_rows(item, name, verdict))
             for row in evidence_rows(item, verdict, scanner.config.evidence):
                 if row.detector not in synthesis_done:  # once per item, like synthesis

@@ -167,8 +167,9 @@ class MTCNNFaceDetector:
 
 
 class HybridFaceDetector:
-    """BlazeFace around the previous frame's faces; MTCNN on a downscaled frame when asked
-    for a full scan or when a face was lost. Both end in FaceMesh."""
+    """BlazeFace around the previous frame's faces (in a ``roi_scale`` square, then a
+    ``wide_scale`` one); MTCNN on a downscaled frame when asked for a full scan or when a face
+    was lost. Both end in FaceMesh."""
 
     def __init__(
         self,
@@ -176,8 +177,10 @@ class HybridFaceDetector:
         min_face_px: float = 40.0,
         roi_scale: float = 2.4,
         min_presence: float = 0.5,
+        wide_scale: float = 4.0,
     ) -> None:
         self.roi_scale = roi_scale
+        self.wide_scale = wide_scale
         self._blaze = BlazeFace()
         self._full = MTCNNFaceDetector(max_side, min_face_px, min_presence)
         self._mesh = self._full._mesh
@@ -186,9 +189,9 @@ class HybridFaceDetector:
     def landmark_seconds(self) -> float:
         return self._mesh.seconds
 
-    def _around(self, image: Image, hint: Box) -> list[RawFace]:
+    def _around(self, image: Image, hint: Box, scale: float) -> list[RawFace]:
         centre = ((hint[0] + hint[2]) / 2, (hint[1] + hint[3]) / 2)
-        side = self.roi_scale * max(hint[2] - hint[0], hint[3] - hint[1])
+        side = scale * max(hint[2] - hint[0], hint[3] - hint[1])
         crop, x0, y0 = _crop_square(image, centre, side)
         if crop.size == 0:
             return []
@@ -208,7 +211,11 @@ class HybridFaceDetector:
         regions: list[_Region] = []
         lost = not hints
         for hint in hints:
-            raws = self._around(image, hint)
+            # A face that moved more than its width since the last sampled frame: look again
+            # in a wider square (the face is then smaller in BlazeFace's 128-px input).
+            raws = self._around(image, hint, self.roi_scale) or self._around(
+                image, hint, self.wide_scale
+            )
             if not raws:
                 lost = True
             # BlazeFace boxes are tight (brows to chin): MediaPipe widens them by 1.5.

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ from fakescope.inference._evidence import (
     track_evidence,
     track_identifier,
 )
+from fakescope.inference._found import STAGES, FaceMemo, _Clock, _Faces, _SynthesisRun
 from fakescope.inference._heatmaps import (
     backproject,
     face_thumbnail,
@@ -55,7 +55,6 @@ from fakescope.types import (
     CropScore,
     DecisionInfo,
     FaceBox,
-    FaceCrop,
     Frame,
     Label,
     MediaInfo,
@@ -83,16 +82,6 @@ __all__ = [
     "media_key",
 ]
 
-STAGES = (
-    "decode",
-    "detect",
-    "landmarks",
-    "align",
-    "classify",
-    "synthesis",
-    "evidence",
-    "total",
-)
 SYNTHESIS_FRAMES = 4
 """At most this many sampled frames of a video are scored by the synthesis detector."""
 RULE_COST = "cost-minimising threshold for the calibrated probability"
@@ -104,54 +93,6 @@ AGGREGATION_RULE = (
     "scores ({level} level)"
 )
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class _Clock:
-    ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-
-    def add(self, stage: str, start: float) -> float:
-        now = time.perf_counter()
-        self.ms[stage] += (now - start) * 1000.0
-        return now
-
-
-@dataclass
-class _Faces:
-    """What the per-frame loop collects: faces per frame, their crops, and size facts."""
-
-    per_frame: dict[int, list[FaceBox]] = field(default_factory=dict)  # frame index -> faces
-    crops: dict[int, FaceCrop] = field(default_factory=dict)  # id(FaceBox) -> crop
-    times: dict[int, float] = field(default_factory=dict)  # frame index -> time_s
-    full_scans: list[int] = field(default_factory=list)  # frame indices searched whole
-    frames_seen: int = 0
-    extra_frames: int = 0
-    largest_small: float = 0.0
-    dropped: dict[str, int] = field(default_factory=dict)
-    images: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # for heatmaps
-    thumbs: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # id(FaceBox) -> RGB
-    seen: dict[tuple[int, int], Any] = field(default_factory=dict)  # (model, id(FaceBox)) -> obs
-
-    def drop(self, reason: str, count: int = 1) -> None:
-        if count:
-            self.dropped[reason] = self.dropped.get(reason, 0) + count
-
-    def in_order(self) -> list[list[FaceBox]]:
-        """Faces per frame, in frame order (frames without faces included)."""
-        return [self.per_frame[k] for k in sorted(self.per_frame)]
-
-
-@dataclass
-class _SynthesisRun:
-    """The synthesis detector's share of one scan: the raw scores of the sampled frames at
-    ``picks`` (positions in the sampled stream), taken as the frames stream past so that no
-    frame is kept for it."""
-
-    picks: frozenset[int]
-    raw: list[float] = field(default_factory=list)
-    too_small: tuple[int, int] | None = None  # (shorter side, min_side) of a frame not scored
-    error: str | None = None
-    complete: bool = False  # every sampled frame streamed past
 
 
 def media_key(path: Path) -> str:
@@ -696,8 +637,42 @@ class Scanner:
         return text
 
     # -- the whole chain ---------------------------------------------------------------------
-    def scan(self, path: Path | str, progress: Progress | None = None) -> Verdict:
-        """Scan one input. Never raises for bad input: the verdict's status says what happened."""
+    def faces_key(self) -> tuple[Any, ...] | None:
+        """What this scanner's face finding depends on (the configuration without the fields
+        that only score or decide, and the detector's crop geometry); None when the scan does
+        more than find faces on the way, so its faces are never shared (see
+        :class:`FaceMemo`)."""
+        cfg = self.config
+        if (
+            self.synthesis is not None
+            or self.wants_maps
+            or cfg.thumbnails_dir is not None
+            or self.evidence
+            or self.identifier is not None
+        ):
+            return None
+        scoring_only = dataclasses.replace(
+            cfg,
+            detector="",
+            track_aggregator="",
+            threshold=None,
+            uncertain_band=0.0,
+            cost_miss=1.0,
+            cost_false_alarm=1.0,
+            prior_fake=0.5,
+            threads=0,
+            attribution=None,
+            heatmaps_dir=None,
+        )
+        wcfg = self.detector.config
+        return (scoring_only, wcfg.input_size, wcfg.margin, wcfg.alignment)
+
+    def scan(
+        self, path: Path | str, progress: Progress | None = None, memo: FaceMemo | None = None
+    ) -> Verdict:
+        """Scan one input. Never raises for bad input: the verdict's status says what happened.
+        With ``memo``, faces already found in this input by a scanner that finds them the same
+        way are reused (see :class:`FaceMemo`)."""
         path = Path(path)
         clock = _Clock()
         began = time.perf_counter()
@@ -722,22 +697,18 @@ class Scanner:
                 synthesis=synth,
             )
 
+        key = self.faces_key()
+        shared = None if memo is None or key is None else (str(path.resolve()), key)
         try:
-            start = time.perf_counter()
-            media, frames = self.open(path)
-            clock.add("decode", start)
-            total = 1 if media.kind == "image" else self._expected_frames(media)
-            if media.kind == "video":
-                frames = prefetch(frames)
-            synthesis = self._synthesis_run(total)
-            faces = self.find_faces(frames, clock, total, progress, synthesis)
-            if synthesis is not None:
-                synthesis.complete = True
+            found = None if shared is None or memo is None else memo.get(shared)
+            if found is None:
+                media, faces, tracks, synthesis = self._find(path, clock, progress)
+                if shared is not None and memo is not None:
+                    memo.put(shared, (media, faces, tracks))
+            else:
+                media, faces, tracks = found
             if faces.frames_seen == 0:
                 return abstain(Status.UNDECODABLE, "no frame could be decoded")
-            tracks = link_tracks(faces.in_order())
-            if tracks and media.kind == "video":
-                tracks = self.look_closer(path, media, tracks, faces, clock)
             if not tracks:
                 if faces.largest_small > 0:
                     return abstain(
@@ -786,6 +757,26 @@ class Scanner:
             faces_dropped=dict(faces.dropped),
             synthesis=synth,
         )
+
+    def _find(
+        self, path: Path, clock: _Clock, progress: Progress | None
+    ) -> tuple[MediaInfo, _Faces, list[Track], _SynthesisRun | None]:
+        """Stages 1-4 of one input: decode, find and align faces, link them into tracks
+        (and score the synthesis detector's frames on the way)."""
+        start = time.perf_counter()
+        media, frames = self.open(path)
+        clock.add("decode", start)
+        total = 1 if media.kind == "image" else self._expected_frames(media)
+        if media.kind == "video":
+            frames = prefetch(frames)
+        synthesis = self._synthesis_run(total)
+        faces = self.find_faces(frames, clock, total, progress, synthesis)
+        if synthesis is not None:
+            synthesis.complete = True
+        tracks = link_tracks(faces.in_order()) if faces.frames_seen else []
+        if tracks and media.kind == "video":
+            tracks = self.look_closer(path, media, tracks, faces, clock)
+        return media, faces, tracks, synthesis
 
     def _expected_frames(self, media: MediaInfo) -> int:
         if self.config.fps is not None and media.duration_s:
