@@ -152,3 +152,29 @@ def test_every_shipped_weight_is_calibrated_at_both_levels(name: str) -> None:
         cal = calibrator_from_dict(config.calibration[level])
         low, high = cal.predict_proba([0.1, 0.9])[:, 1]
         assert low < high  # increasing: the input's max over faces stays calibrated
+
+
+@pytest.mark.parametrize("name", [n for n in DETECTORS.names() if n.endswith("-int8")])
+def test_int8_detector_scores_like_its_float_network(name: str, example_face: np.ndarray) -> None:
+    """A quantized network gives its float twin's raw scores on real face crops, within the
+    rounding measured on the val split (mean |delta p| about 0.02; tools/quantize_detectors.py)."""
+    import cv2
+
+    from fakescope.faces import FACE_DETECTORS, align_face
+
+    quantized = create_detector(name, threads=1)
+    twin = create_detector(name.removesuffix("-int8"), threads=1)
+    (face,) = FACE_DETECTORS.create("hybrid").detect(example_face, 0)
+    base = align_face(example_face, face, 192, 0.125).image
+    rng = np.random.default_rng(0)
+    pixelated = cv2.resize(cv2.resize(base, (24, 24), interpolation=cv2.INTER_AREA), (192, 192))
+    pasted = base.copy()  # a crude colour-shifted inner face: the networks disagree on it
+    inner = pasted[60:150, 50:142].astype(np.float64) * [1.2, 0.9, 0.8]
+    pasted[60:150, 50:142] = np.clip(inner, 0, 255).astype(np.uint8)
+    noise = rng.integers(0, 255, (192, 192, 3), dtype=np.uint8)
+    crops = [base, base[:, ::-1], pixelated, pasted, noise, cv2.GaussianBlur(noise, (9, 9), 3)]
+    batch = np.ascontiguousarray(np.stack(crops))
+    delta = np.abs(quantized.predict(batch) - twin.predict(batch))
+    # the other shipped network differs by about 0.25 on these crops
+    assert delta.mean() < 0.05 and delta.max() < 0.15, delta
+    assert quantized.config.sha256 != twin.config.sha256

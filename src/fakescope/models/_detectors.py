@@ -26,7 +26,7 @@ __all__ = [
     "detector_argument",
 ]
 
-DEFAULT_DETECTOR = "fused-v3"
+DEFAULT_DETECTOR = "fused-v3-int8"
 
 
 class Detector(Protocol):
@@ -167,12 +167,38 @@ def _fused_v2(threads: int = 0) -> Detector:
 
 @DETECTORS.register("fused-v3")
 def _fused_v3(threads: int = 0) -> Detector:
-    """The default: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v3`` on the same
-    crop, calibrated on v3's calibration split; heatmaps are the mean of both mask heads.
-    Chosen over v1+v2+v3 on the validation split (same cost as two members)."""
+    """The default of v0.4.0: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v3``
+    on the same crop, calibrated on v3's calibration split; heatmaps are the mean of both mask
+    heads. Chosen over v1+v2+v3 on the validation split (same cost as two members)."""
     from fakescope.models._fused import FusedDetector
 
     return FusedDetector.from_json(asset_path("fused_v3.json"), threads)
+
+
+@DETECTORS.register("effnet-lite0-sbi-int8")
+def _effnet_lite0_sbi_int8(threads: int = 0) -> Detector:
+    """``effnet-lite0-sbi`` quantized to 8-bit integers (static, calibrated on train-split
+    crops; stem, heads and outputs in float): the same network about 2.2x faster on CPU,
+    recalibrated on its own scores."""
+    return OnnxDetector(_shipped("effnet_lite0_sbi_int8.json"), threads)
+
+
+@DETECTORS.register("effnet-lite0-v3-int8")
+def _effnet_lite0_v3_int8(threads: int = 0) -> Detector:
+    """``effnet-lite0-v3`` quantized to 8-bit integers (static, calibrated on train-split
+    crops; stem, heads and outputs in float): the same network about 2.3x faster on CPU,
+    recalibrated on its own scores."""
+    return OnnxDetector(_shipped("effnet_lite0_v3_int8.json"), threads)
+
+
+@DETECTORS.register("fused-v3-int8")
+def _fused_v3_int8(threads: int = 0) -> Detector:
+    """The default: ``fused-v3`` with 8-bit integer members (``effnet-lite0-sbi-int8`` and
+    ``effnet-lite0-v3-int8``), about 2.2x faster to score; the mean logit of both on the same
+    crop, calibrated on v3's calibration split with the int8 scores; heatmaps as ``fused-v3``."""
+    from fakescope.models._fused import FusedDetector
+
+    return FusedDetector.from_json(asset_path("fused_v3_int8.json"), threads)
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
