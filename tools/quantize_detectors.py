@@ -88,11 +88,9 @@ def _assets() -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from fakescope.models import sha256_file
+
+    return sha256_file(path)
 
 
 # --------------------------------------------------------------------------------------------
