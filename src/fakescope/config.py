@@ -79,7 +79,7 @@ class ScanConfig:
     threads: int = 0
     heatmaps_dir: str | None = None
     thumbnails_dir: str | None = None
-    synthesis_detector: str | None = "cnn-v1"
+    synthesis_detector: str | None = "cnn-v1-int8"
     attribution: str | None = None
     evidence: tuple[str, ...] = ()
     identity: bool = False

@@ -31,6 +31,9 @@ ASSET_SHA256: dict[str, str] = {
     "synth_freq_v1.json": "eb6454502c1c2011cf808f00c9f76b8652a4e1bc921d2a5c644dea4412bc143a",
     # its CNN branch cnn-v1: the weight config (it carries the sha256 of synth_cnn_v1.onnx)
     "synth_cnn_v1.json": "bedacc641626881340893dbf1c442a505635b137a877641a305f96a59f3bed52",
+    # cnn-v1-int8: its int8 network (tools/quantize_detectors.py --models synth_cnn_v1),
+    # recalibrated (python3 -m fakescope.training.synthesis_cnn recalibrate JSON DATA)
+    "synth_cnn_v1_int8.json": "62cb08f5dfa8e25c13a7d7bcc7ac7ef8637fe0d985558113f5afde2b67df2964",
     # method-attribution head attrib-v1 over effnet-lite0-v3's embedding (fakescope.models)
     "attrib_v1.json": "6396d87067017416276fce59d46125f7c8e0f337a36f0a2fc7d1ecaa9964fd65",
     # handcrafted cues + RBF SVM cues-svm-v1 (fakescope.cues; plain JSON)

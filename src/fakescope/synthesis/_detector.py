@@ -34,7 +34,7 @@ __all__ = [
     "synthesis_detector_argument",
 ]
 
-DEFAULT_SYNTHESIS_DETECTOR = "cnn-v1"
+DEFAULT_SYNTHESIS_DETECTOR = "cnn-v1-int8"
 WEIGHTS_FORMAT = "fakescope-synthesis-linear/1"
 
 _F64 = npt.NDArray[np.float64]
@@ -266,8 +266,8 @@ def _freq_v1() -> SynthesisDetector:
 
 @SYNTHESIS_DETECTORS.register("cnn-v1")
 def _cnn_v1() -> SynthesisDetector:
-    """CNN branch v1 (the default): EfficientNet-Lite0 (ImageNet init) fine-tuned on
-    native-resolution 192 px patches of stylegan2_ffhq's train split, real photos, faces and
+    """CNN branch v1 (the default in v0.4.0): EfficientNet-Lite0 (ImageNet init) fine-tuned
+    on native-resolution 192 px patches of stylegan2_ffhq's train split, real photos, faces and
     video frames of four other sets, and self-made up-sampled fakes, all under
     crop/resize/blur/JPEG degradations; an image's raw score is the mean logit of up to 5
     patches; Platt-calibrated on the calib split. Test AUC 0.96 on stylegan2_ffhq
@@ -275,6 +275,16 @@ def _cnn_v1() -> SynthesisDetector:
     from fakescope.synthesis._cnn import CnnSynthesisDetector
 
     return CnnSynthesisDetector.from_json(shipped("synth_cnn_v1.json"))
+
+
+@SYNTHESIS_DETECTORS.register("cnn-v1-int8")
+def _cnn_v1_int8() -> SynthesisDetector:
+    """The default: ``cnn-v1``'s network quantized to 8-bit integers (static; stem,
+    classifier and outputs in float), about 1.9x faster, with its Platt calibrator refitted on
+    the calib split: the int8 raw scores sit about 0.35 logit lower than the float ones."""
+    from fakescope.synthesis._cnn import CnnSynthesisDetector
+
+    return CnnSynthesisDetector.from_json(shipped("synth_cnn_v1_int8.json"))
 
 
 def create_synthesis_detector(name: str = DEFAULT_SYNTHESIS_DETECTOR) -> SynthesisDetector:

@@ -327,6 +327,29 @@ def ship(run: Path, stem: str) -> Path:
     return weights.save(asset_path(f"{stem}.json"))
 
 
+def recalibrate(weights_path: Path, data: Path, seed: int = 0) -> dict[str, Any]:
+    """Refit the Platt calibrator of a shipped weight file (in place) on the calib split of
+    ``data`` (``split_by_image`` with ``seed``, as every run splits it), e.g. after its network
+    was quantized: the raw scores moved, so the old calibrator no longer holds."""
+    from fakescope.calibration import LogitCalibrator
+    from fakescope.synthesis._cnn import CnnSynthesisDetector
+
+    gen = load_manifest(data, "gen")
+    splits = split_by_image([i.path for i in gen], [i.label for i in gen], seed)
+    calib = [i for i, split in zip(gen, splits, strict=True) if split == "calib"]
+    detector = CnnSynthesisDetector.from_json(weights_path)
+    raw = np.asarray(detector.score([_read(i.path) for i in calib]), dtype=np.float64)
+    labels = np.asarray([i.label for i in calib])
+    fitted = LogitCalibrator().fit(1 / (1 + np.exp(-raw)), labels)
+    data_ = json.loads(weights_path.read_text())
+    CnnSynthesisWeights.from_dict({**data_, "calibration": fitted.to_dict()}).save(weights_path)
+    return {
+        "calib_items": len(calib),
+        "calib_auc": _auc(labels.tolist(), raw.tolist()),
+        "calibration": fitted.to_dict(),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if argv is None:
         import sys
@@ -334,6 +357,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         argv = sys.argv[1:]
     if argv and argv[0] == "reexport":  # python3 -m fakescope.training.synthesis_cnn reexport RUN
         return {"weights": str(reexport(Path(argv[1])))}
+    if argv and argv[0] == "recalibrate":  # ... recalibrate WEIGHTS.json DATA_DIR
+        if len(argv) != 3:
+            raise SystemExit("usage: recalibrate WEIGHTS_JSON STYLEGAN2_FFHQ_DIR")
+        result = recalibrate(Path(argv[1]), Path(argv[2]))
+        print(json.dumps(result))
+        return result
     if argv and argv[0] == "ship":  # python3 -m fakescope.training.synthesis_cnn ship RUN STEM
         if len(argv) != 3:
             raise SystemExit("usage: ship RUN_FOLDER FILE_STEM")
