@@ -460,11 +460,11 @@ def ms_per_crop(paths: Sequence[Path], inputs: _F32, rounds: int = 30) -> list[f
 
 
 def _auc(labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]) -> float | None:
-    from sklearn.metrics import roc_auc_score
+    from fakescope.evaluation import roc_auc
 
     if len(np.unique(labels)) < 2:
         return None
-    return float(roc_auc_score(labels, scores))
+    return float(roc_auc(labels, scores))
 
 
 def compare(
