@@ -41,6 +41,10 @@ FLOORS: dict[str, tuple[float, float, float]] = {
     "effnet-lite0-sbi-int8": (0.76, 0.66, 0.22),  # measured 0.801, 0.689, 0.171
     "effnet-lite0-v3-int8": (0.75, 0.70, 0.21),  # measured 0.779, 0.725, 0.178
     "fused-v3-int8": (0.78, 0.71, 0.12),  # measured 0.807, 0.729, 0.093
+    "effnet-lite0-v4": (0.76, 0.70, 0.17),  # measured 0.795, 0.729, 0.133
+    "fused-v4": (0.79, 0.70, 0.16),  # measured 0.824, 0.730, 0.121
+    "effnet-lite0-v4-int8": (0.75, 0.70, 0.18),  # measured 0.786, 0.728, 0.139
+    "fused-v4-int8": (0.79, 0.70, 0.15),  # measured 0.830, 0.727, 0.117
 }
 
 

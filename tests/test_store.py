@@ -228,3 +228,20 @@ def test_store_training_smoke_splits_best_epoch_and_manifests(
     media_groups = dict(json.loads((out / "store.json").read_text())["media_groups"])
     for split, its in items.items():
         assert all(group_split[media_groups[i.media_id]] == split for i in its)
+
+    # a pinned split (data.split_file) is used as written, whatever the seed says; a store
+    # group the file does not name is in no split and is counted
+    groups = sorted(group_split)
+    pinned = {g: ("val" if group_split[g] == "train" else "train") for g in groups[1:]}
+    pin_file = tmp_path / "pinned.json"
+    pin_file.write_text(json.dumps({"groups": pinned}))
+    out2 = tmp_path / "run2"
+    pinned_argv = [a for a in argv if not a.startswith(("run.out=", "optim.epochs="))]
+    main([*pinned_argv, f"run.out={out2}", "optim.epochs=1", f"data.split_file={pin_file}"])
+    got = json.loads((out2 / "splits.json").read_text())["groups"]
+    assert got == {**pinned, groups[0]: "unassigned"}
+    assert "does not name" in capsys.readouterr().err
+    manifests2 = write_split_manifests(out2, two_sets)
+    assert "unassigned" not in manifests2
+    with pytest.raises(ConfigError, match="split_file"):
+        main([*pinned_argv, f"run.out={tmp_path / 'run3'}", f"data.split_file={out2}"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -122,6 +123,56 @@ def test_sbinet_shapes_and_frozen_blocks() -> None:
     assert logit.shape == (2,) and seg.shape == (2, 4, 4)
     assert not model.backbone._blocks[2].training and model.backbone._blocks[3].training
     assert not any(p.requires_grad for p in model.backbone._blocks[2].parameters())
+
+
+def test_warm_start_from_an_onnx_export_is_the_same_network(tmp_path: Path) -> None:
+    """A shipped ONNX detector (BatchNorms folded into the convolutions) loads back into an
+    SBINet that computes what the ONNX graph does; re-estimated BatchNorm statistics keep that
+    function and make training mode agree with it; another graph is refused."""
+    ort = pytest.importorskip("onnxruntime")
+    from fakescope.models import asset_path
+    from fakescope.training.onnx_init import refit_batchnorm, sbinet_state_from_onnx
+    from fakescope.training.train_sbi import SBINet, export_onnx
+
+    torch.manual_seed(0)
+    source = SBINet(pretrained=False, dropout=0.0)
+    for module in source.modules():  # statistics far from the identity, so folding shows
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    path = tmp_path / "model.onnx"
+    export_onnx(source, 64, path)
+    x = np.random.default_rng(0).normal(size=(3, 3, 64, 64)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"input": x})
+
+    def run(model: torch.nn.Module) -> list[npt.NDArray[np.float32]]:
+        with torch.no_grad():
+            logit, seg, emb = model.forward_all(torch.from_numpy(x))
+        return [torch.sigmoid(logit).numpy(), torch.sigmoid(seg).numpy(), emb.numpy()]
+
+    def close(got: list[npt.NDArray[np.float32]], tol: float) -> bool:
+        return all(np.abs(w - g).max() < tol for w, g in zip(want, got, strict=True))
+
+    model = SBINet(pretrained=False, dropout=0.0)
+    model.load_state_dict(sbinet_state_from_onnx(model, path))
+    assert close(run(model.eval()), 1e-4)
+    # batch statistics would renormalise the folded features: not the same network in training
+    assert not close(run(copy.deepcopy(model).train()), 1e-2)
+    # after the refit the BatchNorms hold real statistics: the same function in eval mode and,
+    # on the batch that was measured, in training mode too
+    assert refit_batchnorm(model, [torch.from_numpy(x)]) == 3
+    assert close(run(model.eval()), 1e-4)
+    assert close(run(model.train()), 1e-3)
+    frozen = SBINet(pretrained=False, dropout=0.0, freeze_bn=True).train()
+    assert not any(m.training for m in frozen.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    fresh = SBINet(pretrained=False, dropout=0.0)
+    assert not close(run(fresh.eval()), 1e-3)
+
+    with pytest.raises(ConfigError, match="convolutions"):
+        sbinet_state_from_onnx(model, asset_path("mtcnn_onet.onnx"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class ScanConfig:
     num_frames: int = 32
     fps: float | None = None
     face_detector: str = "hybrid"
-    detector: str = "fused-v3-int8"
+    detector: str = "fused-v4-int8"
     min_face_px: float = 40.0
     detect_max_side: int = 960
     full_scan_every: int = 4

@@ -26,7 +26,7 @@ __all__ = [
     "detector_argument",
 ]
 
-DEFAULT_DETECTOR = "fused-v3-int8"
+DEFAULT_DETECTOR = "fused-v4-int8"
 
 
 class Detector(Protocol):
@@ -199,6 +199,41 @@ def _fused_v3_int8(threads: int = 0) -> Detector:
     from fakescope.models._fused import FusedDetector
 
     return FusedDetector.from_json(asset_path("fused_v3_int8.json"), threads)
+
+
+@DETECTORS.register("effnet-lite0-v4")
+def _effnet_lite0_v4(threads: int = 0) -> Detector:
+    """Detector v4: ``effnet-lite0-v3`` trained 10 more epochs on the same face store and
+    pinned identity split (warm start from its ONNX, BatchNorm statistics re-estimated);
+    calibrated on the same identity-held-out split; gives heatmaps."""
+    return OnnxDetector(_shipped("effnet_lite0_v4.json"), threads)
+
+
+@DETECTORS.register("fused-v4")
+def _fused_v4(threads: int = 0) -> Detector:
+    """The mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v4`` on the same crop (the
+    float twin of ``fused-v4-int8``, for CPUs without VNNI), calibrated on v4's calibration
+    split; heatmaps are the mean of both mask heads."""
+    from fakescope.models._fused import FusedDetector
+
+    return FusedDetector.from_json(asset_path("fused_v4.json"), threads)
+
+
+@DETECTORS.register("effnet-lite0-v4-int8")
+def _effnet_lite0_v4_int8(threads: int = 0) -> Detector:
+    """Detector v4 in 8-bit integers: ``effnet-lite0-v3`` trained 10 more epochs on the same
+    face store and pinned identity split (warm start from its ONNX), quantized like
+    ``effnet-lite0-v3-int8``; calibrated on the same identity-held-out split; gives heatmaps."""
+    return OnnxDetector(_shipped("effnet_lite0_v4_int8.json"), threads)
+
+
+@DETECTORS.register("fused-v4-int8")
+def _fused_v4_int8(threads: int = 0) -> Detector:
+    """The mean logit of ``effnet-lite0-sbi-int8`` and ``effnet-lite0-v4-int8`` on the same
+    crop, calibrated on v4's calibration split; heatmaps are the mean of both mask heads."""
+    from fakescope.models._fused import FusedDetector
+
+    return FusedDetector.from_json(asset_path("fused_v4_int8.json"), threads)
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:

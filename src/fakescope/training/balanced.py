@@ -37,6 +37,7 @@ __all__ = [
     "StoreData",
     "load_store_data",
     "parse_set_weights",
+    "pinned_split",
     "validate_sets",
     "write_split_manifests",
 ]
@@ -54,15 +55,37 @@ class StoreData:
     splits: npt.NDArray[np.str_]
 
 
+def pinned_split(path: str | Path, groups: Sequence[str]) -> dict[str, str]:
+    """The ``{group: split}`` assignment of a ``splits.json`` file for the store's ``groups``;
+    groups the file does not name get ``unassigned`` (in no split)."""
+    try:
+        pinned = json.loads(Path(path).read_text(encoding="utf-8"))["groups"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"data.split_file: cannot read a splits.json from {path}: {exc}") from exc
+    if not isinstance(pinned, dict) or not all(
+        v in ("train", "val", "calib", "test") for v in pinned.values()
+    ):
+        raise ConfigError(f"data.split_file: {path}: groups must map to train/val/calib/test")
+    return {g: str(pinned.get(g, "unassigned")) for g in groups}
+
+
 def load_store_data(
-    root: str | Path, ratios: tuple[float, float, float], seed: int, run_dir: Path | None
+    root: str | Path,
+    ratios: tuple[float, float, float],
+    seed: int,
+    run_dir: Path | None,
+    split_file: str | Path | None = None,
 ) -> StoreData:
-    """Open the store at ``root`` and split it by identity group; with ``run_dir``, write the
-    assignment (and the crop counts per set and split) to ``run_dir/splits.json``."""
+    """Open the store at ``root`` and split it by identity group (seeded, or as pinned by
+    ``split_file``: :func:`pinned_split`); with ``run_dir``, write the assignment (and the crop
+    counts per set and split) to ``run_dir/splits.json``."""
     store = FaceStore.open(Path(root))
     if len(store) == 0:
         raise ConfigError(f"data.store {root} holds no crops")
-    assignment = split_groups(store.rows, ratios, seed)
+    if split_file is None:
+        assignment = split_groups(store.rows, ratios, seed)
+    else:
+        assignment = pinned_split(split_file, sorted({r["group"] for r in store.rows}))
     splits = np.array([assignment[r["group"]] for r in store.rows])
     datasets = store.column("dataset")
     if run_dir is not None:
@@ -220,7 +243,7 @@ def write_split_manifests(run_dir: Path, roots: Sequence[Path]) -> dict[str, Pat
     for root in roots:
         for item in load_dataset("auto", root):
             split = split_of_media.get(item.media_id)
-            if split is not None:
+            if split is not None and split != "unassigned":
                 by_split.setdefault(split, []).append(item)
     return {
         split: write_manifest(items, run_dir / f"{split}.tsv")

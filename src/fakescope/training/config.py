@@ -59,6 +59,11 @@ class DataConfig:
     store: str | None = None  # store folder; splits by identity group, written to the run
     split_ratios: tuple[float, ...] = (0.7, 0.15, 0.15)  # train / val / calib share per set
     split_seed: int = 0
+    # a run's splits.json (or a copy committed beside the config) whose ``groups`` pin the
+    # identity split: the seeded split deals groups by crop count, so a store rebuilt with
+    # another face detector would otherwise move groups between splits. Store groups the file
+    # does not name are left out of every split (counted in the log)
+    split_file: str | None = None
     set_weights: tuple[str, ...] = ()  # "dataset=weight" sampling weights (others 1.0)
     pseudo_fraction: float = 0.5  # share of a set's fakes that are self-blended pseudo-fakes
     samples_per_epoch: int = 0  # store runs: samples drawn per epoch (0: train crop count)
@@ -151,10 +156,15 @@ class ModelConfig:
     freeze_blocks: int = 3  # stem + this many MBConv blocks stay frozen (and in eval mode)
     seg_weight: float = 0.5  # weight of the blend-mask segmentation loss
     dropout: float = 0.2
-    # warm start: a ``last.pt`` of an earlier run (relative to the working directory) whose
-    # network weights start this run (optimizer and schedule start fresh); resuming this
-    # run's own ``last.pt`` takes precedence
+    # warm start: a ``last.pt`` of an earlier run, or an exported ``.onnx`` SBINet such as a
+    # shipped detector (relative to the working directory), whose network weights start this
+    # run (optimizer and schedule start fresh); resuming this run's own ``last.pt`` takes
+    # precedence. An ``.onnx`` export has its BatchNorms folded away: their statistics are
+    # re-estimated on training batches (fakescope.training.onnx_init), the network unchanged
     init_from: str | None = None
+    # keep every BatchNorm in eval mode (running statistics fixed; its scale and shift still
+    # train), e.g. for small batches
+    freeze_bn: bool = False
 
     def validate(self) -> None:
         _check(0 <= self.freeze_blocks <= 16, "model.freeze_blocks", "must be in [0, 16]")

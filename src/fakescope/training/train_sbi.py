@@ -70,6 +70,7 @@ from fakescope.training.train_baseline import augment, to_tensor
 __all__ = ["SEG_BLOCK", "Cache", "SBIExport", "SBINet", "align", "augment_with_mask", "main"]
 
 SEG_BLOCK = 10
+_REFIT_BATCHES = 16  # training batches that re-estimate BatchNorm after an ONNX start
 """Index of the MBConv block whose output (112 ch, stride 16) feeds the segmentation head."""
 
 _U8 = npt.NDArray[np.uint8]
@@ -84,11 +85,19 @@ class SBINet(nn.Module):
     """EfficientNet-Lite0 with a classification logit and a blend-mask segmentation head.
 
     ``forward(x)`` -> ``(logit (N,), mask_logits (N, S/16, S/16))``. The stem and the first
-    ``freeze_blocks`` MBConv blocks are frozen and kept in eval mode (BatchNorm statistics too).
+    ``freeze_blocks`` MBConv blocks are frozen and kept in eval mode (BatchNorm statistics too);
+    with ``freeze_bn`` every BatchNorm stays in eval mode (its affine parameters still train).
     """
 
-    def __init__(self, pretrained: bool = True, dropout: float = 0.2, freeze_blocks: int = 3):
+    def __init__(
+        self,
+        pretrained: bool = True,
+        dropout: float = 0.2,
+        freeze_blocks: int = 3,
+        freeze_bn: bool = False,
+    ):
         super().__init__()
+        self.freeze_bn = freeze_bn
         backbone = imagenet_lite0(1) if pretrained else EfficientNetLite0(1, dropout)
         backbone._dropout = nn.Dropout(dropout)
         self.backbone = backbone
@@ -111,6 +120,10 @@ class SBINet(nn.Module):
         super().train(mode)
         for module in self.frozen_modules():
             module.eval()
+        if self.freeze_bn:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -478,7 +491,11 @@ def train(cfg: TrainConfig) -> Path:
             (cfg.data.split_ratios[0], cfg.data.split_ratios[1], cfg.data.split_ratios[2]),
             cfg.data.split_seed,
             out,
+            cfg.data.split_file,
         )
+        unassigned = int((data.splits == "unassigned").sum())
+        if unassigned:
+            _log(f"{unassigned} store crops are in groups {cfg.data.split_file} does not name")
         cache = Cache(
             data.store.images,  # type: ignore[arg-type]  # memory-mapped, int-indexable
             data.store.landmarks,
@@ -543,7 +560,9 @@ def train(cfg: TrainConfig) -> Path:
             val_h264 = np.stack([h264_roundtrip(c, 40) for c in val_crops])
         _log(f"validation {len(val_crops)} ({int(val.labels.sum())} fake)")
 
-    model = SBINet(cfg.model.pretrained, cfg.model.dropout, cfg.model.freeze_blocks)
+    model = SBINet(
+        cfg.model.pretrained, cfg.model.dropout, cfg.model.freeze_blocks, cfg.model.freeze_bn
+    )
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -562,7 +581,27 @@ def train(cfg: TrainConfig) -> Path:
         init_path = Path(cfg.model.init_from)
         if not init_path.is_file():
             raise ConfigError(f"model.init_from: {init_path} is not a file")
-        model.load_state_dict(torch.load(init_path, weights_only=True)["model"])
+        if init_path.suffix == ".onnx":
+            from fakescope.training.onnx_init import refit_batchnorm, sbinet_state_from_onnx
+
+            model.load_state_dict(sbinet_state_from_onnx(model, init_path))
+            refit_rng = np.random.default_rng(cfg.run.seed + 1)  # the run's own rng untouched
+            sampler.new_epoch(refit_rng)  # (each epoch starts with its own new_epoch)
+            refit_batches = (
+                to_tensor(
+                    np.stack(
+                        [
+                            make_sample(cache, i, cfg, sbi_cfg, refit_rng, ff, degrade_cfg)[0]
+                            for i, ff in sampler.batch(refit_rng, k, cfg.optim.batch)
+                        ]
+                    )
+                )
+                for k in range(_REFIT_BATCHES)
+            )
+            n_refit = refit_batchnorm(model, refit_batches)
+            _log(f"BatchNorm statistics re-estimated on {n_refit} training samples")
+        else:
+            model.load_state_dict(torch.load(init_path, weights_only=True)["model"])
         _log(f"warm start from {init_path}")
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=True)
