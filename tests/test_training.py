@@ -57,6 +57,18 @@ def test_unknown_yaml_key_is_an_error(tmp_path: Path, text: str, key: str) -> No
         resolve(path)
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_resolves_and_names_files_that_exist(path: Path) -> None:
+    """Each recipe in configs/ resolves (no unknown key), and the committed files it names (a
+    pinned split, a shipped ONNX to start from) exist relative to the repository."""
+    cfg = resolve(path)
+    if cfg.data.split_file is not None:
+        pinned = json.loads((REPO / cfg.data.split_file).read_text())["groups"]
+        assert set(pinned.values()) <= {"train", "val", "calib", "test"}
+    if cfg.model.init_from is not None and cfg.model.init_from.endswith(".onnx"):
+        assert (REPO / cfg.model.init_from).is_file()
+
+
 @pytest.mark.parametrize("item", ["optim.lrr=1", "nope.lr=1", "optim=1", "optim.lr"])
 def test_unknown_or_malformed_override_is_an_error(item: str) -> None:
     with pytest.raises(ConfigError, match=item.split("=")[0]):
