@@ -317,6 +317,15 @@ def test_smoke_train_export_resume(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(ConfigError, match="init_from"):
         main([*warm_argv[:-2], f"run.out={tmp_path / 'w2'}", "model.init_from=nope/last.pt"])
 
+    # warm start from an exported ONNX (folded BatchNorms, statistics re-estimated on training
+    # batches): with a tiny lr the new run exports the same network
+    from_onnx = tmp_path / "from_onnx"
+    onnx_argv = [f"run.out={from_onnx}", f"model.init_from={out / 'model.onnx'}", "optim.lr=1e-12"]
+    main([*warm_argv[:-2], *onnx_argv])
+    assert "BatchNorm statistics re-estimated" in capsys.readouterr().err
+    again = ort.InferenceSession(str(from_onnx / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(again.run(None, {"input": x})[0] - prob).max() < 0.02
+
 
 def test_balanced_fake_fraction() -> None:
     from fakescope.training.train_sbi import balanced_fake_fraction

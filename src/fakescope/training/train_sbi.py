@@ -70,8 +70,8 @@ from fakescope.training.train_baseline import augment, to_tensor
 __all__ = ["SEG_BLOCK", "Cache", "SBIExport", "SBINet", "align", "augment_with_mask", "main"]
 
 SEG_BLOCK = 10
-_REFIT_BATCHES = 16  # training batches that re-estimate BatchNorm after an ONNX start
 """Index of the MBConv block whose output (112 ch, stride 16) feeds the segmentation head."""
+_REFIT_BATCHES = 16  # training batches that re-estimate BatchNorm after an ONNX start
 
 _U8 = npt.NDArray[np.uint8]
 _F32 = npt.NDArray[np.float32]
