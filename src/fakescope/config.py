@@ -11,7 +11,11 @@ from typing import Any
 
 from fakescope.errors import ConfigError
 
-__all__ = ["ScanConfig"]
+DEFAULT_DETECTOR = "fused-v4-int8"
+"""The registered face-manipulation detector a scan uses unless told otherwise (re-exported
+as ``fakescope.models.DEFAULT_DETECTOR``)."""
+
+__all__ = ["DEFAULT_DETECTOR", "ScanConfig"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class ScanConfig:
     num_frames: int = 32
     fps: float | None = None
     face_detector: str = "hybrid"
-    detector: str = "fused-v4-int8"
+    detector: str = DEFAULT_DETECTOR
     min_face_px: float = 40.0
     detect_max_side: int = 960
     full_scan_every: int = 4

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope._runtime import onnx_session
+from fakescope.config import DEFAULT_DETECTOR
 from fakescope.errors import ModelError
 from fakescope.models._assets import asset_path, verified_path
 from fakescope.models._config import WeightConfig
@@ -25,8 +26,6 @@ __all__ = [
     "create_detector",
     "detector_argument",
 ]
-
-DEFAULT_DETECTOR = "fused-v4-int8"
 
 
 class Detector(Protocol):

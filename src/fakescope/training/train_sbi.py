@@ -264,6 +264,29 @@ def augment_with_mask(img: _U8, mask: _F32, rng: np.random.Generator) -> tuple[_
     return out, np.ascontiguousarray(mask, dtype=np.float32)
 
 
+def draw_batch(
+    cache: Cache,
+    sampler: _PoolSampler | BalancedSampler,
+    step: int,
+    cfg: TrainConfig,
+    sbi_cfg: SBIConfig,
+    rng: np.random.Generator,
+    degrade_cfg: DegradeConfig,
+) -> tuple[_U8, _F32, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """One training batch of :func:`make_sample` outputs for ``sampler``'s ``step``:
+    ``(images, masks, labels, segmentation weights)``."""
+    samples = [
+        make_sample(cache, i, cfg, sbi_cfg, rng, ff, degrade_cfg)
+        for i, ff in sampler.batch(rng, step, cfg.optim.batch)
+    ]
+    return (
+        np.stack([s[0] for s in samples]),
+        np.stack([s[1] for s in samples]).astype(np.float32),
+        np.array([s[2] for s in samples], np.float32),
+        np.array([s[3] for s in samples], np.float32),
+    )
+
+
 def make_sample(
     cache: Cache,
     index: int,
@@ -588,14 +611,7 @@ def train(cfg: TrainConfig) -> Path:
             refit_rng = np.random.default_rng(cfg.run.seed + 1)  # the run's own rng untouched
             sampler.new_epoch(refit_rng)  # (each epoch starts with its own new_epoch)
             refit_batches = (
-                to_tensor(
-                    np.stack(
-                        [
-                            make_sample(cache, i, cfg, sbi_cfg, refit_rng, ff, degrade_cfg)[0]
-                            for i, ff in sampler.batch(refit_rng, k, cfg.optim.batch)
-                        ]
-                    )
-                )
+                to_tensor(draw_batch(cache, sampler, k, cfg, sbi_cfg, refit_rng, degrade_cfg)[0])
                 for k in range(_REFIT_BATCHES)
             )
             n_refit = refit_batchnorm(model, refit_batches)
@@ -629,14 +645,9 @@ def train(cfg: TrainConfig) -> Path:
         with _progress() as progress:
             task = progress.add_task(f"epoch {epoch}", total=steps_per_epoch, loss=float("nan"))
             for step in range(steps_per_epoch):
-                idx = sampler.batch(rng, step, cfg.optim.batch)
-                samples = [
-                    make_sample(cache, i, cfg, sbi_cfg, rng, ff, degrade_cfg) for i, ff in idx
-                ]
-                batch = np.stack([s[0] for s in samples])
-                masks = np.stack([s[1] for s in samples]).astype(np.float32)
-                labels = np.array([s[2] for s in samples], np.float32)
-                seg_w = np.array([s[3] for s in samples], np.float32)
+                batch, masks, labels, seg_w = draw_batch(
+                    cache, sampler, step, cfg, sbi_cfg, rng, degrade_cfg
+                )
                 loss, parts = compute_loss(model, batch, masks, labels, seg_w, cfg)
                 opt.zero_grad()
                 loss.backward()  # type: ignore[no-untyped-call]
@@ -644,8 +655,8 @@ def train(cfg: TrainConfig) -> Path:
                 sched.step()
                 parts["loss"] = loss.item()
                 for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v * len(idx)
-                seen += len(idx)
+                    sums[k] = sums.get(k, 0.0) + v * len(labels)
+                seen += len(labels)
                 progress.update(task, advance=1, loss=parts["loss"])
         entry: dict[str, Any] = {"epoch": epoch, "steps": steps_per_epoch, "samples": seen}
         entry.update({k: v / max(seen, 1) for k, v in sums.items()})
