@@ -124,7 +124,7 @@ def test_verdicts_carry_the_decision(scanner: Scanner, face_image: Path, tmp_pat
             else "fixed threshold from the weight config"
         ),
         aggregation=AGGREGATION_RULE.format(
-            track="mean", level="crop" if calibrated else "uncalibrated"
+            track="mean", level="crop" if calibrated else "uncalibrated", brief=8
         ),
         calibration_level="crop" if calibrated else None,
     )

@@ -2,11 +2,13 @@
 
 >>> from fakescope import scan
 >>> verdict = scan("clip.mp4")            # doctest: +SKIP
->>> verdict.status, verdict.fake_probability, verdict.label  # doctest: +SKIP
+>>> verdict.overall.label, verdict.overall.probability  # doctest: +SKIP
+>>> verdict.status, verdict.fake_probability, verdict.label  # face question  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 from fakescope.config import ScanConfig
@@ -29,6 +31,8 @@ from fakescope.types import (
     Label,
     MediaInfo,
     ModelInfo,
+    OverallLabel,
+    OverallVerdict,
     Status,
     SynthesisVerdict,
     Track,
@@ -50,6 +54,8 @@ __all__ = [
     "MediaInfo",
     "ModelError",
     "ModelInfo",
+    "OverallLabel",
+    "OverallVerdict",
     "ScanConfig",
     "Scanner",
     "Status",
@@ -62,7 +68,12 @@ __all__ = [
     "scan",
 ]
 
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("fakescope")
+    """The installed release (pyproject's ``version``; shipped weights name the release they
+    first shipped in, never a later one)."""
+except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def scan(path: str | Path, config: ScanConfig | None = None) -> Verdict:

@@ -1,13 +1,16 @@
-"""Decisions from scores: the cost-minimising threshold and the fake / real / uncertain label.
+"""Decisions from scores: the cost-minimising threshold, the fake / real / uncertain label,
+and :func:`combine`, the overall verdict's rule (the face and whole-image answers ->
+manipulated / generated / authentic / uncertain / no_verdict; see :mod:`fakescope._overall`).
 
 Kept free of heavy imports: the scan path and the evaluation metrics both use it.
 """
 
 from __future__ import annotations
 
+from fakescope._overall import FaceAnswer, ImageAnswer, combine
 from fakescope.types import Label
 
-__all__ = ["bayes_threshold", "decide_label"]
+__all__ = ["FaceAnswer", "ImageAnswer", "bayes_threshold", "combine", "decide_label"]
 
 
 def _validate_costs(c_miss: float, c_fa: float, p_target: float) -> None:

@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fakescope._overall import FaceAnswer, ImageAnswer, OverallLabel, OverallVerdict, combine
+
 __all__ = [
+    "DETECTOR_ERROR",
     "Attribution",
     "Box",
     "CropScore",
@@ -29,6 +32,8 @@ __all__ = [
     "Label",
     "MediaInfo",
     "ModelInfo",
+    "OverallLabel",
+    "OverallVerdict",
     "Status",
     "SynthesisVerdict",
     "Track",
@@ -311,12 +316,17 @@ class TrackVerdict:
     """Other lines of evidence about this face (``ScanConfig.evidence``)."""
     identity: Identity | None = None
     """Whose face this is (``ScanConfig.identity``)."""
+    calibration_level: str | None = None
+    """The calibrator ``fake_probability`` went through: ``video`` (a video's track of at
+    least ``min_track_frames`` crops), ``crop`` (photos and briefer tracks; the level of every
+    frame's probability) or None (an uncalibrated weight)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "track_id": self.track_id,
             "fake_probability": round(self.fake_probability, 6),
             "raw_score": round(self.raw_score, 6),
+            "calibration_level": self.calibration_level,
             "label": str(self.label),
             "frames": [s.to_dict() for s in self.frames],
             "heatmap": self.heatmap,
@@ -332,14 +342,27 @@ class TrackVerdict:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Which detector weight produced a verdict."""
+    """Which detector weight produced a verdict.
+
+    ``resolved_from`` names the weight that was asked for when another one ran in its place
+    (an int8 weight's float twin, on a CPU where the int8 network is not exact, or under
+    ``FAKESCOPE_INT8=never``) and ``resolution`` says why; both None otherwise.
+    """
 
     name: str
     sha256: str
     version: str = ""
+    resolved_from: str | None = None
+    resolution: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "version": self.version}
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "version": self.version,
+            "resolved_from": self.resolved_from,
+            "resolution": self.resolution,
+        }
 
 
 @dataclass(frozen=True)
@@ -377,6 +400,12 @@ class DecisionInfo:
             "aggregation": self.aggregation,
             "calibration_level": self.calibration_level,
         }
+
+
+DETECTOR_ERROR = "detector_error"
+"""The ``faces_dropped`` reason of a face whose crops the detector gave no valid score for (a
+non-finite or out-of-range output): counted, named in the reason, and it keeps the input from
+being called authentic."""
 
 
 def _check_scored(
@@ -455,13 +484,47 @@ class Verdict:
     faces_dropped: dict[str, int] = field(default_factory=dict)
     """Detected faces that were not scored, by reason (``noise``: the noise rule for a
     low-confidence detection beside a larger face; ``too_small``: under ``min_face_px``;
-    ``unalignable``: degenerate landmarks; ``over_max_faces``: beyond ``max_faces``)."""
+    ``unalignable``: degenerate landmarks; ``over_max_faces``: beyond ``max_faces``;
+    ``detector_error``: the face detector gave no valid score for the crop)."""
     synthesis: SynthesisVerdict | None = None
     """The whole-image synthesis verdict (its own status, probability and model); None when
     the synthesis detector is off. Every other field is about faces (swap/reenactment)."""
+    notes: tuple[str, ...] = ()
+    """What an optional stage (attribution, evidence, identity, heatmaps, thumbnails) could
+    not add, in plain words; the verdict itself stands."""
 
     def __post_init__(self) -> None:
         _check_scored("verdict", self.status, self.fake_probability, self.raw_score, self.label)
+
+    @property
+    def overall(self) -> OverallVerdict:
+        """The answer to "is this media authentic?" from the face verdict (this verdict's
+        ``label`` and ``fake_probability``, the face-manipulation question) and the whole-image
+        ``synthesis`` verdict: ``manipulated`` / ``generated`` when either is confidently fake,
+        ``authentic`` only when both are confidently authentic (see :mod:`fakescope._overall`
+        for the whole rule)."""
+        worst = max(self.tracks, key=lambda t: t.fake_probability, default=None)
+        faces = FaceAnswer(
+            str(self.status),
+            self.reason,
+            str(self.label),
+            self.fake_probability,
+            None if worst is None else worst.track_id + 1,
+            self.faces_dropped.get(DETECTOR_ERROR, 0),
+        )
+        synth = self.synthesis
+        image = (
+            None
+            if synth is None
+            else ImageAnswer(
+                str(synth.status),
+                synth.reason,
+                str(synth.label),
+                synth.fake_probability,
+                synth.frames,
+            )
+        )
+        return combine(faces, image)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object that ``fakescope scan --json`` prints for this input.
@@ -475,6 +538,7 @@ class Verdict:
         if raw is not None:
             out["path_bytes_hex"] = raw.hex()
         return out | {
+            "verdict": self.overall.to_dict(),
             "status": str(self.status),
             "reason": display_path(self.reason)[0],
             "fake_probability": (
@@ -489,4 +553,5 @@ class Verdict:
             "decision": None if self.decision is None else self.decision.to_dict(),
             "faces_dropped": dict(self.faces_dropped),
             "synthesis": None if self.synthesis is None else self.synthesis.to_dict(),
+            "notes": [display_path(n)[0] for n in self.notes],
         }

@@ -28,6 +28,7 @@ from fakescope.batch._inputs import BatchItem, content_sha256, is_url
 from fakescope.batch._store import FAILURE_STATUSES, ResultStore, read_results, row_values
 from fakescope.batch._worker import Event, Job, LocalPool, ScannerFactory
 from fakescope.config import ScanConfig
+from fakescope.decision import FaceAnswer, combine
 from fakescope.errors import ConfigError
 from fakescope.evaluation import MEDIA_LEVEL, ScoreRow
 
@@ -221,8 +222,10 @@ def _hasher(
 
 def _failure_payload(item: BatchItem, detector: str, status: str, reason: str) -> dict[str, Any]:
     """What a lost attempt records: an abstaining verdict object and one item-level row."""
+    nothing = combine(FaceAnswer(status, reason), None).to_dict()
     verdict: dict[str, Any] = {
         "path": item.path,
+        "verdict": nothing,
         "status": status,
         "reason": reason,
         "fake_probability": None,
@@ -235,6 +238,7 @@ def _failure_payload(item: BatchItem, detector: str, status: str, reason: str) -
         "decision": None,
         "faces_dropped": {},
         "synthesis": None,
+        "notes": [],
     }
     label = -1 if item.label is None else int(item.label == "fake")
     row = ScoreRow(

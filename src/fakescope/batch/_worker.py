@@ -118,7 +118,7 @@ def scan_payload(scanner: ScannerLike, item: BatchItem) -> dict[str, Any]:
     eval`` makes them), as JSON-safe lists. An exception becomes an ``error`` payload."""
     from fakescope.batch._store import row_values
     from fakescope.data import MediaItem
-    from fakescope.evaluation import evidence_rows, synthesis_row, verdict_rows
+    from fakescope.evaluation import evidence_rows, overall_row, synthesis_row, verdict_rows
 
     start, cpu = time.perf_counter(), time.process_time()
     config = scanner.config
@@ -139,6 +139,8 @@ def scan_payload(scanner: ScannerLike, item: BatchItem) -> dict[str, Any]:
         rows.extend(evidence_rows(media, verdict, config.evidence))
         synth = synthesis_row(media, verdict)
         rows.extend([] if synth is None else [synth])
+        whole = overall_row(media, config.detector, verdict)
+        rows.extend([] if whole is None else [whole])
         if item.label is None:  # unknown: the row says so (eval skips label -1)
             rows = [replace(r, label=-1, method="") for r in rows]
         data = verdict.to_dict()

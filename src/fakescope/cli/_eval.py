@@ -136,6 +136,24 @@ def _synthesis_decision(scanner: Scanner) -> dict[str, Any] | None:
     }
 
 
+def _overall_decision(scanner: Scanner) -> dict[str, Any] | None:
+    """The decision the overall verdict's item rows are labelled by (None without a synthesis
+    detector): with both questions calibrated to one threshold, "manipulated or generated"
+    is the larger probability at or above threshold + band, "authentic" below threshold -
+    band."""
+    if scanner.synthesis is None:
+        return None
+    return {
+        **scanner.decision.to_dict(),
+        "calibration_level": None,
+        "rule": "the face and whole-image questions' own thresholds (one cost-minimising "
+        "threshold when both are calibrated)",
+        "aggregation": "overall: the larger of the face-manipulation and whole-image "
+        "probabilities; manipulated or generated when either question is fake, authentic "
+        "only when both are real",
+    }
+
+
 def _evidence_decision(scanner_decision: dict[str, Any], config: ScanConfig) -> dict[str, Any]:
     """The decision an evidence model's item rows are labelled by: the scan's costs and band,
     the cost-minimising threshold for its calibrated probability."""
@@ -175,7 +193,7 @@ def _from_scores_decisions(
     beside scores.csv, else rebuilt from each detector's weight config and the scan settings
     (models are loaded, nothing is scanned). Decision flags on the command line rebuild."""
     from fakescope.errors import ConfigError, FakescopeError
-    from fakescope.evaluation import EVIDENCE_PREFIX, SYNTHESIS_PREFIX
+    from fakescope.evaluation import EVIDENCE_PREFIX, OVERALL_PREFIX, SYNTHESIS_PREFIX
     from fakescope.inference import Scanner
 
     given = Path(args.from_scores)
@@ -197,6 +215,9 @@ def _from_scores_decisions(
                     config, synthesis_detector=None, evidence=(), attribution=None
                 )
                 decision = _evidence_decision(_scanner_decision(Scanner(base)), config)
+            elif name.startswith(OVERALL_PREFIX):
+                face = name.removeprefix(OVERALL_PREFIX)
+                decision = _overall_decision(Scanner(dataclasses.replace(config, detector=face)))
             elif name.startswith(SYNTHESIS_PREFIX):
                 synth = name.removeprefix(SYNTHESIS_PREFIX)
                 decision = _synthesis_decision(
@@ -236,6 +257,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
     from fakescope.cli._main import UsageError, stderr_progress, stdout_console
     from fakescope.evaluation import (
         EVIDENCE_PREFIX,
+        OVERALL_PREFIX,
         SYNTHESIS_PREFIX,
         AttributionRecord,
         Failure,
@@ -283,7 +305,10 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
                     attributed.setdefault(detector, []).append(record)
 
             table, failures = score_items(items, scanners, on_item=advance)
-        for scanner in scanners.values():
+        for name, scanner in scanners.items():
+            whole = _overall_decision(scanner)
+            if whole is not None:
+                decisions[OVERALL_PREFIX + name] = whole
             synth_decision = _synthesis_decision(scanner)
             if synth_decision is not None and scanner.synthesis is not None:
                 decisions.setdefault(SYNTHESIS_PREFIX + scanner.synthesis.info.name, synth_decision)

@@ -13,7 +13,7 @@ from fakescope.config import ScanConfig
 from fakescope.errors import InputError
 from fakescope.inference import Scanner
 from fakescope.io import expand_inputs
-from fakescope.types import Label, Status, Verdict, display_path
+from fakescope.types import Label, OverallLabel, Status, Verdict, display_path
 
 __all__ = ["run_scan", "synthesis_cell", "track_lines", "verdict_table"]
 
@@ -56,32 +56,51 @@ def track_lines(verdict: Verdict) -> list[str]:
     return lines
 
 
+_OVERALL_STYLE = {
+    OverallLabel.MANIPULATED: "bold red",
+    OverallLabel.GENERATED: "bold red",
+    OverallLabel.AUTHENTIC: "green",
+    OverallLabel.UNCERTAIN: "yellow",
+    OverallLabel.NO_VERDICT: "dim",
+}
+
+
 def verdict_table(verdicts: Sequence[Verdict]) -> Table:
-    """One row per input: status, decision, probability, faces, the whole-image synthesis
-    verdict and the reasons."""
+    """One row per input: first the overall verdict (is the media authentic, and if not,
+    manipulated or generated?) and its probability of not being authentic; then the face
+    question (label, probability of manipulation, faces), the whole-image synthesis question,
+    the input's status and the reasons. Every percentage is a probability of fake."""
     table = Table(title="fakescope scan", show_lines=False)
     synthesis = any(v.synthesis is not None for v in verdicts)
-    columns = ["input", "status", "verdict", "fake prob.", "faces"]
+    columns = ["input", "verdict", "not authentic", "face manipulated", "faces"]
     columns += ["generated (whole image)"] if synthesis else []
-    for column in (*columns, "reason"):
+    for column in (*columns, "status", "reason"):
         table.add_column(column, overflow="fold")
     for v in verdicts:
-        prob = "-" if v.fake_probability is None else f"{v.fake_probability:.1%}"
+        overall = v.overall
+        o_prob = "-" if overall.probability is None else f"{overall.probability:.1%}"
+        face = (
+            "-"
+            if v.fake_probability is None
+            else f"[{_STYLE[v.label]}]{v.label}[/] {v.fake_probability:.1%}"
+        )
         faces = (
             ", ".join(f"face {t.track_id + 1}: {t.fake_probability:.0%}" for t in v.tracks) or "-"
         )
         status_style = "" if v.status is Status.OK else "yellow"
-        reason = display_path(v.reason)[0]
+        reason = escape(display_path(v.reason)[0])
         if v.synthesis is not None:
             reason += f"\nsynthesis: {escape(display_path(v.synthesis.reason)[0])}"
         reason += "".join(f"\n{escape(line)}" for line in track_lines(v))
+        reason += "".join(f"\nnote: {escape(display_path(n)[0])}" for n in v.notes)
         table.add_row(
             display_path(v.path)[0],
-            f"[{status_style}]{v.status}[/]" if status_style else str(v.status),
-            f"[{_STYLE[v.label]}]{v.label}[/]",
-            prob,
+            f"[{_OVERALL_STYLE[overall.label]}]{overall.label}[/]",
+            o_prob,
+            face,
             faces,
             *([synthesis_cell(v)] if synthesis else []),
+            f"[{status_style}]{v.status}[/]" if status_style else str(v.status),
             reason,
         )
     return table

@@ -61,9 +61,11 @@ from fakescope.evaluation._report import (
 )
 from fakescope.evaluation._run import (
     EVIDENCE_PREFIX,
+    OVERALL_PREFIX,
     SYNTHESIS_PREFIX,
     Failure,
     evidence_rows,
+    overall_row,
     score_items,
     synthesis_row,
     verdict_rows,
@@ -77,6 +79,7 @@ __all__ = [
     "FFPP_METHODS",
     "IDENTITY_SWAPS",
     "MEDIA_LEVEL",
+    "OVERALL_PREFIX",
     "SYNTHESIS_PREFIX",
     "AttributionRecord",
     "DetCurveDisplay",
@@ -111,6 +114,7 @@ __all__ = [
     "item_scores",
     "log_loss",
     "min_dcf",
+    "overall_row",
     "report_decisions",
     "roc_auc",
     "score_correlation",

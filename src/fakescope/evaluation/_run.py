@@ -12,9 +12,11 @@ from fakescope.types import Status, Verdict
 
 __all__ = [
     "EVIDENCE_PREFIX",
+    "OVERALL_PREFIX",
     "SYNTHESIS_PREFIX",
     "Failure",
     "evidence_rows",
+    "overall_row",
     "score_items",
     "synthesis_row",
     "verdict_rows",
@@ -29,6 +31,13 @@ EVIDENCE_PREFIX = "evidence:"
 """A track evidence model is a detector of its own in the score table: ``evidence:<name>``,
 one item-level row per item (the highest probability among the item's face tracks, as for
 the face verdict), NaN when it abstained or could not judge any track."""
+
+
+OVERALL_PREFIX = "overall:"
+"""The overall verdict is a detector of its own in the score table: ``overall:<face
+detector>`` (one item-level row per item and face detector, when the scan also ran the
+synthesis detector): the probability that the media is not authentic, NaN for
+``no_verdict``; its label counts any fake (manipulated or generated) as positive."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,30 @@ def synthesis_row(item: MediaItem, verdict: Verdict) -> ScoreRow | None:
     )
 
 
+def overall_row(item: MediaItem, detector: str, verdict: Verdict) -> ScoreRow | None:
+    """The item-level row of ``verdict``'s overall verdict under face detector ``detector``
+    (None when the scan had no synthesis verdict: the overall verdict is then the face
+    verdict's own row). Its status is ``ok`` whenever the overall verdict has a probability
+    (one of the two questions was answered), else the input's status."""
+    if verdict.synthesis is None:
+        return None
+    overall = verdict.overall
+    p = overall.probability
+    return ScoreRow(
+        item.media_id,
+        MEDIA_LEVEL,
+        MEDIA_LEVEL,
+        OVERALL_PREFIX + detector,
+        float("nan") if p is None else float(p),
+        1 if item.label == "fake" else 0,
+        item.method,
+        item.dataset,
+        str(Status.OK) if p is not None else str(verdict.status),
+        item.compression or "",
+        float("nan") if p is None else float(p),
+    )
+
+
 def score_items(
     items: Sequence[MediaItem],
     scanners: Mapping[str, Scanner],
@@ -162,6 +195,8 @@ def score_items(
         for name, scanner in scanners.items():
             verdict = scanner.scan(item.path, memo=memo)
             table.extend(verdict_rows(item, name, verdict))
+            whole = overall_row(item, name, verdict)
+            table.extend([] if whole is None else [whole])
             for row in evidence_rows(item, verdict, scanner.config.evidence):
                 if row.detector not in synthesis_done:  # once per item, like synthesis
                     synthesis_done.add(row.detector)

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope.config import ScanConfig
-from fakescope.decision import bayes_threshold, decide_label
+from fakescope.decision import decide_label
 from fakescope.errors import AlignmentError, ConfigError, FakescopeError
 from fakescope.faces import (
     FACE_DETECTORS,
@@ -30,6 +30,7 @@ from fakescope.faces import (
     split_faces,
 )
 from fakescope.inference._aggregate import AGGREGATORS
+from fakescope.inference._decide import AGGREGATION_RULE, Decider, load_calibrators, valid_scores
 from fakescope.inference._evidence import (
     IDENTITY_SLOT,
     attribute_tracks,
@@ -51,15 +52,13 @@ from fakescope.inference._prefetch import prefetch
 from fakescope.io import Limits, Sampling, open_media, read_frames_at
 from fakescope.models import Detector, create_detector
 from fakescope.types import (
+    DETECTOR_ERROR,
     Box,
     CropScore,
-    DecisionInfo,
     FaceBox,
     Frame,
-    Label,
     MediaInfo,
     Status,
-    SynthesisVerdict,
     Track,
     TrackVerdict,
     Verdict,
@@ -67,10 +66,7 @@ from fakescope.types import (
 )
 
 if TYPE_CHECKING:
-    from fakescope.calibration import IsotonicCalibrator, LogitCalibrator
     from fakescope.synthesis import SynthesisDetector
-
-    Calibrator = LogitCalibrator | IsotonicCalibrator
 
 __all__ = [
     "AGGREGATION_RULE",
@@ -84,14 +80,6 @@ __all__ = [
 
 SYNTHESIS_FRAMES = 4
 """At most this many sampled frames of a video are scored by the synthesis detector."""
-RULE_COST = "cost-minimising threshold for the calibrated probability"
-RULE_WEIGHT = "fixed threshold from the weight config"
-RULE_OVERRIDE = "fixed threshold from --threshold (ScanConfig.threshold)"
-AGGREGATION_RULE = (
-    "input: the highest calibrated fake probability among its face tracks, so one confidently "
-    "fake face makes the input fake; face track: the calibrated {track} of its crops' raw "
-    "scores ({level} level)"
-)
 Progress = Callable[[int, int], None]
 
 
@@ -103,7 +91,7 @@ def media_key(path: Path) -> str:
     return f"{stem}-{digest[:10]}"
 
 
-class Scanner:
+class Scanner(Decider):
     """Holds the loaded models and scans inputs one at a time (reuse it for a batch)."""
 
     def __init__(self, config: ScanConfig | None = None) -> None:
@@ -121,13 +109,7 @@ class Scanner:
             )
         self.track_aggregate = AGGREGATORS.create(self.config.track_aggregator)
         wcfg = self.detector.config
-        self.calibrators: dict[str, Calibrator] = {}
-        if wcfg.calibration:
-            from fakescope.calibration import calibrator_from_dict
-
-            self.calibrators = {
-                level: calibrator_from_dict(data) for level, data in wcfg.calibration.items()
-            }
+        self.calibrators = load_calibrators(wcfg.calibration, wcfg.name)
         self.threshold = self._threshold()
         self.synthesis: SynthesisDetector | None = None
         if self.config.synthesis_detector is not None:
@@ -137,70 +119,6 @@ class Scanner:
         self.synthesis_threshold = self._synthesis_threshold()
         self.attributor, self.evidence = evidence_models(self.config, wcfg)
         self.identifier = track_identifier(self.config)
-
-    def _synthesis_threshold(self) -> float:
-        """The synthesis label's threshold: the cost-minimising one (the scan's costs and
-        prior) for a calibrated synthesis detector, else its own. ``--threshold`` is the face
-        detector's and does not move it."""
-        cfg = self.config
-        if self.synthesis is None or self.synthesis.calibrated:
-            return bayes_threshold(cfg.cost_miss, cfg.cost_false_alarm, cfg.prior_fake)
-        return float(self.synthesis.threshold)
-
-    def _threshold(self) -> float:
-        cfg = self.config
-        if cfg.threshold is not None:
-            return cfg.threshold
-        if self.calibrators:
-            return bayes_threshold(cfg.cost_miss, cfg.cost_false_alarm, cfg.prior_fake)
-        return self.detector.config.threshold
-
-    def calibration_level(self, kind: str | None) -> str | None:
-        """The calibrator a face track of a ``kind`` ("video"/"image") input goes through:
-        ``video`` for videos when the weight has one, else ``crop``; None when uncalibrated."""
-        if kind == "video" and "video" in self.calibrators:
-            return "video"
-        return "crop" if "crop" in self.calibrators else None
-
-    def decision_for(self, kind: str | None) -> DecisionInfo:
-        """The threshold, band, calibration and rules labels are decided by for an input of
-        ``kind`` (attached to its verdict; ``kind`` None when the input never opened)."""
-        cfg = self.config
-        if cfg.threshold is not None:
-            rule = RULE_OVERRIDE
-        elif self.calibrators:
-            rule = RULE_COST
-        else:
-            rule = RULE_WEIGHT
-        level = self.calibration_level(kind)
-        return DecisionInfo(
-            threshold=self.threshold,
-            uncertain_band=cfg.uncertain_band,
-            calibrated=bool(self.calibrators),
-            cost_miss=cfg.cost_miss,
-            cost_false_alarm=cfg.cost_false_alarm,
-            prior_fake=cfg.prior_fake,
-            rule=rule,
-            aggregation=AGGREGATION_RULE.format(
-                track=cfg.track_aggregator, level=level or "uncalibrated"
-            ),
-            calibration_level=level,
-        )
-
-    @property
-    def decision(self) -> DecisionInfo:
-        """:meth:`decision_for` a video."""
-        return self.decision_for("video")
-
-    def calibrate(
-        self, scores: Sequence[float] | npt.NDArray[np.float64], level: str | None
-    ) -> npt.NDArray[np.float64]:
-        """Raw scores mapped through the weight's ``level`` calibrator (unchanged when
-        ``level`` is None, i.e. an uncalibrated weight)."""
-        raw = np.asarray(scores, dtype=np.float64)
-        if level is None or raw.size == 0:
-            return raw
-        return np.asarray(self.calibrators[level].predict_proba(raw)[:, 1], dtype=np.float64)
 
     @property
     def limits(self) -> Limits:
@@ -358,64 +276,6 @@ class Scanner:
             run.error = f"{type(exc).__name__}: {exc}"
         clock.add("synthesis", start)
 
-    def synthesis_verdict(
-        self,
-        run: _SynthesisRun | None,
-        status: Status,
-        reason: str,
-        kind: str | None = None,
-    ) -> SynthesisVerdict | None:
-        """The input's synthesis verdict from what ``run`` scored: the calibrated probability
-        of its mean raw score, labelled by :func:`decide_label` with
-        :attr:`synthesis_threshold` and the scan's uncertain band. When the sampled frames
-        never all streamed past (the input could not be opened or decoded), it abstains
-        with the input's own ``status`` and ``reason``. None when the detector is off."""
-        detector = self.synthesis
-        if detector is None:
-            return None
-        model = detector.info
-        if run is None or not run.complete:
-            return SynthesisVerdict(status, reason, model=model)
-        if run.error is not None:
-            return SynthesisVerdict(
-                Status.ERROR, f"synthesis detector failed: {run.error}", model=model
-            )
-        if not run.raw:
-            if run.too_small is not None:
-                side, need = run.too_small
-                return SynthesisVerdict(
-                    Status.UNSUPPORTED,
-                    f"image too small for the synthesis detector ({side} px, needs {need})",
-                    model=model,
-                )
-            return SynthesisVerdict(Status.UNDECODABLE, "no frame could be decoded", model=model)
-        raw = float(np.mean(run.raw))
-        try:
-            p = float(np.asarray(detector.probability(np.array([raw])), dtype=np.float64)[0])
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"probability {p!r} is not in [0, 1]")
-        except Exception as exc:
-            return SynthesisVerdict(
-                Status.ERROR,
-                f"synthesis detector failed: {type(exc).__name__}: {exc}",
-                model=model,
-            )
-        band = self.config.uncertain_band
-        label = decide_label(p, self.synthesis_threshold, band)
-        n = len(run.raw)
-        where = "the photo" if kind == "image" else f"{n} sampled frame{'s' if n != 1 else ''}"
-        thr = f"threshold {self.synthesis_threshold:.2f}"
-        if label is Label.FAKE:
-            text = f"the whole image looks generated ({p:.0%} from {where}, {thr})"
-        elif label is Label.REAL:
-            text = f"no sign that the whole image was generated ({p:.0%} from {where}; {thr})"
-        else:
-            text = (
-                f"uncertain whether the whole image was generated ({p:.0%} from {where}, "
-                f"within ±{band:.2f} of the {thr})"
-            )
-        return SynthesisVerdict(Status.OK, text, p, label, raw, model, n)
-
     def _look_back(
         self, recent: Sequence[Frame], new: Sequence[FaceBox], out: _Faces, clock: _Clock
     ) -> None:
@@ -502,8 +362,10 @@ class Scanner:
         self, tracks: Sequence[Track], faces: _Faces
     ) -> tuple[list[CropScore], dict[int, npt.NDArray[np.float64]]]:
         """Stage 5: run the detector on every aligned crop of every track; each crop gets its
-        raw score and its crop-level calibrated probability. Also returns the crop-space maps
-        by ``id(FaceBox)`` when heatmaps are wanted (else empty)."""
+        raw score and its crop-level calibrated probability. A crop whose output is not a
+        finite number in [0, 1] gets no score (the scan counts it as a ``detector_error``; a
+        track left with no score is not scored). Also returns the
+        crop-space maps by ``id(FaceBox)`` when heatmaps are wanted (else empty)."""
         members = [(t.track_id, f) for t in tracks for f in t.faces]
         if not members:
             return [], {}
@@ -515,12 +377,63 @@ class Scanner:
                 maps = {id(f): m for (_, f), m in zip(members, crop_maps, strict=True)}
         else:
             raw = self.detector.predict(batch)
-        probs = self.calibrate(raw, self.calibration_level("image"))
+        raw = np.asarray(raw, dtype=np.float64).reshape(-1)
+        if raw.shape != (len(members),):
+            raise ValueError(f"the detector gave {raw.size} scores for {len(members)} crops")
+        ok = valid_scores(raw)
+        probs = self.calibrate(raw[ok], self.calibration_level("image"))
+        kept = [m for m, good in zip(members, ok, strict=True) if good]
         scores = [
             CropScore(tid, f.frame_index, faces.times[f.frame_index], f.box, float(p), float(r))
-            for (tid, f), p, r in zip(members, probs, raw, strict=True)
+            for (tid, f), p, r in zip(kept, probs, raw[ok], strict=True)
         ]
         return scores, maps
+
+    def _optional_stages(
+        self,
+        path: Path,
+        tracks: Sequence[Track],
+        verdicts: tuple[TrackVerdict, ...],
+        faces: _Faces,
+        maps: dict[int, npt.NDArray[np.float64]],
+        clock: _Clock,
+        notes: list[str],
+    ) -> tuple[TrackVerdict, ...]:
+        """Stages 7-8, none of which changes a face's probability: attribution, other evidence,
+        identity, heatmaps, thumbnails. A failure of one adds a note to ``notes`` and leaves
+        the verdict as it was; it never turns a finished verdict into an error."""
+        start = time.perf_counter()
+        stages: list[tuple[str, Callable[[tuple[TrackVerdict, ...]], tuple[TrackVerdict, ...]]]]
+        stages = []
+        if self.attributor is not None:
+            attributor = self.attributor
+            stages.append(
+                ("attribution", lambda v: attribute_tracks(attributor, tracks, v, faces.crops))
+            )
+        if self.evidence:
+            stages.append(
+                (
+                    "evidence",
+                    lambda v: track_evidence(self.evidence, tracks, v, faces.seen, faces.times),
+                )
+            )
+        if self.identifier is not None:
+            identifier = self.identifier
+            stages.append(
+                ("identity", lambda v: identify_tracks(identifier, tracks, v, faces.seen))
+            )
+        after = [
+            ("heatmaps", lambda v: self.draw_heatmaps(path, tracks, v, faces, maps)),
+            ("thumbnails", lambda v: self.write_thumbnails(path, tracks, v, faces)),
+        ]
+        for k, (name, stage) in enumerate([*stages, *after]):
+            if k == len(stages):
+                start = clock.add("evidence", start)
+            try:
+                verdicts = tuple(stage(verdicts))
+            except Exception as exc:  # optional: the verdict stands without it
+                notes.append(f"{name} failed and were left out: {type(exc).__name__}: {exc}")
+        return verdicts
 
     def draw_heatmaps(
         self,
@@ -579,63 +492,6 @@ class Scanner:
             done.append(dataclasses.replace(verdict, thumbnail=str(jpg)))
         return tuple(done)
 
-    def decide(
-        self, tracks: Sequence[Track], scores: Sequence[CropScore], kind: str = "video"
-    ) -> tuple[float, Label, tuple[TrackVerdict, ...]]:
-        """Stage 6: each track's calibrated probability (its crops' raw scores aggregated by
-        ``track_aggregator``, then the ``kind``'s calibrator); the input's probability is the
-        highest track's, so its label is ``fake`` as soon as one face is confidently fake."""
-        band = self.config.uncertain_band
-        level = self.calibration_level(kind)
-        verdicts = []
-        for track in tracks:
-            own = tuple(s for s in scores if s.track_id == track.track_id)
-            raw = self.track_aggregate([s.raw_score for s in own])
-            p = float(self.calibrate([raw], level)[0])
-            verdicts.append(
-                TrackVerdict(track.track_id, p, decide_label(p, self.threshold, band), own, raw)
-            )
-        if not verdicts:
-            raise ValueError("decide needs at least one face track")
-        overall = max(v.fake_probability for v in verdicts)
-        return overall, decide_label(overall, self.threshold, band), tuple(verdicts)
-
-    def explain(self, label: Label, verdicts: Sequence[TrackVerdict], faces: _Faces) -> str:
-        """The verdict's reason: which face decided it, then what was looked at and dropped.
-        Faces are numbered from 1 for people (face ``n`` is ``track_id`` ``n - 1``), as on the
-        page and in heatmap captions."""
-        worst = max(verdicts, key=lambda v: v.fake_probability)
-        n = len(worst.frames)
-        where = f"in {n} frame{'s' if n != 1 else ''}"
-        thr = f"threshold {self.threshold:.2f}"
-        if label is Label.FAKE:
-            p = worst.fake_probability
-            head = f"face {worst.track_id + 1} looks manipulated ({p:.0%} {where}, {thr})"
-            others = sum(v.label is Label.FAKE for v in verdicts) - 1
-            if others:
-                head += f"; {others} other face track(s) too"
-        elif label is Label.UNCERTAIN:
-            head = (
-                f"face {worst.track_id + 1} is uncertain ({worst.fake_probability:.0%} {where}, "
-                f"within ±{self.config.uncertain_band:.2f} of the {thr})"
-            )
-        else:
-            head = (
-                f"every face looks authentic (most suspicious: face {worst.track_id + 1}, "
-                f"{worst.fake_probability:.0%} {where}; {thr})"
-            )
-        n_crops = sum(len(v.frames) for v in verdicts)
-        looked = f"{faces.frames_seen} sampled frame(s)"
-        if faces.extra_frames:
-            looked += f" + {faces.extra_frames} extra around brief tracks"
-        text = f"{head}. {len(verdicts)} face track(s), {n_crops} face crop(s) in {looked}"
-        if faces.dropped:
-            parts = ", ".join(
-                f"{n} {k.replace('_', ' ')}" for k, n in sorted(faces.dropped.items())
-            )
-            text += f"; faces not scored: {parts}"
-        return text
-
     # -- the whole chain ---------------------------------------------------------------------
     def faces_key(self) -> tuple[Any, ...] | None:
         """What this scanner's face finding depends on (the configuration without the fields
@@ -680,6 +536,8 @@ class Scanner:
         model = self.detector.info
         faces = _Faces()
         synthesis: _SynthesisRun | None = None
+        dropped: dict[str, int] = {}  # this scan's own (faces may be shared through memo)
+        notes: list[str] = []
 
         def abstain(status: Status, reason: str) -> Verdict:
             kind = None if media is None else media.kind
@@ -693,8 +551,9 @@ class Scanner:
                 media=media,
                 timings_ms=dict(clock.ms),
                 decision=self.decision_for(kind),
-                faces_dropped=dict(faces.dropped),
+                faces_dropped=faces.dropped | dropped,
                 synthesis=synth,
+                notes=tuple(notes),
             )
 
         key = self.faces_key()
@@ -722,16 +581,19 @@ class Scanner:
             start = time.perf_counter()
             scores, maps = self.score(tracks, faces)
             clock.add("classify", start)
+            bad = sum(len(t.faces) for t in tracks) - len(scores)
+            if bad:
+                dropped[DETECTOR_ERROR] = bad
+                scored = {s.track_id for s in scores}
+                tracks = [t for t in tracks if t.track_id in scored]
+                if not tracks:
+                    return abstain(
+                        Status.ERROR,
+                        f"the face detector gave no valid score (a finite number in [0, 1]) "
+                        f"for any of the {bad} face crop(s)",
+                    )
             overall, label, verdicts = self.decide(tracks, scores, media.kind)
-            start = time.perf_counter()
-            if self.attributor is not None:
-                verdicts = attribute_tracks(self.attributor, tracks, verdicts, faces.crops)
-            verdicts = track_evidence(self.evidence, tracks, verdicts, faces.seen, faces.times)
-            if self.identifier is not None:
-                verdicts = identify_tracks(self.identifier, tracks, verdicts, faces.seen)
-            clock.add("evidence", start)
-            verdicts = self.draw_heatmaps(path, tracks, verdicts, faces, maps)
-            verdicts = self.write_thumbnails(path, tracks, verdicts, faces)
+            verdicts = self._optional_stages(path, tracks, verdicts, faces, maps, clock, notes)
             verdicts = in_source_pixels(verdicts, media.frame_scale)
         except FakescopeError as exc:
             return abstain(exc.status, str(exc))
@@ -745,7 +607,7 @@ class Scanner:
         return Verdict(
             str(path),
             Status.OK,
-            self.explain(label, verdicts, faces),
+            self.explain(label, verdicts, faces, dropped),
             overall,
             label,
             verdicts,
@@ -754,8 +616,9 @@ class Scanner:
             dict(clock.ms),
             self.decision_for(media.kind),
             raw_score=worst.raw_score,
-            faces_dropped=dict(faces.dropped),
+            faces_dropped=faces.dropped | dropped,
             synthesis=synth,
+            notes=tuple(notes),
         )
 
     def _find(

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fakescope import __version__
 from fakescope.errors import ConfigError
 from fakescope.evaluation import FFPP_METHODS
 
@@ -317,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--c-grid", dest="c_grid", nargs="+", type=float, default=[0.001, 0.01, 0.1, 1.0]
     )
     p.add_argument("--name", default="attrib-v1")
-    p.add_argument("--version", default="0.1.0")
+    p.add_argument("--version", default=__version__)
     run(p.parse_args(argv))
 
 

@@ -15,6 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
+from fakescope import __version__
 from fakescope.models import asset_path, sha256_file
 from fakescope.training.train_baseline import MEAN, STD
 
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, required=True)
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--version", default=__version__)
     parser.add_argument(
         "--trained-on",
         default="FaceForensics++ face crops, train_ split "

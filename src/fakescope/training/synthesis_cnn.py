@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from fakescope import __version__
 from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights, limit_side
 from fakescope.training.synthesis import (
     Degradation,
@@ -135,7 +136,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="at most this many images per pool")
     p.add_argument("--name", default="cnn-v1")
-    p.add_argument("--version", default="0.1.0")
+    p.add_argument("--version", default=__version__)
     return p.parse_args(argv)
 
 
