@@ -247,3 +247,25 @@ def test_eval_and_batch_score_the_overall_verdict_as_its_own_detector() -> None:
     assert row is not None and np.isnan(row.score) and row.status == "undecodable"
     # without a synthesis verdict the face row already is the overall answer
     assert overall_row(item, "fused-v4-int8", Verdict("1.jpg", Status.NO_FACE, "none")) is None
+
+
+def test_damage_part_way_says_how_much_was_decoded(tmp_path: Path, scanner: Scanner) -> None:
+    from fakescope.io import load_example_face, make_clip
+
+    whole = make_clip(
+        tmp_path / "whole.mkv",
+        width=320,
+        height=240,
+        seconds=4.0,
+        fps=15,
+        face=load_example_face(),
+        face_height=150,
+    )
+    cut = tmp_path / "cut.mkv"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    v = scanner.scan(cut)
+    assert v.status is Status.OK, v.reason  # what decoded is still scanned
+    assert "damaged part-way" in v.reason
+    assert any("decoded 0-1." in n and "of 4.0 s" in n for n in v.notes), v.notes
+    assert not scanner.scan(whole).notes  # an intact file has none

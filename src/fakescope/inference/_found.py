@@ -52,6 +52,7 @@ class _Faces:
     images: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # for heatmaps
     thumbs: dict[int, npt.NDArray[np.uint8]] = field(default_factory=dict)  # id(FaceBox) -> RGB
     seen: dict[tuple[int, int], Any] = field(default_factory=dict)  # (model, id(FaceBox)) -> obs
+    damage: str | None = None  # "decoded 0-7.3 s of 12.0 s" when the stream broke off early
 
     def drop(self, reason: str, count: int = 1) -> None:
         if count:

@@ -49,7 +49,7 @@ from fakescope.inference._heatmaps import (
     write_overlay,
 )
 from fakescope.inference._prefetch import prefetch
-from fakescope.io import Limits, Sampling, open_media, read_frames_at
+from fakescope.io import DecodeReport, Limits, Sampling, open_media, read_frames_at
 from fakescope.models import Detector, create_detector
 from fakescope.types import (
     DETECTOR_ERROR,
@@ -136,13 +136,17 @@ class Scanner(Decider):
         )
 
     # -- stages ------------------------------------------------------------------------------
-    def open(self, path: Path) -> tuple[MediaInfo, Iterator[Frame]]:
-        """Stage 1: probe the input and return its lazily decoded, evenly sampled frames."""
+    def open(
+        self, path: Path, report: DecodeReport | None = None
+    ) -> tuple[MediaInfo, Iterator[Frame]]:
+        """Stage 1: probe the input and return its lazily decoded, evenly sampled frames
+        (``report`` learns whether a video broke off early, see :class:`DecodeReport`)."""
         cfg = self.config
         return open_media(
             path,
             Sampling(num_frames=cfg.num_frames, fps=cfg.fps),
             self.limits,
+            report,
         )
 
     def _faces_in(
@@ -541,6 +545,9 @@ class Scanner(Decider):
 
         def abstain(status: Status, reason: str) -> Verdict:
             kind = None if media is None else media.kind
+            if faces.damage:
+                reason += f"; {faces.damage}"
+                notes.append(faces.damage)
             synth = self.synthesis_verdict(synthesis, status, reason, kind)
             clock.ms["total"] = (time.perf_counter() - began) * 1000.0
             return Verdict(
@@ -602,12 +609,15 @@ class Scanner(Decider):
         except Exception as exc:  # a bad item must never stop a batch; keep the reason
             return abstain(Status.ERROR, f"internal error: {type(exc).__name__}: {exc}")
         synth = self.synthesis_verdict(synthesis, Status.OK, "", media.kind)
+        if faces.damage:
+            notes.append(faces.damage)
         clock.ms["total"] = (time.perf_counter() - began) * 1000.0
         worst = max(verdicts, key=lambda v: v.fake_probability)
         return Verdict(
             str(path),
             Status.OK,
-            self.explain(label, verdicts, faces, dropped),
+            self.explain(label, verdicts, faces, dropped)
+            + ("" if faces.damage is None else f"; {faces.damage}"),
             overall,
             label,
             verdicts,
@@ -627,7 +637,8 @@ class Scanner(Decider):
         """Stages 1-4 of one input: decode, find and align faces, link them into tracks
         (and score the synthesis detector's frames on the way)."""
         start = time.perf_counter()
-        media, frames = self.open(path)
+        report = DecodeReport()
+        media, frames = self.open(path, report)
         clock.add("decode", start)
         total = 1 if media.kind == "image" else self._expected_frames(media)
         if media.kind == "video":
@@ -636,6 +647,11 @@ class Scanner(Decider):
         faces = self.find_faces(frames, clock, total, progress, synthesis)
         if synthesis is not None:
             synthesis.complete = True
+        if report.damaged:
+            faces.damage = (
+                f"the video is damaged part-way ({report.detail or 'corrupt data'}): "
+                f"{report.describe(media.duration_s)}; only that part was scanned"
+            )
         tracks = link_tracks(faces.in_order()) if faces.frames_seen else []
         if tracks and media.kind == "video":
             tracks = self.look_closer(path, media, tracks, faces, clock)

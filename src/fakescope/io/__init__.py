@@ -7,7 +7,7 @@ synthetic test videos.
 
 from __future__ import annotations
 
-from fakescope.io._config import Limits, Sampling
+from fakescope.io._config import DecodeReport, Limits, Sampling
 from fakescope.io._inputs import expand_inputs
 from fakescope.io._media import open_media
 from fakescope.io._seek import read_frames_at
@@ -15,6 +15,7 @@ from fakescope.io._sniff import sniff
 from fakescope.io._synth import load_example_face, make_clip
 
 __all__ = [
+    "DecodeReport",
     "Limits",
     "Sampling",
     "expand_inputs",

@@ -72,3 +72,23 @@ class Sampling:
             raise ConfigError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise ConfigError(f"fps must be a positive number, got {self.fps}")
+
+
+@dataclass
+class DecodeReport:
+    """What decoding a video met, filled in as its frames stream past: ``damaged`` when
+    decoding stopped at corrupt or missing data before the end, or the stream ended well
+    before the duration its header gives (the frames before are still yielded),
+    ``decoded_until_s`` the time of the last frame decoded, ``frames`` how many were decoded,
+    ``detail`` what the decoder said. Pass one to :func:`~fakescope.io.open_media` to learn it."""
+
+    damaged: bool = False
+    decoded_until_s: float | None = None
+    detail: str = ""
+    frames: int = 0
+
+    def describe(self, duration_s: float | None) -> str:
+        """``decoded 0-7.3 s of 12.0 s`` (or ``of an unknown length``)."""
+        until = 0.0 if self.decoded_until_s is None else self.decoded_until_s
+        whole = "an unknown length" if not duration_s else f"{duration_s:.1f} s"
+        return f"decoded 0-{until:.1f} s of {whole}"

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fakescope.errors import TooLarge
-from fakescope.io._config import Limits, Sampling
+from fakescope.io._config import DecodeReport, Limits, Sampling
 from fakescope.io._files import regular_file_stat
 from fakescope.io._image import open_image
 from fakescope.io._sniff import sniff
@@ -21,7 +21,10 @@ _DEFAULT_LIMITS = Limits()
 
 
 def open_media(
-    path: Path, sampling: Sampling = _DEFAULT_SAMPLING, limits: Limits = _DEFAULT_LIMITS
+    path: Path,
+    sampling: Sampling = _DEFAULT_SAMPLING,
+    limits: Limits = _DEFAULT_LIMITS,
+    report: DecodeReport | None = None,
 ) -> tuple[MediaInfo, Iterator[Frame]]:
     """Identify, probe and start decoding ``path``.
 
@@ -30,7 +33,8 @@ def open_media(
     image. Raises :class:`InputError` (missing file), :class:`TooLarge` (over ``limits``),
     :class:`UnsupportedMedia` (not a regular file, not a known video/image, or an extreme
     aspect ratio) or :class:`DecodeError` (truncated or corrupt).
-    A video damaged part-way yields the frames decoded before the damage, then stops.
+    A video damaged part-way yields the frames decoded before the damage, then stops; a
+    ``report`` given here learns where and why (see :class:`DecodeReport`).
     """
     path = Path(path)
     stat = regular_file_stat(path)  # before any open: a FIFO would block, a device not end
@@ -42,4 +46,4 @@ def open_media(
     if kind == "image":
         info, frame = open_image(path, fmt, limits)
         return info, iter((frame,))
-    return open_video(path, fmt, sampling, limits)
+    return open_video(path, fmt, sampling, limits, report)

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope.errors import DecodeError, TooLarge, UnsupportedMedia
-from fakescope.io._config import Limits, Sampling
+from fakescope.io._config import DecodeReport, Limits, Sampling
 from fakescope.io._image import check_frame_shape
 from fakescope.io._quiet import silence_library_logs
 from fakescope.io._truncation import truncation
@@ -137,7 +137,11 @@ def _duration(container: Any, stream: Any) -> float | None:
 
 
 def open_video(
-    path: Path, fmt: str, sampling: Sampling, limits: Limits
+    path: Path,
+    fmt: str,
+    sampling: Sampling,
+    limits: Limits,
+    report: DecodeReport | None = None,
 ) -> tuple[MediaInfo, Iterator[Frame]]:
     """Probe ``path`` and decode its first frame; return the info and a lazy frame iterator.
 
@@ -151,7 +155,7 @@ def open_video(
     except _AV_ERRORS as exc:
         raise DecodeError(_corrupt(path, fmt, _av_reason(exc))) from None
     try:
-        return _probe(container, path, fmt, sampling, limits)
+        return _probe(container, path, fmt, sampling, limits, report or DecodeReport())
     except BaseException:
         container.close()
         raise
@@ -255,7 +259,12 @@ def _mib(size: int) -> str:
 
 
 def _probe(
-    container: Any, path: Path, fmt: str, sampling: Sampling, limits: Limits
+    container: Any,
+    path: Path,
+    fmt: str,
+    sampling: Sampling,
+    limits: Limits,
+    report: DecodeReport,
 ) -> tuple[MediaInfo, Iterator[Frame]]:
     stream = _check_header(container, path, fmt, limits)
     if sampling.decoder_threads != "NONE":
@@ -303,14 +312,14 @@ def _probe(
         estimate = _count_packets(path)
 
     start_s = _start_seconds(stream)
-    source = _decoded_frames(container, chain([first], decoded))
+    source = _decoded_frames(container, chain([first], decoded), report, fps, start_s, duration)
     del first  # the iterator holds it until it is sampled or dropped
     if sampling.fps is not None:
         kept = _sample_by_rate(source, sampling.fps, fps, start_s)
     else:
         max_held = max(1, _HELD_BYTES // max(1, held_bytes))
         kept = _sample_by_count(source, sampling.num_frames, estimate, max_held)
-    return info, _to_frames(kept, turns, fps, start_s, limits.decode_max_side)
+    return info, _to_frames(kept, turns, fps, start_s, limits.decode_max_side, report)
 
 
 def _start_seconds(stream: Any) -> float:
@@ -351,17 +360,36 @@ def _count_packets(path: Path) -> int | None:
     return count or None
 
 
-def _decoded_frames(container: Any, frames: Iterator[Any]) -> Iterator[tuple[int, Any]]:
-    """``(index, av.VideoFrame)`` in decode order; a corrupt tail just ends the stream."""
+def _decoded_frames(
+    container: Any,
+    frames: Iterator[Any],
+    report: DecodeReport,
+    fps: float | None = None,
+    start_s: float = 0.0,
+    duration: float | None = None,
+) -> Iterator[tuple[int, Any]]:
+    """``(index, av.VideoFrame)`` in decode order; a corrupt tail ends the stream, and
+    ``report`` says where (the last decoded frame's time) and why. A stream that ends more
+    than half a second (and two frames) before the header's ``duration`` is reported as cut
+    short."""
     try:
         index = 0
         while True:
             try:
                 frame = next(frames)
             except StopIteration:
+                until = report.decoded_until_s
+                slack = max(0.5, 2.0 / fps) if fps else 0.5
+                if duration and until is not None and until < duration - slack:
+                    report.damaged = True
+                    report.detail = "the stream ends early"
                 return
-            except _AV_ERRORS:
-                return  # keep what decoded before the damage
+            except _AV_ERRORS as exc:
+                report.damaged = True  # keep what decoded before the damage
+                report.detail = _av_reason(exc)
+                return
+            report.frames = index + 1
+            report.decoded_until_s = _frame_time(frame, index, fps, start_s)
             yield index, frame
             index += 1
     finally:
@@ -446,11 +474,15 @@ def _to_frames(
     fps: float | None,
     start_s: float = 0.0,
     max_side: int = 1 << 30,
+    report: DecodeReport | None = None,
 ) -> Iterator[Frame]:
     for index, frame in kept:
         try:
             rgb = frame_to_rgb(frame, max_side)
-        except _AV_ERRORS:
+        except _AV_ERRORS as exc:
+            if report is not None:
+                report.damaged = True
+                report.detail = _av_reason(exc)
             return
         yield Frame(
             index=index,
