@@ -87,9 +87,11 @@ def test_upload_is_scanned_and_its_result_served(live: tuple[TestClient, Path]) 
         "created_at",
         "updated_at",
         "error",
+        "reference",
         "result",
         "provenance",
     }
+    assert body["reference"] is None
     if importlib.util.find_spec("fakescope.provenance") is not None:
         assert body["provenance"]["status"] == "absent"  # no C2PA manifest in the example
     result = body["result"]
@@ -100,6 +102,12 @@ def test_upload_is_scanned_and_its_result_served(live: tuple[TestClient, Path]) 
         "uncertain",
     }
     assert result["media"]["kind"] == "video" and result["model"]["name"]
+    # the overall verdict leads; nothing was left out on the way
+    verdict = result["verdict"]
+    assert verdict["label"] in {"manipulated", "generated", "authentic", "uncertain"}
+    assert 0.0 <= verdict["probability"] <= 1.0 and verdict["headline"]
+    assert verdict["reasons"] and all(isinstance(r, str) for r in verdict["reasons"])
+    assert result["notes"] == []
     # the whole-image synthesis verdict rides along (issue 11)
     assert result["synthesis"]["status"] == "ok" and result["synthesis"]["model"]["name"]
     assert 0.0 <= result["synthesis"]["fake_probability"] <= 1.0
@@ -129,8 +137,20 @@ def test_upload_is_scanned_and_its_result_served(live: tuple[TestClient, Path]) 
         "filename",
         "created_at",
         "updated_at",
+        "result_status",
+        "verdict",
         "label",
         "fake_probability",
+        "error",
+    }
+    # the list carries the overall verdict (not the face question's label) and the status
+    assert listed[0]["result_status"] == "ok" and listed[0]["error"] is None
+    assert listed[0]["verdict"] == {
+        "label": verdict["label"],
+        "probability": verdict["probability"],
+        "decided_by": verdict["decided_by"],
+        "face": verdict["face"],
+        "headline": verdict["headline"],
     }
 
     health = client.get("/api/health").json()
@@ -159,6 +179,12 @@ def test_a_photo_without_a_face_is_done_not_failed(
     assert body["result"]["status"] == "no_face" and body["result"]["fake_probability"] is None
     assert body["result"]["faces"] == []
     assert body["result"]["synthesis"]["model"]["name"]  # judged (or abstained) on its own
+    # an abstain is told apart from an uncertain score in the list: its status says why
+    (item,) = [s for s in client.get("/api/scans").json()["scans"] if s["id"] == body["id"]]
+    assert item["status"] == "done" and item["result_status"] == "no_face"
+    assert item["verdict"]["label"] == body["result"]["verdict"]["label"]
+    assert item["verdict"]["label"] != "authentic"  # the faces were never checked
+    assert item["label"] == "uncertain" and item["fake_probability"] is None
 
 
 # -- upload limits and refusals ---------------------------------------------------------------
@@ -311,8 +337,12 @@ def test_delete_removes_the_row_and_the_upload(api: TestClient, tmp_path: Path) 
 
 def test_list_is_newest_first_and_limited(api: TestClient) -> None:
     ids = [upload(api, EXAMPLE.read_bytes()[:100_000]).json()["id"] for _ in range(3)]
-    listed = [s["id"] for s in api.get("/api/scans").json()["scans"]]
+    scans = api.get("/api/scans").json()["scans"]
+    listed = [s["id"] for s in scans]
     assert listed == ids[::-1]
+    # not scanned yet: no verdict and no scan status, only the job's
+    assert all(s["status"] == "queued" for s in scans)
+    assert all(s["verdict"] is None and s["result_status"] is None for s in scans)
     assert [s["id"] for s in api.get("/api/scans?limit=2").json()["scans"]] == ids[:0:-1]
     assert api.get("/api/scans?limit=0").status_code == 422
     health = api.get("/api/health").json()
@@ -417,3 +447,95 @@ def test_unhandled_error_is_a_json_500_with_the_security_headers(tmp_path: Path)
     assert r.headers["referrer-policy"] == "no-referrer"
     assert r.headers["permissions-policy"] == "camera=(), microphone=(), geolocation=()"
     assert r.headers["cache-control"] == "no-store"
+
+
+# -- OpenAPI: the bearer scheme and documented bodies -----------------------------------------
+def test_openapi_declares_the_bearer_scheme_and_the_bodies(api: TestClient) -> None:
+    schema = api.get("/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes == {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": schemes["bearer"]["description"],
+        }
+    }
+    assert "FAKESCOPE_API_TOKEN" in schemes["bearer"]["description"]
+    paths = schema["paths"]
+    # every API route but health names it, so the docs' Authorize button sends the token
+    for path, method in (
+        ("/api/scans", "post"),
+        ("/api/scans", "get"),
+        ("/api/scans/{job_id}", "get"),
+        ("/api/scans/{job_id}", "delete"),
+        ("/api/scans/{job_id}/heatmaps/{name}", "get"),
+        ("/api/scans/{job_id}/thumbnails/{name}", "get"),
+        ("/api/people", "get"),
+        ("/api/people/{name}", "post"),
+        ("/api/people/{name}", "delete"),
+    ):
+        assert paths[path][method]["security"] == [{"bearer": []}], (path, method)
+    assert "security" not in paths["/api/health"]["get"]
+    # the upload's fields, and the body of POST /api/people/{name}, are documented
+    scan_form = paths["/api/scans"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    props = scan_form["schema"]["properties"]
+    assert set(props) == {"file", "reference"} and scan_form["schema"]["required"] == ["file"]
+    assert "gallery" in props["reference"]["description"]
+    person = paths["/api/people/{name}"]["post"]
+    form = person["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
+    assert form["properties"]["file"]["description"] and person["description"]
+    (name,) = [p for p in person["parameters"] if p["name"] == "name"]
+    assert name["description"]
+    listed = paths["/api/scans"]["get"]["description"]
+    assert "result_status" in listed and "verdict" in listed
+
+
+def test_the_bearer_scheme_keeps_the_token_rules(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, api_token="s3cret-token")
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        for header in ("Bearer s3cret-token", "bearer s3cret-token", "Bearer  s3cret-token "):
+            assert client.get("/api/scans", headers={"Authorization": header}).status_code == 200
+        for header in ("Basic s3cret-token", "Bearer", "s3cret-token", "Bearer wrong"):
+            r = client.get("/api/scans", headers={"Authorization": header})
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", header
+
+
+# -- a per-upload reference person ------------------------------------------------------------
+def test_reference_names_a_person_of_the_gallery(tmp_path: Path) -> None:
+    import numpy as np
+
+    from fakescope.config import ScanConfig
+    from fakescope.identity import Gallery
+
+    clip = EXAMPLE.read_bytes()
+
+    def send(client: TestClient, reference: str) -> Any:
+        files = {"file": ("clip.mp4", clip, "video/mp4")}
+        return client.post("/api/scans", files=files, data={"reference": reference})
+
+    # a server without a gallery refuses the field, and keeps nothing
+    with TestClient(create_app(make_settings(tmp_path / "plain"), start_workers=False)) as c:
+        r = send(c, "eileen")
+        assert r.status_code == 422 and "no gallery" in r.json()["detail"]
+        assert list((tmp_path / "plain" / "data" / "uploads").iterdir()) == []
+        assert c.get("/api/health").json()["gallery"] is False
+
+    folder = tmp_path / "people"
+    Gallery(folder).add("eileen", np.random.default_rng(0).normal(size=(4, 128)))
+    settings = make_settings(tmp_path / "g", scan=ScanConfig(gallery=str(folder)))
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        assert client.get("/api/health").json()["gallery"] is True
+        for name in ("nobody", "x" * 300):
+            r = send(client, name)
+            assert r.status_code == 422
+            assert r.json()["detail"] == "'reference' names nobody in this server's gallery"
+        assert list(settings.uploads_dir.iterdir()) == []
+        r = send(client, "  eileen ")  # the form field, trimmed
+        assert r.status_code == 202, r.text
+        job = client.get(r.json()["url"]).json()
+        assert job["reference"] == "eileen"
+        r = send(client, "")  # empty: no reference check
+        assert r.status_code == 202 and client.get(r.json()["url"]).json()["reference"] is None
+        big = send(client, "e" * 5000)
+        assert big.status_code == 413

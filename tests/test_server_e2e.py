@@ -1,8 +1,9 @@
 """End to end: ``fakescope serve`` in a subprocess, the web page in headless Chromium.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package. Without
-them the tests skip, except under ``CI=true`` (CI installs them), where they fail.
-Screenshots land in ``test-artifacts/`` at the repository root.
+them the tests skip, except under ``CI=true`` (CI installs them), where they fail; so does the
+test that needs ../shared/data (a generated portrait). Screenshots land in
+``test-artifacts/`` at the repository root.
 """
 
 from __future__ import annotations
@@ -38,14 +39,31 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "astronaut.mp4"
+SHARED_DATA = REPO.parent / "shared" / "data"
+GENERATED_PORTRAIT = SHARED_DATA / "stylegan2_ffhq" / "fake" / "tpdne_fake_1.jpg"
+"""A StyleGAN2 face (thispersondoesnotexist.com): the default models call it generated (the
+whole-image detector: 100%), while its face alone is too close to call."""
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 SERVER_START_S = 240.0
 VERDICT_S = 240.0
-VERDICT_RE = re.compile(r"^(Likely manipulated|Likely authentic|Uncertain) — \d{1,3}%$")
-SYNTH_RE = re.compile(r"(Likely generated|No sign of generation|Uncertain) — \d{1,3}%")
+VERDICT_RE = re.compile(
+    r"^(Manipulated|Generated|Authentic|Uncertain)\n\d{1,3}% likely not authentic$|^No verdict$"
+)
+"""The headline: the overall verdict, and the probability that the media is not authentic."""
+SYNTH_RE = re.compile(
+    r"(Yes, likely|No sign of it|Too close to call)\n\d{1,3}% probability the whole image was "
+    r"generated"
+)
+TONES = {
+    "Manipulated": "tone-fake",
+    "Generated": "tone-fake",
+    "Authentic": "tone-real",
+    "Uncertain": "tone-neutral",
+    "No verdict": "tone-neutral",
+}
 TOKEN = "e2e-secret-token"
 
 
@@ -183,11 +201,17 @@ def _screenshot(driver: Any, name: str, width: int, height: int, mobile: bool) -
     return path
 
 
-def _upload_example(driver: Any) -> tuple[str, str]:
-    """Pick examples/astronaut.mp4 in the file input; wait for the verdict. Returns the scan
-    id (from the URL hash) and the verdict text."""
-    driver.find_element(By.ID, "file-input").send_keys(str(EXAMPLE.resolve()))
-    _wait(driver, 30, "the scan URL", lambda d: "#/scans/" in d.current_url)
+def _upload_example(driver: Any, path: Path = EXAMPLE) -> tuple[str, str]:
+    """Pick ``path`` (default examples/astronaut.mp4) in the file input; wait for the
+    verdict. Returns the scan id (from the URL hash) and the verdict text."""
+    before = driver.current_url
+    driver.find_element(By.ID, "file-input").send_keys(str(path.resolve()))
+    _wait(
+        driver,
+        30,
+        "the scan URL",
+        lambda d: "#/scans/" in d.current_url and d.current_url != before,
+    )
     scan_id = str(driver.current_url.rsplit("/", 1)[-1])
     assert re.fullmatch(r"[0-9a-f]{32}", scan_id), driver.current_url
     match = _wait(
@@ -197,6 +221,45 @@ def _upload_example(driver: Any) -> tuple[str, str]:
         lambda d: VERDICT_RE.match(d.find_element(By.ID, "verdict").text.strip()),
     )
     return scan_id, str(match.group(0))
+
+
+def _headline(driver: Any) -> tuple[str, str]:
+    """The overall verdict's label (first line of the headline) and its card's classes."""
+    text = driver.find_element(By.ID, "verdict").text.strip()
+    classes = str(driver.find_element(By.ID, "verdict-card").get_attribute("class"))
+    return text.split("\n", 1)[0], classes
+
+
+def _technical(driver: Any) -> str:
+    """The "Technical details" text (opened first: it is folded by default)."""
+    details = driver.find_element(By.ID, "technical")
+    assert details.get_attribute("open") is None, "technical details are open by default"
+    details.find_element(By.TAG_NAME, "summary").click()
+    return str(driver.find_element(By.ID, "result-meta").text)
+
+
+def _delete_from_recent(driver: Any, scan_id: str) -> None:
+    """Delete a scan with its button in the recent list: the page asks first; saying no
+    keeps it, saying yes removes it."""
+    item = f'#recent li[data-scan-id="{scan_id}"]'
+    driver.find_element(By.CSS_SELECTOR, item).find_element(
+        By.CSS_SELECTOR, "button.delete"
+    ).click()
+    alert = _wait(driver, 10, "the confirmation", lambda d: d.switch_to.alert)
+    assert "Delete the scan" in alert.text
+    alert.dismiss()
+    time.sleep(0.5)
+    assert driver.find_elements(By.CSS_SELECTOR, item), "deleted without confirmation"
+    driver.find_element(By.CSS_SELECTOR, item).find_element(
+        By.CSS_SELECTOR, "button.delete"
+    ).click()
+    _wait(driver, 10, "the confirmation", lambda d: d.switch_to.alert).accept()
+    _wait(
+        driver,
+        15,
+        "the scan to leave the recent list",
+        lambda d: not d.find_elements(By.CSS_SELECTOR, item),
+    )
 
 
 def _image_loaded(driver: Any, selector: str) -> bool:
@@ -217,6 +280,8 @@ def test_upload_scan_and_result_page(browser: Any, tmp_path: Path) -> None:
 
         scan_id, verdict = _upload_example(driver)
         assert driver.find_element(By.ID, "messages").text.strip() == ""
+        label, classes = _headline(driver)
+        assert TONES[label] in classes.split(), classes
 
         # one card per face track, each with a timeline drawn from its frames
         cards = driver.find_elements(By.CSS_SELECTOR, ".face-card")
@@ -226,7 +291,10 @@ def test_upload_scan_and_result_page(browser: Any, tmp_path: Path) -> None:
         assert len(card.find_elements(By.CSS_SELECTOR, "svg.timeline circle")) >= 2
         axis = " ".join(t.text for t in card.find_elements(By.CSS_SELECTOR, "svg.timeline text"))
         assert "0 s" in axis and "50%" in axis, axis
-        assert card.find_elements(By.CSS_SELECTOR, ".heatmap") or "No heatmap" in card.text
+        if card.find_elements(By.CSS_SELECTOR, ".heatmap"):
+            assert card.find_elements(By.CSS_SELECTOR, ".heat-legend")
+        else:
+            assert "no localized region" in card.text
         _wait(
             driver,
             30,
@@ -239,20 +307,22 @@ def test_upload_scan_and_result_page(browser: Any, tmp_path: Path) -> None:
         )
         assert heatmaps_ok
 
-        # model, media and timings beside the verdict; provenance in its own panel
-        meta = driver.find_element(By.ID, "result-meta").text
+        # model, media, timings and thresholds folded under "Technical details"
+        meta = _technical(driver)
         from fakescope.models import DEFAULT_DETECTOR
 
         assert "Model" in meta and DEFAULT_DETECTOR in meta, meta
         assert "Video" in meta and "1280" in meta, meta
         assert re.search(r"Decision\s+threshold 0\.\d\d, uncertain within ±0\.10 \(", meta), meta
+        assert "sha256" in meta and "Analysis time" in meta and "How faces combine" in meta
         provenance = driver.find_element(By.ID, "provenance").text
         assert "No content credentials" in provenance, provenance
         # the whole-image synthesis verdict in its own panel, with its own model
         from fakescope.synthesis import DEFAULT_SYNTHESIS_DETECTOR
 
         synthesis = driver.find_element(By.ID, "synthesis").text
-        assert SYNTH_RE.search(synthesis) and DEFAULT_SYNTHESIS_DETECTOR in synthesis, synthesis
+        assert SYNTH_RE.search(synthesis), synthesis
+        assert DEFAULT_SYNTHESIS_DETECTOR in driver.find_element(By.ID, "synthesis-meta").text
 
         # the recent list links to this scan
         _wait(
@@ -279,17 +349,90 @@ def test_upload_scan_and_result_page(browser: Any, tmp_path: Path) -> None:
             lambda d: d.find_element(By.ID, "verdict").text.strip() == verdict,
         )
 
-        # delete from the recent list: gone from the list and from the server
-        item = driver.find_element(By.CSS_SELECTOR, f'#recent li[data-scan-id="{scan_id}"]')
-        item.find_element(By.CSS_SELECTOR, "button.delete").click()
+        # delete from the recent list (after a confirmation): gone from the list and the server
+        _delete_from_recent(driver, scan_id)
+        assert not driver.find_element(By.ID, "result").is_displayed()
+        assert httpx.get(f"{base}/api/scans/{scan_id}", timeout=10).status_code == 404
+
+
+def test_headline_is_the_overall_verdict(browser: Any, tmp_path: Path) -> None:
+    """A generated portrait reads "Generated" in red, a real video "Authentic" in green (not
+    the face question's answer); each percentage is the probability of fake, in words; a
+    refused upload takes the previous verdict off the page."""
+    if not GENERATED_PORTRAIT.is_file():
+        pytest.skip(f"needs ../shared/data ({GENERATED_PORTRAIT} is missing)")
+    driver = browser
+    bad = tmp_path / "notes.txt"
+    bad.write_text("this is not a photo\n" * 50)
+    with _serve(tmp_path / "data") as base:
+        driver.get(base + "/")
+
+        portrait_id, verdict = _upload_example(driver, GENERATED_PORTRAIT)
+        label, classes = _headline(driver)
+        assert label == "Generated", verdict
+        assert {"verdict-generated", "tone-fake"} <= set(classes.split()), classes
+        assert re.fullmatch(r"Generated\n\d{1,3}% likely not authentic", verdict), verdict
+        # the two questions beneath, each with its own probability of fake
+        synthesis = driver.find_element(By.ID, "synthesis")
+        assert "tone-fake" in str(synthesis.get_attribute("class")).split()
+        assert SYNTH_RE.search(synthesis.text) and "Yes, likely" in synthesis.text
+        face_q = driver.find_element(By.ID, "face-question").text
+        assert "Was a face swapped or re-enacted?" in face_q
+        assert re.search(r"\d{1,3}% probability a face was manipulated", face_q), face_q
+        reasons = driver.find_element(By.ID, "verdict-reasons").text
+        assert "Generated" in reasons, reasons
+        # a photo's face: its heatmap with a legend, or the sentence that nothing stood out
+        card = driver.find_elements(By.CSS_SELECTOR, ".face-card")[0]
+        if card.find_elements(By.CSS_SELECTOR, "img.heatmap"):
+            legend = card.find_element(By.CSS_SELECTOR, ".heat-legend").text
+            assert "strongest influence" in legend
+            _wait(driver, 30, "the heatmap", lambda d: _image_loaded(d, ".face-card .heatmap"))
+        else:
+            assert "no localized region" in card.text
+        _screenshot(driver, "e2e_generated.png", 1280, 1000, mobile=False)
+
+        video_id, verdict = _upload_example(driver, EXAMPLE)
+        label, classes = _headline(driver)
+        assert label == "Authentic", verdict
+        assert {"verdict-authentic", "tone-real"} <= set(classes.split()), classes
+        # the face's number drawn on its frames' timeline, on the same scale
+        card = driver.find_elements(By.CSS_SELECTOR, ".face-card")[0]
+        assert card.find_elements(By.CSS_SELECTOR, "svg.timeline line.tl-face")
+        texts = [t.text for t in card.find_elements(By.CSS_SELECTOR, "svg.timeline text")]
+        assert any(re.fullmatch(r"face \d{1,3}%", t) for t in texts), texts
+        _screenshot(driver, "e2e_authentic.png", 1280, 1000, mobile=False)
+
+        # the recent list carries the overall verdicts, not the face question's labels
+        def badge(scan_id: str) -> Any:
+            return driver.find_element(
+                By.CSS_SELECTOR, f'#recent li[data-scan-id="{scan_id}"] .badge'
+            )
+
         _wait(
             driver,
             15,
-            "the scan to leave the recent list",
-            lambda d: not d.find_elements(By.CSS_SELECTOR, f'#recent li[data-scan-id="{scan_id}"]'),
+            "both scans listed",
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#recent li")) == 2,
+        )
+        assert badge(portrait_id).get_attribute("data-verdict") == "generated"
+        assert "badge-fake" in str(badge(portrait_id).get_attribute("class"))
+        assert re.fullmatch(r"generated · \d{1,3}% likely not authentic", badge(portrait_id).text)
+        assert badge(video_id).get_attribute("data-verdict") == "authentic"
+        assert "badge-real" in str(badge(video_id).get_attribute("class"))
+
+        assert _severe_console_errors(driver) == []
+
+        # a refused upload clears the verdict on screen: it must not pass for the new file's
+        driver.find_element(By.ID, "file-input").send_keys(str(bad))
+        _wait(
+            driver,
+            15,
+            "the 415 message",
+            lambda d: "not supported" in d.find_element(By.ID, "messages").text,
         )
         assert not driver.find_element(By.ID, "result").is_displayed()
-        assert httpx.get(f"{base}/api/scans/{scan_id}", timeout=10).status_code == 404
+        assert driver.find_element(By.ID, "verdict").text == ""
+        assert "#/scans/" not in driver.current_url
 
 
 def test_token_prompt_errors_and_abstention(browser: Any, tmp_path: Path) -> None:
@@ -358,14 +501,24 @@ def test_token_prompt_errors_and_abstention(browser: Any, tmp_path: Path) -> Non
         _wait(
             driver,
             VERDICT_S,
-            "the abstention",
-            lambda d: d.find_element(By.ID, "verdict").text.strip() == "No verdict",
+            "the face question to abstain",
+            lambda d: "Not answered" in d.find_element(By.ID, "face-question").text,
         )
-        assert "No face" in driver.find_element(By.ID, "verdict-explain").text
+        assert "No face" in driver.find_element(By.ID, "face-question").text
         assert not driver.find_elements(By.CSS_SELECTOR, ".face-card")
-        assert "Photo" in driver.find_element(By.ID, "result-meta").text
-        # ... but the whole image still gets its synthesis verdict
+        # ... the whole image still gets its synthesis verdict, so the overall verdict can
+        # never be authentic (one question was not answered)
         assert SYNTH_RE.search(driver.find_element(By.ID, "synthesis").text)
+        label, classes = _headline(driver)
+        assert label in ("Uncertain", "Generated") and TONES[label] in classes.split()
+        assert "Photo" in _technical(driver)
+        # the recent list tells the abstain apart from an uncertain score
+        _wait(
+            driver,
+            15,
+            "the abstain in the recent list",
+            lambda d: "no face" in d.find_element(By.CSS_SELECTOR, "#recent .badge").text,
+        )
 
 
 def test_heatmap_of_a_detector_with_a_mask_head(browser: Any, tmp_path: Path) -> None:
@@ -374,9 +527,10 @@ def test_heatmap_of_a_detector_with_a_mask_head(browser: Any, tmp_path: Path) ->
         driver.get(base + "/")
         _upload_example(driver)
         card = driver.find_elements(By.CSS_SELECTOR, ".face-card")[0]
-        assert "sbi" in driver.find_element(By.ID, "result-meta").text
+        assert "sbi" in _technical(driver)
         assert card.find_elements(By.CSS_SELECTOR, "img.heatmap")
-        assert "No heatmap" not in card.text
+        assert "no localized region to show" not in card.text
+        assert "strongest influence" in card.find_element(By.CSS_SELECTOR, ".heat-legend").text
         _wait(driver, 30, "the heatmap to load", lambda d: _image_loaded(d, ".face-card .heatmap"))
         _wait(
             driver, 30, "the thumbnail to load", lambda d: _image_loaded(d, ".face-card .thumbnail")
@@ -386,9 +540,10 @@ def test_heatmap_of_a_detector_with_a_mask_head(browser: Any, tmp_path: Path) ->
 
 
 def test_api_docs_render_offline(browser: Any, tmp_path: Path) -> None:
-    """/docs is Swagger UI from assets the app serves itself (no CDN on an air-gapped host)."""
+    """/docs is Swagger UI from assets the app serves itself (no CDN on an air-gapped host);
+    its Authorize button takes the API token, and a request tried from the docs sends it."""
     driver = browser
-    with _serve(tmp_path / "data") as base:
+    with _serve(tmp_path / "data", token=TOKEN) as base:
         driver.get(base + "/docs")
         _wait(
             driver,
@@ -399,3 +554,43 @@ def test_api_docs_render_offline(browser: Any, tmp_path: Path) -> None:
         assert "fakescope" in driver.find_element(By.CSS_SELECTOR, ".swagger-ui .info").text
         assert _severe_console_errors(driver) == []
         _screenshot(driver, "e2e_docs.png", 1280, 900, mobile=False)
+
+        driver.find_element(By.CSS_SELECTOR, ".swagger-ui .auth-wrapper .authorize").click()
+        field = _wait(
+            driver,
+            15,
+            "the bearer token field",
+            lambda d: d.find_element(By.CSS_SELECTOR, ".modal-ux .auth-container input"),
+        )
+        assert "bearer" in driver.find_element(By.CSS_SELECTOR, ".modal-ux").text.lower()
+        field.send_keys(TOKEN)
+        driver.find_element(By.CSS_SELECTOR, ".modal-ux .auth-btn-wrapper .authorize").click()
+        driver.find_element(By.CSS_SELECTOR, ".modal-ux .btn-done").click()
+
+        (listing,) = [
+            op
+            for op in driver.find_elements(By.CSS_SELECTOR, ".opblock.opblock-get")
+            if op.find_element(By.CSS_SELECTOR, ".opblock-summary-path").text.strip()
+            == "/api/scans"
+        ]
+        listing.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+        _wait(
+            driver,
+            15,
+            "Try it out",
+            lambda d: listing.find_element(By.CSS_SELECTOR, ".try-out__btn"),
+        ).click()
+        _wait(
+            driver, 15, "Execute", lambda d: listing.find_element(By.CSS_SELECTOR, ".execute")
+        ).click()
+        status = _wait(
+            driver,
+            30,
+            "the response",
+            lambda d: listing.find_element(
+                By.CSS_SELECTOR, ".live-responses-table tbody .response-col_status"
+            ).text.strip(),
+        )
+        assert status == "200", listing.text  # 401 without the token
+        curl = listing.find_element(By.CSS_SELECTOR, ".curl-command").text
+        assert f"Authorization: Bearer {TOKEN}" in curl, curl

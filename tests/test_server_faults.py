@@ -5,6 +5,7 @@ and the permissions of the data folder."""
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import socket
@@ -21,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fakescope.server import JobStore, ServerSettings, WorkerPool, create_app
-from test_server_restart import Servers, children, free_port, wait_for, wait_gone
+from test_server_restart import Servers, children, free_port, running, wait_for, wait_gone
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
 
@@ -283,6 +284,93 @@ def test_a_worker_crashing_three_times_fails_the_job_and_deletes_its_upload(
     assert stored is not None and stored.crashes == 3 and stored.attempts == 3
 
 
+def stuck_worker(
+    settings: ServerSettings, worker_id: str, parent_pid: int, stop_reader: Connection
+) -> None:
+    """Stands in for ``worker_main``: takes a job and never finishes it, the way a decoder
+    stuck in a loop would; with ``FAKESCOPE_TEST_ALLOCATE_MB`` set it first fills that much
+    memory (a scan that balloons)."""
+    store = JobStore(settings.db_path)
+    hog = b""
+    while os.getppid() == parent_pid:
+        if store.claim(worker_id) is not None:
+            hog = b"x" * (int(os.environ.get("FAKESCOPE_TEST_ALLOCATE_MB", "0")) * 2**20)
+        try:
+            if stop_reader.poll(0.05):
+                return
+        except (OSError, EOFError):
+            return
+    del hog
+
+
+def _stopped_job(
+    tmp_path: Path, face_image: Path, monkeypatch: pytest.MonkeyPatch, **limits: Any
+) -> tuple[dict[str, Any], list[int], list[int], ServerSettings]:
+    """Run one upload on a pool of ``stuck_worker``s under ``limits``; the job as the API
+    shows it once it failed, the worker pids before and after, and the settings."""
+    monkeypatch.setattr("fakescope.server._worker.worker_main", stuck_worker)
+    settings = ServerSettings(data_dir=tmp_path / "data", supervise_interval_s=0.2, **limits)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        pool = app.state.pool
+        wait_for("the worker", lambda: pool.pids(), 60, tmp_path / "none.log")
+        before = pool.pids()
+        r = client.post("/api/scans", files={"file": ("face.jpg", face_image.read_bytes())})
+        assert r.status_code == 202, r.text
+        url = r.json()["url"]
+
+        def failed() -> dict[str, Any] | None:
+            job: dict[str, Any] = client.get(url).json()
+            assert job["status"] != "done", job
+            return job if job["status"] == "failed" else None
+
+        job = wait_for("the job to be stopped", failed, 60, tmp_path / "none.log")
+        wait_for(
+            "a new worker", lambda: pool.pids() and pool.pids() != before, 30, tmp_path / "none.log"
+        )
+        after = pool.pids()
+        listed = client.get("/api/scans").json()["scans"][0]
+        assert listed["status"] == "failed" and listed["error"] == job["error"]
+        assert listed["verdict"] is None and listed["result_status"] is None
+    return job, before, after, settings
+
+
+def test_a_scan_over_the_time_limit_is_stopped_and_its_worker_replaced(
+    tmp_path: Path, face_image: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = time.monotonic()
+    job, before, after, settings = _stopped_job(
+        tmp_path, face_image, monkeypatch, scan_timeout_s=1.0
+    )
+    assert time.monotonic() - start < 1.0 + SLACK + 10
+    assert job["error"] == (
+        "The scan took longer than 1 s, this server's limit per file, and was stopped."
+    )
+    assert len(after) == 1 and set(after).isdisjoint(before)
+    assert not [p for p in before if running(p)], "the overdue worker is still running"
+    assert list(settings.uploads_dir.iterdir()) == []  # the media is not kept
+    stored = JobStore(settings.db_path).get(job["id"])
+    assert stored is not None and stored.crashes == 0 and stored.attempts == 1  # not retried
+
+
+def test_a_scan_over_the_memory_cap_is_stopped_and_its_worker_replaced(
+    tmp_path: Path, face_image: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKESCOPE_TEST_ALLOCATE_MB", "700")
+    job, before, after, settings = _stopped_job(
+        tmp_path, face_image, monkeypatch, max_memory_mb=400
+    )
+    assert re.fullmatch(
+        r"The scan needed more memory than this server allows \(\d+ MB, limit 400 MB\) "
+        r"and was stopped\.",
+        job["error"],
+    ), job["error"]
+    assert len(after) == 1 and set(after).isdisjoint(before)
+    assert list(settings.uploads_dir.iterdir()) == []
+    stored = JobStore(settings.db_path).get(job["id"])
+    assert stored is not None and stored.crashes == 0
+
+
 # -- permissions ------------------------------------------------------------------------------
 def test_the_data_folder_is_private(servers: Servers, face_image: Path) -> None:
     data = servers.data_dir
@@ -372,8 +460,20 @@ def test_limits_come_from_the_environment() -> None:
     s = ServerSettings.from_env(env)
     assert (s.header_timeout_s, s.body_timeout_s, s.body_idle_timeout_s) == (2.5, 30.0, 5.0)
     assert s.max_uploads_per_client == 0  # no cap
+    limits = ServerSettings.from_env(
+        {"FAKESCOPE_SCAN_TIMEOUT_S": "90", "FAKESCOPE_MAX_MEMORY_MB": "1.5"}
+    )
+    assert limits.scan_timeout_s == 90.0 and limits.max_memory_mb == 1.5
+    assert limits.max_memory_bytes == round(1.5 * 2**20)
+    assert ServerSettings.from_env({"FAKESCOPE_MAX_MEMORY_MB": "0"}).max_memory_mb is None
+    assert ServerSettings.from_env({}, scan_timeout_s=5.0).scan_timeout_s == 5.0  # flags win
     defaults = ServerSettings()
     assert defaults.header_timeout_s == 10 and defaults.max_uploads_per_client == 4
+    assert defaults.scan_timeout_s == 600 and defaults.max_memory_mb is None
+    with pytest.raises(ConfigError, match="scan_timeout_s"):
+        ServerSettings(scan_timeout_s=0)
+    with pytest.raises(ConfigError, match="max_memory_mb"):
+        ServerSettings(max_memory_mb=-5)
     with pytest.raises(ConfigError, match="header_timeout_s"):
         ServerSettings(header_timeout_s=0)
     with pytest.raises(ConfigError, match="FAKESCOPE_BODY_TIMEOUT_S"):

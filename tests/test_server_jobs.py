@@ -23,6 +23,7 @@ from fakescope.server import (
 )
 from fakescope.server._app import purge_expired
 from fakescope.server._jobs import new_job_id
+from fakescope.types import Label
 
 Progress = Callable[[int, int], None] | None
 
@@ -242,3 +243,101 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="FAKESCOPE_WORKERS"):
         ServerSettings.from_env({"FAKESCOPE_WORKERS": "many"})
+
+
+# -- no finished verdict thrown away for an optional extra ------------------------------------
+class NotedScanner(FakeScanner):
+    """Finds a fake face; its verdict carries the scanner's own note (an optional stage that
+    failed, as the Scanner reports one)."""
+
+    def scan(self, path: Path | str, progress: Progress = None) -> Verdict:
+        self.seen.append(self.config)
+        note = "evidence failed and were left out: OSError: [Errno 28] No space left on device"
+        return Verdict(
+            str(path), Status.OK, "face 1 looks manipulated", 0.93, Label.FAKE, notes=(note,)
+        )
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_note(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    store = JobStore(settings.db_path)
+    job_id = queue(settings, store)
+    settings.jobs_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.jobs_dir.write_text("a file where the folder should be")
+    scanner = NotedScanner()
+    assert JobRunner(store, settings, scanner, "w0").run_once()
+    job = store.get(job_id)
+    assert job is not None and job.status == "done" and job.error is None
+    assert job.result is not None and job.result["status"] == "ok"
+    assert job.result["verdict"]["label"] == "manipulated"
+    # the scanner's note first, then the server's own
+    scanners, servers = job.result["notes"]
+    assert scanners.startswith("evidence failed and were left out")
+    assert servers.startswith("Face previews and heatmaps could not be saved on the server")
+    (config,) = scanner.seen
+    assert config.thumbnails_dir is None and config.heatmaps_dir is None
+    assert not (settings.uploads_dir / f"{job_id}.mp4").exists()  # done: the media is gone
+
+
+def test_claims_record_when_a_scan_started_and_the_server_can_stop_it(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    store = JobStore(settings.db_path)
+    job_id = queue(settings, store)
+    assert store.get(job_id).started_at is None  # type: ignore[union-attr]
+    before = time.time()
+    claim = store.claim("w0")
+    assert claim is not None and claim.job.started_at is not None
+    assert before <= claim.job.started_at <= time.time()
+    assert [j.id for j in store.running()] == [job_id]
+    assert not store.stop_running(job_id, "someone-else", "too long")
+    assert store.stop_running(job_id, "w0", "The scan took too long.")
+    job = store.get(job_id)
+    assert job is not None and job.status == "failed" and job.error == "The scan took too long."
+    assert not store.progress(claim, 0.5)  # the worker's claim died with it
+    assert not store.finish(claim, {"label": "fake"}, None)
+    assert store.running() == []
+
+
+# -- the reference person of an upload --------------------------------------------------------
+def test_each_job_is_checked_against_its_own_reference(
+    tmp_path: Path, face_clip: Path, example_face: Any
+) -> None:
+    import dataclasses
+
+    from fakescope.inference import Scanner
+    from test_identity_scan import _reference_gallery
+
+    folder = tmp_path / "people"
+    _reference_gallery(folder, example_face)
+    scan = ScanConfig(gallery=str(folder), synthesis_detector=None, num_frames=6)
+    settings = dataclasses.replace(settings_for(tmp_path), scan=scan)
+    store = JobStore(settings.db_path)
+    scanner = Scanner(scan)
+    identifier = scanner.identifier
+    jobs = {}
+    for reference in ("stranger", None, "eileen"):
+        job_id = new_job_id()
+        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        (settings.uploads_dir / f"{job_id}.mp4").write_bytes(face_clip.read_bytes())
+        store.create(job_id, "face.mp4", f"{job_id}.mp4", reference)
+        time.sleep(0.002)
+        jobs[reference] = job_id
+    runner = JobRunner(store, settings, scanner, "w0")
+    while runner.run_once():
+        pass
+    assert scanner.identifier is identifier and scanner.config == scan
+
+    def reference_check(job_id: str) -> list[dict[str, Any]]:
+        job = store.get(job_id)
+        assert job is not None and job.status == "done" and job.result is not None
+        assert job.result["status"] == "ok", job.result["reason"]
+        face = job.result["faces"][0]
+        assert face["identity"]["name"] == "eileen"  # the gallery names her either way
+        return [e for e in face["evidence"] if e["name"] == "reference-v1"]
+
+    (other,) = reference_check(jobs["stranger"])
+    assert other["fake_probability"] > 0.8 and "does not look like stranger" in other["summary"]
+    assert reference_check(jobs[None]) == []
+    (own,) = reference_check(jobs["eileen"])
+    assert own["fake_probability"] < 0.2
+    assert store.get(jobs["eileen"]).reference == "eileen"  # type: ignore[union-attr]

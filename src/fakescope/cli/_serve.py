@@ -53,6 +53,22 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
         type=_positive_float,
         help="delete scans older than this (default 24)",
     )
+    p.add_argument(
+        "--scan-timeout",
+        dest="scan_timeout_s",
+        type=_positive_float,
+        metavar="S",
+        help="seconds one scan may take before its worker is killed and the scan fails "
+        "(default $FAKESCOPE_SCAN_TIMEOUT_S or 600)",
+    )
+    p.add_argument(
+        "--max-memory-mb",
+        dest="max_memory_mb",
+        type=_positive_float,
+        metavar="M",
+        help="resident memory a worker may use while scanning (models included); beyond it "
+        "the worker is killed and the scan fails (default $FAKESCOPE_MAX_MEMORY_MB or no cap)",
+    )
     return p
 
 
@@ -70,6 +86,8 @@ def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
         data_dir=args.data_dir,
         workers=args.workers,
         retention_hours=args.retention_hours,
+        scan_timeout_s=args.scan_timeout_s,
+        max_memory_mb=args.max_memory_mb,
         scan=config,
     )
     os.umask(PRIVATE_UMASK)  # this process serves only: uploads and results stay private

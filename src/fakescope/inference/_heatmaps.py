@@ -66,11 +66,16 @@ _FACE_MARGIN = 0.3  # of the box's larger side, on each side of the enlarged fac
 _MIN_REGION = 16  # frame pixels: tiny boxes still show some context
 
 
+_SHOWN = 0.01  # map values below this are not drawn (outside the crop, or nothing there)
+
+
 def _blend(image: npt.NDArray[np.uint8], heat: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    """``image`` with the heatmap blended in: JET colours, weight 0.6 x heat."""
+    """``image`` with the heatmap blended in on an absolute scale (JET: 0 blue, 1 red, as the
+    legend under the figure shows), so one colour means one value on every face; weight
+    0.3 + 0.5 x heat wherever the map reaches :data:`_SHOWN`, so even a low map is visible."""
     colours = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
     colours = cv2.cvtColor(colours, cv2.COLOR_BGR2RGB).astype(np.float32)
-    alpha = (0.6 * heat)[..., None]
+    alpha = np.where(heat >= _SHOWN, 0.3 + 0.5 * heat, 0.0).astype(np.float32)[..., None]
     out = image.astype(np.float32) * (1 - alpha) + colours * alpha
     return np.ascontiguousarray(np.clip(out, 0, 255).astype(np.uint8))
 
@@ -231,8 +236,23 @@ def heatmap_figure(
     cv2.putText(out, text, (gap, base), font, size, (255, 255, 255), thick, cv2.LINE_AA)
     lsize = size * 0.6
     (lw2, _), _ = cv2.getTextSize(legend, font, lsize, 1)
-    if gap + tw + 4 * gap + lw2 <= out_w - gap:
-        cv2.putText(out, legend, (out_w - gap - lw2, base), font, lsize, _MUTED, 1, cv2.LINE_AA)
+    bar_w = max(60, rows // 5)
+    (nw, _), _ = cv2.getTextSize("0", font, lsize, 1)
+    (ow, _), _ = cv2.getTextSize("1 manipulated", font, lsize, 1)
+    key_w = nw + gap + bar_w + gap + ow  # "0 [colour bar] 1 manipulated"
+    right = out_w - gap
+    if gap + tw + 4 * gap + key_w <= right:
+        x = right - key_w
+        cv2.putText(out, "0", (x, base), font, lsize, _MUTED, 1, cv2.LINE_AA)
+        x += nw + gap
+        ramp = np.linspace(0, 255, bar_w).astype(np.uint8)[None, :].repeat(max(6, th), axis=0)
+        bar = cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        out[base - bar.shape[0] : base, x : x + bar_w] = bar
+        x += bar_w + gap
+        cv2.putText(out, "1 manipulated", (x, base), font, lsize, _MUTED, 1, cv2.LINE_AA)
+        right = right - key_w - 3 * gap
+    if gap + tw + 4 * gap + lw2 <= right:
+        cv2.putText(out, legend, (right - lw2, base), font, lsize, _MUTED, 1, cv2.LINE_AA)
     return out
 
 

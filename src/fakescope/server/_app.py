@@ -21,7 +21,9 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,7 +42,7 @@ from fakescope.server._uploads import (
 )
 from fakescope.server._worker import WorkerPool, remove_job_files
 
-__all__ = ["CSP", "STATIC_DIR", "create_app", "job_detail", "job_summary"]
+__all__ = ["BEARER", "CSP", "STATIC_DIR", "create_app", "job_detail", "job_summary"]
 
 log = logging.getLogger("fakescope.server")
 
@@ -65,6 +67,17 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="The server's API token (FAKESCOPE_API_TOKEN), sent as "
+    "'Authorization: Bearer <token>'. Needed only when the server was started with one; "
+    "/api/people always needs it.",
+)
+"""The API's security scheme: declared in the OpenAPI document (the docs page's Authorize
+button), checked by the routes' token dependencies."""
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
 _HEATMAP_NAME = re.compile(r"[0-9a-f]{32}-[0-9a-f]{10}_track[0-9]{1,6}\.png")
 _THUMBNAIL_NAME = re.compile(r"[0-9a-f]{32}-[0-9a-f]{10}_track[0-9]{1,6}\.jpg")
 
@@ -129,16 +142,33 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 # -- JSON shapes ------------------------------------------------------------------------------
+def _overall(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The overall verdict of a stored result, in short (label, probability that the media
+    is not authentic, what decided it, the headline); None before it is done, and for a
+    result stored by a version that had no overall verdict."""
+    verdict = None if result is None else result.get("verdict")
+    if not isinstance(verdict, dict):
+        return None
+    keys = ("label", "probability", "decided_by", "face", "headline")
+    return {k: verdict.get(k) for k in keys}
+
+
 def job_summary(job: Job) -> dict[str, Any]:
-    """One item of ``GET /api/scans``."""
+    """One item of ``GET /api/scans``: ``verdict`` is the overall verdict in short and
+    ``result_status`` the scan's own status (``ok``, or why it abstained: ``no_face``,
+    ``undecodable``...), both None until the job is done; ``status`` is the job's."""
+    result = job.result
     return {
         "id": job.id,
         "status": job.status,
         "filename": job.filename,
         "created_at": iso_utc(job.created_at),
         "updated_at": iso_utc(job.updated_at),
+        "result_status": None if result is None else result.get("status"),
+        "verdict": _overall(result),
         "label": job.label,
         "fake_probability": job.fake_probability,
+        "error": job.error,
     }
 
 
@@ -159,6 +189,7 @@ def job_detail(job: Job) -> dict[str, Any]:
         "created_at": iso_utc(job.created_at),
         "updated_at": iso_utc(job.updated_at),
         "error": job.error,
+        "reference": job.reference,
         "result": result,
         "provenance": job.provenance,
     }
@@ -289,9 +320,8 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             given is not None and hmac.compare_digest(given.encode(), token.encode())
         )
 
-    def _bearer(request: Request) -> str | None:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        return value.strip() if scheme.lower() == "bearer" else None
+    def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+        return None if credentials is None else credentials.credentials.strip()
 
     def _unauthorized() -> HTTPException:
         return HTTPException(
@@ -300,13 +330,19 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             headers={"WWW-Authenticate": "Bearer"},
         )
 
-    def require_token(request: Request) -> None:
-        if not _token_ok(_bearer(request)):
+    def require_token(credentials: Credentials) -> None:
+        if not _token_ok(_bearer(credentials)):
             raise _unauthorized()
 
-    def require_token_or_query(request: Request, token: str | None = None) -> None:
+    def require_token_or_query(
+        credentials: Credentials,
+        token: Annotated[
+            str | None,
+            Query(description="the API token, for an <img> tag that cannot send a header"),
+        ] = None,
+    ) -> None:
         """Images also accept ``?token=`` so that an ``<img>`` tag can load them."""
-        if not (_token_ok(_bearer(request)) or (token is not None and _token_ok(token))):
+        if not (_token_ok(_bearer(credentials)) or (token is not None and _token_ok(token))):
             raise _unauthorized()
 
     def _job(job_id: str) -> Job:
@@ -355,7 +391,22 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
                         "schema": {
                             "type": "object",
                             "required": ["file"],
-                            "properties": {"file": {"type": "string", "format": "binary"}},
+                            "properties": {
+                                "file": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "the video or photo (its type is sniffed "
+                                    "from the content, never taken from the name)",
+                                },
+                                "reference": {
+                                    "type": "string",
+                                    "maxLength": 200,
+                                    "description": "optional: the name of a person in the "
+                                    "server's gallery (GET /api/people); every face is also "
+                                    "checked against that person's real reference faces "
+                                    "(like 'fakescope scan --reference NAME')",
+                                },
+                            },
                         }
                     }
                 },
@@ -367,6 +418,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             408: {"description": "the upload was too slow"},
             413: {"description": "file too large"},
             415: {"description": "not a supported video or image (sniffed from content)"},
+            422: {"description": "'reference' names nobody in the gallery, or there is none"},
             429: {"description": "too many uploads (in progress, or a minute) from this client"},
         },
     )
@@ -393,8 +445,13 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             )
         job_id = new_job_id()
         saved = await _receive(request, job_id)
+        reference = saved.fields.get("reference")
         try:
-            await anyio.to_thread.run_sync(store.create, job_id, saved.filename, saved.path.name)
+            if reference is not None:
+                await anyio.to_thread.run_sync(_check_reference, reference)
+            await anyio.to_thread.run_sync(
+                store.create, job_id, saved.filename, saved.path.name, reference
+            )
         except BaseException:
             saved.path.unlink(missing_ok=True)
             raise
@@ -406,7 +463,27 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             headers={"Location": url},
         )
 
-    @app.get("/api/scans", dependencies=authed, summary="The latest scans, newest first")
+    def _check_reference(name: str) -> None:
+        """A scan's ``reference`` must name a person of the server's gallery (422 if not)."""
+        if settings.scan.gallery is None:
+            raise HTTPException(
+                422, "this server has no gallery of people, so 'reference' cannot be used"
+            )
+        from fakescope.identity import Gallery
+
+        if len(name) > 200 or name not in Gallery(settings.scan.gallery).names():
+            raise HTTPException(422, "'reference' names nobody in this server's gallery")
+
+    @app.get(
+        "/api/scans",
+        dependencies=authed,
+        summary="The latest scans, newest first",
+        description="Each item carries the job's `status` (queued, running, done, failed), "
+        "the scan's own `result_status` (ok, or why it gave no verdict: no_face, "
+        "undecodable, ...) and the overall `verdict` in short (`label`: manipulated, "
+        "generated, authentic, uncertain or no_verdict; `probability` that the media is not "
+        "authentic). `label`/`fake_probability` answer the face-manipulation question only.",
+    )
     def list_scans(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> dict[str, Any]:
         return {"scans": [job_summary(j) for j in store.recent(limit)]}
 
@@ -428,10 +505,10 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         return Response(status_code=204)
 
     # -- people (biometric: only with a token, only when a gallery is configured) ---------
-    def _people_gallery(request: Request) -> Any:
+    def _people_gallery(credentials: HTTPAuthorizationCredentials | None) -> Any:
         if settings.api_token is None:
             raise HTTPException(403, "/api/people needs the server to be started with a token")
-        require_token(request)
+        require_token(credentials)
         if settings.scan.gallery is None:
             raise HTTPException(404, "this server has no gallery (fakescope serve --gallery DIR)")
         from fakescope.identity import Gallery
@@ -439,8 +516,8 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         return Gallery(settings.scan.gallery)
 
     @app.get("/api/people", summary="The people of the server's gallery (token required)")
-    def list_people(request: Request) -> dict[str, Any]:
-        gallery = _people_gallery(request)
+    def list_people(credentials: Credentials) -> dict[str, Any]:
+        gallery = _people_gallery(credentials)
         return {
             "people": [
                 {"name": n, "embeddings": len(gallery.embeddings(n))} for n in gallery.names()
@@ -451,6 +528,32 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         "/api/people/{name}",
         status_code=201,
         summary="Add a person's reference photo or video (token required; only embeddings kept)",
+        description="The body is a multipart form whose field `file` holds one genuine photo "
+        "or video of the person (the largest face of a photo, faces of a few frames of a "
+        "video). Only the face embeddings are kept; the upload is deleted at once. Adding to "
+        "an existing name appends to that person's references.",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "a reference photo or video of the person",
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {
+                                "file": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "a genuine photo or video in which the "
+                                    "person's face is the largest one",
+                                }
+                            },
+                        }
+                    }
+                },
+            }
+        },
         responses={
             400: {"description": "no file, a malformed form, or no face found in it"},
             401: {"description": "API token required"},
@@ -459,8 +562,12 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             415: {"description": "not a supported video or image"},
         },
     )
-    async def add_person(name: str, request: Request) -> JSONResponse:
-        gallery = _people_gallery(request)
+    async def add_person(
+        name: Annotated[str, PathParam(description="the person's name (1-200 characters)")],
+        request: Request,
+        credentials: Credentials,
+    ) -> JSONResponse:
+        gallery = _people_gallery(credentials)
         if not name.strip() or len(name) > 200:
             raise HTTPException(400, "a person's name must be 1-200 characters")
         # a 32-hex name: swept like an orphan upload if the server dies before it is deleted
@@ -486,8 +593,8 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         status_code=204,
         summary="Forget a person: their embeddings are deleted (token required)",
     )
-    def delete_person(name: str, request: Request) -> Response:
-        gallery = _people_gallery(request)
+    def delete_person(name: str, credentials: Credentials) -> Response:
+        gallery = _people_gallery(credentials)
         try:
             gallery.remove(name)
         except KeyError:
@@ -525,6 +632,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             "attribution": settings.scan.attribution,
             "evidence": list(settings.scan.evidence),
             "identity": settings.scan.identity or settings.scan.gallery is not None,
+            "gallery": settings.scan.gallery is not None,
             "queue": {"queued": counts["queued"], "running": counts["running"]},
             "workers": 0 if pool is None else len(pool.alive()),
         }

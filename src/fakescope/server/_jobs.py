@@ -64,7 +64,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     result TEXT,
     provenance TEXT,
     label TEXT,
-    fake_probability REAL
+    fake_probability REAL,
+    reference TEXT,
+    started_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
@@ -72,7 +74,7 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 
 _COLUMNS = (
     "id, status, progress, filename, upload, created_at, updated_at, attempts, crashes, "
-    "worker, error, result, provenance, label, fake_probability"
+    "worker, error, result, provenance, label, fake_probability, reference, started_at"
 )
 
 
@@ -109,6 +111,10 @@ class Job:
     provenance: dict[str, Any] | None
     label: str | None
     fake_probability: float | None
+    reference: str | None = None
+    """The gallery person the upload's faces are checked against (``reference`` field)."""
+    started_at: float | None = None
+    """When a worker last took it (None while it never ran): the per-scan deadline's start."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -128,6 +134,8 @@ class Job:
             provenance=None if row["provenance"] is None else json.loads(row["provenance"]),
             label=row["label"],
             fake_probability=row["fake_probability"],
+            reference=row["reference"],
+            started_at=None if row["started_at"] is None else float(row["started_at"]),
         )
 
 
@@ -193,6 +201,9 @@ class JobStore:
             columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
             if "crashes" not in columns:
                 db.execute("ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0")
+            for name, kind in (("reference", "TEXT"), ("started_at", "REAL")):
+                if name not in columns:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         """Close every connection this instance opened (call once no thread uses it)."""
@@ -203,14 +214,15 @@ class JobStore:
         self._local = threading.local()
 
     # -- the server's side ---------------------------------------------------------------
-    def create(self, job_id: str, filename: str, upload: str) -> Job:
-        """Queue a new job for the file ``uploads/<upload>``, shown as ``filename``."""
+    def create(self, job_id: str, filename: str, upload: str, reference: str | None = None) -> Job:
+        """Queue a new job for the file ``uploads/<upload>``, shown as ``filename``; its faces
+        are checked against the gallery person ``reference`` when given."""
         now = time.time()
         with self._tx() as db:
             db.execute(
-                "INSERT INTO jobs (id, status, filename, upload, created_at, updated_at) "
-                "VALUES (?, 'queued', ?, ?, ?, ?)",
-                (job_id, filename, upload, now, now),
+                "INSERT INTO jobs (id, status, filename, upload, created_at, updated_at, "
+                "reference) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                (job_id, filename, upload, now, now, reference),
             )
         job = self.get(job_id)
         assert job is not None
@@ -259,6 +271,26 @@ class JobStore:
     def ids(self) -> set[str]:
         return {r[0] for r in self._connection().execute("SELECT id FROM jobs")}
 
+    def running(self) -> list[Job]:
+        """The jobs being scanned now (their ``worker`` and ``started_at`` say by whom and
+        since when)."""
+        rows = self._connection().execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'running' ORDER BY started_at"
+        )
+        return [Job.from_row(r) for r in rows]
+
+    def stop_running(self, job_id: str, worker: str, error: str) -> bool:
+        """Mark the job that ``worker`` is scanning failed with ``error`` (the server stops it:
+        a deadline or the memory cap); its worker's claim dies with it. False when the job is
+        no longer that worker's (it finished, or was deleted or requeued meanwhile)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE jobs SET status = 'failed', claim = NULL, error = ?, updated_at = ? "
+                "WHERE id = ? AND worker = ? AND status = 'running'",
+                (error, time.time(), job_id, worker),
+            )
+            return cur.rowcount == 1
+
     def requeue_running(
         self,
         max_attempts: int,
@@ -301,14 +333,15 @@ class JobStore:
         """Atomically take the oldest queued job for ``worker`` (None when the queue is
         empty); it becomes ``running`` and its attempt count goes up by one."""
         token = secrets.token_hex(16)
+        now = time.time()
         with self._tx() as db:
             row = db.execute(
                 "UPDATE jobs SET status = 'running', claim = ?, worker = ?, "
-                "attempts = attempts + 1, progress = 0, updated_at = ? "
+                "attempts = attempts + 1, progress = 0, updated_at = ?, started_at = ? "
                 "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' "
                 "ORDER BY created_at, rowid LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (token, worker, time.time()),
+                (token, worker, now, now),
             ).fetchone()
         return None if row is None else Claim(Job.from_row(row), token)
 

@@ -27,9 +27,11 @@ ENV_VARS = {
     "FAKESCOPE_HEADER_TIMEOUT_S": "header_timeout_s",
     "FAKESCOPE_BODY_TIMEOUT_S": "body_timeout_s",
     "FAKESCOPE_BODY_IDLE_TIMEOUT_S": "body_idle_timeout_s",
+    "FAKESCOPE_SCAN_TIMEOUT_S": "scan_timeout_s",
+    "FAKESCOPE_MAX_MEMORY_MB": "max_memory_mb",
 }
 """Environment variable -> setting. Sizes are given in megabytes (MiB) in the environment,
-durations in seconds."""
+durations in seconds; ``FAKESCOPE_MAX_MEMORY_MB=0`` means no memory cap."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,23 @@ class ServerSettings:
     """How often expired jobs are deleted."""
     shutdown_grace_s: float = 10.0
     """How long a worker may take to finish its current scan when the server stops."""
+    scan_timeout_s: float = 600.0
+    """A scan still running this long after its worker took it is stopped: the worker is
+    killed (and replaced) and the job fails with a plain-words reason, like ``fakescope batch
+    --timeout``. It is not tried again (it would most likely overrun again)."""
+    max_memory_mb: float | None = None
+    """Resident memory (MiB) a worker may use while it scans, models included; beyond it the
+    worker is killed (and replaced) and the job fails, like ``fakescope batch
+    --max-memory-mb``. None (or 0) means no cap. Checked every ``supervise_interval_s``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         if self.api_token == "":
             object.__setattr__(self, "api_token", None)
+        if self.max_memory_mb is not None and self.max_memory_mb == 0:
+            object.__setattr__(self, "max_memory_mb", None)
+        if self.max_memory_mb is not None and not self.max_memory_mb > 0:
+            raise ConfigError("max_memory_mb must be > 0 (0 or None = no cap)")
         if self.max_video_bytes < 1 or self.max_image_bytes < 1:
             raise ConfigError("upload size limits must be positive")
         if not self.retention_hours > 0:
@@ -97,6 +111,7 @@ class ServerSettings:
             "header_timeout_s",
             "body_timeout_s",
             "body_idle_timeout_s",
+            "scan_timeout_s",
         ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0")
@@ -122,6 +137,11 @@ class ServerSettings:
     def max_upload_bytes(self) -> int:
         return max(self.max_video_bytes, self.max_image_bytes)
 
+    @property
+    def max_memory_bytes(self) -> int | None:
+        """:attr:`max_memory_mb` in bytes (None: no cap)."""
+        return None if self.max_memory_mb is None else int(self.max_memory_mb * _MB)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
         """Settings from ``env`` (default ``os.environ``) overridden by ``overrides`` whose
@@ -137,7 +157,7 @@ class ServerSettings:
                     values[name] = Path(text) if name == "data_dir" else text
                 elif name in ("max_video_bytes", "max_image_bytes"):
                     values[name] = round(float(text) * _MB)
-                elif name == "retention_hours" or name.endswith("_s"):
+                elif name in ("retention_hours", "max_memory_mb") or name.endswith("_s"):
                     values[name] = float(text)
                 else:
                     values[name] = int(text)

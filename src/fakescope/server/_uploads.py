@@ -17,7 +17,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +31,7 @@ from fakescope.io._sniff import sniff_bytes
 __all__ = [
     "EXTENSIONS",
     "FILE_FIELD",
+    "TEXT_FIELDS",
     "RateLimiter",
     "SavedUpload",
     "UploadError",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 FILE_FIELD = b"file"
+TEXT_FIELDS = frozenset({"reference"})
+"""The small text fields a scan upload may carry besides ``file`` (others are dropped)."""
+_MAX_TEXT_FIELD = 1024
 EXTENSIONS = {
     "jpeg": "jpg",
     "png": "png",
@@ -79,6 +83,8 @@ class SavedUpload:
     kind: str
     format: str
     size: int
+    fields: Mapping[str, str] = field(default_factory=dict)
+    """The :data:`TEXT_FIELDS` the form carried (stripped; empty ones left out)."""
 
 
 def display_name(raw: bytes | str | None, fallback: str = "upload") -> str:
@@ -128,6 +134,9 @@ class _FileSink:
         self._header_value = b""
         self._disposition = b""
         self._field_bytes = 0
+        self._text: str | None = None  # the TEXT_FIELDS name of the current part
+        self._text_value = b""
+        self.fields: dict[str, str] = {}
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -144,6 +153,8 @@ class _FileSink:
     def on_part_begin(self) -> None:
         self._disposition = b""
         self._in_file = False
+        self._text = None
+        self._text_value = b""
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_name += data[start:end]
@@ -158,9 +169,12 @@ class _FileSink:
 
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._disposition)
-        if options.get(b"name") == FILE_FIELD and self.filename is None:
+        name = options.get(b"name")
+        if name == FILE_FIELD and self.filename is None:
             self._in_file = True
             self.filename = display_name(options.get(b"filename"))
+        elif name is not None and name.decode("latin-1") in TEXT_FIELDS:
+            self._text = name.decode("latin-1")
 
     # -- part data -----------------------------------------------------------------------
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -169,6 +183,10 @@ class _FileSink:
             self._field_bytes += len(chunk)
             if self._field_bytes > _FORM_OVERHEAD:
                 raise UploadError(413, "the form fields besides 'file' are too large")
+            if self._text is not None:
+                self._text_value += chunk
+                if len(self._text_value) > _MAX_TEXT_FIELD:
+                    raise UploadError(413, f"the form field '{self._text}' is too long")
             return
         self.size += len(chunk)
         if self._fh is None:
@@ -180,6 +198,11 @@ class _FileSink:
             self._fh.write(chunk)
 
     def on_part_end(self) -> None:
+        if self._text is not None:
+            value = self._text_value.decode("utf-8", "replace").strip()
+            if value:
+                self.fields[self._text] = value
+            self._text = None
         if not self._in_file:
             return
         self._in_file = False
@@ -286,7 +309,9 @@ async def receive_upload(
     except BaseException:
         sink.discard()
         raise
-    return SavedUpload(sink.path, sink.filename, sink.kind, sink.format, sink.size)
+    return SavedUpload(
+        sink.path, sink.filename, sink.kind, sink.format, sink.size, dict(sink.fields)
+    )
 
 
 async def _drain(stream: AsyncIterator[bytes], budget: int) -> None:

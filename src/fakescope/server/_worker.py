@@ -7,10 +7,18 @@ process dies (a watchdog thread compares ``os.getppid()`` with the server's pid)
 the server never leaves scanning orphans behind. The server-side :class:`WorkerPool` starts
 them, restarts a worker that died, puts its job back in the queue (or fails it, and deletes its
 upload, when workers crashed on it ``max_attempts`` times) and stops them on shutdown.
+
+Like ``fakescope batch`` (whose memory probe it reuses), the pool enforces a per-scan deadline
+(``scan_timeout_s``) and a memory cap (``max_memory_mb``): a worker that overruns either is
+killed and replaced, and its job fails with a reason in plain words. A finished verdict is
+never thrown away for an extra: the scanner notes an optional stage that failed (identity,
+evidence, heatmaps, thumbnails...), and when the job's folder for face previews and heatmaps
+cannot be made the worker scans without them and adds its own note (``result["notes"]``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import logging
@@ -22,7 +30,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
@@ -119,15 +127,32 @@ def read_provenance_dict(path: Path) -> dict[str, Any] | None:
     return dict(data) if isinstance(data, dict) else None
 
 
-def stored_result(verdict: Verdict, filename: str) -> dict[str, Any]:
+def stored_result(
+    verdict: Verdict, filename: str, notes: list[str] | None = None
+) -> dict[str, Any]:
     """``verdict.to_dict()`` as kept in the queue: ``path`` is the display name, face
-    ``heatmap`` and ``thumbnail`` are bare file names inside the job's own folder."""
+    ``heatmap`` and ``thumbnail`` are bare file names inside the job's own folder, and
+    ``notes`` adds the server's own (what it could not add) to the scanner's."""
     data = verdict.to_dict()
     data["path"] = filename
     for face in data["faces"]:
         for key in ("heatmap", "thumbnail"):
             face[key] = None if face.get(key) is None else Path(face[key]).name
+    data["notes"] = [*data.get("notes", []), *(notes or [])]
     return data
+
+
+@contextlib.contextmanager
+def _swapped(scanner: Any, values: dict[str, Any]) -> Iterator[None]:
+    """``scanner`` with the attributes in ``values`` (those it has) replaced, for one scan."""
+    saved = {k: getattr(scanner, k) for k in values if hasattr(scanner, k)}
+    for key in saved:
+        setattr(scanner, key, values[key])
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(scanner, key, value)
 
 
 @dataclass
@@ -169,14 +194,8 @@ class JobRunner:
         upload = self.settings.uploads_dir / job.upload
         log.info("scanning %s (%s), attempt %d", job.id, job.filename, job.attempts)
         try:
-            private_dir(out_dir)
-            self.scanner.config = dataclasses.replace(
-                self.scanner.config,
-                heatmaps_dir=str(out_dir) if self.has_maps else None,
-                thumbnails_dir=str(out_dir),
-            )
-            verdict = self.scanner.scan(upload, progress=self._reporter(claim))
-            result = stored_result(verdict, job.filename)
+            verdict, notes = self.scan(claim, upload, out_dir)
+            result = stored_result(verdict, job.filename, notes)
             provenance = read_provenance_dict(upload) if upload.exists() else None
             kept = self.store.finish(claim, result, provenance)
             if kept:
@@ -190,6 +209,53 @@ class JobRunner:
                 shutil.rmtree(out_dir, ignore_errors=True)
             return
         upload.unlink(missing_ok=True)  # the result is stored: the media is not kept
+
+    def scan(self, claim: Claim, upload: Path, out_dir: Path) -> tuple[Verdict, list[str]]:
+        """Scan the job's upload with its images written to ``out_dir`` and its faces checked
+        against its ``reference`` person; the verdict and the server's own notes on what it
+        left out. The images are extras: when their folder cannot be made, the scan runs
+        without them (the scanner itself notes an optional stage that fails)."""
+        notes: list[str] = []
+        try:
+            private_dir(out_dir)
+            images: Path | None = out_dir
+        except OSError as exc:
+            log.warning("job %s: no face previews or heatmaps: %s", claim.job.id, exc)
+            notes.append(
+                "Face previews and heatmaps could not be saved on the server "
+                f"({type(exc).__name__}); the verdict does not depend on them."
+            )
+            images = None
+        stages: dict[str, Any] = {}
+        reference = claim.job.reference
+        if reference is not None:
+            stages["identifier"] = self._reference_identifier(reference)
+        base = self.scanner.config
+        self.scanner.config = dataclasses.replace(
+            base,
+            heatmaps_dir=str(images) if images is not None and self.has_maps else None,
+            thumbnails_dir=None if images is None else str(images),
+            reference=reference if reference is not None else base.reference,
+        )
+        try:
+            with _swapped(self.scanner, stages):
+                verdict = self.scanner.scan(upload, progress=self._reporter(claim))
+        finally:
+            self.scanner.config = base
+        return verdict, notes
+
+    def _reference_identifier(self, name: str) -> Any:
+        """The scanner's identity stage, checking every face against ``name`` (the scanner
+        has one whenever the server has a gallery, which an upload's ``reference`` needs)."""
+        base = getattr(self.scanner, "identifier", None)
+        gallery = self.scanner.config.gallery
+        if base is None or gallery is None:
+            raise RuntimeError("a reference check needs the server to have a gallery")
+        from fakescope.identity import TrackIdentifier
+
+        return TrackIdentifier(
+            gallery, threshold=base.threshold, embedder=base.embedder, reference=name
+        )
 
     def _reporter(self, claim: Claim) -> Callable[[int, int], None]:
         last = 0.0
@@ -321,10 +387,16 @@ class WorkerPool:
                     slot.retry_at = now + backoff
                 if slot.process is None and now >= slot.retry_at:
                     self._spawn(index)
+            stopped = self._enforce_limits()
             # the server is alive, so these workers crashed (they did not exit because we died)
             requeued, failed = self.store.requeue_running(
                 self.settings.max_attempts, keep=self.alive(), crashed=True
             )
+        for job_id, reason in stopped:
+            log.error("job %s stopped: %s", job_id, reason)
+            job = self.store.get(job_id)
+            if job is not None:
+                remove_job_files(self.settings, job)
         for job_id in requeued:
             log.warning("job %s requeued: its worker is gone", job_id)
         for job_id in failed:
@@ -332,6 +404,51 @@ class WorkerPool:
             job = self.store.get(job_id)
             if job is not None:
                 remove_job_files(self.settings, job)  # the media is not kept once it is done
+
+    def _enforce_limits(self) -> list[tuple[str, str]]:
+        """Stop the scans that overran ``scan_timeout_s`` or whose worker's resident memory
+        passed ``max_memory_mb`` (called with the lock held): each such job fails with the
+        reason, then its worker is killed and replaced at once (a deliberate kill is no crash).
+        Returns the stopped ``(job id, reason)``s."""
+        limit = self.settings.scan_timeout_s
+        cap = self.settings.max_memory_bytes
+        slots = {s.worker_id: (i, s) for i, s in enumerate(self.slots) if s.process is not None}
+        stopped: list[tuple[str, str]] = []
+        now = time.time()
+        for job in self.store.running():
+            if job.worker not in slots:
+                continue
+            index, slot = slots[job.worker]
+            if slot.process is None or not slot.process.is_alive():
+                continue  # a dead worker's job: requeued (a crash) by supervise
+            reason = None
+            if job.started_at is not None and now - job.started_at > limit:
+                reason = (
+                    f"The scan took longer than {limit:g} s, this server's limit per file, "
+                    "and was stopped."
+                )
+            elif cap is not None and slot.process.pid is not None:
+                from fakescope.batch._worker import rss_bytes
+
+                rss = rss_bytes(slot.process.pid)
+                if rss is not None and rss > cap:
+                    reason = (
+                        f"The scan needed more memory than this server allows "
+                        f"({rss / 2**20:.0f} MB, limit {cap / 2**20:.0f} MB) and was stopped."
+                    )
+            if reason is None or not self.store.stop_running(job.id, slot.worker_id, reason):
+                continue
+            stopped.append((job.id, reason))
+            log.warning("killing worker %s: %s", slot.worker_id, reason)
+            slot.process.kill()
+            slot.process.join(5.0)
+            if slot.process.is_alive():
+                continue  # not gone yet: supervise restarts it once it has exited
+            slot.process.close()
+            self._close_pipe(slot)
+            slot.process, slot.quick_deaths, slot.retry_at = None, 0, 0.0
+            self._spawn(index)
+        return stopped
 
     def stop(self) -> None:
         """Ask every worker to stop, give it ``shutdown_grace_s`` to finish its scan, then

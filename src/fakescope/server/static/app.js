@@ -128,13 +128,15 @@
       case 404: base = "This scan does not exist (it may have been deleted)."; break;
       case 413: base = "The file is too large for this server."; break;
       case 415: base = "This file type is not supported. Upload a video (MP4, MOV, WebM…) or a photo (JPEG, PNG, WebP…)."; break;
+      case 422: base = "The server could not use this request."; break;
       case 429:
         base = "Too many requests right now. Please wait" +
           (retryAfter ? " " + retryAfter + " s" : " a moment") + " and try again.";
         break;
       default: base = "The server answered with an error (HTTP " + status + ").";
     }
-    return detail && status !== 0 ? base + " (" + detail + ")" : base;
+    // the server's own words for a refused request; never the text of a server error
+    return detail && status >= 400 && status < 500 ? base + " (" + detail + ")" : base;
   }
 
   function handleError(status, body, retryAfter) {
@@ -184,13 +186,17 @@
   function upload(file) {
     if (!file) return;
     if (file.size === 0) {
+      clearResult();
       showMessage("This file is empty.", "error");
       return;
     }
     if (uploadXhr) uploadXhr.abort();
     showMessage("");
+    clearResult(); // whatever this upload brings, the previous verdict is no longer on screen
     var form = new FormData();
     form.append("file", file, file.name);
+    var reference = el.referenceBlock.hidden ? "" : el.referenceInput.value.trim();
+    if (reference) form.append("reference", reference);
     var xhr = new XMLHttpRequest();
     uploadXhr = xhr;
     xhr.open("POST", "/api/scans");
@@ -291,28 +297,36 @@
 
   // ------------------------------------------------------------------ result
 
-  function verdictText(result) {
-    var p = result.fake_probability;
-    if (result.status !== "ok" || !isNum(p)) {
-      var explain = STATUS_PHRASES[result.status] || "The detector could not decide on this file.";
-      var synth = result.synthesis;
-      if (synth && synth.status === "ok") {
-        explain += " The whole-image check beside still looked at the picture.";
-      }
-      return { cls: "abstain", title: "No verdict", explain: explain };
-    }
-    if (result.label === "fake") {
-      return { cls: "fake", title: "Likely manipulated — " + pct(p),
-        explain: "At least one face looks manipulated: the most suspicious face has a " + pct(p) +
-          " probability of being manipulated." };
-    }
-    if (result.label === "real") {
-      return { cls: "real", title: "Likely authentic — " + pct(1 - p),
-        explain: "The detector is " + pct(1 - p) + " confident that no face was manipulated " +
-          "(fake probability " + pct(p) + ")." };
-    }
-    return { cls: "uncertain", title: "Uncertain — " + pct(p),
-      explain: "A fake probability of " + pct(p) + " is too close to the decision threshold to call." };
+  /* The overall verdict's labels. Every percentage on this page is a probability of "fake"
+   * (for the headline: that the media is not authentic), always with the words that say so. */
+  var OVERALL = {
+    manipulated: { title: "Manipulated", tone: "fake",
+      explain: "A face looks swapped or re-enacted." },
+    generated: { title: "Generated", tone: "fake",
+      explain: "The whole image looks machine-made (by a GAN or a diffusion model)." },
+    authentic: { title: "Authentic", tone: "real",
+      explain: "Both checks answered: no face looks swapped or re-enacted, and the image " +
+        "does not look generated." },
+    uncertain: { title: "Uncertain", tone: "neutral",
+      explain: "No confident answer: a score is too close to call, or one of the checks " +
+        "could not run. Treat this media as unverified." },
+    no_verdict: { title: "No verdict", tone: "neutral",
+      explain: "Nothing in this file could be judged." }
+  };
+
+  var STATUS_SHORT = {
+    no_face: "no face",
+    face_too_small: "faces too small",
+    undecodable: "unreadable file",
+    unsupported: "unsupported file",
+    too_large: "file too large",
+    error: "analysis failed"
+  };
+
+  var TECHNICAL = /internal error|Error:|Exception|Traceback/;
+
+  function notAuthentic(p) {
+    return pct(p) + " likely not authentic";
   }
 
   function addMeta(dl, term, value) {
@@ -380,46 +394,120 @@
     } else if (rule) {
       text += " (" + rule.replace(/^fixed threshold /, "fixed, ") + ")";
     }
+    if (d.calibration_level) text += "; calibration level: " + String(d.calibration_level);
     return text;
+  }
+
+  function modelSummary(model) {
+    if (!model || typeof model !== "object") return "";
+    var m = String(model.name || "unknown");
+    if (model.version) m += " v" + model.version;
+    if (model.sha256) m += " (sha256 " + String(model.sha256).slice(0, 16) + "…)";
+    return m;
+  }
+
+  function timingsSummary(t) {
+    if (!t || typeof t !== "object") return "";
+    var parts = [];
+    Object.keys(t).forEach(function (k) {
+      if (k !== "total" && isNum(t[k]) && t[k] >= 1) parts.push(k + " " + Math.round(t[k]) + " ms");
+    });
+    var total = isNum(t.total) ? (t.total / 1000).toFixed(2) + " s" : "";
+    return total + (parts.length ? (total ? " (" : "") + parts.join(", ") + (total ? ")" : "") : "");
+  }
+
+  /* The headline: the overall verdict's label, and (unless there is no verdict) how likely
+   * the media is not authentic. Its colour says the same: red for manipulated/generated,
+   * green only for authentic, grey for uncertain and no verdict. */
+  function setHeadline(label, tone, title, probability) {
+    el.verdictCard.className = "panel verdict-card verdict-" + label + " tone-" + tone;
+    el.verdictCard.setAttribute("data-verdict", label);
+    clear(el.verdict);
+    el.verdict.appendChild(make("span", "verdict-label", title));
+    if (probability !== null) {
+      el.verdict.appendChild(make("span", "verdict-prob", notAuthentic(probability)));
+    }
+  }
+
+  /* Hide the verdict on screen (a new upload starts, or the scan is gone): a rejected upload
+   * must never leave the previous file's verdict looking like its own. */
+  function clearResult() {
+    stopPolling();
+    currentId = null;
+    shownResult = null;
+    el.result.hidden = true;
+    el.result.removeAttribute("data-scan-id");
+    el.scanStatus.hidden = true;
+    clear(el.verdict);
+    clear(el.faces);
+    el.verdictCard.className = "panel verdict-card";
+    el.verdictCard.removeAttribute("data-verdict");
+    if (/^#\/scans\//.test(window.location.hash)) {
+      history.replaceState(null, "", window.location.pathname + window.location.search + "#/");
+    }
+    markCurrent();
   }
 
   function renderScan(scan) {
     el.result.hidden = false;
     el.result.setAttribute("data-scan-id", scan.id || "");
     var result = scan.result;
-    el.resultFile.textContent = scan.filename || (result && result.path) || "";
+    var media = result && result.media;
+    el.resultFile.textContent = (scan.filename || (result && result.path) || "") +
+      (media ? " — " + (media.kind === "image" ? "photo" : "video" +
+        (isNum(media.duration_s) ? ", " + fmtSeconds(media.duration_s) : "")) : "");
     clear(el.meta);
-    el.verdictCard.className = "panel verdict-card";
+    clear(el.synthMeta);
+    clear(el.reasons);
+    clear(el.notes);
+    el.reason.textContent = "";
+    el.technical.open = false;
     if (scan.status === "failed" || !result) {
-      el.verdictCard.classList.add("verdict-abstain");
-      el.verdict.textContent = "Scan failed";
-      el.explain.textContent = "The server could not analyse this file.";
-      el.reason.textContent = scan.error || "";
+      setHeadline("failed", "neutral", "Scan failed", null);
+      el.explain.textContent = failedText(scan.error);
+      addMeta(el.meta, "Error", scan.error || "");
     } else {
-      var v = verdictText(result);
-      el.verdictCard.classList.add("verdict-" + v.cls);
-      el.verdict.textContent = v.title;
-      el.explain.textContent = v.explain;
-      el.reason.textContent = result.reason ? "Details: " + result.reason : "";
-      var model = result.model;
-      if (model) {
-        var m = String(model.name || "unknown");
-        if (model.version) m += " v" + model.version;
-        if (model.sha256) m += " (sha256 " + String(model.sha256).slice(0, 12) + "…)";
-        addMeta(el.meta, "Model", m);
+      var overall = result.verdict && typeof result.verdict === "object" ? result.verdict : {};
+      var label = OVERALL.hasOwnProperty(overall.label) ? overall.label : "no_verdict";
+      var p = isNum(overall.probability) ? overall.probability : null;
+      setHeadline(label, OVERALL[label].tone, OVERALL[label].title,
+        label === "no_verdict" ? null : p);
+      el.explain.textContent = label === "no_verdict"
+        ? (STATUS_PHRASES[result.status] || OVERALL.no_verdict.explain)
+        : OVERALL[label].explain;
+      var reasons = Array.isArray(overall.reasons) ? overall.reasons : [];
+      reasons.forEach(function (r) {
+        var text = TECHNICAL.test(String(r))
+          ? "One of the checks failed on this file (see Technical details)." : String(r);
+        el.reasons.appendChild(make("li", null, text));
+      });
+      if (!result.verdict) {
+        el.reason.textContent = "This scan was made by an older version of fakescope, " +
+          "without an overall verdict: upload the file again.";
       }
+      var notes = Array.isArray(result.notes) ? result.notes.map(String) : [];
+      notes.forEach(function (n) { el.notes.appendChild(make("li", null, plainNote(n))); });
+
+      addMeta(el.meta, "Overall verdict", overall.headline ? String(overall.headline) : "");
+      addMeta(el.meta, "Decided by", overall.decided_by === "face" && isNum(overall.face)
+        ? "face " + overall.face : overall.decided_by === "whole_image" ? "the whole image" : "");
+      addMeta(el.meta, "Scan status", String(result.status || ""));
+      addMeta(el.meta, "Face check", result.reason ? String(result.reason) : "");
+      addMeta(el.meta, "Model", modelSummary(result.model));
       addMeta(el.meta, "Media", mediaSummary(result.media));
       if (result.status === "ok") addMeta(el.meta, "Decision", decisionSummary(result.decision));
       if (result.status === "ok" && result.decision && result.decision.aggregation) {
         addMeta(el.meta, "How faces combine", String(result.decision.aggregation));
       }
       addMeta(el.meta, "Faces not scored", droppedSummary(result.faces_dropped));
-      var total = result.timings_ms && result.timings_ms.total;
-      if (isNum(total)) addMeta(el.meta, "Analysis time", (total / 1000).toFixed(2) + " s");
+      addMeta(el.meta, "Analysis time", timingsSummary(result.timings_ms));
+      addMeta(el.meta, "Notes", notes.join(" · "));
     }
+    addMeta(el.meta, "Checked against", scan.reference ? String(scan.reference) : "");
     addMeta(el.meta, "Scanned", fmtDate(scan.updated_at || scan.created_at));
-    el.synthesis.hidden = scan.status === "failed" || !result;
-    if (!el.synthesis.hidden) renderSynthesis(result);
+    addMeta(el.meta, "Scan id", scan.id ? String(scan.id) : "");
+    renderFaceQuestion(result);
+    renderSynthesis(result);
     renderProvenance(scan.provenance);
     renderFaces(result);
     el.verdict.focus({ preventScroll: true });
@@ -427,24 +515,99 @@
     if (top > window.innerHeight * 0.6 || top < 0) el.result.scrollIntoView({ block: "start" });
   }
 
+  var STAGE_NAMES = {
+    attribution: "guess of the manipulation method",
+    evidence: "other evidence",
+    identity: "identity check",
+    heatmaps: "heatmaps",
+    thumbnails: "face previews"
+  };
+
+  /* A note on what the result lacks, in plain words (the scanner's own wording, with the
+   * exception text, stays under Technical details). */
+  function plainNote(note) {
+    var m = /^(\w+) failed and were left out: /.exec(note);
+    if (m) {
+      return "The " + (STAGE_NAMES[m[1]] || m[1]) + " could not be added to this result; " +
+        "the verdict does not depend on it.";
+    }
+    return TECHNICAL.test(note)
+      ? "Part of the analysis could not be added to this result (see Technical details)." : note;
+  }
+
+  function failedText(error) {
+    var e = String(error || "");
+    if (/longer than|took too long/i.test(e)) {
+      return "The analysis took longer than this server allows and was stopped. A shorter " +
+        "clip or a smaller file may work.";
+    }
+    if (/memory/i.test(e)) {
+      return "The analysis needed more memory than this server allows and was stopped. A " +
+        "smaller file may work.";
+    }
+    if (/worker died/i.test(e)) {
+      return "The analysis crashed on this file several times, so it was given up.";
+    }
+    return "The server could not analyse this file.";
+  }
+
+  /* One of the two questions under the headline: `tone` colours it, `answer` says it in
+   * words, `probLine` gives its own probability of fake (or nothing when not answered). */
+  function setQuestion(card, answerEl, explainEl, tone, answer, probLine, explain) {
+    card.className = card.className.replace(/\s*tone-\w+/g, "") + " tone-" + tone;
+    clear(answerEl);
+    answerEl.appendChild(make("span", "answer-word", answer));
+    if (probLine) answerEl.appendChild(make("span", "answer-prob", probLine));
+    explainEl.textContent = explain;
+  }
+
+  function toneOf(label) {
+    return label === "fake" ? "fake" : label === "real" ? "real" : "neutral";
+  }
+
+  /* "Was a face swapped or re-enacted?": the verdict's own label and fake_probability (the
+   * most suspicious face decides). */
+  function renderFaceQuestion(result) {
+    var card = el.faceQuestion;
+    card.hidden = !result;
+    if (!result) return;
+    var p = result.fake_probability;
+    var faces = Array.isArray(result.faces) ? result.faces : [];
+    if (result.status !== "ok" || !isNum(p)) {
+      setQuestion(card, el.faceAnswer, el.faceExplain, "neutral", "Not answered", "",
+        STATUS_PHRASES[result.status] || "The face check could not decide on this file.");
+      return;
+    }
+    var worst = faces.reduce(function (best, f, k) {
+      return best === null || (f.fake_probability || 0) > (faces[best].fake_probability || 0) ? k : best;
+    }, null);
+    var which = faces.length > 1 && worst !== null
+      ? "The most suspicious of " + faces.length + " faces (face " + (worst + 1) + ") decides. "
+      : "";
+    var answer = result.label === "fake" ? "Yes, likely"
+      : result.label === "real" ? "No sign of it" : "Too close to call";
+    setQuestion(card, el.faceAnswer, el.faceExplain, toneOf(result.label), answer,
+      pct(p) + " probability a face was manipulated",
+      which + "A face swap replaces a person's face; a re-enactment makes a real face say or " +
+      "do something else.");
+  }
+
   var SYNTH_STATUS = {
     unsupported: "The whole-image check could not use this file.",
     undecodable: "The file could not be decoded, so the whole image was not checked.",
     too_large: "The file is too large to analyse.",
-    error: "The whole-image check failed."
+    error: "The whole-image check failed on this file."
   };
 
-  /* The synthesis block: was the whole picture made by a generator (GAN, diffusion)? A
-   * separate line of evidence with its own model and probability, beside the face verdict. */
+  /* "Was the whole image generated?": the synthesis block (its own model and probability). */
   function renderSynthesis(result) {
     var s = result && result.synthesis;
-    el.synthesis.className = "panel synthesis";
-    clear(el.synthMeta);
-    el.synthExplain.textContent = "";
+    var card = el.synthesis;
+    card.hidden = !result;
+    if (!result) return;
     if (!s || typeof s !== "object") {
-      el.synthesis.classList.add("synth-abstain");
-      el.synthVerdict.textContent = "Not checked";
-      el.synthExplain.textContent = "This server does not run a whole-image synthesis detector.";
+      setQuestion(card, el.synthVerdict, el.synthExplain, "neutral", "Not checked", "",
+        "This server does not run a whole-image synthesis detector.");
       return;
     }
     var p = s.fake_probability;
@@ -452,34 +615,25 @@
     var from = result.media && result.media.kind === "image" ? "the photo"
       : frames + (frames === 1 ? " sampled frame" : " sampled frames");
     if (s.status === "ok" && isNum(p)) {
-      var cls = s.label === "fake" || s.label === "real" ? s.label : "uncertain";
-      el.synthesis.classList.add("synth-" + cls);
-      el.synthVerdict.textContent = cls === "fake" ? "Likely generated — " + pct(p)
-        : cls === "real" ? "No sign of generation — " + pct(p)
-          : "Uncertain — " + pct(p);
-      el.synthExplain.textContent = "Probability that the whole picture was made by an image " +
-        "generator (GAN or diffusion model), judged from " + from + ". This is separate from " +
-        "the face verdict, which asks whether a face was swapped or reenacted.";
+      var answer = s.label === "fake" ? "Yes, likely"
+        : s.label === "real" ? "No sign of it" : "Too close to call";
+      setQuestion(card, el.synthVerdict, el.synthExplain, toneOf(s.label), answer,
+        pct(p) + " probability the whole image was generated",
+        "Judged from " + from + ": was the whole picture made by an image generator (a GAN " +
+        "or a diffusion model) rather than a camera?");
     } else {
-      el.synthesis.classList.add("synth-abstain");
-      el.synthVerdict.textContent = "No verdict";
-      el.synthExplain.textContent = SYNTH_STATUS[s.status] || STATUS_PHRASES[s.status] ||
-        "The whole-image check could not decide on this file.";
+      setQuestion(card, el.synthVerdict, el.synthExplain, "neutral", "Not answered", "",
+        SYNTH_STATUS[s.status] || STATUS_PHRASES[s.status] ||
+        "The whole-image check could not decide on this file.");
     }
-    addMeta(el.synthMeta, "Details", s.reason ? String(s.reason) : "");
-    var model = s.model;
-    if (model && typeof model === "object") {
-      var m = String(model.name || "unknown");
-      if (model.version) m += " v" + model.version;
-      if (model.sha256) m += " (sha256 " + String(model.sha256).slice(0, 12) + "…)";
-      addMeta(el.synthMeta, "Model", m);
-    }
+    addMeta(el.synthMeta, "Result", s.reason ? String(s.reason) : "");
+    addMeta(el.synthMeta, "Model", modelSummary(s.model));
   }
 
   function renderProvenance(prov) {
     var body = el.provBody;
     clear(body);
-    el.provenance.className = "panel provenance";
+    el.provenance.className = "panel question provenance";
     if (!prov || typeof prov !== "object") {
       body.appendChild(make("p", null, "Content credentials were not checked."));
       return;
@@ -507,7 +661,7 @@
       body.appendChild(dl);
       var actions = Array.isArray(prov.actions) ? prov.actions : [];
       if (actions.length) {
-        body.appendChild(make("h3", null, "Recorded edits"));
+        body.appendChild(make("h4", null, "Recorded edits"));
         var ul = make("ul", "plain-list");
         actions.slice(0, 20).forEach(function (a) {
           var text = typeof a === "string" ? a
@@ -518,7 +672,7 @@
       }
       var errs = Array.isArray(prov.validation_errors) ? prov.validation_errors : [];
       if (errs.length) {
-        body.appendChild(make("h3", null, "Validation problems"));
+        body.appendChild(make("h4", null, "Validation problems"));
         var eul = make("ul", "plain-list");
         errs.slice(0, 20).forEach(function (e) {
           eul.appendChild(make("li", null, typeof e === "string" ? e : JSON.stringify(e)));
@@ -549,12 +703,22 @@
     });
   }
 
+  function heatmapLegend() {
+    var legend = make("div", "heat-legend");
+    legend.setAttribute("aria-hidden", "true");
+    legend.appendChild(make("span", "heat-legend-end", "no colour: no influence"));
+    legend.appendChild(make("span", "heat-legend-bar"));
+    legend.appendChild(make("span", "heat-legend-end", "red: strongest influence"));
+    return legend;
+  }
+
   function faceCard(face, i, decision, duration, media) {
-    var threshold = decision.threshold;
+    var threshold = decision.threshold, band = decision.band;
     var card = make("article", "panel face-card");
     var label = face.label === "fake" ? "Likely manipulated"
-      : face.label === "real" ? "Likely authentic" : "Uncertain";
+      : face.label === "real" ? "No sign of manipulation" : "Too close to call";
     card.classList.add("face-" + (face.label || "uncertain"));
+    card.classList.add("tone-" + toneOf(face.label));
     var head = make("div", "face-head");
     var thumbUrl = mediaUrl(face.thumbnail);
     if (thumbUrl) {
@@ -568,12 +732,10 @@
       head.appendChild(make("div", "thumbnail-missing", "no preview"));
     }
     var info = make("div", "face-info");
-    var title = make("h3", null, "Face " + (i + 1));
-    info.appendChild(title);
-    var badge = make("p", "face-label", label);
-    info.appendChild(badge);
+    info.appendChild(make("h3", null, "Face " + (i + 1)));
+    info.appendChild(make("p", "face-label", label));
     if (isNum(face.fake_probability)) {
-      info.appendChild(make("p", "face-prob", "Fake probability " + pct(face.fake_probability)));
+      info.appendChild(make("p", "face-prob", pct(face.fake_probability) + " probability this face was manipulated"));
     }
     var frames = Array.isArray(face.frames) ? face.frames : [];
     var isVideo = !media || media.kind !== "image";
@@ -587,7 +749,7 @@
       var who = "Person " + (identity.person + 1);
       if (identity.name) {
         who += ": looks like " + identity.name +
-          (isNum(identity.same_person_probability) ? " (" + pct(identity.same_person_probability) + ")" : "");
+          (isNum(identity.same_person_probability) ? " (" + pct(identity.same_person_probability) + " probability it is the same person)" : "");
       } else if (identity.closest) {
         who += ": not anyone in the gallery";
       }
@@ -606,7 +768,7 @@
       ev.appendChild(make("h4", null, "Other evidence"));
       evidence.forEach(function (e) {
         var line = e.name + ": " + (isNum(e.fake_probability)
-          ? "fake probability " + pct(e.fake_probability) : "no score") +
+          ? pct(e.fake_probability) + " probability of fake" : "no score") +
           (e.summary ? " \u2014 " + e.summary : "");
         ev.appendChild(make("p", "evidence-line", line));
         var findings = Array.isArray(e.findings) ? e.findings : [];
@@ -621,11 +783,14 @@
 
     if (frames.length > 1 || (frames.length === 1 && isVideo)) {
       var fig = make("figure", "timeline-figure");
-      fig.appendChild(timeline(frames, decision, duration, i));
-      fig.appendChild(make("figcaption", "hint", "Fake probability per sampled frame (what that " +
-        "frame alone says; the face's probability weighs all its frames together, so it is " +
-        "firmer). Dashed line: decision threshold (" + pct(threshold) + "); shaded band: too " +
-        "close to call."));
+      fig.appendChild(timeline(frames, decision, duration, i, face.fake_probability));
+      var lo = Math.max(0, threshold - band), hi = Math.min(1, threshold + band);
+      fig.appendChild(make("figcaption", "hint", "Dots: what each sampled frame alone says " +
+        "(probability of manipulation). Solid line: this face's probability, " +
+        (isNum(face.fake_probability) ? pct(face.fake_probability) + ", " : "") +
+        "from all its frames together, on the same scale. Dashed line: the decision " +
+        "threshold (" + pct(threshold) + "); grey band (" + pct(lo) + "–" + pct(hi) + "): " +
+        "too close to call; above it: likely manipulated."));
       card.appendChild(fig);
     }
 
@@ -633,8 +798,8 @@
     if (heatUrl) {
       var hfig = make("figure", "heatmap-figure");
       var himg = make("img", "heatmap");
-      himg.alt = "Heatmap of face " + (i + 1) + ": the most suspicious frame, and beside it " +
-        "the face enlarged, with the fake probability below";
+      himg.alt = "Heatmap of face " + (i + 1) + ": the most suspicious frame with the regions " +
+        "that drove the score coloured in, and beside it the face enlarged";
       himg.src = heatUrl;
       var link = make("a", "heatmap-link");
       link.href = heatUrl;
@@ -643,17 +808,22 @@
       link.title = "Open the heatmap at full size";
       link.appendChild(himg);
       hfig.appendChild(link);
+      hfig.appendChild(heatmapLegend());
       var peak = frames.reduce(function (best, f) {
         return best === null || (f.fake_probability || 0) > (best.fake_probability || 0) ? f : best;
       }, null);
-      var cap = "Most suspicious frame" +
-        (peak && isVideo && isNum(peak.time_s) ? " (at " + fmtSeconds(peak.time_s) + ")" : "") +
-        "; right: the face enlarged. Warmer colours mark the regions that drove the score. " +
-        "Select to enlarge.";
+      var cap = (isVideo ? "Most suspicious frame" +
+        (peak && isNum(peak.time_s) ? " (at " + fmtSeconds(peak.time_s) + ")" : "") : "The photo") +
+        "; right: the face enlarged. Coloured regions drove the score (blue weakly, red most); " +
+        "uncoloured parts did not.";
+      if (!face.peak_region) {
+        cap += " The model found no localized region in this face: nothing stands out.";
+      }
       hfig.appendChild(make("figcaption", "hint", cap));
       card.appendChild(hfig);
     } else {
-      card.appendChild(make("p", "hint no-heatmap", "No heatmap for this model."));
+      card.appendChild(make("p", "hint no-heatmap", "No heatmap: the model found no localized " +
+        "region to show for this face."));
     }
     return card;
   }
@@ -667,17 +837,19 @@
     return Math.ceil(span / maxTicks / 3600) * 3600;
   }
 
-  function timeline(frames, decision, duration, index) {
+  /* Frames' probabilities over time, with the face's own probability (solid line), the
+   * threshold (dashed) and the uncertain band, all on one 0-100% scale. */
+  function timeline(frames, decision, duration, index, faceP) {
     var threshold = decision.threshold, band = decision.band;
     // drawn at about the size it is shown, so the 12px labels stay readable on a phone
     var avail = el.faces.clientWidth || 420;
-    var W = Math.round(Math.max(300, Math.min(520, avail - 40))), H = 200, L = 42, R = 14, T = 10, B = 38;
+    var W = Math.round(Math.max(300, Math.min(520, avail - 40))), H = 200, L = 42, R = 70, T = 10, B = 38;
     var pw = W - L - R, ph = H - T - B;
     var times = frames.map(function (f) { return isNum(f.time_s) ? f.time_s : 0; });
     var tMax = Math.max(duration || 0, times[times.length - 1] || 0);
     if (!(tMax > 0)) tMax = 1;
     var x = function (t) { return L + (t / tMax) * pw; };
-    var y = function (p) { return T + (1 - Math.max(0, Math.min(1, p))) * ph; };
+    var y = function (p) { return T + ph - Math.max(0, Math.min(1, p)) * ph; };
 
     var root = svg("svg", {
       class: "timeline", viewBox: "0 0 " + W + " " + H, role: "img",
@@ -685,7 +857,8 @@
     });
     var titleId = "timeline-title-" + index;
     var t = svg("title", { id: titleId });
-    t.textContent = "Fake probability over time for face " + (index + 1);
+    t.textContent = "Probability of manipulation over time for face " + (index + 1) +
+      (isNum(faceP) ? "; the face as a whole: " + pct(faceP) : "");
     root.appendChild(t);
     root.setAttribute("aria-labelledby", titleId);
 
@@ -733,24 +906,51 @@
         r: k === peak ? 4.5 : (frames.length > 60 ? 1.6 : 2.6)
       });
       var tip = svg("title");
-      tip.textContent = fmtSeconds(times[k]) + ": " + pct(p);
+      tip.textContent = fmtSeconds(times[k]) + ": " + pct(p) + " probability of manipulation";
       dot.appendChild(tip);
       root.appendChild(dot);
     });
+    if (isNum(faceP)) {
+      root.appendChild(svg("line", { class: "tl-face", x1: L, x2: L + pw, y1: y(faceP), y2: y(faceP) }));
+      // named in the right margin, level with the line: where the face's number sits
+      var faceLabel = svg("text", {
+        class: "tl-face-label", x: L + pw + 5, y: Math.max(T + 9, Math.min(T + ph, y(faceP) + 4)),
+        "text-anchor": "start"
+      });
+      faceLabel.textContent = "face " + pct(faceP);
+      root.appendChild(faceLabel);
+    }
     return root;
   }
 
   // ------------------------------------------------------------ recent scans
 
+  /* The overall verdict of a listed scan in a few words, with the probability that the
+   * media is not authentic; an abstain names why (no face, unreadable file...), so it never
+   * reads like an uncertain score. */
   function recentLabel(scan) {
     if (scan.status === "queued") return "queued";
     if (scan.status === "running") return "analysing";
-    if (scan.status === "failed") return "failed";
-    var p = scan.fake_probability;
-    if (scan.label === "fake" && isNum(p)) return "manipulated " + pct(p);
-    if (scan.label === "real" && isNum(p)) return "authentic " + pct(1 - p);
-    if (scan.label === "uncertain" && isNum(p)) return "uncertain " + pct(p);
-    return "no verdict";
+    if (scan.status === "failed") return "scan failed";
+    var v = scan.verdict;
+    var why = STATUS_SHORT[scan.result_status] || "";
+    if (!v || !OVERALL.hasOwnProperty(v.label) || v.label === "no_verdict" || !isNum(v.probability)) {
+      return "no verdict" + (why ? ": " + why : "");
+    }
+    return OVERALL[v.label].title.toLowerCase() + " · " + notAuthentic(v.probability) +
+      (why ? " (" + why + ")" : "");
+  }
+
+  function recentTone(scan) {
+    if (scan.status !== "done") return scan.status === "failed" ? "failed" : "pending";
+    var v = scan.verdict;
+    return v && OVERALL.hasOwnProperty(v.label) ? OVERALL[v.label].tone : "neutral";
+  }
+
+  function markCurrent() {
+    Array.prototype.forEach.call(el.recent.children, function (li) {
+      li.classList.toggle("current", li.getAttribute("data-scan-id") === currentId);
+    });
   }
 
   function refreshRecent() {
@@ -772,12 +972,20 @@
         a.appendChild(make("span", "recent-name", scan.filename || scan.id));
         a.appendChild(make("span", "recent-date", fmtDate(scan.created_at)));
         li.appendChild(a);
-        var badgeClass = "badge badge-" + (scan.status === "done" ? (scan.label || "uncertain") : scan.status);
-        li.appendChild(make("span", badgeClass, recentLabel(scan)));
+        var badge = make("span", "badge badge-" + recentTone(scan), recentLabel(scan));
+        var v = scan.verdict;
+        badge.setAttribute("data-verdict", scan.status === "done" && v && v.label ? String(v.label)
+          : String(scan.status || ""));
+        li.appendChild(badge);
         var del = make("button", "secondary small delete", "Delete");
         del.type = "button";
-        del.setAttribute("aria-label", "Delete scan of " + (scan.filename || scan.id));
-        del.addEventListener("click", function () { deleteScan(scan.id); });
+        var name = scan.filename || scan.id;
+        del.setAttribute("aria-label", "Delete scan of " + name);
+        del.addEventListener("click", function () {
+          var ok = window.confirm("Delete the scan of \u201c" + name + "\u201d? Its verdict, " +
+            "face previews and heatmaps are removed from the server for good.");
+          if (ok) deleteScan(scan.id);
+        });
         li.appendChild(del);
         el.recent.appendChild(li);
       });
@@ -790,13 +998,7 @@
         handleError(res.status, res.body, res.retryAfter);
         return;
       }
-      if (id === currentId) {
-        stopPolling();
-        currentId = null;
-        el.result.hidden = true;
-        el.scanStatus.hidden = true;
-        window.location.hash = "#/";
-      }
+      if (id === currentId) clearResult();
       showMessage("Scan deleted.", "info");
       refreshRecent();
     });
@@ -812,6 +1014,7 @@
       if (h.detector) parts.push("detector " + h.detector);
       if (h.synthesis_detector) parts.push("synthesis detector " + h.synthesis_detector);
       if (isNum(h.workers)) parts.push(h.workers + (h.workers === 1 ? " worker" : " workers"));
+      el.referenceBlock.hidden = h.gallery !== true;
       parts.push("runs offline on this server");
       el.serverInfo.textContent = parts.join(" · ");
     });
@@ -824,14 +1027,9 @@
     if (m) {
       openScan(decodeURIComponent(m[1]));
     } else {
-      stopPolling();
-      currentId = null;
-      el.result.hidden = true;
-      el.scanStatus.hidden = true;
+      clearResult();
     }
-    Array.prototype.forEach.call(el.recent.children, function (li) {
-      li.classList.toggle("current", li.getAttribute("data-scan-id") === currentId);
-    });
+    markCurrent();
   }
 
   // -------------------------------------------------------------------- init
@@ -843,10 +1041,15 @@
       uploadLabel: $("upload-label"), scanStatus: $("scan-status"),
       scanProgress: $("scan-progress"), scanLabel: $("scan-label"), result: $("result"),
       verdictCard: $("verdict-card"), verdict: $("verdict"), explain: $("verdict-explain"),
+      reasons: $("verdict-reasons"), notes: $("verdict-notes"),
       reason: $("verdict-reason"), resultFile: $("result-file"), meta: $("result-meta"),
+      technical: $("technical"),
       provenance: $("provenance"), provBody: $("provenance-body"), faces: $("faces"),
+      faceQuestion: $("face-question"), faceAnswer: $("face-answer"),
+      faceExplain: $("face-explain"),
       synthesis: $("synthesis"), synthVerdict: $("synthesis-verdict"),
       synthExplain: $("synthesis-explain"), synthMeta: $("synthesis-meta"),
+      referenceBlock: $("reference-block"), referenceInput: $("reference-input"),
       facesTitle: $("faces-title"), recent: $("recent"), recentEmpty: $("recent-empty"),
       recentRefresh: $("recent-refresh"), tokenForm: $("token-form"),
       tokenInput: $("token-input"), tokenToggle: $("token-toggle"),
