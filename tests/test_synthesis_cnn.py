@@ -14,6 +14,7 @@ import pytest
 from conftest import write_image
 from fakescope.errors import ModelError
 from fakescope.synthesis import (
+    SYNTHESIS_DETECTORS,
     CnnSynthesisDetector,
     CnnSynthesisWeights,
     create_synthesis_detector,
@@ -149,7 +150,7 @@ def test_shipped_cnn_files_are_checked(name: str) -> None:
     stem = SHIPPED_CNNS[name]
     config = asset_path(f"{stem}.json")
     assert ASSET_SHA256[f"{stem}.json"] == sha256_file(config)
-    detector = create_synthesis_detector(name)
+    detector = SYNTHESIS_DETECTORS.create(name)  # the weight itself, whatever runs here
     assert isinstance(detector, CnnSynthesisDetector) and detector.calibrated
     assert detector.info.sha256 == sha256_file(asset_path(f"{stem}.onnx"))
     assert detector.info.sha256 == json.loads(config.read_text())["sha256"]
@@ -199,12 +200,21 @@ def test_recalibrate_reproduces_the_shipped_int8_calibrator(
     shared_data: Path, tmp_path: Path
 ) -> None:
     """``python3 -m fakescope.training.synthesis_cnn recalibrate`` fitted the shipped int8
-    calibrator: re-running it on a copy gives the same numbers."""
+    calibrator: re-running it on a copy gives the same numbers. Only where onnxruntime runs
+    u8 x s8 exactly (VNNI, ARM): elsewhere the int8 scores drift (1.275 for 1.350 on an
+    AVX2-only EPYC) and the default gives the float twin ``cnn-v1`` instead."""
     import shutil
 
+    from fakescope._cpu import INT8_ENV, int8_exact
     from fakescope.models import asset_path
     from fakescope.training.synthesis_cnn import recalibrate
 
+    if not int8_exact():
+        with pytest.MonkeyPatch.context() as env:
+            env.delenv(INT8_ENV, raising=False)
+            info = create_synthesis_detector("cnn-v1-int8").info
+        assert info.name == "cnn-v1" and info.resolved_from == "cnn-v1-int8"
+        return
     root = shared_data / "stylegan2_ffhq"
     if not (root / "MANIFEST.tsv").is_file():
         pytest.skip(f"{root} is not present (see ../shared/data/README.md)")

@@ -22,17 +22,40 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
+        self._twins: dict[str, str] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator registering ``factory`` under ``name`` (names are unique)."""
+    def register(
+        self, name: str, *, float_twin: str | None = None
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``factory`` under ``name`` (names are unique). An int8
+        weight names its ``float_twin``: the same network in float, on the same calibrated
+        scale, which the family's factory builds instead where the int8 network is not exact
+        (:mod:`fakescope._cpu`)."""
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._factories:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._factories[name] = factory
+            if float_twin is not None:
+                self._twins[name] = float_twin
             return factory
 
         return decorator
+
+    def float_twin(self, name: str) -> str | None:
+        """The float twin ``name`` was registered with (None for float weights)."""
+        return self._twins.get(name)
+
+    def resolve(self, name: str) -> tuple[str, str | None]:
+        """The name to build for ``name`` on this machine and why it is another one: its
+        float twin where the int8 network is not exact or ``FAKESCOPE_INT8=never``
+        (``(twin, reason)``), else ``(name, None)``. An invalid ``FAKESCOPE_INT8`` raises
+        :class:`ConfigError`."""
+        from fakescope._cpu import int8_reason
+
+        twin = self._twins.get(name)
+        reason = int8_reason(name, twin)
+        return (name, None) if twin is None or reason is None else (twin, reason)
 
     def create(self, name: str, **kwargs: Any) -> T:
         """Build the plugin registered as ``name``; unknown names raise :class:`ConfigError`."""

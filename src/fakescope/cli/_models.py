@@ -17,9 +17,12 @@ def add_models_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _entry(family: str, name: str, default: str, description: str, model: Any) -> dict[str, Any]:
+def _entry(
+    family: str, name: str, default: str, description: str, model: Any, registry: Any = None
+) -> dict[str, Any]:
     info = getattr(model, "info", None)
     config = getattr(model, "config", None) or getattr(model, "weights", None)
+    runs_as, resolution = registry.resolve(name) if registry is not None else (name, None)
     return {
         "name": name,
         "family": family,
@@ -29,6 +32,9 @@ def _entry(family: str, name: str, default: str, description: str, model: Any) -
         "architecture": getattr(config, "architecture", "") or "",
         "trained_on": getattr(config, "trained_on", "") or getattr(model, "trained_on", "") or "",
         "looks_for": description.replace("``", ""),
+        "float_twin": registry.float_twin(name) if registry is not None else None,
+        "runs_as": runs_as,
+        "resolution": resolution,
     }
 
 
@@ -37,7 +43,9 @@ def catalogue() -> list[dict[str, Any]]:
     synthesis detectors, face detectors, method attribution heads, track evidence models):
     name, family, default, version, sha256, architecture, training data and what it looks
     for (its registration's docstring). Each model is loaded once, so the sha256 shown is
-    the one checked."""
+    the one checked. An int8 weight names its ``float_twin``; ``runs_as`` is the weight a
+    scan asking for it runs on this CPU (the twin where the int8 network would not be exact,
+    or under ``FAKESCOPE_INT8=never``) and ``resolution`` says why (None when it is itself)."""
     from fakescope.config import ScanConfig
     from fakescope.faces import FACE_DETECTORS
     from fakescope.models import ATTRIBUTORS, DETECTORS, EVIDENCE_MODELS
@@ -55,7 +63,7 @@ def catalogue() -> list[dict[str, Any]]:
     for family, registry, default in families:
         for name in registry.names():
             model = registry.create(name)
-            out.append(_entry(family, name, default, registry.describe(name), model))
+            out.append(_entry(family, name, default, registry.describe(name), model, registry))
     return out + _identity_entries()
 
 
@@ -66,11 +74,12 @@ def _identity_entries() -> list[dict[str, Any]]:
 
     shipped(ONNX_FILE)  # the sha256 shown is the one checked
     check, data = ReferenceCheck.load(shipped(REFERENCE_FILE))
-    common = {"default": False}
+    common = {"default": False, "float_twin": None, "resolution": None}
     return [
         {
             **common,
             "name": "dlib-resnet-v1",
+            "runs_as": "dlib-resnet-v1",
             "family": "identity embedding",
             "version": "1",
             "sha256": ASSET_SHA256[ONNX_FILE],
@@ -81,6 +90,7 @@ def _identity_entries() -> list[dict[str, Any]]:
         {
             **common,
             "name": str(data["name"]),
+            "runs_as": str(data["name"]),
             "family": "reference check",
             "version": str(data["version"]),
             "sha256": ASSET_SHA256[REFERENCE_FILE],
@@ -107,6 +117,8 @@ def run_models(args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for e in entries:
         name = f"{e['name']} (default)" if e["default"] else e["name"]
+        if e["runs_as"] != e["name"]:
+            name += f" (runs as {e['runs_as']} here)"
         table.add_row(name, e["family"], e["version"], e["sha256"][:12], e["looks_for"])
     stdout_console().print(table)
     return 0

@@ -58,6 +58,11 @@ class OnnxDetector:
     """A classifier exported to ONNX: input ``input`` (N, 3, S, S) normalised float32,
     output (N,) fake probability."""
 
+    resolved_from: str | None = None
+    """The int8 weight this one was built in place of (:func:`create_detector`), if any."""
+    resolution: str | None = None
+    """Why it was (a sentence for the verdict's ``model``)."""
+
     def __init__(self, config: WeightConfig, threads: int = 0, batch_size: int = 16) -> None:
         self.config = config
         self.batch_size = batch_size
@@ -73,7 +78,8 @@ class OnnxDetector:
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(self.config.name, self.config.sha256, self.config.version)
+        cfg = self.config
+        return ModelInfo(cfg.name, cfg.sha256, cfg.version, self.resolved_from, self.resolution)
 
     @property
     def has_maps(self) -> bool:
@@ -174,7 +180,7 @@ def _fused_v3(threads: int = 0) -> Detector:
     return FusedDetector.from_json(asset_path("fused_v3.json"), threads)
 
 
-@DETECTORS.register("effnet-lite0-sbi-int8")
+@DETECTORS.register("effnet-lite0-sbi-int8", float_twin="effnet-lite0-sbi")
 def _effnet_lite0_sbi_int8(threads: int = 0) -> Detector:
     """``effnet-lite0-sbi`` quantized to 8-bit integers (static, calibrated on train-split
     crops; stem, heads and outputs in float): the same network about 2.2x faster on CPU,
@@ -182,7 +188,7 @@ def _effnet_lite0_sbi_int8(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_sbi_int8.json"), threads)
 
 
-@DETECTORS.register("effnet-lite0-v3-int8")
+@DETECTORS.register("effnet-lite0-v3-int8", float_twin="effnet-lite0-v3")
 def _effnet_lite0_v3_int8(threads: int = 0) -> Detector:
     """``effnet-lite0-v3`` quantized to 8-bit integers (static, calibrated on train-split
     crops; stem, heads and outputs in float): the same network about 2.3x faster on CPU,
@@ -190,7 +196,7 @@ def _effnet_lite0_v3_int8(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_v3_int8.json"), threads)
 
 
-@DETECTORS.register("fused-v3-int8")
+@DETECTORS.register("fused-v3-int8", float_twin="fused-v3")
 def _fused_v3_int8(threads: int = 0) -> Detector:
     """The default: ``fused-v3`` with 8-bit integer members (``effnet-lite0-sbi-int8`` and
     ``effnet-lite0-v3-int8``), about 2.2x faster to score; the mean logit of both on the same
@@ -218,7 +224,7 @@ def _fused_v4(threads: int = 0) -> Detector:
     return FusedDetector.from_json(asset_path("fused_v4.json"), threads)
 
 
-@DETECTORS.register("effnet-lite0-v4-int8")
+@DETECTORS.register("effnet-lite0-v4-int8", float_twin="effnet-lite0-v4")
 def _effnet_lite0_v4_int8(threads: int = 0) -> Detector:
     """Detector v4 in 8-bit integers: ``effnet-lite0-v3`` trained 10 more epochs on the same
     face store and pinned identity split (warm start from its ONNX), quantized like
@@ -226,7 +232,7 @@ def _effnet_lite0_v4_int8(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_v4_int8.json"), threads)
 
 
-@DETECTORS.register("fused-v4-int8")
+@DETECTORS.register("fused-v4-int8", float_twin="fused-v4")
 def _fused_v4_int8(threads: int = 0) -> Detector:
     """The mean logit of ``effnet-lite0-sbi-int8`` and ``effnet-lite0-v4-int8`` on the same
     crop, calibrated on v4's calibration split; heatmaps are the mean of both mask heads."""
@@ -239,7 +245,11 @@ def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
     """Build a registered detector by name, or from a weight config file: ``name`` ending in
     ``.json`` is read with :meth:`WeightConfig.from_json` and its ``file`` is taken relative to
     that JSON's folder (how a trained run is evaluated before it is shipped). A ``.json`` with a
-    ``members`` key is an ensemble and gives a :class:`~fakescope.models.FusedDetector`."""
+    ``members`` key is an ensemble and gives a :class:`~fakescope.models.FusedDetector`.
+
+    An int8 weight gives its float twin instead where this CPU would not run it exactly (x86
+    without AVX512-VNNI or AVX-VNNI) or under ``FAKESCOPE_INT8=never``; the twin's ``info``
+    then names the int8 weight in ``resolved_from`` and says why (:mod:`fakescope._cpu`)."""
     if name.endswith(".json"):
         from fakescope.models._fused import FusedDetector, is_ensemble_config
 
@@ -251,7 +261,20 @@ def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
         if not model.is_absolute():
             config = dataclasses.replace(config, file=str((path.parent / model).resolve()))
         return OnnxDetector(config, threads)
-    return DETECTORS.create(name, threads=threads)
+    target, reason = DETECTORS.resolve(name)
+    detector = DETECTORS.create(target, threads=threads)
+    if reason is not None:
+        _mark_resolved(detector, name, reason)
+    return detector
+
+
+def _mark_resolved(detector: Detector, name: str, reason: str) -> None:
+    """Record on the float twin ``detector`` that it was built in place of ``name``."""
+    from fakescope.models._fused import FusedDetector
+
+    if not isinstance(detector, OnnxDetector | FusedDetector):
+        raise ModelError(f"{name}'s float twin is not an ONNX detector or an ensemble")
+    detector.resolved_from, detector.resolution = name, reason
 
 
 def detector_argument(text: str) -> str:

@@ -106,6 +106,11 @@ class FusedDetector:
     """Runs every member on the same aligned crops and fuses their raw probabilities with
     ``fuser``; pixel maps are the mean of the members that have them."""
 
+    resolved_from: str | None = None
+    """The int8 ensemble this one was built in place of (:func:`create_detector`), if any."""
+    resolution: str | None = None
+    """Why it was (a sentence for the verdict's ``model``)."""
+
     def __init__(
         self,
         members: Sequence[Detector],
@@ -187,7 +192,11 @@ class FusedDetector:
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(self.config.name, self.config.sha256, self.config.version)
+        cfg, resolution = self.config, self.resolution
+        if resolution is None:  # an ensemble file listing int8 members: which ran as twins
+            members = [m.info.resolution for m in self.members if m.info.resolution]
+            resolution = "; ".join(members) or None
+        return ModelInfo(cfg.name, cfg.sha256, cfg.version, self.resolved_from, resolution)
 
     @property
     def has_maps(self) -> bool:

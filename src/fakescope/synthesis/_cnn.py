@@ -163,6 +163,11 @@ class CnnSynthesisDetector:
     ``max_side``) is cut into up to ``patches`` native-resolution patches (no resizing, which
     would wash out up-sampling traces); the raw score is their mean logit."""
 
+    resolved_from: str | None = None
+    """The int8 weight this one was built in place of (:func:`create_synthesis_detector`)."""
+    resolution: str | None = None
+    """Why it was (a sentence for the verdict's ``model``)."""
+
     def __init__(self, weights: CnnSynthesisWeights, onnx_path: Path, threads: int = 0) -> None:
         verified_path(onnx_path, weights.sha256)  # hashed once per process, as face models are
         self.weights = weights
@@ -211,7 +216,8 @@ class CnnSynthesisDetector:
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(self.weights.name, self.weights.sha256, self.weights.version)
+        w = self.weights
+        return ModelInfo(w.name, w.sha256, w.version, self.resolved_from, self.resolution)
 
     def patches(self, image: _U8) -> _U8:
         """(K, size, size, 3) patches of one RGB image; ValueError if it is too small."""

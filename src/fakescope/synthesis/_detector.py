@@ -277,7 +277,7 @@ def _cnn_v1() -> SynthesisDetector:
     return CnnSynthesisDetector.from_json(shipped("synth_cnn_v1.json"))
 
 
-@SYNTHESIS_DETECTORS.register("cnn-v1-int8")
+@SYNTHESIS_DETECTORS.register("cnn-v1-int8", float_twin="cnn-v1")
 def _cnn_v1_int8() -> SynthesisDetector:
     """The default: ``cnn-v1``'s network quantized to 8-bit integers (static; stem,
     classifier and outputs in float), about 1.9x faster, with its Platt calibrator refitted on
@@ -289,10 +289,22 @@ def _cnn_v1_int8() -> SynthesisDetector:
 
 def create_synthesis_detector(name: str = DEFAULT_SYNTHESIS_DETECTOR) -> SynthesisDetector:
     """A registered name, or a path ending in ``.json`` (a weight file of this package's
-    format, as ``python -m fakescope.training.synthesis`` writes)."""
+    format, as ``python -m fakescope.training.synthesis`` writes).
+
+    An int8 weight gives its float twin instead where this CPU would not run it exactly (x86
+    without AVX512-VNNI or AVX-VNNI) or under ``FAKESCOPE_INT8=never``; the twin's ``info``
+    then names the int8 weight in ``resolved_from`` and says why (:mod:`fakescope._cpu`)."""
     if name.endswith(".json"):
         return load_synthesis_weights(Path(name))
-    return SYNTHESIS_DETECTORS.create(name)
+    target, reason = SYNTHESIS_DETECTORS.resolve(name)
+    detector = SYNTHESIS_DETECTORS.create(target)
+    if reason is not None:
+        from fakescope.synthesis._cnn import CnnSynthesisDetector
+
+        if not isinstance(detector, CnnSynthesisDetector):
+            raise ModelError(f"{name}'s float twin is not a CNN synthesis detector")
+        detector.resolved_from, detector.resolution = name, reason
+    return detector
 
 
 def load_synthesis_weights(path: Path) -> SynthesisDetector:

@@ -403,6 +403,10 @@
     var m = String(model.name || "unknown");
     if (model.version) m += " v" + model.version;
     if (model.sha256) m += " (sha256 " + String(model.sha256).slice(0, 16) + "…)";
+    if (model.resolved_from) {  // an int8 weight's float twin ran (see README, "int8 or float")
+      m += ", in place of " + String(model.resolved_from);
+      if (model.resolution) m += ": " + String(model.resolution);
+    }
     return m;
   }
 
