@@ -19,7 +19,7 @@ from typing import Any
 
 from fakescope.errors import ModelError
 
-__all__ = ["BackgroundSession", "litert_interpreter", "onnx_session"]
+__all__ = ["BackgroundSession", "litert_interpreter", "onnx_session", "rss_bytes"]
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -101,3 +101,19 @@ def litert_interpreter(path: Path, threads: int = 1) -> Any:
     with _quiet_stderr():
         interpreter.allocate_tensors()
     return interpreter
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of process ``pid`` (Linux ``/proc``; psutil elsewhere; None when
+    unknown)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil  # type: ignore[import-untyped, unused-ignore]
+
+        return int(psutil.Process(pid).memory_info().rss)
+    except Exception:
+        return None

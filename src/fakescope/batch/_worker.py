@@ -28,6 +28,7 @@ from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any, Protocol
 
+from fakescope._runtime import rss_bytes
 from fakescope.batch._inputs import BatchItem, is_url, open_url
 from fakescope.config import ScanConfig
 from fakescope.errors import ModelError
@@ -232,22 +233,6 @@ class _Slot:
     since: float = 0.0
     """When the current job was sent (or the process started, while it loads)."""
     quick_deaths: int = 0
-
-
-def rss_bytes(pid: int) -> int | None:
-    """Resident memory of process ``pid`` (Linux ``/proc``; psutil elsewhere; None when
-    unknown)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import psutil  # type: ignore[import-untyped, unused-ignore]
-
-        return int(psutil.Process(pid).memory_info().rss)
-    except Exception:
-        return None
 
 
 def _exit_reason(code: int | None) -> str:

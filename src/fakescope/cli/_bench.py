@@ -33,8 +33,9 @@ SWEEP_FACES = (1, 2, 4)
 
 
 def _rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    from fakescope._runtime import rss_bytes
+
+    return rss_bytes(os.getpid()) or 0
 
 
 @contextmanager

@@ -428,7 +428,7 @@ class WorkerPool:
                     "and was stopped."
                 )
             elif cap is not None and slot.process.pid is not None:
-                from fakescope.batch._worker import rss_bytes
+                from fakescope._runtime import rss_bytes
 
                 rss = rss_bytes(slot.process.pid)
                 if rss is not None and rss > cap:
