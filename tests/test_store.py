@@ -101,6 +101,60 @@ def test_store_refuses_the_dev_set(tmp_path: Path) -> None:
         build_store([dev], tmp_path / "store")
 
 
+def test_pinned_manifests_split_every_item_by_its_identity_group(
+    two_sets: list[Path], tmp_path: Path
+) -> None:
+    from fakescope.data import load_dataset
+    from fakescope.training.balanced import main, write_pinned_manifests
+
+    pin = tmp_path / "pinned.json"
+    groups = {"setffpp:001": "calib", "setffpp:003": "train", "setdfdc:aaa": "val"}
+    pin.write_text(json.dumps({"groups": groups}))
+    written = write_pinned_manifests(pin, two_sets, tmp_path / "m")
+    got = {
+        s: sorted(i.media_id.split("/")[-1] for i in load_dataset("auto", p))
+        for s, p in written.items()
+    }
+    # a fake links its two ids (001 and 002 are one group); groups the file does not name
+    # (setdfdc:bbb) are in no manifest
+    assert got == {
+        "calib": ["Deepfakes_001_002", "youtube_001"],
+        "train": ["youtube_003"],
+        "val": ["aaa", "xxx"],
+    }
+    main([str(tmp_path / "cli"), *map(str, two_sets), "--split-file", str(pin)])
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == [
+        "calib.tsv",
+        "train.tsv",
+        "val.tsv",
+    ]
+    dev = _write_set(tmp_path / "ffpp_c40_videos", [("youtube_001.jpg", "real", "none")])
+    with pytest.raises(ConfigError, match="development set"):
+        write_pinned_manifests(pin, [dev], tmp_path / "dev")
+
+
+@pytest.mark.data
+def test_the_video_calibration_clips_are_the_val_and_calib_groups_of_faces_v2(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The clips the video-level calibrators are fitted on (MODEL_CARD.md, "Calibration
+    levels"): the ffpp_c23_videos of faces_v2's val and calib identity groups, 24 clips."""
+    from fakescope.data import load_dataset
+    from fakescope.training.balanced import write_pinned_manifests
+
+    written = write_pinned_manifests(
+        REPO / "configs" / "splits" / "faces_v2.json",
+        [shared_data / "ffpp_c23_videos"],
+        tmp_path,
+    )
+    items = {s: load_dataset("auto", p) for s, p in written.items()}
+    counts = {
+        s: (sum(i.label == "real" for i in its), sum(i.label == "fake" for i in its))
+        for s, its in items.items()
+    }
+    assert counts == {"train": (21, 37), "val": (4, 10), "calib": (3, 7)}
+
+
 def test_split_groups_keeps_groups_whole_and_every_set_in_every_split() -> None:
     rows = []
     for dataset, n_groups in (("a", 60), ("b", 20)):

@@ -6,6 +6,11 @@ imported only inside ``fit``.
 
 - :class:`LogitCalibrator`: Platt scaling on the logit of the score (temperature and bias),
   ``p' = sigmoid(a * logit(p) + b)``; monotone, two parameters, safe on small sets.
+- :class:`TemperatureCalibrator`: the same map without the bias (``b = 0``, ``a = 1/T``): one
+  parameter, for the smallest sets (it keeps 0.5 where the raw score is 0.5). It is stored as
+  a ``logit`` calibrator with ``b`` 0, so every reader of the JSON applies it unchanged.
+- :class:`IdentityCalibrator`: no map at all (``a = 1``, ``b = 0``, stored as ``logit``); it
+  fits nothing and is the null model a fitted map has to beat in cross-validation.
 - :class:`IsotonicCalibrator`: scikit-learn's isotonic regression on the score, clipped.
 
 Both weight the two classes equally by default (``balanced=True``): the calibrated probability
@@ -24,9 +29,23 @@ import numpy.typing as npt
 from fakescope._estimator import ParamsEstimator
 from fakescope.errors import ConfigError
 
-__all__ = ["IsotonicCalibrator", "LogitCalibrator", "calibrator_from_dict"]
+__all__ = [
+    "FITTED_ON",
+    "IdentityCalibrator",
+    "IsotonicCalibrator",
+    "LogitCalibrator",
+    "TemperatureCalibrator",
+    "calibrator_from_dict",
+]
 
 _EPS = 1e-6
+
+FITTED_ON = "fitted_on"
+"""The one key a stored calibrator may carry besides its parameters: an object that records
+the data it was fitted on (written by ``fakescope calibrate``: what data, how many items of
+each class, which map, the command). It is documentation only; applying ignores it."""
+
+_KEYS = {"logit": {"kind", "a", "b"}, "isotonic": {"kind", "x", "y"}}
 
 
 def _scores(X: Any) -> npt.NDArray[np.float64]:
@@ -96,6 +115,40 @@ class LogitCalibrator(ParamsEstimator):
         return {"kind": "logit", "a": self.a_, "b": self.b_}
 
 
+class TemperatureCalibrator(LogitCalibrator):
+    """``p' = sigmoid(a * logit(p))`` (temperature ``T = 1/a``, no bias), fitted by
+    L2-regularised logistic regression without an intercept; ``b_`` is 0. Serialised as a
+    ``logit`` calibrator, so it loads back as a :class:`LogitCalibrator` with the same map."""
+
+    def fit(self, X: Any, y: Any) -> TemperatureCalibrator:
+        from sklearn.linear_model import LogisticRegression
+
+        s = _scores(X)
+        labels = _check_labels(y, len(s))
+        model = LogisticRegression(C=self.C, fit_intercept=False).fit(
+            _logit(s)[:, None], labels, sample_weight=_class_weights(labels, self.balanced)
+        )
+        self.a_ = float(model.coef_[0, 0])
+        self.b_ = 0.0
+        if not self.a_ > 0:
+            raise ValueError(
+                "the scores do not rise with the fake label on this set (fitted slope "
+                f"{self.a_:.3g}); a decreasing calibrator would invert the detector"
+            )
+        return self
+
+
+class IdentityCalibrator(LogitCalibrator):
+    """The raw score unchanged: ``a_ = 1``, ``b_ = 0`` whatever the data (which must still hold
+    both classes). The zero-parameter candidate: on a few dozen items, a fitted map may do
+    worse out of fold than no map."""
+
+    def fit(self, X: Any, y: Any) -> IdentityCalibrator:
+        _check_labels(y, len(_scores(X)))
+        self.a_, self.b_ = 1.0, 0.0
+        return self
+
+
 class IsotonicCalibrator(ParamsEstimator):
     """Monotone step calibration (needs a few hundred samples to be trusted)."""
 
@@ -123,8 +176,15 @@ class IsotonicCalibrator(ParamsEstimator):
 
 
 def calibrator_from_dict(data: dict[str, Any]) -> LogitCalibrator | IsotonicCalibrator:
-    """Rebuild a fitted calibrator from :meth:`to_dict` output (JSON, no pickle)."""
+    """Rebuild a fitted calibrator from :meth:`to_dict` output (JSON, no pickle). Keys other
+    than the kind's parameters and :data:`FITTED_ON` (an object) are errors."""
     kind = data.get("kind")
+    if kind in _KEYS:
+        unknown = sorted(set(data) - _KEYS[kind] - {FITTED_ON})
+        if unknown:
+            raise ConfigError(f"unknown keys in a {kind} calibrator: {', '.join(unknown)}")
+        if FITTED_ON in data and not isinstance(data[FITTED_ON], dict):
+            raise ConfigError(f"a calibrator's {FITTED_ON!r} must be an object")
     if kind == "logit":
         logit = LogitCalibrator()
         logit.a_, logit.b_ = float(data["a"]), float(data["b"])

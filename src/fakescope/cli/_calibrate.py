@@ -8,10 +8,16 @@
 
 Each level reports the expected calibration error and log loss before and after, the latter
 by k-fold cross-validation grouped by item (so the figure is not measured on the data the
-calibrator was fitted on, and crops of one video never sit on both sides), then fits on
-everything and writes ``{"calibration": {level: calibrator}, "report": ...}`` as JSON: the
-weight config's ``calibration`` field. ``--weights FILE.json`` also writes it into that
-weight config (or ensemble JSON, see ``fakescope fuse``) in place.
+calibrator was fitted on, and crops of one video never sit on both sides), or by identity
+group with ``--identity-groups SOURCE`` (no person on both sides), then fits on everything
+and writes ``{"calibration": {level: calibrator}, "report": ...}`` as JSON: the weight
+config's ``calibration`` field. With several ``--kind``, each level keeps the map with the
+lowest class-balanced cross-validated log loss (the loss the class-balanced fit minimises).
+``--bootstrap N`` adds 95% intervals (items resampled within each class) for the map's
+parameters and for the ECE. Each stored calibrator records the data it saw under
+``fitted_on`` (``--fitted-on``, item counts per class, the map, the command).
+``--weights FILE.json`` also writes the fitted levels into that weight config (or ensemble
+JSON, see ``fakescope fuse``) in place; levels not fitted keep their calibrator.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,14 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["add_calibrate_parser", "fit_level", "run_calibrate"]
+
+KINDS = ("logit", "temperature", "identity", "isotonic")
+_MAPS = {
+    "logit": "logit (Platt): p = sigmoid(a logit(raw) + b)",
+    "temperature": "temperature: p = sigmoid(a logit(raw)), a = 1/T, b = 0",
+    "identity": "identity: p = raw (a = 1, b = 0; no fitted map beat it out of fold)",
+    "isotonic": "isotonic",
+}
 
 
 def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
@@ -44,8 +59,46 @@ def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
         dest="levels",
         help="which calibrator(s) to fit (repeatable; default: video and crop)",
     )
-    p.add_argument("--kind", choices=("logit", "isotonic"), default="logit")
+    p.add_argument(
+        "--kind",
+        action="append",
+        choices=KINDS,
+        dest="kinds",
+        help="calibration map (default logit; temperature = logit without bias, one "
+        "parameter; identity = the raw score, nothing fitted); repeat to keep, per level, "
+        "the one with the lowest class-balanced cross-validated log loss",
+    )
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument(
+        "--identity-groups",
+        action="append",
+        type=Path,
+        metavar="SOURCE",
+        help="dataset folder or manifest of the scored items: cross-validation folds are "
+        "grouped by their identity group (fakescope.data.identity_groups), not by item "
+        "(repeatable; items not found are their own group)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="resamples for 95%% intervals of the parameters and the ECE (default 0: none)",
+    )
+    p.add_argument(
+        "--min-videos",
+        type=int,
+        default=0,
+        metavar="N",
+        help="refuse to fit the video level on fewer than N videos (items with two or more "
+        "scored frames)",
+    )
+    p.add_argument(
+        "--fitted-on",
+        metavar="TEXT",
+        help="what the scores are, recorded in each calibrator's fitted_on (default: the "
+        "scores.csv path)",
+    )
     p.add_argument("--out", type=Path, default=Path("calibration.json"))
     p.add_argument(
         "--weights",
@@ -55,35 +108,144 @@ def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _make(kind: str) -> Any:
+    from fakescope.calibration import (
+        IdentityCalibrator,
+        IsotonicCalibrator,
+        LogitCalibrator,
+        TemperatureCalibrator,
+    )
+
+    return {
+        "logit": LogitCalibrator,
+        "temperature": TemperatureCalibrator,
+        "identity": IdentityCalibrator,
+        "isotonic": IsotonicCalibrator,
+    }[kind]()
+
+
+def _balanced_log_loss(y: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+    """The mean of the two classes' mean log losses (equal class priors)."""
+    from fakescope.evaluation import log_loss
+
+    return float(np.mean([log_loss(y[y == c], p[y == c]) for c in (0, 1)]))
+
+
+_FREE = {"logit": ("a", "b"), "temperature": ("a",)}
+"""The fitted parameters of each kind that has any (identity fixes a = 1, b = 0)."""
+
+
+def _params(fitted: dict[str, Any]) -> dict[str, float]:
+    return {k: float(fitted[k]) for k in ("a", "b") if k in fitted}
+
+
+def _interval(values: list[float]) -> list[float]:
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+
+
+def _bootstrap(
+    y: npt.NDArray[np.int64],
+    s: npt.NDArray[np.float64],
+    cv: npt.NDArray[np.float64],
+    items: list[str],
+    kinds: list[str],
+    n: int,
+) -> dict[str, Any]:
+    """95% percentile intervals over ``n`` resamples of the items (with replacement, within
+    each class; an item keeps all its rows): the parameters of each kind's map refitted on
+    each resample, the ECE of the raw and of the cross-validated probabilities ``cv``, and
+    ``ece_if_calibrated``: the ECE that ``cv`` would show on a sample this size if it were
+    exactly calibrated (labels drawn from it), i.e. the sampling noise of the ECE itself."""
+    from fakescope.evaluation import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    rows_of: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        rows_of.setdefault(item, []).append(i)
+    by_class = [[m for m, r in rows_of.items() if y[r[0]] == c] for c in (0, 1)]
+    params: dict[str, dict[str, list[float]]] = {k: {} for k in kinds if k in _FREE}
+    ece: dict[str, list[float]] = {"ece_raw": [], "ece_cv": [], "ece_if_calibrated": []}
+    for _ in range(n):
+        picked = [m for group in by_class for m in rng.choice(group, size=len(group))]
+        idx = np.array([r for m in picked for r in rows_of[m]], dtype=np.int64)
+        ece["ece_raw"].append(expected_calibration_error(y[idx], s[idx]))
+        ece["ece_cv"].append(expected_calibration_error(y[idx], cv[idx]))
+        drawn = (rng.random(len(idx)) < cv[idx]).astype(np.int64)
+        ece["ece_if_calibrated"].append(expected_calibration_error(drawn, cv[idx]))
+        for kind, found in params.items():
+            try:
+                fitted = _make(kind).fit(s[idx], y[idx]).to_dict()
+            except ValueError:  # a resample where the scores do not rise: no parameters
+                continue
+            for key in _FREE[kind]:
+                found.setdefault(key, []).append(float(fitted[key]))
+    out: dict[str, Any] = {"resamples": n}
+    out.update({key: _interval(values) for key, values in ece.items()})
+    out["parameters"] = {
+        kind: {key: _interval(values) for key, values in found.items()}
+        for kind, found in params.items()
+    }
+    return out
+
+
 def fit_level(
     y: npt.NDArray[np.int64],
     s: npt.NDArray[np.float64],
     groups: list[str],
-    kind: str,
+    kind: str | list[str],
     folds: int,
+    items: list[str] | None = None,
+    bootstrap: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit one calibrator on raw scores ``s`` with labels ``y``; returns its ``to_dict`` and a
     report (items, ECE and log loss raw and ``folds``-fold cross-validated, grouped by
-    ``groups``)."""
+    ``groups``). With several kinds, the one with the lowest class-balanced cross-validated
+    log loss is fitted (each candidate's parameters and figures are in the report).
+    ``items`` (default ``groups``) names each row's item, for the counts and the
+    ``bootstrap`` (see :func:`_bootstrap`)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from fakescope.calibration import IsotonicCalibrator, LogitCalibrator
     from fakescope.evaluation import expected_calibration_error, log_loss
 
-    make = LogitCalibrator if kind == "logit" else IsotonicCalibrator
-    cv = np.zeros_like(s)
+    kinds = [kind] if isinstance(kind, str) else list(dict.fromkeys(kind))
+    items = groups if items is None else items
     splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=0)
-    for train, test in splitter.split(s, y, groups):
-        cv[test] = make().fit(s[train], y[train]).predict_proba(s[test])[:, 1]
-    fitted = make().fit(s, y)
-    report = {
+    splits = list(splitter.split(s, y, groups))
+    cv_of: dict[str, npt.NDArray[np.float64]] = {}
+    candidates: dict[str, dict[str, float]] = {}
+    for k in kinds:
+        cv = np.zeros_like(s)
+        for train, test in splits:
+            cv[test] = _make(k).fit(s[train], y[train]).predict_proba(s[test])[:, 1]
+        cv_of[k] = cv
+        candidates[k] = {
+            **_params(_make(k).fit(s, y).to_dict()),
+            f"ece_{folds}fold_cv": expected_calibration_error(y, cv),
+            f"log_loss_{folds}fold_cv": log_loss(y, cv),
+            f"balanced_log_loss_{folds}fold_cv": _balanced_log_loss(y, cv),
+        }
+    best = min(kinds, key=lambda k: candidates[k][f"balanced_log_loss_{folds}fold_cv"])
+    cv = cv_of[best]
+    fitted = _make(best).fit(s, y)
+    report: dict[str, Any] = {
         "samples": len(y),
-        "items": len(set(groups)),
+        "items": len(set(items)),
+        "real": len({m for m, label in zip(items, y, strict=True) if label == 0}),
+        "fake": len({m for m, label in zip(items, y, strict=True) if label == 1}),
+        "cv_groups": len(set(groups)),
+        "kind": best,
+        **_params(fitted.to_dict()),
         "ece_raw": expected_calibration_error(y, s),
-        f"ece_{folds}fold_cv": expected_calibration_error(y, cv),
+        f"ece_{folds}fold_cv": candidates[best][f"ece_{folds}fold_cv"],
         "log_loss_raw": log_loss(y, s),
-        f"log_loss_{folds}fold_cv": log_loss(y, cv),
+        f"log_loss_{folds}fold_cv": candidates[best][f"log_loss_{folds}fold_cv"],
+        "balanced_log_loss_raw": _balanced_log_loss(y, s),
+        f"balanced_log_loss_{folds}fold_cv": candidates[best][f"balanced_log_loss_{folds}fold_cv"],
     }
+    if len(kinds) > 1:
+        report["candidates"] = candidates
+    if bootstrap > 0:
+        report["bootstrap"] = _bootstrap(y, s, cv, items, kinds, bootstrap)
     return fitted.to_dict(), report
 
 
@@ -104,13 +266,72 @@ def _level_data(
     )
 
 
+def _videos(rows: list[Any], items: list[str]) -> int:
+    """How many of ``items`` are videos: two or more of their frames were scored."""
+    frames: dict[str, set[int]] = {}
+    for r in rows:
+        if not r.is_media_level:
+            frames.setdefault(r.media_id, set()).add(r.frame_index)
+    return sum(1 for m in set(items) if len(frames.get(m, ())) >= 2)
+
+
+def _identity_groups(sources: list[Path]) -> dict[str, str]:
+    """media_id -> identity group of the items of ``sources``."""
+    from fakescope.data import identity_groups, load_dataset
+
+    found = [item for source in sources for item in load_dataset("auto", source)]
+    return {item.media_id: group for item, group in zip(found, identity_groups(found), strict=True)}
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The calibrate command line that reproduces this fit (from the parsed options)."""
+    parts = ["fakescope", "calibrate", str(args.scores)]
+    for flag, value in (("--detector", args.detector), ("--dataset", args.dataset)):
+        if value is not None:
+            parts += [flag, value]
+    parts += [x for level in args.levels or () for x in ("--level", level)]
+    parts += [x for kind in args.kinds or () for x in ("--kind", kind)]
+    parts += ["--folds", str(args.folds)]
+    parts += [x for src in args.identity_groups or () for x in ("--identity-groups", str(src))]
+    if args.bootstrap:
+        parts += ["--bootstrap", str(args.bootstrap)]
+    if args.min_videos:
+        parts += ["--min-videos", str(args.min_videos)]
+    if args.fitted_on is not None:
+        parts += ["--fitted-on", args.fitted_on]
+    parts += ["--out", str(args.out)]
+    if args.weights is not None:
+        parts += ["--weights", str(args.weights)]
+    return shlex.join(parts)
+
+
+def _store(weights: Path, calibration: dict[str, Any]) -> None:
+    """Write the fitted levels into the weight config or ensemble JSON ``weights`` (one
+    read-modify-write; its other keys and levels are kept) and check it still loads."""
+    from fakescope.models import WeightConfig
+
+    config = json.loads(weights.read_text())
+    levels = config.get("calibration") or {}
+    if "kind" in levels:  # the 0.1 layout: one calibrator, the crop level
+        levels = {"crop": levels}
+    config["calibration"] = {**levels, **calibration}
+    weights.write_text(json.dumps(config, indent=2) + "\n")
+    if "members" in config:  # an ensemble (fakescope fuse)
+        from fakescope.models._fused import read_ensemble
+
+        read_ensemble(weights)  # still a valid ensemble
+    else:
+        WeightConfig.from_json(weights)  # still a valid weight config
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
     from fakescope._extras import require
     from fakescope.cli._main import UsageError
 
     require("eval", "fakescope calibrate", ("sklearn", "scipy"))
+    from fakescope.calibration import FITTED_ON
     from fakescope.evaluation import ScoreTable
-    from fakescope.models import CALIBRATION_LEVELS, WeightConfig
+    from fakescope.models import CALIBRATION_LEVELS
 
     table = ScoreTable.load(args.scores)
     detectors = table.detectors()
@@ -118,20 +339,53 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if detector is None or detector not in detectors:
         raise UsageError(f"choose --detector among: {', '.join(detectors) or 'none'}")
     rows = table.select(detector, args.dataset).rows
+    identity = _identity_groups(args.identity_groups) if args.identity_groups else None
+    kinds = args.kinds or ["logit"]
     calibration: dict[str, Any] = {}
     reports: dict[str, Any] = {}
     for level in args.levels or CALIBRATION_LEVELS:
-        y, s, groups = _level_data(rows, level)
+        y, s, items = _level_data(rows, level)
+        groups = items if identity is None else [identity.get(m, m) for m in items]
         counts = np.bincount(y, minlength=2) if len(y) else np.zeros(2, dtype=np.int64)
         if min(counts) < args.folds or len(set(groups)) < args.folds:
             raise UsageError(
                 f"{level} level: need at least {args.folds} items of each class with a raw "
-                f"score, got {counts.tolist()} (score tables from before raw_score have none)"
+                f"score and {args.folds} cross-validation groups, got {counts.tolist()} and "
+                f"{len(set(groups))} (score tables from before raw_score have none)"
+            )
+        videos = _videos(rows, items) if level == "video" else None
+        if videos is not None and videos < args.min_videos:
+            raise UsageError(
+                f"video level: {videos} videos (items with two or more scored frames) of "
+                f"{len(set(items))} items, fewer than --min-videos {args.min_videos}"
             )
         try:
-            calibration[level], reports[level] = fit_level(y, s, groups, args.kind, args.folds)
+            fitted, report = fit_level(
+                y, s, groups, kinds, args.folds, items=items, bootstrap=args.bootstrap
+            )
         except ValueError as exc:
             raise UsageError(f"{level} level: {exc}") from None
+        report["cv_grouped_by"] = "identity group" if identity is not None else "item"
+        seen: dict[str, Any] = {"data": args.fitted_on or str(args.scores)}
+        if videos is not None:
+            seen["videos"] = videos
+        seen.update(
+            items=report["items"],
+            real=report["real"],
+            fake=report["fake"],
+            samples=report["samples"],
+            map=_MAPS[report["kind"]],
+        )
+        if "candidates" in report:
+            seen["chosen_by"] = (
+                f"lowest class-balanced {args.folds}-fold cross-validated log loss (folds "
+                f"grouped by {report['cv_grouped_by']}) among {', '.join(report['candidates'])}"
+            )
+        seen["command"] = _command(args)
+        if videos is not None:
+            report["videos"] = videos
+        calibration[level] = {**fitted, FITTED_ON: seen}
+        reports[level] = report
     payload = {
         "calibration": calibration,
         "detector": detector,
@@ -141,14 +395,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
     }
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
     if args.weights is not None:
-        config = json.loads(args.weights.read_text())
-        config["calibration"] = calibration
-        args.weights.write_text(json.dumps(config, indent=2) + "\n")
-        if "members" in config:  # an ensemble (fakescope fuse)
-            from fakescope.models._fused import read_ensemble
-
-            read_ensemble(args.weights)  # still a valid ensemble
-        else:
-            WeightConfig.from_json(args.weights)  # still a valid weight config
+        _store(args.weights, calibration)
     print(json.dumps({k: v for k, v in payload.items() if k != "calibration"}, indent=2))
     return 0

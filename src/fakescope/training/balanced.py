@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fakescope.data import load_dataset, write_manifest
+from fakescope.data import identity_groups, load_dataset, write_manifest
 from fakescope.errors import ConfigError
-from fakescope.training.store import FaceStore, split_groups
+from fakescope.training.store import DEV_ONLY, FaceStore, split_groups
 
 __all__ = [
     "BalancedSampler",
@@ -39,6 +39,7 @@ __all__ = [
     "parse_set_weights",
     "pinned_split",
     "validate_sets",
+    "write_pinned_manifests",
     "write_split_manifests",
 ]
 
@@ -251,14 +252,61 @@ def write_split_manifests(run_dir: Path, roots: Sequence[Path]) -> dict[str, Pat
     }
 
 
+def write_pinned_manifests(
+    split_file: Path, roots: Sequence[Path], out_dir: Path
+) -> dict[str, Path]:
+    """Write ``out_dir/<split>.tsv`` manifests of the media of ``roots`` by the split a pinned
+    ``splits.json`` (``data.split_file``, :func:`pinned_split`) gives their identity group
+    (:func:`fakescope.data.identity_groups` over all of ``roots``, as the store names them).
+    No store or run folder is needed, so media the store never held a face of are kept: e.g.
+    the ``ffpp_c23_videos`` clips of the val and calib groups, which the video-level
+    calibrators are fitted on. Items of groups the file does not name are in no manifest;
+    the development set (``ffpp_c40_videos``) is refused."""
+    items: list[Any] = []
+    for root in roots:
+        found = load_dataset("auto", root)
+        dev = sorted({i.dataset for i in found} & DEV_ONLY)
+        if dev or Path(root).name in DEV_ONLY:
+            raise ConfigError(
+                f"{root} is the development set {dev or Path(root).name}: it is never split"
+            )
+        items.extend(found)
+    groups = identity_groups(items)
+    assignment = pinned_split(split_file, sorted(set(groups)))
+    by_split: dict[str, list[Any]] = {}
+    for item, group in zip(items, groups, strict=True):
+        split = assignment[group]
+        if split != "unassigned":
+            by_split.setdefault(split, []).append(item)
+    return {
+        split: write_manifest(its, out_dir / f"{split}.tsv")
+        for split, its in sorted(by_split.items())
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Write a store run's split manifests (train/val/calib/test .tsv)."
     )
-    parser.add_argument("run", type=Path, help="training run folder (holds splits.json)")
+    parser.add_argument(
+        "run",
+        type=Path,
+        help="training run folder (holds splits.json); with --split-file, the folder to "
+        "write the manifests to",
+    )
     parser.add_argument("roots", nargs="+", type=Path, help="the store's dataset folders")
+    parser.add_argument(
+        "--split-file",
+        type=Path,
+        help="split by this pinned splits.json (e.g. configs/splits/faces_v2.json) instead "
+        "of the run's: every item of ROOTS by its identity group, no store needed",
+    )
     args = parser.parse_args(argv)
-    for split, path in write_split_manifests(args.run, args.roots).items():
+    if args.split_file is not None:
+        written = write_pinned_manifests(args.split_file, args.roots, args.run)
+    else:
+        written = write_split_manifests(args.run, args.roots)
+    for split, path in written.items():
         print(f"{split}: {path}", file=sys.stderr)
 
 
