@@ -72,3 +72,42 @@ def test_describe_takes_the_first_paragraph() -> None:
     assert reg.describe("b") == ""
     with pytest.raises(Exception, match="unknown thing"):
         reg.describe("c")
+
+
+def test_each_model_states_its_role(capsys: pytest.CaptureFixture[str]) -> None:
+    from fakescope.cli._models import ROLES
+
+    assert main(["models", "--json"]) == 0
+    entries = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    assert all(e["role"] in ROLES for e in entries.values())
+    default = ScanConfig().detector
+    assert entries[default]["role"] == "default"
+    # only one default per family, and it is the one flagged default
+    for e in entries.values():
+        assert (e["role"] == "default") == e["default"], e["name"]
+    members = DETECTORS.create(default).members  # type: ignore[attr-defined]
+    for member in members:
+        name = member.info.resolved_from or member.info.name
+        assert entries[name]["role"] == "member of the default"
+        twin = DETECTORS.float_twin(name)
+        if twin is not None:
+            assert entries[twin]["role"] == "float twin of a member"
+    twin = DETECTORS.float_twin(default)
+    if twin is not None:
+        assert entries[twin]["role"] == "float twin of the default"
+    assert entries["effnet-lite0-ffpp"]["role"] == "baseline"
+    assert entries["fused-v3-int8"]["role"] == "previous generation"
+    # no superseded model calls itself the default any more
+    for e in entries.values():
+        if e["role"] != "default":
+            assert not e["looks_for"].lower().startswith("the default:"), e["name"]
+    assert main(["models"]) == 0
+    assert "member of the default" in capsys.readouterr().out
+
+
+def test_a_declared_role_must_be_known() -> None:
+    reg: Registry[int] = Registry("thing")
+    with pytest.raises(ValueError, match="role"):
+        reg.register("x", role="favourite")
+    reg.register("y", role="baseline")(lambda: 1)
+    assert reg.declared_role("y") == "baseline" and reg.declared_role("x") is None

@@ -11,9 +11,14 @@ from typing import Any, Generic, TypeVar
 
 from fakescope.errors import ConfigError
 
-__all__ = ["Registry"]
+__all__ = ["DECLARED_ROLES", "Registry"]
 
 T = TypeVar("T")
+
+DECLARED_ROLES = ("baseline", "previous")
+"""Roles a registration may declare: ``baseline`` (kept to compare against, never a default),
+``previous`` (an earlier default or its parts, superseded). The catalogue derives the others
+(default, member or float twin of the default, alternative)."""
 
 
 class Registry(Generic[T]):
@@ -23,14 +28,17 @@ class Registry(Generic[T]):
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
         self._twins: dict[str, str] = {}
+        self._roles: dict[str, str] = {}
 
     def register(
-        self, name: str, *, float_twin: str | None = None
+        self, name: str, *, float_twin: str | None = None, role: str | None = None
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator registering ``factory`` under ``name`` (names are unique). An int8
         weight names its ``float_twin``: the same network in float, on the same calibrated
         scale, which the family's factory builds instead where the int8 network is not exact
-        (:mod:`fakescope._cpu`)."""
+        (:mod:`fakescope._cpu`). ``role`` is one of :data:`DECLARED_ROLES` or None."""
+        if role is not None and role not in DECLARED_ROLES:
+            raise ValueError(f"role must be one of {DECLARED_ROLES}, got {role!r}")
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._factories:
@@ -38,9 +46,15 @@ class Registry(Generic[T]):
             self._factories[name] = factory
             if float_twin is not None:
                 self._twins[name] = float_twin
+            if role is not None:
+                self._roles[name] = role
             return factory
 
         return decorator
+
+    def declared_role(self, name: str) -> str | None:
+        """The role ``name`` was registered with (None when it declared none)."""
+        return self._roles.get(name)
 
     def float_twin(self, name: str) -> str | None:
         """The float twin ``name`` was registered with (None for float weights)."""

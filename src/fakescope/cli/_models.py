@@ -17,8 +17,50 @@ def add_models_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+ROLES = (
+    "default",
+    "member of the default",
+    "float twin of the default",
+    "float twin of a member",
+    "alternative",
+    "opt-in",
+    "baseline",
+    "previous generation",
+)
+"""Each catalogue entry's ``role``: the default of its family, a member of that default (an
+ensemble's networks), the float network a scan runs in place of the default or a member where
+int8 is not exact, another registered choice (``alternative``; ``opt-in`` in a family that is
+off by default), a ``baseline`` kept to compare against, or a ``previous generation``."""
+
+
+def _role(name: str, default: str, members: list[str], registry: Any) -> str:
+    declared = registry.declared_role(name) if registry is not None else None
+    twin_of = (
+        {registry.float_twin(n): n for n in [default, *members] if registry.float_twin(n)}
+        if registry is not None
+        else {}
+    )
+    if name == default:
+        return "default"
+    if name in members:
+        return "member of the default"
+    if name in twin_of:
+        return "float twin of the default" if twin_of[name] == default else "float twin of a member"
+    if declared == "baseline":
+        return "baseline"
+    if declared == "previous":
+        return "previous generation"
+    return "alternative" if default else "opt-in"
+
+
 def _entry(
-    family: str, name: str, default: str, description: str, model: Any, registry: Any = None
+    family: str,
+    name: str,
+    default: str,
+    description: str,
+    model: Any,
+    registry: Any = None,
+    members: list[str] | None = None,
 ) -> dict[str, Any]:
     info = getattr(model, "info", None)
     config = getattr(model, "config", None) or getattr(model, "weights", None)
@@ -27,6 +69,7 @@ def _entry(
         "name": name,
         "family": family,
         "default": name == default,
+        "role": _role(name, default, members or [], registry),
         "version": getattr(info, "version", "") or "",
         "sha256": getattr(info, "sha256", "") or "",
         "architecture": getattr(config, "architecture", "") or "",
@@ -41,11 +84,12 @@ def _entry(
 def catalogue() -> list[dict[str, Any]]:
     """One entry per registered model of each family (face manipulation detectors, whole-image
     synthesis detectors, face detectors, method attribution heads, track evidence models):
-    name, family, default, version, sha256, architecture, training data and what it looks
-    for (its registration's docstring). Each model is loaded once, so the sha256 shown is
-    the one checked. An int8 weight names its ``float_twin``; ``runs_as`` is the weight a
-    scan asking for it runs on this CPU (the twin where the int8 network would not be exact,
-    or under ``FAKESCOPE_INT8=never``) and ``resolution`` says why (None when it is itself)."""
+    name, family, default, ``role`` (one of :data:`ROLES`), version, sha256, architecture,
+    training data and what it looks for (its registration's docstring). Each model is loaded
+    once, so the sha256 shown is the one checked. An int8 weight names its ``float_twin``;
+    ``runs_as`` is the weight a scan asking for it runs on this CPU (the twin where the int8
+    network would not be exact, or under ``FAKESCOPE_INT8=never``) and ``resolution`` says why
+    (None when it is itself)."""
     from fakescope.config import ScanConfig
     from fakescope.faces import FACE_DETECTORS
     from fakescope.models import ATTRIBUTORS, DETECTORS, EVIDENCE_MODELS
@@ -61,9 +105,16 @@ def catalogue() -> list[dict[str, Any]]:
     )
     out = []
     for family, registry, default in families:
+        members: list[str] = []
+        if default:
+            fused = registry.create(default)
+            # the names the ensemble lists, also where its int8 members run as their twins
+            members = [m.info.resolved_from or m.info.name for m in getattr(fused, "members", [])]
         for name in registry.names():
             model = registry.create(name)
-            out.append(_entry(family, name, default, registry.describe(name), model, registry))
+            out.append(
+                _entry(family, name, default, registry.describe(name), model, registry, members)
+            )
     return out + _identity_entries()
 
 
@@ -74,7 +125,7 @@ def _identity_entries() -> list[dict[str, Any]]:
 
     shipped(ONNX_FILE)  # the sha256 shown is the one checked
     check, data = ReferenceCheck.load(shipped(REFERENCE_FILE))
-    common = {"default": False, "float_twin": None, "resolution": None}
+    common = {"default": False, "role": "opt-in", "float_twin": None, "resolution": None}
     return [
         {
             **common,
@@ -113,12 +164,12 @@ def run_models(args: argparse.Namespace) -> int:
         print(json.dumps(entries, indent=2))
         return 0
     table = Table(title="fakescope models", show_lines=True)
-    for column in ("name", "family", "version", "sha256", "what it looks for"):
+    for column in ("name", "family", "role", "version", "sha256", "what it looks for"):
         table.add_column(column, overflow="fold")
     for e in entries:
         name = f"{e['name']} (default)" if e["default"] else e["name"]
         if e["runs_as"] != e["name"]:
             name += f" (runs as {e['runs_as']} here)"
-        table.add_row(name, e["family"], e["version"], e["sha256"][:12], e["looks_for"])
+        table.add_row(name, e["family"], e["role"], e["version"], e["sha256"][:12], e["looks_for"])
     stdout_console().print(table)
     return 0

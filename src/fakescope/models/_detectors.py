@@ -129,7 +129,7 @@ def _shipped(config_file: str) -> WeightConfig:
     return WeightConfig.from_json(asset_path(config_file))
 
 
-@DETECTORS.register("effnet-lite0-ffpp")
+@DETECTORS.register("effnet-lite0-ffpp", role="baseline")
 def _effnet_lite0_ffpp(threads: int = 0) -> Detector:
     """Supervised baseline: EfficientNet-Lite0 (ImageNet init) fine-tuned on the FF++ face-crop
     train split (best on lightly compressed FF++ crops; no heatmaps, uncalibrated)."""
@@ -144,7 +144,7 @@ def _effnet_lite0_sbi(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_sbi.json"), threads)
 
 
-@DETECTORS.register("effnet-lite0-v2")
+@DETECTORS.register("effnet-lite0-v2", role="previous")
 def _effnet_lite0_v2(threads: int = 0) -> Detector:
     """Detector v2: EfficientNet-Lite0 with a blend-mask head, trained on the
     face store of DFDC faces, FF++ c23 clips, FF++ crops and UTKFace (reals, supervised fakes and
@@ -153,7 +153,7 @@ def _effnet_lite0_v2(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_v2.json"), threads)
 
 
-@DETECTORS.register("effnet-lite0-v3")
+@DETECTORS.register("effnet-lite0-v3", role="previous")
 def _effnet_lite0_v3(threads: int = 0) -> Detector:
     """Detector v3: ``effnet-lite0-v2`` trained 8 more epochs on the same face store and
     identity split (warm start); calibrated on the same identity-held-out split; gives
@@ -161,7 +161,7 @@ def _effnet_lite0_v3(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_v3.json"), threads)
 
 
-@DETECTORS.register("fused-v2")
+@DETECTORS.register("fused-v2", role="previous")
 def _fused_v2(threads: int = 0) -> Detector:
     """The default of v0.3.0: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v2``
     on the same crop, calibrated on v2's calibration split."""
@@ -170,7 +170,7 @@ def _fused_v2(threads: int = 0) -> Detector:
     return FusedDetector.from_json(asset_path("fused_v2.json"), threads)
 
 
-@DETECTORS.register("fused-v3")
+@DETECTORS.register("fused-v3", role="previous")
 def _fused_v3(threads: int = 0) -> Detector:
     """The default of v0.4.0: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v3``
     on the same crop, calibrated on v3's calibration split; heatmaps are the mean of both mask
@@ -188,7 +188,7 @@ def _effnet_lite0_sbi_int8(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_sbi_int8.json"), threads)
 
 
-@DETECTORS.register("effnet-lite0-v3-int8", float_twin="effnet-lite0-v3")
+@DETECTORS.register("effnet-lite0-v3-int8", float_twin="effnet-lite0-v3", role="previous")
 def _effnet_lite0_v3_int8(threads: int = 0) -> Detector:
     """``effnet-lite0-v3`` quantized to 8-bit integers (static, calibrated on train-split
     crops; stem, heads and outputs in float): the same network about 2.3x faster on CPU,
@@ -196,9 +196,9 @@ def _effnet_lite0_v3_int8(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("effnet_lite0_v3_int8.json"), threads)
 
 
-@DETECTORS.register("fused-v3-int8", float_twin="fused-v3")
+@DETECTORS.register("fused-v3-int8", float_twin="fused-v3", role="previous")
 def _fused_v3_int8(threads: int = 0) -> Detector:
-    """The default: ``fused-v3`` with 8-bit integer members (``effnet-lite0-sbi-int8`` and
+    """The default of v0.5.0: ``fused-v3`` with 8-bit integer members (``effnet-lite0-sbi-int8`` and
     ``effnet-lite0-v3-int8``), about 2.2x faster to score; the mean logit of both on the same
     crop, calibrated on v3's calibration split with the int8 scores; heatmaps as ``fused-v3``."""
     from fakescope.models._fused import FusedDetector
@@ -234,8 +234,10 @@ def _effnet_lite0_v4_int8(threads: int = 0) -> Detector:
 
 @DETECTORS.register("fused-v4-int8", float_twin="fused-v4")
 def _fused_v4_int8(threads: int = 0) -> Detector:
-    """The mean logit of ``effnet-lite0-sbi-int8`` and ``effnet-lite0-v4-int8`` on the same
-    crop, calibrated on v4's calibration split; heatmaps are the mean of both mask heads."""
+    """The default (since v0.6.0): the mean logit of ``effnet-lite0-sbi-int8`` and
+    ``effnet-lite0-v4-int8`` on the same crop; crop level calibrated on v4's calibration
+    split, video level chosen on never-trained c23 videos; heatmaps are the mean of both mask
+    heads."""
     from fakescope.models._fused import FusedDetector
 
     return FusedDetector.from_json(asset_path("fused_v4_int8.json"), threads)

@@ -252,7 +252,7 @@ class LinearSynthesisDetector:
         return calibrated_probability(raw, self._calibrator)
 
 
-@SYNTHESIS_DETECTORS.register("freq-v1")
+@SYNTHESIS_DETECTORS.register("freq-v1", role="baseline")
 def _freq_v1() -> SynthesisDetector:
     """Frequency branch v1 (issue 11 step 1): on up to 4x4 tiles of 128 px, the log power
     spectrum in 16 radial bins x 4 orientation sectors, spectral peaks at periods 2, 4 and 8,
