@@ -212,3 +212,19 @@ def test_the_catalogue_says_what_runs_here(
     assert plain["resolution"] is None
     assert main(["models"]) == 0
     assert "runs as fused-v4 here" in capsys.readouterr().out
+
+
+def test_eval_report_says_which_weight_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakescope import ScanConfig, Scanner
+    from fakescope.cli._eval import _scanner_decision
+    from fakescope.evaluation import decisions_markdown
+
+    monkeypatch.setenv("FAKESCOPE_INT8", "never")
+    decision = _scanner_decision(Scanner(ScanConfig(synthesis_detector=None)))
+    assert decision["runs_as"] == "fused-v4" and decision["resolution"]
+    text = decisions_markdown({"fused-v4-int8": {"set": {"decision": decision}}})
+    assert "ran as fused-v4" in text
+    monkeypatch.setenv("FAKESCOPE_INT8", "always")
+    decision = _scanner_decision(Scanner(ScanConfig(synthesis_detector=None)))
+    assert "runs_as" not in decision
+    assert "ran as" not in decisions_markdown({"fused-v4-int8": {"set": {"decision": decision}}})

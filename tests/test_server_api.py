@@ -156,6 +156,8 @@ def test_upload_is_scanned_and_its_result_served(live: tuple[TestClient, Path]) 
     health = client.get("/api/health").json()
     assert health["status"] == "ok" and health["workers"] == 1
     assert health["detector"] == DEFAULT_DETECTOR and health["version"]
+    # what runs here: the default itself where int8 is exact, else its float twin
+    assert health["detector_runs_as"] == result["model"]["name"]
 
     assert client.delete(created["url"]).status_code == 204
     assert client.get(created["url"]).status_code == 404

@@ -111,8 +111,15 @@ def _items(args: argparse.Namespace) -> list[MediaItem]:
 
 def _scanner_decision(scanner: Scanner) -> dict[str, Any]:
     """The decision ``scanner`` labels by, as a dict (``DecisionInfo.to_dict()``), with the
-    exact threshold it compares with (``to_dict`` rounds it for display)."""
-    return {**scanner.decision.to_dict(), "threshold": scanner.threshold}
+    exact threshold it compares with (``to_dict`` rounds it for display). When the detector
+    asked for ran as another weight on this CPU (an int8 weight's float twin), ``runs_as``
+    and ``resolution`` say so, so the report never passes one model's figures off as
+    another's."""
+    out = {**scanner.decision.to_dict(), "threshold": scanner.threshold}
+    info = scanner.detector.info
+    if info.resolved_from is not None:
+        out |= {"runs_as": info.name, "resolution": info.resolution}
+    return out
 
 
 def _synthesis_decision(scanner: Scanner) -> dict[str, Any] | None:

@@ -242,6 +242,7 @@ def _decision_sentences(metrics: Mapping[str, Mapping[str, Mapping[str, Any]]]) 
             f"{detector}: actual DCF and accuracy at threshold {float(d['threshold']):.3f} "
             f"(rule: {d.get('rule', 'not recorded')}; costs miss {_num(d['cost_miss'])} / "
             f"false alarm {_num(d['cost_false_alarm'])}, prior fake {_num(d['prior_fake'])})"
+            + (f"; ran as {d['runs_as']}: {d.get('resolution')}" if d.get("runs_as") else "")
         )
     return sentences
 

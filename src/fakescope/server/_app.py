@@ -624,11 +624,20 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
     @app.get("/api/health", summary="Liveness, version and queue length (no token needed)")
     def health() -> dict[str, Any]:
         counts = store.counts()
+        from fakescope.models import DETECTORS
+        from fakescope.synthesis import SYNTHESIS_DETECTORS
+
+        synth = settings.scan.synthesis_detector
         return {
             "status": "ok",
             "version": __version__,
             "detector": settings.scan.detector,
-            "synthesis_detector": settings.scan.synthesis_detector,
+            # what runs on this CPU (an int8 weight's float twin where int8 is not exact)
+            "detector_runs_as": DETECTORS.resolve(settings.scan.detector)[0],
+            "synthesis_detector": synth,
+            "synthesis_detector_runs_as": None
+            if synth is None
+            else SYNTHESIS_DETECTORS.resolve(synth)[0],
             "attribution": settings.scan.attribution,
             "evidence": list(settings.scan.evidence),
             "identity": settings.scan.identity or settings.scan.gallery is not None,
