@@ -243,6 +243,16 @@ def _fused_v4_int8(threads: int = 0) -> Detector:
     return FusedDetector.from_json(asset_path("fused_v4_int8.json"), threads)
 
 
+@DETECTORS.register("sbi-realsonly-v1")
+def _sbi_realsonly_v1(threads: int = 0) -> Detector:
+    """Never saw a real fake: reals + self-blended pseudo-fakes only. EfficientNet-Lite0 from
+    its ImageNet weights with a blend-mask head, trained on the real faces of the face store's
+    train identities with Self-Blended pseudo-fakes as its only fakes (no shipped detector as a
+    start), its epoch chosen on the val split; for manipulations nobody has collected yet;
+    calibrated; gives heatmaps."""
+    return OnnxDetector(_shipped("sbi_realsonly_v1.json"), threads)
+
+
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
     """Build a registered detector by name, or from a weight config file: ``name`` ending in
     ``.json`` is read with :meth:`WeightConfig.from_json` and its ``file`` is taken relative to
