@@ -156,6 +156,26 @@ async def _every(seconds: float, work: Callable[[], object], what: str) -> None:
 
 
 # -- the app ----------------------------------------------------------------------------------
+def _upload_body(
+    file_description: str, body: str | None = None, **fields: dict[str, Any]
+) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a multipart upload: a required binary ``file`` and optional
+    extra text ``fields`` (the routes read the stream themselves, so FastAPI cannot infer it)."""
+    schema = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": file_description},
+            **fields,
+        },
+    }
+    request: dict[str, Any] = {"required": True}
+    if body is not None:
+        request["description"] = body
+    request["content"] = {"multipart/form-data": {"schema": schema}}
+    return {"requestBody": request}
+
+
 def create_app(settings: ServerSettings | None = None, start_workers: bool = True) -> FastAPI:
     """The web service for ``settings`` (default: from the environment). With
     ``start_workers=False`` jobs are queued but nothing scans them (tests, API-only)."""
@@ -305,35 +325,16 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         status_code=202,
         dependencies=authed,
         summary="Upload a video or photo to scan",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["file"],
-                            "properties": {
-                                "file": {
-                                    "type": "string",
-                                    "format": "binary",
-                                    "description": "the video or photo (its type is sniffed "
-                                    "from the content, never taken from the name)",
-                                },
-                                "reference": {
-                                    "type": "string",
-                                    "maxLength": 200,
-                                    "description": "optional: the name of a person in the "
-                                    "server's gallery (GET /api/people); every face is also "
-                                    "checked against that person's real reference faces "
-                                    "(like 'fakescope scan --reference NAME')",
-                                },
-                            },
-                        }
-                    }
-                },
-            }
-        },
+        openapi_extra=_upload_body(
+            "the video or photo (its type is sniffed from the content, never taken from the name)",
+            reference={
+                "type": "string",
+                "maxLength": 200,
+                "description": "optional: the name of a person in the server's gallery (GET "
+                "/api/people); every face is also checked against that person's real reference "
+                "faces (like 'fakescope scan --reference NAME')",
+            },
+        ),
         responses={
             400: {"description": "no file, empty file or malformed form"},
             401: {"description": "API token required"},
@@ -454,28 +455,10 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         "or video of the person (the largest face of a photo, faces of a few frames of a "
         "video). Only the face embeddings are kept; the upload is deleted at once. Adding to "
         "an existing name appends to that person's references.",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "description": "a reference photo or video of the person",
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["file"],
-                            "properties": {
-                                "file": {
-                                    "type": "string",
-                                    "format": "binary",
-                                    "description": "a genuine photo or video in which the "
-                                    "person's face is the largest one",
-                                }
-                            },
-                        }
-                    }
-                },
-            }
-        },
+        openapi_extra=_upload_body(
+            "a genuine photo or video in which the person's face is the largest one",
+            body="a reference photo or video of the person",
+        ),
         responses={
             400: {"description": "no file, a malformed form, or no face found in it"},
             401: {"description": "API token required"},
