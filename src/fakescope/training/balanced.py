@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fakescope.data import identity_groups, load_dataset, write_manifest
+from fakescope.data import load_dataset, write_manifest
 from fakescope.errors import ConfigError
-from fakescope.training.store import DEV_ONLY, FaceStore, split_groups
+from fakescope.training.store import FaceStore, grouped_items, split_groups
 
 __all__ = [
     "BalancedSampler",
@@ -262,16 +262,7 @@ def write_pinned_manifests(
     the ``ffpp_c23_videos`` clips of the val and calib groups, which the video-level
     calibrators are fitted on. Items of groups the file does not name are in no manifest;
     the development set (``ffpp_c40_videos``) is refused."""
-    items: list[Any] = []
-    for root in roots:
-        found = load_dataset("auto", root)
-        dev = sorted({i.dataset for i in found} & DEV_ONLY)
-        if dev or Path(root).name in DEV_ONLY:
-            raise ConfigError(
-                f"{root} is the development set {dev or Path(root).name}: it is never split"
-            )
-        items.extend(found)
-    groups = identity_groups(items)
+    items, groups = grouped_items([Path(r) for r in roots], "it is never split")
     assignment = pinned_split(split_file, sorted(set(groups)))
     by_split: dict[str, list[Any]] = {}
     for item, group in zip(items, groups, strict=True):

@@ -53,6 +53,7 @@ __all__ = [
     "ShardedImages",
     "StoreParams",
     "build_store",
+    "grouped_items",
     "split_groups",
 ]
 
@@ -187,17 +188,23 @@ def _build_shard(sources: list[_Source], params: StoreParams, folder: str) -> tu
     return len(rows), missed
 
 
-def _sources(roots: Sequence[Path]) -> list[_Source]:
+def grouped_items(
+    roots: Sequence[Path], refusal: str = "it is never trained on"
+) -> tuple[list[MediaItem], list[str]]:
+    """The media of ``roots`` and the identity group of each (over all of them); a root that
+    is the development set is a :class:`ConfigError` ending in ``refusal``."""
     items: list[MediaItem] = []
     for root in roots:
         found = load_dataset("auto", root)
         dev = sorted({i.dataset for i in found} & DEV_ONLY)
         if dev or Path(root).name in DEV_ONLY:
-            raise ConfigError(
-                f"{root} is the development set {dev or Path(root).name}: it is never trained on"
-            )
+            raise ConfigError(f"{root} is the development set {dev or Path(root).name}: {refusal}")
         items.extend(found)
-    groups = identity_groups(items)
+    return items, identity_groups(items)
+
+
+def _sources(roots: Sequence[Path]) -> list[_Source]:
+    items, groups = grouped_items(roots)
     return [_Source(item, group) for item, group in zip(items, groups, strict=True)]
 
 
