@@ -256,3 +256,20 @@ def test_evidence_rows_take_the_most_fake_track_and_keep_abstentions() -> None:
     assert none[0].status == "error" and np.isnan(none[0].score)
     abstained = Verdict("x.mp4", Status.NO_FACE, "no face")
     assert evidence_rows(item, abstained, ["cues-svm-v1"])[0].status == "no_face"
+
+
+def test_a_side_by_side_runs_attribution_where_the_crops_match(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """attrib-v1 reads the 192 px crops of the default's family; beside a detector that crops
+    at 96 px (the one-class baseline) a single scan refuses it, and `fakescope eval` runs that
+    detector without attribution (said on stderr) so the others keep theirs."""
+    from fakescope.cli._eval import _scanner
+    from fakescope.errors import CropMismatch
+
+    config = ScanConfig(attribution="attrib-v1", synthesis_detector=None)
+    with pytest.raises(CropMismatch, match="96 px"):
+        Scanner(dataclasses.replace(config, detector="oneclass-vae-v1"))
+    assert _scanner(config, "oneclass-vae-v1").attributor is None
+    assert "oneclass-vae-v1: no attribution" in capsys.readouterr().err
+    assert _scanner(config, "fused-v4-int8").attributor is not None

@@ -222,3 +222,51 @@ def test_calibrate_chooses_the_map_by_cross_validation_and_records_the_data(
     )
     assert "36 videos" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_constant_calibrator_answers_the_same_for_every_score() -> None:
+    from fakescope.calibration import ConstantCalibrator
+    from fakescope.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(300, dtype=int), np.ones(100, dtype=int)]
+    p = rng.random(400)  # no information
+    cal = ConstantCalibrator().fit(p, y)
+    assert cal.p_ == pytest.approx(0.5)  # class-balanced: equal priors
+    assert ConstantCalibrator(balanced=False).fit(p, y).p_ == pytest.approx(0.25)
+    np.testing.assert_allclose(cal.predict_proba([0.01, 0.99])[:, 1], [0.5, 0.5])
+    again = calibrator_from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert again.to_dict() == {"kind": "constant", "p": cal.p_}
+    assert clone(cal).get_params() == cal.get_params()
+    with pytest.raises(ConfigError, match="0 < p < 1"):
+        calibrator_from_dict({"kind": "constant", "p": 1.0})
+    with pytest.raises(ConfigError, match="unknown keys in a constant calibrator: a"):
+        calibrator_from_dict({"kind": "constant", "p": 0.5, "a": 1.0})
+
+
+def test_calibrate_refuses_a_map_that_would_invert_the_detector(tmp_path: Path) -> None:
+    """Scores that fall with the fake label: Platt and temperature are refused (with why),
+    the constant map is kept; asked alone, the inverting kind is an error."""
+    from fakescope.cli import main
+    from fakescope.evaluation import MEDIA_LEVEL, ScoreRow, ScoreTable
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(60):
+        label = i % 2
+        raw = float(np.clip(0.6 - 0.2 * label + rng.normal(0, 0.15), 0.01, 0.99))
+        rows.append(
+            ScoreRow(f"p{i}", MEDIA_LEVEL, MEDIA_LEVEL, "d", 0.5, label, "x", "t", raw_score=raw)
+        )
+        rows.append(ScoreRow(f"p{i}", 0, 0, "d", 0.5, label, "x", "t", raw_score=raw))
+    scores = ScoreTable(rows).save(tmp_path / "scores.csv")
+    out = tmp_path / "cal.json"
+    base = ["calibrate", str(scores), "--level", "crop", "--folds", "3", "--out", str(out)]
+    assert main([*base, "--kind", "logit", "--kind", "temperature", "--kind", "constant"]) == 0
+    payload = json.loads(out.read_text())
+    report = payload["report"]["crop"]
+    assert report["kind"] == "constant" and set(report["refused"]) == {"logit", "temperature"}
+    assert "invert" in report["refused"]["logit"]
+    assert payload["calibration"]["crop"]["p"] == pytest.approx(0.5)
+    assert "refused: logit, temperature" in payload["calibration"]["crop"]["fitted_on"]["chosen_by"]
+    assert main([*base, "--kind", "logit"]) == 2

@@ -262,3 +262,60 @@ def test_eval_from_scores_prints_and_keeps_the_correlations(
     assert main([*argv, "--bootstrap", "0", "--no-figures"]) == 0
     assert "correlation" not in capsys.readouterr().out
     assert "correlations" not in json.loads((tmp_path / "solo2" / "metrics.json").read_text())
+
+
+def test_eval_raw_scores_measure_the_networks_own_outputs(tmp_path: Path) -> None:
+    """A detector whose calibration is constant (every probability 0.5) ranks at chance on its
+    calibrated scores; ``--raw-scores`` measures and correlates the network's own outputs, and
+    leaves out rows that have none (the overall verdict)."""
+    from fakescope.evaluation import MEDIA_LEVEL, ScoreRow, ScoreTable
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(40):
+        label = i % 2
+        raw = float(np.clip(0.3 + 0.4 * label + rng.normal(0, 0.1), 0.01, 0.99))
+        for det, raw_score in (("flat", raw), ("other", 1 - raw)):
+            rows.append(
+                ScoreRow(
+                    f"m{i}",
+                    MEDIA_LEVEL,
+                    MEDIA_LEVEL,
+                    det,
+                    0.5,
+                    label,
+                    "x",
+                    "t",
+                    raw_score=raw_score,
+                )
+            )
+        rows.append(
+            ScoreRow(f"m{i}", MEDIA_LEVEL, MEDIA_LEVEL, "overall:flat", 0.5, label, "x", "t")
+        )
+    rows.append(
+        ScoreRow(
+            "gone", MEDIA_LEVEL, MEDIA_LEVEL, "flat", float("nan"), 1, "x", "t", status="no_face"
+        )
+    )
+    table = ScoreTable(rows)
+    raw = table.raw()
+    assert raw.detectors() == ["flat", "other"]
+    assert [r.status for r in raw.rows if r.media_id == "gone"] == ["no_face"]
+    first = write_report(tmp_path / "r", table, [], compute_metrics(table, n_boot=0), figures=False)
+    scores = first["scores"]
+    common = ["--bootstrap", "0", "--no-figures"]
+    assert (
+        main(["eval", "--from-scores", str(scores), "--out", str(tmp_path / "cal"), *common]) == 0
+    )
+    cal = json.loads((tmp_path / "cal" / "metrics.json").read_text())
+    assert cal["metrics"]["flat"]["t"]["video"]["auc"]["value"] <= 0.5  # ties (and one abstention)
+    argv = ["eval", "--from-scores", str(scores), "--raw-scores", "--out", str(tmp_path / "raw")]
+    assert main([*argv, *common]) == 0
+    got = json.loads((tmp_path / "raw" / "metrics.json").read_text())
+    assert set(got["metrics"]) == {"flat", "other"}
+    assert got["metrics"]["flat"]["t"]["video"]["auc"]["value"] > 0.9
+    assert got["metrics"]["other"]["t"]["video"]["auc"]["value"] < 0.1
+    assert got["decisions"]["flat"]["threshold"] == 0.5
+    assert got["decisions"]["flat"]["calibrated"] is False
+    assert "--raw-scores" in got["decision_source"]
+    assert got["correlations"]

@@ -89,3 +89,70 @@ def test_finetune_command_writes_a_working_detector(
     assert "found 6 generated" in capsys.readouterr().err
     assert main(["finetune", "freq-v1", *argv[2:], "--shots", "4", "--out", str(out)]) == 2
     assert "not a CNN synthesis detector" in capsys.readouterr().err
+
+
+def test_transfer_report_pairs_a_fakes_only_set_with_reals_outside_the_old_test_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A diffusion set of portraits only (``--new-reals``): its evaluation reals come from the
+    other set, never from the old set's test split (those measure the old generator), and
+    its fakes are split by prompt group, so no prompt gives both a shot and an eval image."""
+    from fakescope.training import finetune as ft
+    from fakescope.training.synthesis import load_manifest, split_by_image
+
+    def make(root: Path, rows: list[tuple[str, str]]) -> None:
+        lines = ["file\tlabel"]
+        for k, (name, label) in enumerate(rows):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            write_image(root / name, np.full((8, 8, 3), k % 250, np.uint8), ".png")
+            lines.append(f"{name}\t{label}")
+        (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    make(
+        old,
+        [(f"real/r{k}.png", "real") for k in range(20)]
+        + [(f"fake/g{k}.png", "fake") for k in range(10)],
+    )
+    make(new, [(f"fake/p{k // 3},{k}.png", "fake") for k in range(24)])
+    seen: list[str] = []
+    real_read = ft.read_rgb
+
+    def read(path: Path) -> npt.NDArray[np.uint8]:
+        seen.append(str(Path(path).resolve()))
+        return real_read(path)
+
+    class Flat:
+        def score(self, images: list[npt.NDArray[np.uint8]]) -> np.ndarray:
+            return np.asarray([float(i.mean()) for i in images])
+
+    monkeypatch.setattr(ft, "read_rgb", read)
+    monkeypatch.setattr(ft, "create_synthesis_detector", lambda name: Flat())
+    shot_sets: list[tuple[list[Path], list[Path]]] = []
+
+    def fake_finetune(base, fakes, reals, out, **kw):  # type: ignore[no-untyped-def]
+        shot_sets.append((list(fakes), list(reals)))
+        return out, {"l2sp": 1.0, "l2sp_oof_auc": {}}
+
+    monkeypatch.setattr(ft, "finetune", fake_finetune)
+    report = ft.transfer_report(
+        "cnn-v1", new, old, [2], tmp_path / "r.json", new_reals=old, eval_per_class=100
+    )
+    items = load_manifest(old, "gen")
+    split = split_by_image([i.path for i in items], [i.label for i in items], seed=0)
+    old_test_reals = {
+        str(Path(i.path).resolve())
+        for i, s in zip(items, split, strict=True)
+        if s == "test" and i.label == 0
+    }
+    assert len(old_test_reals) == 4
+    ev = report["new_eval"]
+    assert ev["real"] > 0 and ev["generated"] > 0
+    fakes, reals = shot_sets[0]
+    assert not {str(p.resolve()) for p in reals} & old_test_reals
+    # the new set's evaluation reads: its eval fakes and reals, read before the old test split
+    new_reads = seen[: ev["generated"] + ev["real"]]
+    assert not set(new_reads) & old_test_reals
+    shot_groups = {p.name.split(",")[0] for p in fakes}
+    eval_groups = {Path(p).name.split(",")[0] for p in new_reads if "/new/" in p}
+    assert shot_groups and eval_groups and not shot_groups & eval_groups

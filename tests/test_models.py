@@ -155,7 +155,12 @@ def test_every_shipped_weight_is_calibrated_at_both_levels(name: str) -> None:
     for level in ("video", "crop"):
         cal = calibrator_from_dict(config.calibration[level])
         low, high = cal.predict_proba([0.1, 0.9])[:, 1]
-        assert low < high  # increasing: the input's max over faces stays calibrated
+        if DETECTORS.declared_role(name) == "baseline" and config.calibration[level]["kind"] == (
+            "constant"
+        ):  # a baseline whose scores carry no information on the calibration data
+            assert low == high == pytest.approx(0.5)
+        else:
+            assert low < high  # increasing: the input's max over faces stays calibrated
 
 
 @pytest.mark.parametrize("name", [n for n in DETECTORS.names() if n.endswith("-int8")])

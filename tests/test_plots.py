@@ -116,6 +116,17 @@ def test_score_histogram(data: tuple[np.ndarray, ...], tmp_path: Path) -> None:
     _check_png(per_method.save(tmp_path / "hist_methods.png"))
 
 
+def test_score_histogram_of_one_value(tmp_path: Path) -> None:
+    """A detector whose calibration is constant gives one value (up to rounding: 0.5 and
+    0.5000000000000001); the histogram draws one bar instead of failing on a zero range."""
+    y = np.r_[np.zeros(10, int), np.ones(10, int)]
+    p = np.r_[np.full(19, 0.5), 0.5000000000000001]
+    disp = ScoreHistogramDisplay.from_predictions(y, p)
+    edges = disp.patches_["real"].get_data().edges
+    assert edges[0] < 0.5 < edges[-1]
+    _check_png(disp.save(tmp_path / "flat.png"))
+
+
 def test_reliability_display(data: tuple[np.ndarray, ...], tmp_path: Path) -> None:
     y, p, _ = data
     disp = ReliabilityDisplay.from_predictions(y, p, n_bins=10, name="raw", show_counts=True)

@@ -54,6 +54,9 @@ FLOORS: dict[str, tuple[float, float, float]] = {
     "fused-v4-int8": (0.79, 0.70, 0.19),  # measured 0.833, 0.727, 0.152
     # never saw a real fake (issue 27): weaker than the supervised ones, by design of its data
     "sbi-realsonly-v1": (0.64, 0.61, 0.27),  # measured 0.674, 0.640, 0.234
+    # the one-class baseline (issue 27): its calibration is constant (every face 0.5), so its
+    # calibrated AUC is 0.5 by construction; test_the_one_class_baseline_... checks the rest
+    "oneclass-vae-v1": (0.49, 0.49, 0.18),  # measured 0.500, 0.500, 0.167
 }
 
 
@@ -116,3 +119,19 @@ def test_eval_report_from_the_saved_scores(
         saved = payload["metrics"][name][C40]["video"]["auc"]["value"]
         assert saved == pytest.approx(metrics[name][C40]["video"]["auc"]["value"])
     assert (out / "index.html").read_text().count("<img") >= 4
+
+
+def test_the_one_class_baseline_knows_nothing_and_says_so(
+    quality: tuple[ScoreTable, list[Any], Any, Path],
+) -> None:
+    """oneclass-vae-v1 (MODEL_CARD): every face it scores reads 0.5 (its calibration found
+    no information), and the network's own scores are near chance on the dev set, as its
+    catalogue line says; a retrained or broken network that suddenly ranks well (or badly)
+    would make that line wrong."""
+    table, _, _, _ = quality
+    vae = table.select("oneclass-vae-v1")
+    scored = [r.score for r in vae.rows if r.status == "ok"]
+    assert scored and all(s == pytest.approx(0.5) for s in scored)
+    raw = compute_metrics(vae.raw(), n_boot=0)["oneclass-vae-v1"]
+    assert 0.35 <= raw[C40]["video"]["auc"]["value"] <= 0.65  # measured 0.431
+    assert 0.35 <= raw[CROPS]["frame"]["auc"]["value"] <= 0.65  # measured 0.479

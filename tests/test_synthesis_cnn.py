@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -232,3 +233,286 @@ def test_recalibrate_reproduces_the_shipped_int8_calibrator(
     refitted = json.loads(weights.read_text())["calibration"]
     assert refitted["a"] == pytest.approx(shipped["a"], abs=1e-6)
     assert refitted["b"] == pytest.approx(shipped["b"], abs=1e-6)
+
+
+# --- issue 28: GAN and diffusion sets, prompt-group splits, the generator family ---------------
+
+
+def test_prompt_group_split_never_splits_a_group() -> None:
+    from fakescope.training.synthesis import prompt_group, split_by_group
+
+    assert prompt_group("fake/anB-107,3.jpg") == "anB-107"
+    assert prompt_group("x/tpdne_fake_1.jpg") == "tpdne_fake_1"  # no comma: its own group
+    rng = np.random.default_rng(1)
+    files = [f"fake/p{g}-{g % 7},{k}.jpg" for g in range(120) for k in range(1 + g % 3)]
+    groups = [prompt_group(f) for f in files]
+    splits = split_by_group(files, groups, seed=0)
+    by_group: dict[str, set[str]] = {}
+    for g, s in zip(groups, splits, strict=True):
+        by_group.setdefault(g, set()).add(s)
+    assert all(len(v) == 1 for v in by_group.values())
+    share = {s: splits.count(s) / len(files) for s in ("train", "calib", "test")}
+    assert share["train"] == pytest.approx(0.6, abs=0.02)
+    assert share["calib"] == pytest.approx(0.2, abs=0.02)
+    # the same files give the same split in any order; another seed another split
+    order = rng.permutation(len(files))
+    again = split_by_group([files[i] for i in order], [groups[i] for i in order], seed=0)
+    assert [again[list(order).index(k)] for k in range(len(files))] == splits
+    assert split_by_group(files, groups, seed=1) != splits
+    with pytest.raises(ValueError, match="one group per file"):
+        split_by_group(files, groups[:-1])
+
+
+@pytest.mark.data
+def test_shared_sets_split_as_issue_28_asks(shared_data: Path) -> None:
+    """sd21_faces by prompt group (never one prompt in two splits), 60/20/20; stylegan2_ffhq
+    keeps cnn-v1's image split, so cnn-v1's test split stays the same images."""
+    from fakescope.training.synthesis import load_manifest, split_by_image
+    from fakescope.training.synthesis_cnn_data import load_gen_set
+
+    sd, sg = shared_data / "sd21_faces", shared_data / "stylegan2_ffhq"
+    if not (sd / "MANIFEST.tsv").is_file() or not (sg / "MANIFEST.tsv").is_file():
+        pytest.skip("sd21_faces or stylegan2_ffhq is not present (see ../shared/data/README.md)")
+    gen = load_gen_set(sd, "diffusion", "prompt", 0)
+    seen: dict[str, set[str]] = {}
+    for item, split in zip(gen.items, gen.splits, strict=True):
+        seen.setdefault(gen.group(item), set()).add(split)
+    assert len(seen) > 700 and all(len(s) == 1 for s in seen.values())
+    counts = gen.counts()
+    assert counts["train"]["generated"] == pytest.approx(480, abs=2)
+    assert counts["test"]["generated"] == pytest.approx(160, abs=2)
+    items = load_manifest(sg, "gen")
+    assert load_gen_set(sg, "gan", "image", 0).splits == split_by_image(
+        [i.path for i in items], [i.label for i in items], 0
+    )
+
+
+def _family_onnx(path: Path, logit: float, family: float | None) -> Path:
+    """A network whose every patch gets ``logit`` (and ``family_logit`` = ``family``, when
+    not None) whatever the image: N x 3 x 32 x 32 in."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def const(name: str, value: float) -> Any:
+        return helper.make_node(
+            "Constant", [], [name], value=helper.make_tensor(name + "v", 1, [], [value])
+        )
+
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
+        const("zero", 0.0),
+        helper.make_node("Mul", ["m", "zero"], ["m0"]),
+        const("l", logit),
+        helper.make_node("Add", ["m0", "l"], ["logit"]),
+    ]
+    outputs = [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["N"])]
+    if family is not None:
+        nodes += [const("f", family), helper.make_node("Add", ["m0", "f"], ["family_logit"])]
+        outputs.append(helper.make_tensor_value_info("family_logit", TensorProto.FLOAT, ["N"]))
+    graph = helper.make_graph(
+        nodes,
+        "family",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        outputs,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _family_detector(folder: Path, logit: float, family: float | None) -> CnnSynthesisDetector:
+    from fakescope.models import sha256_file
+
+    name = f"l{logit}_f{family}".replace(".", "p").replace("-", "m")
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx_path = _family_onnx(folder / f"{name}.onnx", logit, family)
+    weights = CnnSynthesisWeights(
+        name=name,
+        version="test",
+        file=onnx_path.name,
+        sha256=sha256_file(onnx_path),
+        input_size=32,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+    )
+    return CnnSynthesisDetector.from_json(weights.save(folder / f"{name}.json"))
+
+
+def test_generator_family_rule() -> None:
+    from fakescope import GeneratorFamily, Label, Status, SynthesisVerdict
+
+    assert GeneratorFamily.from_probability(0.25) == GeneratorFamily("gan", 0.75)
+    assert GeneratorFamily.from_probability(0.75) == GeneratorFamily("diffusion", 0.75)
+    assert GeneratorFamily.from_probability(0.26).name == "unknown"
+    assert GeneratorFamily.from_probability(0.74).name == "unknown"
+    assert GeneratorFamily.from_probability(0.02).confidence == pytest.approx(0.98)
+    with pytest.raises(ValueError):
+        GeneratorFamily.from_probability(1.5)
+    with pytest.raises(ValueError):
+        GeneratorFamily("vae", 0.9)
+    fam = GeneratorFamily("gan", 0.9)
+    with pytest.raises(ValueError, match="labelled fake"):
+        SynthesisVerdict(Status.OK, "", 0.2, Label.REAL, -1.4, None, 1, fam)
+    ok = SynthesisVerdict(Status.OK, "", 0.9, Label.FAKE, 2.2, None, 1, fam)
+    assert ok.to_dict()["family"] == {"name": "gan", "confidence": 0.9}
+
+
+def test_detector_reads_the_family_output(tmp_path: Path) -> None:
+    img = np.full((80, 90, 3), 128, np.uint8)
+    with_family = _family_detector(tmp_path, 2.0, -1.5)
+    assert with_family.has_family
+    raw, fam = with_family.score_with_family([img, img])
+    assert raw == pytest.approx([2.0, 2.0]) and fam is not None
+    assert fam == pytest.approx([-1.5, -1.5])
+    assert with_family.score([img]) == pytest.approx([2.0])  # the logit, not the family
+    plain = _family_detector(tmp_path, 2.0, None)
+    assert not plain.has_family and plain.score_with_family([img])[1] is None
+
+
+@pytest.fixture(scope="module")
+def family_scanner() -> Any:
+    from fakescope import ScanConfig, Scanner
+
+    return Scanner(ScanConfig(synthesis_detector="cnn-v1"))
+
+
+@pytest.mark.parametrize(
+    ("logit", "family", "expected"),
+    [
+        (3.0, 3.0, ("diffusion", 0.9526)),
+        (3.0, -2.0, ("gan", 0.8808)),
+        (3.0, 0.4, ("unknown", 0.5987)),  # P(diffusion) 0.60: inside the 0.25-0.75 band
+        (-3.0, 3.0, None),  # judged real: no family
+        (0.1, 3.0, None),  # uncertain (0.52, within the band of 0.5): no family
+        (3.0, None, None),  # a network without the family output (cnn-v1 style)
+    ],
+)
+def test_family_only_when_generated(
+    family_scanner: Any,
+    face_image: Path,
+    tmp_path: Path,
+    logit: float,
+    family: float | None,
+    expected: tuple[str, float] | None,
+) -> None:
+    from fakescope.cli._scan import synthesis_cell
+    from fakescope.server._worker import stored_result
+
+    family_scanner.synthesis = _family_detector(tmp_path, logit, family)
+    verdict = family_scanner.scan(face_image)
+    synth = verdict.synthesis
+    assert synth is not None and synth.status.value == "ok", synth
+    if expected is None:
+        assert synth.family is None
+    else:
+        assert synth.label.value == "fake" and synth.family is not None
+        assert (synth.family.name, round(synth.family.confidence, 4)) == expected
+        words = {"gan": "resembles a GAN", "diffusion": "resembles a diffusion model"}
+        assert words.get(expected[0], "generator family unknown") in synth.reason
+        assert f"family: {expected[0]}" in synthesis_cell(verdict)
+    # the JSON (scan --json, the REST result) keeps it
+    want = None if expected is None else {"name": expected[0], "confidence": expected[1]}
+    for data in (verdict.to_dict(), stored_result(verdict, "face.jpg")):
+        got = json.loads(json.dumps(data))["synthesis"]["family"]
+        if want is None:
+            assert got is None
+        else:
+            assert got["name"] == want["name"]
+            assert got["confidence"] == pytest.approx(want["confidence"], abs=1e-4)
+
+
+def _tiny_diffusion_set(tmp_path: Path, face: npt.NDArray[np.uint8]) -> Path:
+    """Fakes only, SDFD-style names (``pNN,K``: prompt group, index), bilinear up-sampled."""
+    big = cv2.copyMakeBorder(face, 0, 200, 0, 200, cv2.BORDER_REFLECT)
+    rng = np.random.default_rng(5)
+    root = tmp_path / "diff"
+    (root / "fake").mkdir(parents=True)
+    rows = []
+    for g in range(10):
+        for k in range(1 + g % 2):
+            y, x = rng.integers(0, big.shape[0] - 96), rng.integers(0, big.shape[1] - 96)
+            small = np.ascontiguousarray(big[y : y + 96 : 2, x : x + 96 : 2])
+            crop = cv2.resize(small, (96, 96), interpolation=cv2.INTER_LINEAR)
+            name = f"fake/p{g},{k}.png"
+            write_image(root / name, crop, ".png")
+            rows.append(f"{name}\tfake")
+    (root / "MANIFEST.tsv").write_text("file\tlabel\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def test_two_family_training_and_leave_one_out(
+    tmp_path: Path, example_face: npt.NDArray[np.uint8]
+) -> None:
+    pytest.importorskip("torch")
+    import onnxruntime as ort
+
+    from fakescope.training import synthesis_cnn as train
+
+    data, reals = _tiny_sets(tmp_path, example_face)
+    diff = _tiny_diffusion_set(tmp_path, example_face)
+    common = ["--data", str(data), "--gen", f"{diff}=diffusion", "--reals", str(reals)]
+    common += ["--size", "64", "--batch", "4", "--threads", "1", "--limit", "8"]
+    common += ["--epochs", "1", "--steps", "2", "--extra-reals", "2", "--fp-count", "2"]
+    out = tmp_path / "both"
+    report = train.main([*common, "--out", str(out)])
+    outputs = [o.name for o in ort.InferenceSession(str(out / "model.onnx")).get_outputs()]
+    assert outputs == ["logit", "family_logit", "embedding"]
+    assert report["family_output"] is True and report["train_families"] == ["diffusion", "gan"]
+    assert set(report["test_sets"]) == {"gen", "diff"}
+    for block in report["test_sets"].values():
+        assert 0.0 <= block["auc"] <= 1.0 and 0.0 <= block["auc_jpeg50"] <= 1.0
+        assert len(block["auc_ci95"]) == 2 and 0.0 <= block["family_accuracy"] <= 1.0
+    assert 0.0 <= report["calib_ece"] <= 1.0 and 0.0 <= report["family_accuracy"] <= 1.0
+    assert set(report["real_sets"]) == {"gen test reals", "reals held-out reals"}
+    assert all(0.0 <= r["called_generated"] <= 1.0 for r in report["real_sets"].values())
+    # prompt groups whole; the diffusion set's manifests carry the real photos of the split
+    rows = (out / "sets" / "diff" / "splits.tsv").read_text().splitlines()[1:]
+    split_of: dict[str, set[str]] = {}
+    for row in rows:
+        _, _, split, group = row.split("\t")
+        split_of.setdefault(group, set()).add(split)
+    assert len(split_of) == 10 and all(len(s) == 1 for s in split_of.values())
+    test_rows = (out / "sets" / "diff" / "test.tsv").read_text().splitlines()[1:]
+    assert {r.split("\t")[2] for r in test_rows} == {"real", "fake"}
+    assert (out / "splits.tsv").read_text().splitlines()[0] == "file\tlabel\tsplit"
+    detector = create_synthesis_detector(str(out / "weights.json"))
+    assert isinstance(detector, CnnSynthesisDetector) and detector.has_family
+
+    # leave one generator out: trained on the GAN set only, still tested on both
+    loo = train.main([*common, "--out", str(tmp_path / "gan_only"), "--train-families", "gan"])
+    assert loo["family_output"] is False and loo["train_families"] == ["gan"]
+    assert loo["test_sets"]["diff"]["trained_on"] is False
+    assert loo["test_sets"]["diff"]["family_accuracy"] is None
+    assert 0.0 <= loo["test_sets"]["diff"]["auc"] <= 1.0
+    with pytest.raises(SystemExit, match="families"):
+        train.main([*common, "--out", str(tmp_path / "x"), "--train-families", "vae"])
+
+
+@pytest.mark.data
+def test_cnn_v2_smoke_run_on_shared_data(shared_data: Path, tmp_path: Path) -> None:
+    """The issue-28 recipe end to end with tiny limits (--limit 8 --epochs 1 --steps 2)."""
+    pytest.importorskip("torch")
+    from fakescope.training import synthesis_cnn as train
+
+    need = ("stylegan2_ffhq", "sd21_faces", "utkface_real", "ffpp_c40_videos")
+    missing = [n for n in need if not (shared_data / n / "MANIFEST.tsv").is_file()]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not present (see ../shared/data/README.md)")
+    out = tmp_path / "v2"
+    argv = ["--data", str(shared_data / "stylegan2_ffhq")]
+    argv += ["--diffusion", str(shared_data / "sd21_faces")]
+    argv += ["--reals", str(shared_data / "utkface_real")]
+    argv += ["--fp-videos", str(shared_data / "ffpp_c40_videos"), "--fp-frames", "1"]
+    argv += ["--limit", "8", "--epochs", "1", "--steps", "2", "--batch", "8", "--out", str(out)]
+    report = train.main(argv)
+    assert report["family_output"] is True
+    assert report["test_sets"]["sd21_faces"]["n_generated"] == 8
+    assert report["sets"]["sd21_faces"]["splits"]["test"]["generated"] == pytest.approx(160, abs=2)
+    assert set(report["real_sets"]) == {
+        "stylegan2_ffhq test reals",
+        "utkface_real held-out reals",
+        "ffpp_c40_videos real frames",
+    }
+    assert (out / "sets" / "sd21_faces" / "test.tsv").is_file()

@@ -123,8 +123,10 @@ def test_photo_gets_both_verdicts(scanner: Scanner, photo: Path) -> None:
         "label",
         "model",
         "frames",
+        "family",
     }
     assert d["model"]["name"] == BRIGHT and d["frames"] == 1
+    assert d["family"] is None  # a detector without a generator-family output never names one
 
 
 def test_label_follows_the_decision_rule(scanner: Scanner, tmp_path: Path) -> None:

@@ -34,6 +34,14 @@ native-resolution patches) is quantized the same way (same settings, stem / clas
     PYTHONPATH=src python3 tools/quantize_detectors.py --models synth_cnn_v1 --out /tmp/int8 \
         --measure
 
+``cnn-v2`` (GAN and diffusion sets) takes every set's train split, each set with its own
+``splits.tsv`` (the sd21 set has no reals; the stylegan2 set's give the real patches):
+
+    PYTHONPATH=src python3 tools/quantize_detectors.py --models synth_cnn_v2 --out /tmp/int8 \
+        --synth-data ../shared/data/stylegan2_ffhq ../shared/data/sd21_faces \
+        --synth-splits runs/synth_cnn_v2/splits.tsv runs/synth_cnn_v2/sets/sd21_faces/splits.tsv \
+        --synth-test runs/synth_cnn_v2/test.tsv --measure
+
 calibrates on ``--calib-count`` patches (half from real, half from generated images, spread
 over images, fixed seed) of the *train* split of ``--synth-splits`` (the run's
 ``splits.tsv``; file names resolved through ``--synth-data``'s MANIFEST.tsv), cut by the
@@ -69,7 +77,10 @@ import numpy as np
 import numpy.typing as npt
 
 DEFAULT_MODELS = ("effnet_lite0_sbi", "effnet_lite0_v3")
-SYNTH_MODELS = ("synth_cnn_v1",)  # whole-image synthesis networks (fakescope-synthesis-cnn/1)
+SYNTH_MODELS = (
+    "synth_cnn_v1",
+    "synth_cnn_v2",
+)  # whole-image synthesis networks (fakescope-synthesis-cnn/1)
 NEVER_READ = "ffpp_c40_videos"  # the FF++ c40 development set
 EXCLUDE_CHOICES = ("stem", "head", "mask")
 DEFAULT_EXCLUDE = ("stem", "head", "mask")
@@ -763,8 +774,9 @@ def run_synth(
         fp32 = fp32_det.network_path
         dst = args.out / f"{m}_int8.onnx"
         dst_json = args.out / f"{m}_int8.json"
+        pairs = list(zip(args.synth_data, args.synth_splits, strict=True))
         if not args.measure_only:
-            train = synth_split(args.synth_data, args.synth_splits, "train")
+            train = [x for d, s in pairs for x in synth_split(d, s, "train")]
             patches, summary = synth_calibration_patches(
                 fp32_det, train, args.calib_count, args.seed
             )
@@ -776,7 +788,7 @@ def run_synth(
                 raise SystemExit(f"{m}: preprocessing differs from CnnSynthesisDetector")
             print(
                 f"calibration: {', '.join(summary)} of the {len(train)} train images of "
-                f"{args.synth_splits}; {settings.describe()}"
+                f"{', '.join(str(s) for s in args.synth_splits)}; {settings.describe()}"
             )
             start = time.perf_counter()
             quantize(fp32, dst, inputs, settings, args.calib_cache)
@@ -790,8 +802,8 @@ def run_synth(
             check_interface(fp32, dst)
             if not dst_json.is_file():
                 synth_weights_json(src_json, dst, dst_json)
-            items = synth_test_items(args.synth_test, args.synth_data)
-            expected = {p.name for p, _ in synth_split(args.synth_data, args.synth_splits, "test")}
+            items = synth_test_items(args.synth_test, args.synth_data[0])
+            expected = {p.name for d, s in pairs for p, _ in synth_split(d, s, "test")}
             if {p.name for p, _ in items} != expected:
                 raise SystemExit(f"{args.synth_test} is not the test split of {args.synth_splits}")
             result = synth_compare(src_json, dst_json, items)
@@ -829,10 +841,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--synth-data",
         type=Path,
-        default=Path("../shared/data/stylegan2_ffhq"),
-        help="generated-image set of the synthesis run (MANIFEST.tsv)",
+        nargs="+",
+        default=[Path("../shared/data/stylegan2_ffhq")],
+        help="generated-image set(s) of the synthesis run (MANIFEST.tsv), one per --synth-splits",
     )
-    parser.add_argument("--synth-splits", type=Path, default=Path("runs/synth_cnn_v1/splits.tsv"))
+    parser.add_argument(
+        "--synth-splits",
+        type=Path,
+        nargs="+",
+        default=[Path("runs/synth_cnn_v1/splits.tsv")],
+        help="each set's splits.tsv (file, label, split), in --synth-data's order",
+    )
     parser.add_argument("--synth-test", type=Path, default=Path("runs/synth_cnn_v1/test.tsv"))
     parser.add_argument("--calib-cache", type=Path, default=None, help="reuse ranges from here")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")

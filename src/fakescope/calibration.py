@@ -12,6 +12,10 @@ imported only inside ``fit``.
 - :class:`IdentityCalibrator`: no map at all (``a = 1``, ``b = 0``, stored as ``logit``); it
   fits nothing and is the null model a fitted map has to beat in cross-validation.
 - :class:`IsotonicCalibrator`: scikit-learn's isotonic regression on the score, clipped.
+- :class:`ConstantCalibrator`: one probability whatever the score, for a detector whose scores
+  carry no usable information on the calibration set (e.g. they fall with the fake label, where
+  a decreasing map would invert the detector): the honest calibrated answer is then the same for
+  every input. The null model a fitted map has to beat.
 
 Both weight the two classes equally by default (``balanced=True``): the calibrated probability
 is then the posterior under *equal* priors, whatever the real/fake ratio of the calibration set,
@@ -31,6 +35,8 @@ from fakescope.errors import ConfigError
 
 __all__ = [
     "FITTED_ON",
+    "Calibrator",
+    "ConstantCalibrator",
     "IdentityCalibrator",
     "IsotonicCalibrator",
     "LogitCalibrator",
@@ -45,7 +51,11 @@ FITTED_ON = "fitted_on"
 the data it was fitted on (written by ``fakescope calibrate``: what data, how many items of
 each class, which map, the command). It is documentation only; applying ignores it."""
 
-_KEYS = {"logit": {"kind", "a", "b"}, "isotonic": {"kind", "x", "y"}}
+_KEYS = {
+    "logit": {"kind", "a", "b"},
+    "isotonic": {"kind", "x", "y"},
+    "constant": {"kind", "p"},
+}
 
 
 def _scores(X: Any) -> npt.NDArray[np.float64]:
@@ -175,7 +185,33 @@ class IsotonicCalibrator(ParamsEstimator):
         return {"kind": "isotonic", "x": self.x_.tolist(), "y": self.y_.tolist()}
 
 
-def calibrator_from_dict(data: dict[str, Any]) -> LogitCalibrator | IsotonicCalibrator:
+class ConstantCalibrator(ParamsEstimator):
+    """``p' = p`` for every score: the class-weighted share of fakes of the fitting set (0.5
+    with ``balanced=True``, the posterior under equal priors of a detector that knows nothing).
+    Never increasing, so it never inverts a detector whose scores fall with the fake label."""
+
+    def __init__(self, balanced: bool = True) -> None:
+        self.balanced = balanced
+
+    def fit(self, X: Any, y: Any) -> ConstantCalibrator:
+        labels = _check_labels(y, len(_scores(X)))
+        w = _class_weights(labels, self.balanced)
+        self.p_ = round(float(np.sum(w * labels) / np.sum(w)), 12)
+        return self
+
+    def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
+        fake = np.full(len(_scores(X)), self.p_)
+        return np.stack([1 - fake, fake], axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "constant", "p": self.p_}
+
+
+Calibrator = LogitCalibrator | IsotonicCalibrator | ConstantCalibrator
+"""Any fitted calibrator :func:`calibrator_from_dict` rebuilds."""
+
+
+def calibrator_from_dict(data: dict[str, Any]) -> Calibrator:
     """Rebuild a fitted calibrator from :meth:`to_dict` output (JSON, no pickle). Keys other
     than the kind's parameters and :data:`FITTED_ON` (an object) are errors."""
     kind = data.get("kind")
@@ -196,4 +232,10 @@ def calibrator_from_dict(data: dict[str, Any]) -> LogitCalibrator | IsotonicCali
         iso.x_ = np.asarray(data["x"], dtype=np.float64)
         iso.y_ = np.asarray(data["y"], dtype=np.float64)
         return iso
+    if kind == "constant":
+        const = ConstantCalibrator()
+        const.p_ = float(data["p"])
+        if not 0.0 < const.p_ < 1.0:
+            raise ConfigError(f"a constant calibrator needs 0 < p < 1, got p={const.p_}")
+        return const
     raise ConfigError(f"unknown calibrator kind {kind!r}")

@@ -11,6 +11,7 @@ from fakescope.types import Status
 __all__ = [
     "AlignmentError",
     "ConfigError",
+    "CropMismatch",
     "DecodeError",
     "FakescopeError",
     "InputError",
@@ -67,3 +68,8 @@ class AlignmentError(FakescopeError):
     face and counts it; it never decides a whole input."""
 
     status = Status.ERROR
+
+
+class CropMismatch(ConfigError):
+    """Two models that must read the same face crops (an attribution head and the detector
+    whose crops it reads) crop faces differently: size, margin or alignment."""

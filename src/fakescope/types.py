@@ -20,6 +20,8 @@ from fakescope._overall import FaceAnswer, ImageAnswer, OverallLabel, OverallVer
 
 __all__ = [
     "DETECTOR_ERROR",
+    "FAMILY_BAND",
+    "GENERATOR_FAMILIES",
     "Attribution",
     "Box",
     "CropScore",
@@ -28,6 +30,7 @@ __all__ = [
     "FaceBox",
     "FaceCrop",
     "Frame",
+    "GeneratorFamily",
     "Identity",
     "Label",
     "MediaInfo",
@@ -419,6 +422,44 @@ def _check_scored(
         raise ValueError(f"a {status} {what} must not carry a score or a decision")
 
 
+GENERATOR_FAMILIES = ("gan", "diffusion")
+FAMILY_BAND = (0.25, 0.75)
+"""A family probability (P(diffusion | generated)) strictly inside this band names no family
+(``unknown``); at or below its low end the image resembles a GAN, at or above its high end a
+diffusion model."""
+
+
+@dataclass(frozen=True)
+class GeneratorFamily:
+    """Which kind of image generator a generated image most resembles: ``gan``,
+    ``diffusion`` or ``unknown``, with ``confidence`` the probability of the family it leans
+    to (``max(p, 1 - p)`` of the network's ``p`` = P(diffusion | generated): at least 0.75 for
+    a named family, below it for ``unknown``). Uncalibrated: the network's own sigmoid, learnt
+    on StyleGAN2 and Stable Diffusion 2.1 images only."""
+
+    name: str
+    confidence: float
+
+    def __post_init__(self) -> None:
+        if self.name not in (*GENERATOR_FAMILIES, "unknown"):
+            raise ValueError(f"generator family {self.name!r} is not gan, diffusion or unknown")
+        if not 0.5 <= self.confidence <= 1.0:
+            raise ValueError(f"family confidence {self.confidence!r} is not in [0.5, 1]")
+
+    @classmethod
+    def from_probability(cls, p_diffusion: float) -> GeneratorFamily:
+        """The family of P(diffusion | generated) ``p_diffusion`` by :data:`FAMILY_BAND`."""
+        p = float(p_diffusion)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"family probability {p!r} is not in [0, 1]")
+        low, high = FAMILY_BAND
+        name = "gan" if p <= low else "diffusion" if p >= high else "unknown"
+        return cls(name, max(p, 1.0 - p))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "confidence": round(self.confidence, 6)}
+
+
 @dataclass(frozen=True)
 class SynthesisVerdict:
     """Whether the whole image (a photo, or a video's sampled frames) was generated, e.g. by
@@ -429,7 +470,9 @@ class SynthesisVerdict:
     sampled frames); None unless ``status`` is ``ok``. ``label`` is decided like the face
     verdict's (:mod:`fakescope.decision`: the same cost rule and uncertain band, with the
     synthesis detector's own threshold when it is uncalibrated). ``frames`` counts the
-    images scored (1 for a photo).
+    images scored (1 for a photo). ``family`` names the generator family the image most
+    resembles (:class:`GeneratorFamily`), only when it is labelled generated (``fake``) by a
+    detector that has a family output; None otherwise.
     """
 
     status: Status
@@ -439,11 +482,14 @@ class SynthesisVerdict:
     raw_score: float | None = None
     model: ModelInfo | None = None
     frames: int = 0
+    family: GeneratorFamily | None = None
 
     def __post_init__(self) -> None:
         _check_scored(
             "synthesis verdict", self.status, self.fake_probability, self.raw_score, self.label
         )
+        if self.family is not None and self.label is not Label.FAKE:
+            raise ValueError("only a synthesis verdict labelled fake names a generator family")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -456,6 +502,7 @@ class SynthesisVerdict:
             "label": str(self.label),
             "model": None if self.model is None else self.model.to_dict(),
             "frames": self.frames,
+            "family": None if self.family is None else self.family.to_dict(),
         }
 
 

@@ -34,12 +34,13 @@ import numpy.typing as npt
 
 __all__ = ["add_calibrate_parser", "fit_level", "run_calibrate"]
 
-KINDS = ("logit", "temperature", "identity", "isotonic")
+KINDS = ("logit", "temperature", "identity", "isotonic", "constant")
 _MAPS = {
     "logit": "logit (Platt): p = sigmoid(a logit(raw) + b)",
     "temperature": "temperature: p = sigmoid(a logit(raw)), a = 1/T, b = 0",
     "identity": "identity: p = raw (a = 1, b = 0; no fitted map beat it out of fold)",
     "isotonic": "isotonic",
+    "constant": "constant: p = the same probability for every score (no fitted map beat it)",
 }
 
 
@@ -65,8 +66,9 @@ def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
         choices=KINDS,
         dest="kinds",
         help="calibration map (default logit; temperature = logit without bias, one "
-        "parameter; identity = the raw score, nothing fitted); repeat to keep, per level, "
-        "the one with the lowest class-balanced cross-validated log loss",
+        "parameter; identity = the raw score, nothing fitted; constant = one probability for "
+        "every score); repeat to keep, per level, the one with the lowest class-balanced "
+        "cross-validated log loss (a kind that would invert the detector is refused)",
     )
     p.add_argument("--folds", type=int, default=5)
     p.add_argument(
@@ -110,6 +112,7 @@ def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _make(kind: str) -> Any:
     from fakescope.calibration import (
+        ConstantCalibrator,
         IdentityCalibrator,
         IsotonicCalibrator,
         LogitCalibrator,
@@ -121,6 +124,7 @@ def _make(kind: str) -> Any:
         "temperature": TemperatureCalibrator,
         "identity": IdentityCalibrator,
         "isotonic": IsotonicCalibrator,
+        "constant": ConstantCalibrator,
     }[kind]()
 
 
@@ -136,7 +140,7 @@ _FREE = {"logit": ("a", "b"), "temperature": ("a",)}
 
 
 def _params(fitted: dict[str, Any]) -> dict[str, float]:
-    return {k: float(fitted[k]) for k in ("a", "b") if k in fitted}
+    return {k: float(fitted[k]) for k in ("a", "b", "p") if k in fitted}
 
 
 def _interval(values: list[float]) -> list[float]:
@@ -213,17 +217,28 @@ def fit_level(
     splits = list(splitter.split(s, y, groups))
     cv_of: dict[str, npt.NDArray[np.float64]] = {}
     candidates: dict[str, dict[str, float]] = {}
+    refused: dict[str, str] = {}
     for k in kinds:
         cv = np.zeros_like(s)
-        for train, test in splits:
-            cv[test] = _make(k).fit(s[train], y[train]).predict_proba(s[test])[:, 1]
+        try:
+            full = _make(k).fit(s, y).to_dict()
+            for train, test in splits:
+                cv[test] = _make(k).fit(s[train], y[train]).predict_proba(s[test])[:, 1]
+        except ValueError as exc:  # e.g. a fitted slope <= 0: this map would invert the detector
+            if len(kinds) == 1:
+                raise
+            refused[k] = str(exc)
+            continue
         cv_of[k] = cv
         candidates[k] = {
-            **_params(_make(k).fit(s, y).to_dict()),
+            **_params(full),
             f"ece_{folds}fold_cv": expected_calibration_error(y, cv),
             f"log_loss_{folds}fold_cv": log_loss(y, cv),
             f"balanced_log_loss_{folds}fold_cv": _balanced_log_loss(y, cv),
         }
+    if not candidates:
+        raise ValueError("; ".join(f"{k}: {why}" for k, why in refused.items()))
+    kinds = list(candidates)
     best = min(kinds, key=lambda k: candidates[k][f"balanced_log_loss_{folds}fold_cv"])
     cv = cv_of[best]
     fitted = _make(best).fit(s, y)
@@ -242,8 +257,10 @@ def fit_level(
         "balanced_log_loss_raw": _balanced_log_loss(y, s),
         f"balanced_log_loss_{folds}fold_cv": candidates[best][f"balanced_log_loss_{folds}fold_cv"],
     }
-    if len(kinds) > 1:
+    if len(candidates) + len(refused) > 1:
         report["candidates"] = candidates
+    if refused:
+        report["refused"] = refused
     if bootstrap > 0:
         report["bootstrap"] = _bootstrap(y, s, cv, items, kinds, bootstrap)
     return fitted.to_dict(), report
@@ -381,6 +398,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
                 f"lowest class-balanced {args.folds}-fold cross-validated log loss (folds "
                 f"grouped by {report['cv_grouped_by']}) among {', '.join(report['candidates'])}"
             )
+            if "refused" in report:
+                seen["chosen_by"] += (
+                    f"; refused: {', '.join(report['refused'])} (fitted slope <= 0: the map "
+                    "would invert the detector)"
+                )
         seen["command"] = _command(args)
         if videos is not None:
             report["videos"] = videos

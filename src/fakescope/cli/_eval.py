@@ -64,6 +64,14 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "them)",
     )
     p.add_argument(
+        "--raw-scores",
+        action="store_true",
+        dest="raw_scores",
+        help="measure the networks' own scores before calibration (rank metrics, "
+        "correlations; decisions at the raw score's 0.5); detectors without raw scores "
+        "(overall, evidence) are left out",
+    )
+    p.add_argument(
         "--abstain",
         choices=("worst", "exclude"),
         default="worst",
@@ -107,6 +115,23 @@ def _items(args: argparse.Namespace) -> list[MediaItem]:
             found = [i for i in found if i.split in (args.split, None)]
         items.extend(found[: args.limit] if args.limit else found)
     return items
+
+
+def _scanner(config: ScanConfig, detector: str) -> Scanner:
+    """The scanner of one detector of a side-by-side. An attribution head reads the crops of
+    the detector it runs beside; a detector that crops faces otherwise (e.g. the 96 px
+    one-class baseline) runs without it, said on stderr, so the others keep theirs."""
+    import sys
+
+    from fakescope.errors import CropMismatch
+    from fakescope.inference import Scanner
+
+    wanted = dataclasses.replace(config, detector=detector)
+    try:
+        return Scanner(wanted)
+    except CropMismatch as exc:
+        print(f"{detector}: no attribution ({exc})", file=sys.stderr)
+        return Scanner(dataclasses.replace(wanted, attribution=None))
 
 
 def _scanner_decision(scanner: Scanner) -> dict[str, Any]:
@@ -176,6 +201,17 @@ def _evidence_decision(scanner_decision: dict[str, Any], config: ScanConfig) -> 
     }
 
 
+def _raw_decision(decision: dict[str, Any]) -> dict[str, Any]:
+    """``--raw-scores``: the decision's costs, its threshold at the raw score's 0.5."""
+    return {
+        **decision,
+        "threshold": 0.5,
+        "calibrated": False,
+        "calibration_level": None,
+        "rule": "raw (uncalibrated) score >= 0.5",
+    }
+
+
 def _saved_decisions(metrics_json: Path) -> dict[str, dict[str, Any]]:
     """The usable ``decisions`` of an earlier run's metrics.json ({} when absent)."""
     from fakescope.evaluation._report import DECISION_KEYS
@@ -231,7 +267,7 @@ def _from_scores_decisions(
                     Scanner(dataclasses.replace(config, synthesis_detector=synth))
                 )
             else:
-                decision = _scanner_decision(Scanner(dataclasses.replace(config, detector=name)))
+                decision = _scanner_decision(_scanner(config, name))
             assert decision is not None
         except (FakescopeError, OSError, ValueError) as exc:
             why = (
@@ -278,7 +314,6 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         score_items,
         write_report,
     )
-    from fakescope.inference import Scanner
     from fakescope.types import Verdict
 
     failures: list[Failure] = []
@@ -297,7 +332,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         # --identity is measured by evaluate_identity on its own frames: the scans need not
         # embed every face as well
         scan_config = dataclasses.replace(config, identity=False, gallery=None, reference=None)
-        scanners = {n: Scanner(dataclasses.replace(scan_config, detector=n)) for n in names}
+        scanners = {n: _scanner(scan_config, n) for n in names}
         decisions = {n: _scanner_decision(s) for n, s in scanners.items()}
         source = "from the scanners that produced the scores"
         with stderr_progress() as bar:
@@ -324,6 +359,10 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
                     EVIDENCE_PREFIX + name,
                     _evidence_decision(_scanner_decision(scanner), scanner.config),
                 )
+    if args.raw_scores:
+        table = table.raw()
+        decisions = {n: _raw_decision(decisions[n]) for n in table.detectors()}
+        source += "; then --raw-scores: every threshold 0.5 on the uncalibrated score"
     metrics = compute_metrics(
         table, decisions=decisions, policy=args.abstain, n_boot=args.bootstrap
     )

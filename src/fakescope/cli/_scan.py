@@ -21,14 +21,18 @@ _STYLE = {Label.FAKE: "bold red", Label.REAL: "green", Label.UNCERTAIN: "yellow"
 
 
 def synthesis_cell(verdict: Verdict) -> str:
-    """The synthesis column: its label and probability, its status when it abstained, "-"
+    """The synthesis column: its label and probability (and, for a generated image, the
+    generator family it resembles with its confidence), its status when it abstained, "-"
     when the synthesis detector was off."""
     synth = verdict.synthesis
     if synth is None:
         return "-"
     if synth.status is not Status.OK or synth.fake_probability is None:
         return f"[yellow]{synth.status}[/]"
-    return f"[{_STYLE[synth.label]}]{synth.label}[/] {synth.fake_probability:.1%}"
+    cell = f"[{_STYLE[synth.label]}]{synth.label}[/] {synth.fake_probability:.1%}"
+    if synth.family is not None:
+        cell += f"\nfamily: {synth.family.name} {synth.family.confidence:.0%}"
+    return cell
 
 
 def track_lines(verdict: Verdict) -> list[str]:

@@ -266,7 +266,10 @@ class ScoreHistogramDisplay(_Display):
     def plot(self, ax: Axes | None = None, name: str | None = None, **kwargs: Any) -> Self:
         ax, fig = _new_axes(ax)
         name = self.name if name is None else name
-        edges = np.histogram_bin_edges(self.scores, bins=self.bins)
+        lo, hi = float(np.min(self.scores)), float(np.max(self.scores))
+        if hi - lo < 1e-6:  # (nearly) one value, e.g. a constant calibration: one visible bar
+            lo, hi = lo - 0.05, hi + 0.05
+        edges = np.histogram_bin_edges(self.scores, bins=self.bins, range=(lo, hi))
         self.patches_ = {}
         for label, mask in self._groups():
             counts, _ = np.histogram(self.scores[mask], bins=edges, density=True)

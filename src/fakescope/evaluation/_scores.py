@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +116,19 @@ class ScoreTable:
             for r in self.rows
             if (detector is None or r.detector == detector)
             and (dataset is None or r.dataset == dataset)
+        )
+
+    def raw(self) -> ScoreTable:
+        """The networks' own scores: each row's ``score`` replaced by its ``raw_score``
+        (abstentions stay NaN). A detector none of whose scored rows carries a raw score
+        (e.g. the overall verdict or an evidence model) is left out. Rank metrics (AUC,
+        EER, min DCF) of a detector whose calibration is not strictly increasing, e.g. a
+        constant map, are only meaningful here."""
+        has_raw = {r.detector for r in self.rows if not math.isnan(r.raw_score)}
+        return ScoreTable(
+            replace(r, score=r.raw_score if r.status == "ok" else r.score)
+            for r in self.rows
+            if r.detector in has_raw and (r.status != "ok" or not math.isnan(r.raw_score))
         )
 
     def media_rows(self) -> list[ScoreRow]:

@@ -28,8 +28,10 @@ from fakescope.errors import ConfigError
 from fakescope.inference._aggregate import Aggregator
 from fakescope.models import CALIBRATION_LEVELS, Detector
 from fakescope.types import (
+    FAMILY_BAND,
     CropScore,
     DecisionInfo,
+    GeneratorFamily,
     Label,
     Status,
     SynthesisVerdict,
@@ -38,13 +40,11 @@ from fakescope.types import (
 )
 
 if TYPE_CHECKING:
-    from fakescope.calibration import IsotonicCalibrator, LogitCalibrator
+    from fakescope.calibration import Calibrator
     from fakescope.inference._found import _Faces, _SynthesisRun
     from fakescope.synthesis import SynthesisDetector
 
-    Calibrator = LogitCalibrator | IsotonicCalibrator
-
-__all__ = ["AGGREGATION_RULE", "Decider", "valid_scores"]
+__all__ = ["AGGREGATION_RULE", "Decider", "synthesis_scores", "valid_scores"]
 
 RULE_COST = "cost-minimising threshold for the calibrated probability"
 RULE_WEIGHT = "fixed threshold from the weight config"
@@ -60,6 +60,36 @@ def valid_scores(raw: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Which raw detector outputs are usable scores: finite and in [0, 1]."""
     r = np.asarray(raw, dtype=np.float64)
     return np.isfinite(r) & (r >= 0.0) & (r <= 1.0)
+
+
+def synthesis_scores(
+    detector: SynthesisDetector, image: npt.NDArray[np.uint8]
+) -> tuple[float, float | None]:
+    """One whole image's raw synthesis score and, when the detector has a generator-family
+    output (``has_family`` and ``score_with_family``, as a ``cnn-v2``-style
+    :class:`~fakescope.synthesis.CnnSynthesisDetector`), its family logit from the same
+    network call; else None. A non-finite or missing value raises ValueError."""
+    scorer = getattr(detector, "score_with_family", None)
+    family: npt.NDArray[np.float64] | None = None
+    if callable(scorer) and getattr(detector, "has_family", False):
+        raw_out, family_out = scorer([image])
+        raw = np.asarray(raw_out, dtype=np.float64)
+        if family_out is not None:
+            family = np.asarray(family_out, dtype=np.float64)
+    else:
+        raw = np.asarray(detector.score([image]), dtype=np.float64)
+    if raw.shape != (1,) or not np.isfinite(raw[0]):
+        raise ValueError(f"expected one finite raw score, got {raw!r}")
+    if family is not None and (family.shape != (1,) or not np.isfinite(family[0])):
+        raise ValueError(f"expected one finite family logit, got {family!r}")
+    return float(raw[0]), None if family is None else float(family[0])
+
+
+def generator_family(family_logits: Sequence[float]) -> GeneratorFamily:
+    """The family of a photo's or video's scored frames: P(diffusion | generated) is the
+    sigmoid of their mean family logit, named by :data:`~fakescope.types.FAMILY_BAND`."""
+    z = float(np.mean(family_logits))
+    return GeneratorFamily.from_probability(0.5 * (1.0 + float(np.tanh(0.5 * z))))
 
 
 def load_calibrators(calibration: dict[str, object] | None, name: str) -> dict[str, Calibrator]:
@@ -208,8 +238,19 @@ class Decider:
         n = len(run.raw)
         where = "the photo" if kind == "image" else f"{n} sampled frame{'s' if n != 1 else ''}"
         thr = f"threshold {self.synthesis_threshold:.2f}"
+        family = None
+        if label is Label.FAKE and run.family and len(run.family) == len(run.raw):
+            family = generator_family(run.family)
         if label is Label.FAKE:
             text = f"the whole image looks generated ({p:.0%} from {where}, {thr})"
+            if family is not None and family.name != "unknown":
+                kind = "a GAN" if family.name == "gan" else "a diffusion model"
+                text += f"; it most resembles {kind} ({family.confidence:.0%})"
+            elif family is not None:
+                text += (
+                    f"; generator family unknown (neither GAN nor diffusion reaches "
+                    f"{FAMILY_BAND[1]:.0%})"
+                )
         elif label is Label.REAL:
             text = f"no sign that the whole image was generated ({p:.0%} from {where}; {thr})"
         else:
@@ -217,7 +258,7 @@ class Decider:
                 f"uncertain whether the whole image was generated ({p:.0%} from {where}, "
                 f"within ±{band:.2f} of the {thr})"
             )
-        return SynthesisVerdict(Status.OK, text, p, label, raw, model, n)
+        return SynthesisVerdict(Status.OK, text, p, label, raw, model, n, family)
 
     def decide(
         self, tracks: Sequence[Track], scores: Sequence[CropScore], kind: str = "video"

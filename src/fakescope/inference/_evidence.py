@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fakescope.config import ScanConfig
-from fakescope.errors import ConfigError
+from fakescope.errors import ConfigError, CropMismatch
 from fakescope.models import (
     Attributor,
     TrackEvidenceModel,
@@ -108,7 +108,7 @@ def evidence_models(
             wcfg.margin,
             wcfg.alignment,
         ):
-            raise ConfigError(
+            raise CropMismatch(
                 f"attribution {config.attribution!r} reads {ecfg.input_size} px "
                 f"{ecfg.alignment} crops (margin {ecfg.margin}); detector {wcfg.name!r} makes "
                 f"{wcfg.input_size} px {wcfg.alignment} crops (margin {wcfg.margin})"

@@ -71,6 +71,7 @@ class _SynthesisRun:
 
     picks: frozenset[int]
     raw: list[float] = field(default_factory=list)
+    family: list[float] = field(default_factory=list)  # mean family logit per scored frame
     too_small: tuple[int, int] | None = None  # (shorter side, min_side) of a frame not scored
     error: str | None = None
     complete: bool = False  # every sampled frame streamed past

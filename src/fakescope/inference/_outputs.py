@@ -28,8 +28,8 @@ from fakescope.models import Attributor, Detector, TrackEvidenceModel
 from fakescope.types import Track, TrackVerdict, display_path
 
 if TYPE_CHECKING:
+    from fakescope.calibration import Calibrator
     from fakescope.identity import TrackIdentifier
-    from fakescope.inference._decide import Calibrator
 
 __all__ = ["Outputs", "media_key"]
 

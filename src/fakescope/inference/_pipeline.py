@@ -29,7 +29,13 @@ from fakescope.faces import (
     split_faces,
 )
 from fakescope.inference._aggregate import AGGREGATORS
-from fakescope.inference._decide import AGGREGATION_RULE, Decider, load_calibrators, valid_scores
+from fakescope.inference._decide import (
+    AGGREGATION_RULE,
+    Decider,
+    load_calibrators,
+    synthesis_scores,
+    valid_scores,
+)
 from fakescope.inference._evidence import (
     IDENTITY_SLOT,
     evidence_models,
@@ -255,10 +261,10 @@ class Scanner(Decider, Outputs):
             if side < min_side:
                 run.too_small = (side, min_side)
             else:
-                raw = np.asarray(self.synthesis.score([frame.image]), dtype=np.float64)
-                if raw.shape != (1,) or not np.isfinite(raw[0]):
-                    raise ValueError(f"expected one finite raw score, got {raw!r}")
-                run.raw.append(float(raw[0]))
+                raw, family = synthesis_scores(self.synthesis, frame.image)
+                run.raw.append(raw)
+                if family is not None:
+                    run.family.append(family)
         except Exception as exc:  # a second line of evidence: never fail the scan for it
             run.error = f"{type(exc).__name__}: {exc}"
         clock.add("synthesis", start)

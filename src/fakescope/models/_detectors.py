@@ -253,6 +253,15 @@ def _sbi_realsonly_v1(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("sbi_realsonly_v1.json"), threads)
 
 
+@DETECTORS.register("oneclass-vae-v1", role="baseline")
+def _oneclass_vae_v1(threads: int = 0) -> Detector:
+    """Baseline, near chance on our data (seed 001's OC-FakeDect): a convolutional VAE trained on
+    real faces only, whose score is how badly it reconstructs a 96 px face (log error,
+    standardised on its training reals). Kept so the one-class result can be reproduced and
+    compared; its error mostly measures sharpness, not manipulation. Calibrated; no heatmaps."""
+    return OnnxDetector(_shipped("oneclass_vae_v1.json"), threads)
+
+
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 0) -> Detector:
     """Build a registered detector by name, or from a weight config file: ``name`` ending in
     ``.json`` is read with :meth:`WeightConfig.from_json` and its ``file`` is taken relative to

@@ -19,13 +19,14 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope._runtime import onnx_session
-from fakescope.calibration import IsotonicCalibrator, LogitCalibrator, calibrator_from_dict
+from fakescope.calibration import Calibrator, calibrator_from_dict
 from fakescope.errors import ConfigError, ModelError
 from fakescope.models._assets import verified_path
 from fakescope.types import ModelInfo
 
 __all__ = [
     "CNN_WEIGHTS_FORMAT",
+    "FAMILY_OUTPUT",
     "CnnSynthesisDetector",
     "CnnSynthesisWeights",
     "limit_side",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 CNN_WEIGHTS_FORMAT = "fakescope-synthesis-cnn/1"
+FAMILY_OUTPUT = "family_logit"
+"""The optional network output naming the generator family: one logit per patch, sigmoid =
+P(diffusion | generated)."""
 BATCH_PATCHES = 40
 """At most about this many patches go through the network in one call."""
 
@@ -76,7 +80,9 @@ def limit_side(image: _U8, max_side: int) -> _U8:
 class CnnSynthesisWeights:
     """Weight config of an ONNX synthesis network. The network takes normalised NCHW float
     patches of ``input_size`` px and returns one logit per patch; an image's raw score is
-    the mean logit of its patches."""
+    the mean logit of its patches. A network may also return ``family_logit`` per patch
+    (P(diffusion | generated) = sigmoid of the image's mean family logit; ``cnn-v2``); the
+    config is the same either way."""
 
     name: str
     version: str
@@ -175,7 +181,7 @@ class CnnSynthesisDetector:
         self.min_side = weights.input_size
         self.threshold = weights.threshold
         self.calibrated = weights.calibration is not None
-        self._calibrator: LogitCalibrator | IsotonicCalibrator | None = (
+        self._calibrator: Calibrator | None = (
             calibrator_from_dict(weights.calibration) if weights.calibration else None
         )
         self._session = onnx_session(onnx_path, threads)  # built in the background
@@ -201,6 +207,11 @@ class CnnSynthesisDetector:
     @functools.cached_property
     def _outputs(self) -> list[str]:
         return [str(o.name) for o in self._session.get_outputs()]
+
+    @property
+    def has_family(self) -> bool:
+        """Whether the network has the generator-family output ``family_logit``."""
+        return FAMILY_OUTPUT in self._outputs
 
     @classmethod
     def from_json(cls, path: Path, threads: int = 0) -> CnnSynthesisDetector:
@@ -234,9 +245,13 @@ class CnnSynthesisDetector:
         return np.stack([img[y : y + size, x : x + size] for y, x in corners])
 
     def _run(self, output: str, patches: _U8) -> npt.NDArray[np.float32]:
+        (out,) = self._run_many([output], patches)
+        return out
+
+    def _run_many(self, outputs: list[str], patches: _U8) -> list[npt.NDArray[np.float32]]:
         x = (patches.transpose(0, 3, 1, 2).astype(np.float32) - self._mean) / self._std
-        (out,) = self._session.run([output], {self._input: np.ascontiguousarray(x)})
-        return np.asarray(out)
+        got = self._session.run(outputs, {self._input: np.ascontiguousarray(x)})
+        return [np.asarray(o) for o in got]
 
     @property
     def has_embedding(self) -> bool:
@@ -249,32 +264,68 @@ class CnnSynthesisDetector:
             raise ModelError(f"{self.weights.file} has no 'embedding' output")
         return np.asarray(self._run("embedding", patches), dtype=np.float64)
 
+    @functools.cached_property
+    def _logit_output(self) -> str:
+        return "logit" if "logit" in self._outputs else self._outputs[0]
+
     def logits(self, patches: _U8) -> _F64:
         """One logit per (K, size, size, 3) uint8 patch (the refitted head's, if any)."""
+        return self._logits_and_family(patches, family=False)[0]
+
+    def _logits_and_family(self, patches: _U8, family: bool) -> tuple[_F64, _F64 | None]:
+        """Patch logits and, with ``family`` (and the output), patch family logits: one
+        network call."""
+        wanted = ["embedding" if self._head is not None else self._logit_output]
+        if family and self.has_family:
+            wanted.append(FAMILY_OUTPUT)
+        got = self._run_many(wanted, patches)
         if self._head is not None:
             coef, intercept = self._head
-            return np.asarray(self.embeddings(patches) @ coef + intercept, dtype=np.float64)
-        return np.asarray(self._run(self._outputs[0], patches), dtype=np.float64).reshape(-1)
+            logits = np.asarray(np.asarray(got[0], np.float64) @ coef + intercept, np.float64)
+        else:
+            logits = np.asarray(got[0], dtype=np.float64).reshape(-1)
+        fam = np.asarray(got[1], dtype=np.float64).reshape(-1) if len(got) > 1 else None
+        return logits, fam
 
     def score(self, images: Sequence[_U8]) -> _F64:
         """Mean patch logit per image; images are run a few at a time (at most
         :data:`BATCH_PATCHES` patches per network call), so memory stays flat however many
         images are given."""
+        return self.score_with_family(images, family=False)[0]
+
+    def score_with_family(
+        self, images: Sequence[_U8], family: bool = True
+    ) -> tuple[_F64, _F64 | None]:
+        """:meth:`score` and, from the same network calls, each image's mean patch
+        ``family_logit`` (None when the network has no family output, or ``family`` is
+        False). ``sigmoid`` of it is P(diffusion | generated), see :meth:`family_probability`."""
+        family = family and self.has_family
         out: list[float] = []
+        fam: list[float] = []
         chunk: list[_U8] = []
         for image in images:
             chunk.append(self.patches(np.asarray(image, dtype=np.uint8)))
             if sum(len(g) for g in chunk) >= BATCH_PATCHES:
-                out.extend(self._score_groups(chunk))
+                self._score_groups(chunk, out, fam if family else None)
                 chunk = []
         if chunk:
-            out.extend(self._score_groups(chunk))
-        return np.asarray(out, dtype=np.float64)
+            self._score_groups(chunk, out, fam if family else None)
+        raw = np.asarray(out, dtype=np.float64)
+        return raw, np.asarray(fam, dtype=np.float64) if family else None
 
-    def _score_groups(self, groups: list[_U8]) -> list[float]:
-        logits = self.logits(np.concatenate(groups))
+    def _score_groups(self, groups: list[_U8], out: list[float], fam: list[float] | None) -> None:
+        logits, family = self._logits_and_family(np.concatenate(groups), fam is not None)
         bounds = np.cumsum([0] + [len(g) for g in groups])
-        return [float(logits[a:b].mean()) for a, b in itertools.pairwise(bounds)]
+        for a, b in itertools.pairwise(bounds):
+            out.append(float(logits[a:b].mean()))
+            if fam is not None and family is not None:
+                fam.append(float(family[a:b].mean()))
+
+    @staticmethod
+    def family_probability(family_logit: _F64) -> _F64:
+        """P(diffusion | generated) of mean family logits (a plain sigmoid: uncalibrated)."""
+        z = np.asarray(family_logit, dtype=np.float64)
+        return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)), dtype=np.float64)
 
     def probability(self, raw: _F64) -> _F64:
         from fakescope.synthesis._detector import calibrated_probability

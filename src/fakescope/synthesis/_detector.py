@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from fakescope.calibration import IsotonicCalibrator, LogitCalibrator, calibrator_from_dict
+from fakescope.calibration import Calibrator, calibrator_from_dict
 from fakescope.errors import ConfigError, ModelError
 from fakescope.models._assets import sha256_file, shipped
 from fakescope.registry import Registry
@@ -187,9 +187,7 @@ def _sigmoid(raw: _F64) -> _F64:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * raw)), dtype=np.float64)
 
 
-def calibrated_probability(
-    raw: _F64, calibrator: LogitCalibrator | IsotonicCalibrator | None
-) -> _F64:
+def calibrated_probability(raw: _F64, calibrator: Calibrator | None) -> _F64:
     """A synthesis detector's probability of raw scores (logits): ``sigmoid(raw)`` through
     its fitted calibrator, when it has one."""
     r = np.asarray(raw, dtype=np.float64)
@@ -209,7 +207,7 @@ class LinearSynthesisDetector:
         self.min_side = weights.min_side
         self.threshold = weights.threshold
         self.calibrated = weights.calibration is not None
-        self._calibrator: LogitCalibrator | IsotonicCalibrator | None = (
+        self._calibrator: Calibrator | None = (
             calibrator_from_dict(weights.calibration) if weights.calibration else None
         )
         self._mean = np.asarray(weights.mean, dtype=np.float64)

@@ -229,8 +229,11 @@ def finetune(
 
 def _groups(root: Path) -> tuple[list[Path], list[Path], list[str], list[str]]:
     """Generated and real images of a set with a MANIFEST.tsv, each with its source group:
-    a fake's ``original=NAME`` in ``generator_method`` (DFDC), else the file's own stem."""
+    a fake's ``original=NAME`` in ``generator_method`` (DFDC), else its prompt group (SDFD's
+    ``anB-107`` of ``anB-107,3.jpg``; a name without a comma: its own stem)."""
     import csv
+
+    from fakescope.training.synthesis import prompt_group
 
     fakes: list[Path] = []
     reals: list[Path] = []
@@ -247,7 +250,7 @@ def _groups(root: Path) -> tuple[list[Path], list[Path], list[str], list[str]]:
                     else path.stem
                 )
                 fakes.append(path)
-                gf.append(Path(group).stem)
+                gf.append(prompt_group(Path(group).name))
             else:
                 reals.append(path)
                 gr.append(path.stem)
@@ -270,16 +273,29 @@ def transfer_report(
     l2sp: float | None = None,
     eval_per_class: int = 300,
     seed: int = 0,
+    new_reals: Path | None = None,
 ) -> dict[str, Any]:
     """Issue 11's transfer figures: for each N in ``shots``, AUC on the new set's held-out
     images and on the old set's test split, before and after :func:`finetune`. The new set is
     split by source group (half the groups give shots, the other half is evaluated); the old
-    set's test split is the one the base was measured on (``split_by_image``, seed 0)."""
+    set's test split is the one the base was measured on (``split_by_image``, seed 0).
+    ``new_reals``: a set whose real images stand in for the new set's when it has none (e.g.
+    a diffusion set of portraits only, paired with FFHQ photos); images of the old set's test
+    split are never used as shots or as new-set evaluation images."""
     import json
 
     from fakescope.training.synthesis import load_manifest, split_by_image
 
+    items = load_manifest(old, "gen")
+    split = split_by_image([i.path for i in items], [i.label for i in items], seed=0)
+    test = [i for i, s in zip(items, split, strict=True) if s == "test"]
     fakes, reals, gf, gr = _groups(new)
+    if new_reals is not None:
+        old_test = {Path(i.path).resolve() for i in test}
+        _, other, _, other_groups = _groups(new_reals)
+        kept = [(p, g) for p, g in zip(other, other_groups, strict=True)]
+        reals = [p for p, _ in kept if p.resolve() not in old_test]
+        gr = [g for p, g in kept if p.resolve() not in old_test]
     groups = sorted(set(gf) | set(gr))
     held = set(np.random.default_rng([seed, 5]).permutation(groups)[: len(groups) // 2])
     pool_f = [p for p, g in zip(fakes, gf, strict=True) if g not in held]
@@ -291,9 +307,6 @@ def transfer_report(
     ev_r = [ev_r[i] for i in sorted(rng.permutation(len(ev_r))[:eval_per_class])]
     new_eval = [read_rgb(p) for p in [*ev_f, *ev_r]]
     new_y = [1] * len(ev_f) + [0] * len(ev_r)
-    items = load_manifest(old, "gen")
-    split = split_by_image([i.path for i in items], [i.label for i in items], seed=0)
-    test = [i for i, s in zip(items, split, strict=True) if s == "test"]
     old_eval = [read_rgb(Path(i.path)) for i in test]
     old_y = [i.label for i in test]
 
@@ -306,6 +319,7 @@ def transfer_report(
     report: dict[str, Any] = {
         "base": base,
         "new_set": new.name,
+        "new_reals": None if new_reals is None else f"{new_reals.name} (old test split left out)",
         "old_set": f"{old.name} test split",
         "new_eval": {"generated": len(ev_f), "real": len(ev_r), "pool_generated": len(pool_f)},
         "l2sp": l2sp,
@@ -337,6 +351,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--new", type=Path, required=True, help="set with MANIFEST.tsv: the new generator"
     )
     p.add_argument("--old", type=Path, required=True, help="the base's own set (test split)")
+    p.add_argument(
+        "--new-reals", type=Path, default=None, help="set whose reals pair with --new's fakes"
+    )
     p.add_argument("--shots", type=int, nargs="+", default=[10, 50, 200])
     p.add_argument("--l2sp", type=float, default=None, help="default: chosen on the shots")
     p.add_argument("--eval-per-class", type=int, default=300)
@@ -351,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.out,
         l2sp=args.l2sp,
         eval_per_class=args.eval_per_class,
+        new_reals=args.new_reals,
     )
     print(json.dumps(report, indent=2))
 

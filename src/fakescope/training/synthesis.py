@@ -57,6 +57,8 @@ __all__ = [
     "ghost_features",
     "load_manifest",
     "main",
+    "prompt_group",
+    "split_by_group",
     "split_by_image",
 ]
 
@@ -142,6 +144,47 @@ def split_by_image(
         for rank, index in enumerate(order):
             split = "train" if rank < n_train else "calib" if rank < n_train + n_calib else "test"
             out[members[index]] = split
+    return [out[f] for f in files]
+
+
+def prompt_group(file: str) -> str:
+    """The prompt group of a generated image's file name: the part of its name before the
+    first comma (SDFD's ``anB-107,3.jpg`` -> ``anB-107``); a name without a comma is its own
+    group (its stem)."""
+    name = Path(file).name
+    head, comma, _ = name.partition(",")
+    return head if comma else Path(name).stem
+
+
+def split_by_group(
+    files: Sequence[str],
+    groups: Sequence[str],
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+) -> list[str]:
+    """``train`` / ``calib`` / ``test`` per file such that all files of one group (e.g. one
+    prompt, :func:`prompt_group`) share a split: the groups, in sorted order, are shuffled with
+    ``seed`` and filled into train until it holds ``fractions[0]`` of the files, then calib
+    until train + calib hold ``fractions[0] + fractions[1]``, the rest test. Not stratified by
+    label (a group may mix labels). The same files give the same split whatever their order."""
+    if len(files) != len(groups) or len(set(files)) != len(files):
+        raise ValueError("need one group per file and unique files")
+    if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+        raise ValueError("fractions must be >= 0 and sum to 1")
+    members: dict[str, list[str]] = {}
+    for f, g in zip(files, groups, strict=True):
+        members.setdefault(g, []).append(f)
+    names = sorted(members)
+    order = np.random.default_rng([seed, 23]).permutation(len(names))
+    n_train = round(fractions[0] * len(files))
+    n_calib = round((fractions[0] + fractions[1]) * len(files))
+    out: dict[str, str] = {}
+    done = 0
+    for index in order:
+        group = members[names[index]]
+        split = "train" if done < n_train else "calib" if done < n_calib else "test"
+        out.update((f, split) for f in group)
+        done += len(group)
     return [out[f] for f in files]
 
 

@@ -1,34 +1,53 @@
 """Train the synthesis detector's CNN branch (EfficientNet-Lite0, ImageNet init) on
-native-resolution patches of whole images, export it to ONNX, calibrate and measure it.
+native-resolution patches of whole images from GAN and diffusion generators, with a second
+output naming the generator family; export it to ONNX, calibrate and measure it.
 
     python3 -m fakescope.training.synthesis_cnn --data ../shared/data/stylegan2_ffhq \\
+        --diffusion ../shared/data/sd21_faces \\
         --reals ../shared/data/utkface_real ../shared/data/dfdc_faces \\
         --video-reals ../shared/data/ffpp_c23_videos --fp-videos ../shared/data/ffpp_c40_videos \\
-        --out runs/synth_cnn_v1
-    python3 -m fakescope.training.synthesis_cnn ship runs/synth_cnn_v1 synth_cnn_v1
+        --out runs/synth_cnn_v2
+    python3 -m fakescope.training.synthesis_cnn ship runs/synth_cnn_v2 synth_cnn_v2
 
-Data: the generated-image set split by image exactly as the frequency branch splits it
-(``split_by_image``, same seed: train / calib / test); real-only images drawn from each
-``--reals`` set (its ``real`` rows) and frames of the real videos of ``--video-reals`` (so
-whole video frames are seen as real); and self-made fakes (real images down-scaled by 2 or 4
-and up-sampled back by a transposed convolution, nearest or bilinear), so that the network
-learns up-sampling traces rather than one GAN. Every sample, of either class, goes through the
-same random crop / resize / blur / JPEG 30-95 degradations, then a random patch is cut at
-native resolution. A fixed number of epochs (no selection on held-out data); ``last.pt``
-after every epoch makes a run resumable. The calib split only fits the Platt calibrator; the
-test split only reports (``report.json``): clean AUC with its bootstrap interval, AUC after
-JPEG-50 re-compression and after a 75 % down-scale of both classes, ECE, and the share of
-real frames of ``--fp-videos`` (e.g. the dev set's real videos) called generated.
+Data (:mod:`fakescope.training.synthesis_cnn_data`): the ``--data`` set (generated images and
+real photos, family ``--data-family``, default ``gan``) split by image exactly as the frequency
+branch and cnn-v1 split it (``split_by_image``, same seed: train / calib / test); each
+``--gen SET=FAMILY`` / ``--diffusion SET`` set split by prompt group (``split_by_group``: one
+prompt's images never in two splits), same 60/20/20 ratios. ``splits.tsv`` (the ``--data``
+set, as cnn-v1's) and ``sets/<set>/splits.tsv`` record them; ``calib.tsv`` / ``test.tsv`` (all
+sets) and ``sets/<set>/{calib,test}.tsv`` (one set, with the real photos of that split when it
+has none) are what ``fakescope eval`` reads. Reals: the sets' own reals, real-only images drawn
+from each ``--reals`` set and frames of the real videos of ``--video-reals``; and self-made
+fakes (real images down-scaled by 2 or 4 and up-sampled back), so that the network learns
+up-sampling traces rather than one generator. ``--train-families gan`` (or ``diffusion``)
+trains on that family's generated images only, a leave-one-generator-out run; every set is
+still tested.
+
+Every sample, of either class, goes through the same random rescale (0.5-1.0, Lanczos / area
+/ bilinear / bicubic: sd21_faces carry a 2/3 Lanczos down-scale the FFHQ reals do not),
+crop / resize / blur, then JPEG 30-95 or an H.264 intra frame; then a random patch at native
+resolution. With both families trained, the network has two outputs: the generated logit
+(BCE on every sample) and a family logit, P(diffusion | generated), trained by BCE on the
+generated images of the sets only (self-made fakes and reals are masked out of it). A fixed
+number of epochs (no selection on held-out data); ``last.pt`` after every epoch makes a run
+resumable.
+
+The calib split (its reals and the trained families' generated images) only fits the Platt
+calibrator; the test split only reports (``report.json``): per set, the AUC of its generated
+test images against the real test photos (bootstrap 95 % interval, whole prompt groups
+resampled), after JPEG-50 and after a 75 % down-scale of both classes, the share called
+generated and the family accuracy; ECE on the calib split; and, per real set (the test split's
+real photos, held-out reals of each ``--reals`` set, real frames of ``--fp-videos``), the share
+called generated at the shipped threshold.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,112 +56,103 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope import __version__
-from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights, limit_side
-from fakescope.training.synthesis import (
-    Degradation,
-    Item,
-    degrade,
-    generator_upsample,
-    jpeg,
-    load_manifest,
-    split_by_image,
+from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights
+from fakescope.synthesis._cnn import FAMILY_OUTPUT
+from fakescope.training.synthesis import Degradation, Item, jpeg, load_manifest
+from fakescope.training.synthesis_cnn_data import (
+    FAMILIES,
+    MAX_SIDE,
+    Augment,
+    GenSet,
+    Pools,
+    load_gen_set,
+    parse_gen,
+    read_image,
+    read_video_frames,
+    real_videos,
+    sample_batch,
+    write_manifests,
+    write_splits,
 )
 
 __all__ = ["main", "read_video_frames"]
 
 _U8 = npt.NDArray[np.uint8]
+_F64 = npt.NDArray[np.float64]
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-MAX_SIDE = 1024
-_MODES = ("transposed", "nearest", "bilinear")
+_read = read_image
 
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def _read(path: str) -> _U8:
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot decode {path}")
-    return limit_side(np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8), MAX_SIDE)
-
-
-def read_video_frames(path: str, count: int) -> list[_U8]:
-    """``count`` frames spread evenly over a video (RGB, shorter side at most 1024)."""
-    cap = cv2.VideoCapture(path)
-    try:
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        out: list[_U8] = []
-        for index in np.linspace(0, max(total - 1, 0), count).round().astype(int):
-            cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-            ok, bgr = cap.read()
-            if ok:
-                rgb = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-                out.append(limit_side(rgb, MAX_SIDE))
-        return out
-    finally:
-        cap.release()
-
-
-def _real_videos(root: Path) -> list[str]:
-    with (root / "MANIFEST.tsv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    return sorted(str(root / r["file"]) for r in rows if r["label"].strip().lower() == "real")
-
-
-@dataclass
-class Pools:
-    """Decoded images by role (each a list of RGB uint8 arrays)."""
-
-    gen_fake: list[_U8]
-    gen_real: list[_U8]
-    other_real: list[_U8]
-
-
-def _write_items(root: Path, split_of: dict[str, str], out: Path) -> list[Path]:
-    """``<out>/calib.tsv`` and ``<out>/test.tsv``: those splits of the generated-image set as
-    ``fakescope eval`` reads them, so ``fakescope eval <out>/test.tsv --synthesis-detector
-    <out>/weights.json`` measures the test split through the scan pipeline."""
-    from fakescope.data import load_dataset, write_manifest
-
-    by_name = {Path(p).resolve(): s for p, s in split_of.items()}
-    items = load_dataset("manifest", root)
-    return [
-        write_manifest(
-            [i for i in items if by_name.get(Path(i.path).resolve()) == split],
-            out / f"{split}.tsv",
-        )
-        for split in ("calib", "test")
-    ]
-
-
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="generated-image set (MANIFEST.tsv)")
+    p = argparse.ArgumentParser(
+        prog="python3 -m fakescope.training.synthesis_cnn",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--data", type=Path, required=True, help="generated-image set with reals, split by image"
+    )
+    p.add_argument("--data-family", choices=FAMILIES, default="gan", help="--data's generator")
+    p.add_argument(
+        "--gen",
+        action="append",
+        default=[],
+        metavar="SET=FAMILY",
+        help="another generated-image set and its family (gan or diffusion), split by prompt "
+        "group; repeatable",
+    )
+    p.add_argument(
+        "--diffusion", type=Path, action="append", default=[], help="= --gen SET=diffusion"
+    )
+    p.add_argument(
+        "--train-families",
+        default=",".join(FAMILIES),
+        help="train on these families' generated images only (comma list; e.g. gan for a "
+        "leave-one-generator-out run); every set is tested",
+    )
+    p.add_argument(
+        "--family-weight",
+        type=float,
+        default=0.5,
+        help="weight of the family loss (a family output needs both families trained; 0: none)",
+    )
     p.add_argument("--reals", type=Path, nargs="*", default=[], help="sets whose reals to add")
     p.add_argument("--extra-reals", type=int, default=400, help="reals drawn from each set")
+    p.add_argument(
+        "--fp-count",
+        type=int,
+        default=200,
+        help="held-out reals of each --reals set measured for false alarms",
+    )
     p.add_argument("--video-reals", type=Path, nargs="*", default=[])
     p.add_argument("--frames-per-video", type=int, default=6)
     p.add_argument("--fp-videos", type=Path, nargs="*", default=[], help="reals to measure only")
+    p.add_argument("--fp-frames", type=int, default=4, help="frames of each --fp-videos video")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--size", type=int, default=192, help="patch side, px")
     p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--steps", type=int, default=40, help="steps per epoch")
+    p.add_argument("--steps", type=int, default=42, help="steps per epoch")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--pseudo-share", type=float, default=0.2, help="share of self-made fakes")
+    p.add_argument("--p-rescale", type=float, default=Augment.p_rescale)
+    p.add_argument("--p-h264", type=float, default=Augment.p_h264)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="at most this many images per pool")
-    p.add_argument("--name", default="cnn-v1")
+    p.add_argument("--name", default="cnn-v2")
     p.add_argument("--version", default=__version__)
     return p.parse_args(argv)
 
 
-def _pick(items: list[str], n: int, seed: int, salt: int) -> list[str]:
+def _pick_order(items: list[str], seed: int, salt: int) -> list[str]:
     order = np.random.default_rng([seed, salt]).permutation(len(items))
-    return [items[i] for i in order[:n]] if n > 0 else list(items)
+    return [items[i] for i in order]
 
 
 def _head(items: list[Item], limit: int | None) -> list[Item]:
@@ -152,47 +162,7 @@ def _head(items: list[Item], limit: int | None) -> list[Item]:
     return [i for i in items if i.label == 0][:limit] + [i for i in items if i.label == 1][:limit]
 
 
-def _sample(pools: Pools, rng: np.random.Generator, n: int, size: int, share: float) -> Any:
-    """One batch: (n, size, size, 3) uint8 patches and labels; half generated (of which
-    ``share`` self-made), half real (half of those from the generated set's reals)."""
-    cfg = Degradation()
-    images: list[_U8] = []
-    labels: list[int] = []
-    reals = pools.gen_real + pools.other_real
-    for k in range(n):
-        if k % 2 == 0:
-            if rng.random() < share:
-                src = reals[int(rng.integers(len(reals)))]
-                factor = 2 if rng.random() < 0.7 else 4
-                mode = _MODES[int(rng.integers(len(_MODES)))]
-                img = generator_upsample(src, factor, mode, rng)
-            else:
-                img = pools.gen_fake[int(rng.integers(len(pools.gen_fake)))]
-            labels.append(1)
-        else:
-            pool = pools.gen_real if rng.random() < 0.5 else pools.other_real
-            img = pool[int(rng.integers(len(pool)))]
-            labels.append(0)
-        if min(img.shape[:2]) < size:  # a small real: up-scaling would add traces, pad instead
-            img = cv2.copyMakeBorder(
-                img,
-                0,
-                max(0, size - img.shape[0]),
-                0,
-                max(0, size - img.shape[1]),
-                cv2.BORDER_REFLECT,
-            )
-        img = degrade(img, rng, size, cfg)
-        y = int(rng.integers(0, img.shape[0] - size + 1))
-        x = int(rng.integers(0, img.shape[1] - size + 1))
-        patch = img[y : y + size, x : x + size]
-        if rng.random() < 0.5:
-            patch = patch[:, ::-1]
-        images.append(np.ascontiguousarray(patch))
-    return np.stack(images), np.asarray(labels, dtype=np.float32)
-
-
-def _train(args: argparse.Namespace, pools: Pools) -> Path:
+def _train(args: argparse.Namespace, pools: Pools, aug: Augment, family_head: bool) -> Path:
     import torch
     from torch import nn
 
@@ -201,7 +171,7 @@ def _train(args: argparse.Namespace, pools: Pools) -> Path:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = imagenet_lite0(1).to(memory_format=torch.channels_last)
+    model = imagenet_lite0(2 if family_head else 1).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     total = args.epochs * args.steps
     warmup = max(1, min(total // 4, args.steps))
@@ -221,44 +191,64 @@ def _train(args: argparse.Namespace, pools: Pools) -> Path:
     for epoch in range(start, args.epochs):
         rng = np.random.default_rng([args.seed, 101, epoch])
         model.train()
-        losses = []
+        losses: list[float] = []
+        family_losses: list[float] = []
         t0 = time.time()
         for k in range(args.steps):
             for group in opt.param_groups:
                 group["lr"] = lr_at(epoch * args.steps + k)
-            xb, yb = _sample(pools, rng, args.batch, args.size, args.pseudo_share)
+            xb, yb, fb = sample_batch(pools, rng, args.batch, args.size, aug)
             x = (torch.from_numpy(xb).permute(0, 3, 1, 2).float() - mean) / std
             x = x.contiguous(memory_format=torch.channels_last)
-            loss = loss_fn(model(x).squeeze(1), torch.from_numpy(yb))
+            out = model(x)
+            loss = loss_fn(out[:, 0], torch.from_numpy(yb))
+            losses.append(loss.item())
+            if family_head:
+                fam = torch.from_numpy(fb)
+                mask = fam >= 0  # generated images of the sets; reals and self-made: neither
+                if bool(mask.any()):
+                    family_loss = loss_fn(out[mask, 1], fam[mask])
+                    family_losses.append(family_loss.item())
+                    loss = loss + args.family_weight * family_loss
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(loss.item())
         save_checkpoint(last, model, opt, epoch)
-        _log(f"epoch {epoch}: loss {np.mean(losses):.4f} ({time.time() - t0:.0f} s)")
+        entry: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses))}
+        if family_losses:
+            entry["family_loss"] = float(np.mean(family_losses))
+        fam_text = f", family loss {entry['family_loss']:.4f}" if family_losses else ""
+        _log(f"epoch {epoch}: loss {entry['loss']:.4f}{fam_text} ({time.time() - t0:.0f} s)")
         with (args.out / "log.jsonl").open("a") as fh:
-            fh.write(json.dumps({"epoch": epoch, "loss": float(np.mean(losses))}) + "\n")
+            fh.write(json.dumps(entry) + "\n")
     return export_onnx(model, args.size, args.out / "model.onnx")
 
 
 def export_onnx(model: Any, size: int, path: Path) -> Path:
-    """Export the network: normalised NCHW float patches -> ``logit`` (N,) and the pooled
-    1280-d ``embedding`` (N, 1280) the logit is a linear function of (what ``fakescope
-    finetune`` refits a head on)."""
+    """Export the network: normalised NCHW float patches -> ``logit`` (N,), with a two-output
+    head also ``family_logit`` (N,; sigmoid = P(diffusion | generated)), and the pooled
+    1280-d ``embedding`` (N, 1280) both are linear functions of (what ``fakescope finetune``
+    refits a head on)."""
     import warnings
 
     import torch
     from torch import nn
+
+    family = int(model._fc.out_features) == 2
 
     class _Export(nn.Module):
         def __init__(self, net: nn.Module) -> None:
             super().__init__()
             self.net = net
 
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
             emb = self.net.features(x).mean(dim=(2, 3))
-            return self.net._fc(emb).squeeze(1), emb
+            out = self.net._fc(emb)
+            if family:
+                return out[:, 0], out[:, 1], emb
+            return out.squeeze(1), emb
 
+    names = ["logit", FAMILY_OUTPUT, "embedding"] if family else ["logit", "embedding"]
     model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -267,8 +257,8 @@ def export_onnx(model: Any, size: int, path: Path) -> Path:
             (torch.zeros(1, 3, size, size),),
             str(path),
             input_names=["input"],
-            output_names=["logit", "embedding"],
-            dynamic_axes={"input": {0: "n"}, "logit": {0: "n"}, "embedding": {0: "n"}},
+            output_names=names,
+            dynamic_axes={"input": {0: "n"}, **{n: {0: "n"} for n in names}},
             opset_version=17,
             dynamo=False,
         )
@@ -277,15 +267,17 @@ def export_onnx(model: Any, size: int, path: Path) -> Path:
 
 def reexport(run: Path) -> Path:
     """Export ``run``'s ``last.pt`` again (same weights, current export: with the embedding
-    output) and point its ``weights.json`` at the new file's sha256, calibration kept."""
+    output, and the family output of a two-output head) and point its ``weights.json`` at the
+    new file's sha256, calibration kept."""
     import torch
 
     from fakescope.models import sha256_file
     from fakescope.training.effnet_lite import EfficientNetLite0
 
     data = json.loads((run / "weights.json").read_text())
-    model = EfficientNetLite0(1)
-    model.load_state_dict(torch.load(run / "last.pt", weights_only=True)["model"])
+    state = torch.load(run / "last.pt", weights_only=True)["model"]
+    model = EfficientNetLite0(int(state["_fc.weight"].shape[0]))
+    model.load_state_dict(state)
     path = export_onnx(model, int(data["input_size"]), run / data["file"])
     weights = CnnSynthesisWeights.from_dict({**data, "sha256": sha256_file(path)})
     return weights.save(run / "weights.json")
@@ -297,11 +289,21 @@ def _auc(y: Sequence[int], s: Sequence[float]) -> float:
     return roc_auc(np.asarray(y), np.asarray(s))
 
 
-def _auc_ci(y: Sequence[int], s: Sequence[float], seed: int) -> list[float]:
-    """95 % percentile bootstrap interval of the AUC, resampling images."""
+def _auc_ci(
+    y: Sequence[int], s: Sequence[float], seed: int, groups: Sequence[str] | None = None
+) -> list[float]:
+    """95 % percentile bootstrap interval of the AUC, resampling images (or whole
+    ``groups``, e.g. prompt groups)."""
     from fakescope.evaluation import bootstrap_ci, roc_auc
 
-    _, low, high = bootstrap_ci(roc_auc, np.asarray(y), np.asarray(s), n_boot=2000, seed=seed)
+    _, low, high = bootstrap_ci(
+        roc_auc,
+        np.asarray(y),
+        np.asarray(s),
+        n_boot=2000,
+        seed=seed,
+        groups=None if groups is None else np.asarray(groups),
+    )
     return [round(low, 4), round(high, 4)]
 
 
@@ -309,6 +311,22 @@ def _ece(y: Sequence[int], p: Sequence[float]) -> float:
     from fakescope.evaluation import expected_calibration_error
 
     return expected_calibration_error(np.asarray(y), np.asarray(p), n_bins=10)
+
+
+def _ece_balanced(y: Sequence[int], p: Sequence[float], bins: int = 10) -> float:
+    """ECE with both classes weighted equally (the calibrator is fitted class-balanced, so
+    its probabilities hold under equal priors, whatever the calib split's class ratio)."""
+    yy, pp = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    w = np.where(yy == 1, 0.5 / max(1, int(yy.sum())), 0.5 / max(1, int((1 - yy).sum())))
+    index = np.clip((pp * bins).astype(int), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        m = index == b
+        if m.any():
+            gap += abs(np.average(pp[m], weights=w[m]) - np.average(yy[m], weights=w[m])) * float(
+                w[m].sum()
+            )
+    return float(gap)
 
 
 def ship(run: Path, stem: str) -> Path:
@@ -328,16 +346,19 @@ def ship(run: Path, stem: str) -> Path:
     return weights.save(asset_path(f"{stem}.json"))
 
 
-def recalibrate(weights_path: Path, data: Path, seed: int = 0) -> dict[str, Any]:
+def recalibrate(
+    weights_path: Path, data: Path, seed: int = 0, gen: Sequence[tuple[Path, str]] = ()
+) -> dict[str, Any]:
     """Refit the Platt calibrator of a shipped weight file (in place) on the calib split of
-    ``data`` (``split_by_image`` with ``seed``, as every run splits it), e.g. after its network
-    was quantized: the raw scores moved, so the old calibrator no longer holds."""
+    ``data`` (``split_by_image`` with ``seed``, as every run splits it) and of each ``gen``
+    set (``(folder, family)``, split by prompt group: give the sets the run trained on), e.g.
+    after its network was quantized: the raw scores moved, so the old calibrator no longer
+    holds."""
     from fakescope.calibration import LogitCalibrator
-    from fakescope.synthesis._cnn import CnnSynthesisDetector
 
-    gen = load_manifest(data, "gen")
-    splits = split_by_image([i.path for i in gen], [i.label for i in gen], seed)
-    calib = [i for i, split in zip(gen, splits, strict=True) if split == "calib"]
+    sets = [load_gen_set(data, "gan", "image", seed)]
+    sets += [load_gen_set(root, family, "prompt", seed) for root, family in gen]
+    calib = [i for g in sets for i in g.of("calib")]
     detector = CnnSynthesisDetector.from_json(weights_path)
     raw = np.asarray(detector.score([_read(i.path) for i in calib]), dtype=np.float64)
     labels = np.asarray([i.label for i in calib])
@@ -351,17 +372,339 @@ def recalibrate(weights_path: Path, data: Path, seed: int = 0) -> dict[str, Any]
     }
 
 
+class _Scores:
+    """Raw and family scores of images under an evaluation op (``clean``, ``jpeg50`` or
+    ``resize75``, applied to both classes alike), each image scored once per op."""
+
+    def __init__(self, detector: CnnSynthesisDetector) -> None:
+        self.detector = detector
+        self._cache: dict[tuple[str, str], tuple[float, float | None]] = {}
+
+    def __call__(self, items: Sequence[Item], op: str = "clean") -> tuple[_F64, _F64 | None]:
+        todo = [i for i in items if (i.path, op) not in self._cache]
+        if todo:
+            raw, fam = self.detector.score_with_family(
+                self._transform([_read(i.path) for i in todo], op)
+            )
+            for k, item in enumerate(todo):
+                self._cache[(item.path, op)] = (
+                    float(raw[k]),
+                    None if fam is None else float(fam[k]),
+                )
+        got = [self._cache[(i.path, op)] for i in items]
+        raws = np.asarray([r for r, _ in got], dtype=np.float64)
+        fams = [f for _, f in got]
+        if not got or any(f is None for f in fams):
+            return raws, None
+        return raws, np.asarray(fams, dtype=np.float64)
+
+    def images(self, imgs: list[_U8], op: str = "clean") -> tuple[_F64, _F64 | None]:
+        """Scores of decoded images (not cached); those below the detector's ``min_side``
+        after ``op`` are left out."""
+        kept = [im for im in self._transform(imgs, op) if min(im.shape[:2]) >= self.min_side]
+        return self.detector.score_with_family(kept)
+
+    @property
+    def min_side(self) -> int:
+        return int(self.detector.min_side)
+
+    @staticmethod
+    def _transform(imgs: list[_U8], op: str) -> list[_U8]:
+        if op == "jpeg50":
+            imgs = [jpeg(im, 50) for im in imgs]
+        elif op == "resize75":
+            imgs = [
+                np.asarray(cv2.resize(im, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA))
+                for im in imgs
+            ]
+        elif op != "clean":
+            raise ValueError(f"unknown op {op!r}")
+        return imgs
+
+
+def _false_alarms(
+    detector: CnnSynthesisDetector, raw: _F64, threshold: float, band: float
+) -> dict[str, Any]:
+    p = detector.probability(raw) if raw.size else np.zeros(0)
+    return {
+        "images": int(raw.size),
+        "mean_probability": round(float(p.mean()), 4) if raw.size else None,
+        "max_probability": round(float(p.max()), 4) if raw.size else None,
+        "called_generated": round(float(np.mean(p >= threshold)), 4) if raw.size else None,
+        "labelled_generated": round(float(np.mean(p >= threshold + band)), 4) if raw.size else None,
+    }
+
+
+def _family_figures(fam: _F64 | None, family: str) -> dict[str, Any]:
+    """How well the family output names ``family`` on one set's generated test images."""
+    if fam is None or fam.size == 0:
+        return {"family_accuracy": None}
+    from fakescope.types import FAMILY_BAND
+
+    p = CnnSynthesisDetector.family_probability(fam)
+    target = family == "diffusion"
+    named = (p <= FAMILY_BAND[0]) | (p >= FAMILY_BAND[1])
+    right = (p >= 0.5) == target
+    return {
+        "family_accuracy": round(float(np.mean(right)), 4),
+        "family_unknown_share": round(float(np.mean(~named)), 4),
+        "family_named_accuracy": round(float(np.mean(right[named])), 4) if named.any() else None,
+        "mean_p_diffusion": round(float(p.mean()), 4),
+    }
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    sets: list[GenSet],
+    trained: list[GenSet],
+    weights: CnnSynthesisWeights,
+    onnx_path: Path,
+    held_out_reals: dict[str, list[str]],
+) -> tuple[CnnSynthesisWeights, dict[str, Any]]:
+    """Calibrate on the calib split, then measure the test split and the real sets."""
+    from fakescope.calibration import LogitCalibrator
+    from fakescope.config import ScanConfig
+    from fakescope.decision import bayes_threshold
+
+    lim = args.limit or None
+    trained_names = {g.name for g in trained}
+    detector = CnnSynthesisDetector(weights, onnx_path, threads=args.threads)
+    scores = _Scores(detector)
+    calib = [i for g in sets for i in _head(g.of("calib", 0), lim)]
+    calib += [i for g in trained for i in _head(g.of("calib", 1), lim)]
+    yc = [i.label for i in calib]
+    sc, _ = scores(calib)
+    calibration_note = "Platt (class-balanced) on the calib split"
+    try:
+        fitted = LogitCalibrator().fit(1 / (1 + np.exp(-sc)), np.asarray(yc))
+        weights = CnnSynthesisWeights(**{**weights.__dict__, "calibration": fitted.to_dict()})
+    except ValueError as exc:  # e.g. an untrained network ranks the calib split backwards
+        calibration_note = f"none: {exc}"
+        _log(f"not calibrated: {exc}")
+    weights.save(args.out / "weights.json")
+    detector = CnnSynthesisDetector(weights, onnx_path, threads=args.threads)
+    scores.detector = detector  # same network: the cached raw scores stay valid
+    cfg = ScanConfig()
+    calibrated = weights.calibration is not None
+    thr = (
+        bayes_threshold(cfg.cost_miss, cfg.cost_false_alarm, cfg.prior_fake)
+        if calibrated
+        else weights.threshold
+    )
+    band = cfg.uncertain_band
+    pc = detector.probability(sc)
+
+    reals = [i for g in sets for i in _head(g.of("test", 0), lim)]
+    fakes = {g.name: _head(g.of("test", 1), lim) for g in sets}
+    pooled = reals + [i for g in sets for i in fakes[g.name]]
+    yt = [i.label for i in pooled]
+    st, _ = scores(pooled)
+    pt = detector.probability(st)
+    report: dict[str, Any] = {
+        "name": args.name,
+        "command": "python3 -m fakescope.training.synthesis_cnn " + " ".join(args.argv),
+        "train_families": sorted({g.family for g in trained}),
+        "family_output": detector.has_family,
+        "sets": {
+            g.name: {
+                "family": g.family,
+                "split": g.rule,
+                "trained_on": g.name in trained_names,
+                "splits": g.counts(),
+            }
+            for g in sets
+        },
+        "threshold": {
+            "probability": round(thr, 4),
+            "uncertain_band": band,
+            "rule": "cost rule of the default ScanConfig"
+            if calibrated
+            else "the weight's own threshold (uncalibrated)",
+        },
+        "calib_n": {"generated": int(sum(yc)), "real": len(yc) - int(sum(yc))},
+        "calib_auc": round(_auc(yc, sc.tolist()), 4),
+        "calibration": calibration_note,
+        "calib_ece": round(_ece(yc, pc.tolist()), 4),
+        "calib_ece_balanced": round(_ece_balanced(yc, pc.tolist()), 4),
+        # every set's generated test images against the real test photos, pooled
+        "test_n": {"generated": int(sum(yt)), "real": len(yt) - int(sum(yt))},
+        "test_auc": round(_auc(yt, st.tolist()), 4),
+        "test_auc_ci95": _auc_ci(yt, st.tolist(), args.seed),
+        "test_auc_jpeg50": round(_auc(yt, scores(pooled, "jpeg50")[0].tolist()), 4),
+        "test_auc_resize75": round(_auc(yt, scores(pooled, "resize75")[0].tolist()), 4),
+        "test_ece": round(_ece(yt, pt.tolist()), 4),
+        "test_accuracy": round(float(np.mean((pt >= thr) == np.asarray(yt))), 4),
+    }
+    per_set: dict[str, Any] = {}
+    right, total = 0.0, 0
+    for g in sets:
+        own = fakes[g.name]
+        if not own or not reals:
+            per_set[g.name] = {"skipped": "no generated or no real test images"}
+            continue
+        items = reals + own
+        y = [i.label for i in items]
+        groups = [i.path for i in reals] + [g.group(i) for i in own]
+        raw, _ = scores(items)
+        raw_j, _ = scores(items, "jpeg50")
+        _, fam = scores(own)
+        p_own = detector.probability(scores(own)[0])
+        block = {
+            "family": g.family,
+            "trained_on": g.name in trained_names,
+            "n_generated": len(own),
+            "n_real": len(reals),
+            "auc": round(_auc(y, raw.tolist()), 4),
+            "auc_ci95": _auc_ci(y, raw.tolist(), args.seed, groups),
+            "auc_jpeg50": round(_auc(y, raw_j.tolist()), 4),
+            "auc_jpeg50_ci95": _auc_ci(y, raw_j.tolist(), args.seed, groups),
+            "auc_resize75": round(_auc(y, scores(items, "resize75")[0].tolist()), 4),
+            "called_generated": round(float(np.mean(p_own >= thr)), 4),
+            **_family_figures(fam, g.family),
+        }
+        if block["family_accuracy"] is not None:
+            right += block["family_accuracy"] * len(own)
+            total += len(own)
+        per_set[g.name] = block
+    report["test_sets"] = per_set
+    report["family_accuracy"] = round(right / total, 4) if total else None
+
+    real_sets: dict[str, Any] = {}
+    real_sets[f"{sets[0].name} test reals"] = _false_alarms(detector, scores(reals)[0], thr, band)
+    for name, paths in held_out_reals.items():
+        raw_h = scores.images([_read(p) for p in paths])[0]
+        real_sets[f"{name} held-out reals"] = _false_alarms(detector, raw_h, thr, band)
+    for root in args.fp_videos:
+        frames = [f for v in real_videos(root)[:lim] for f in read_video_frames(v, args.fp_frames)]
+        real_sets[f"{root.name} real frames"] = _false_alarms(
+            detector, scores.images(frames)[0], thr, band
+        )
+    report["real_sets"] = real_sets
+    return weights, report
+
+
+def _sets(args: argparse.Namespace) -> tuple[list[GenSet], list[GenSet]]:
+    """Every generated-image set (``--data`` first) and those whose family is trained."""
+    try:
+        extra = [parse_gen(t) for t in args.gen] + [(r, "diffusion") for r in args.diffusion]
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    families = [f.strip() for f in args.train_families.split(",") if f.strip()]
+    if not families or any(f not in FAMILIES for f in families):
+        raise SystemExit(f"--train-families: choose from {', '.join(FAMILIES)}")
+    sets = [load_gen_set(args.data, args.data_family, "image", args.seed)]
+    sets += [load_gen_set(root, family, "prompt", args.seed) for root, family in extra]
+    names = [g.name for g in sets]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"set folder names must differ: {', '.join(names)}")
+    trained = [g for g in sets if g.family in families]
+    if not any(g.of("train", 1) for g in trained):
+        raise SystemExit(f"no generated training images of the families {', '.join(families)}")
+    return sets, trained
+
+
+def _pools(
+    args: argparse.Namespace, sets: list[GenSet], trained: list[GenSet]
+) -> tuple[Pools, dict[str, list[str]]]:
+    """The decoded training images, and the held-out reals of each ``--reals`` set (the next
+    ``--fp-count`` of the same seeded order the training reals were drawn from)."""
+    lim = args.limit or None
+    fakes: dict[str, list[list[_U8]]] = {}
+    for g in trained:
+        fakes.setdefault(g.family, []).append([_read(i.path) for i in g.of("train", 1)[:lim]])
+    gen_real = [_read(i.path) for g in sets for i in g.of("train", 0)[:lim]]
+    other: list[_U8] = []
+    held: dict[str, list[str]] = {}
+    for k, root in enumerate(args.reals):
+        paths = _pick_order(
+            [i.path for i in load_manifest(root, root.name) if i.label == 0], args.seed, 7 + k
+        )
+        n = args.extra_reals if args.extra_reals > 0 else len(paths)
+        other += [_read(p) for p in paths[:n][:lim]]
+        held[root.name] = paths[n : n + args.fp_count][:lim]
+    for root in args.video_reals:
+        for path in real_videos(root)[:lim]:
+            other += read_video_frames(path, args.frames_per_video)
+    pools = Pools(fakes=fakes, gen_real=gen_real, other_real=other)
+    if not gen_real:
+        raise SystemExit(f"{args.data}: the train split needs real images")
+    if not pools.other_real:
+        pools.other_real = pools.gen_real
+    counts = ", ".join(f"{f} {sum(len(s) for s in v)}" for f, v in sorted(fakes.items()))
+    _log(f"train: generated {counts}; {len(gen_real)} real from the sets, {len(other)} other reals")
+    return pools, held
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    t_start = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    cv2.setNumThreads(1)
+    sets, trained = _sets(args)
+    write_splits(sets[0], args.out / "splits.tsv")  # cnn-v1's file, for the quantizer
+    for g in sets:
+        write_splits(g, args.out / "sets" / g.name / "splits.tsv")
+    write_manifests(sets, args.out)
+    family_head = args.family_weight > 0 and len({g.family for g in trained}) == len(FAMILIES)
+    pools, held = _pools(args, sets, trained)
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    config["family_output"] = family_head
+    (args.out / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+    aug = Augment(
+        degradation=Degradation(),
+        p_rescale=args.p_rescale,
+        p_h264=args.p_h264,
+        pseudo_share=args.pseudo_share,
+    )
+    t_load = time.time()
+    onnx_path = _train(args, pools, aug, family_head)
+    t_train = time.time()
+    del pools
+    from fakescope.models._assets import sha256_file
+
+    trained_names = ", ".join(f"{g.name} ({g.family}, by {g.rule})" for g in trained)
+    weights = CnnSynthesisWeights(
+        name=args.name,
+        version=args.version,
+        file=onnx_path.name,
+        sha256=sha256_file(onnx_path),
+        input_size=args.size,
+        mean=MEAN,
+        std=STD,
+        max_side=MAX_SIDE,
+        architecture="EfficientNet-Lite0 (ImageNet init) on 5 native-resolution patches, "
+        "mean logit" + ("; a family_logit output, P(diffusion | generated)" if family_head else ""),
+        trained_on=(
+            f"train splits of {trained_names}, reals of "
+            f"{', '.join(r.name for r in [*args.reals, *args.video_reals]) or 'no other set'}, "
+            "self-made up-sampled fakes; research-only data, see MODEL_CARD"
+        ),
+        license="Apache-2.0 (code); weights trained on research-only data, see MODEL_CARD",
+    )
+    weights, report = _evaluate(args, sets, trained, weights, onnx_path, held)
+    report["seconds"] = {
+        "load": round(t_load - t_start),
+        "train": round(t_train - t_load),
+        "evaluate": round(time.time() - t_train),
+        "total": round(time.time() - t_start),
+    }
+    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    _log(json.dumps(report))
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if argv is None:
-        import sys
-
         argv = sys.argv[1:]
     if argv and argv[0] == "reexport":  # python3 -m fakescope.training.synthesis_cnn reexport RUN
         return {"weights": str(reexport(Path(argv[1])))}
-    if argv and argv[0] == "recalibrate":  # ... recalibrate WEIGHTS.json DATA_DIR
-        if len(argv) != 3:
-            raise SystemExit("usage: recalibrate WEIGHTS_JSON STYLEGAN2_FFHQ_DIR")
-        result = recalibrate(Path(argv[1]), Path(argv[2]))
+    if argv and argv[0] == "recalibrate":  # ... recalibrate WEIGHTS.json DATA_DIR [SET=FAMILY]
+        if len(argv) < 3:
+            raise SystemExit("usage: recalibrate WEIGHTS_JSON STYLEGAN2_FFHQ_DIR [SET=FAMILY ...]")
+        try:
+            gen = [parse_gen(t) for t in argv[3:]]
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        result = recalibrate(Path(argv[1]), Path(argv[2]), gen=gen)
         print(json.dumps(result))
         return result
     if argv and argv[0] == "ship":  # python3 -m fakescope.training.synthesis_cnn ship RUN STEM
@@ -373,121 +716,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"wrote {path} (sha256 {sha256_file(path)}: add it to ASSET_SHA256)")
         return {"shipped": str(path)}
     args = _arguments(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    cv2.setNumThreads(1)
-    gen = load_manifest(args.data, "gen")
-    splits = split_by_image([i.path for i in gen], [i.label for i in gen], args.seed)
-    by_split: dict[str, list[Item]] = {"train": [], "calib": [], "test": []}
-    for item, split in zip(gen, splits, strict=True):
-        by_split[split].append(item)
-    with (args.out / "splits.tsv").open("w") as fh:
-        fh.write("file\tlabel\tsplit\n")
-        for item, split in zip(gen, splits, strict=True):
-            fh.write(f"{Path(item.path).name}\t{item.label}\t{split}\n")
-    _write_items(args.data, dict(zip((i.path for i in gen), splits, strict=True)), args.out)
-    lim = args.limit or None
-    train = by_split["train"]
-    other: list[_U8] = []
-    for k, root in enumerate(args.reals):
-        paths = [i.path for i in load_manifest(root, root.name) if i.label == 0]
-        other += [_read(p) for p in _pick(paths, args.extra_reals, args.seed, 7 + k)[:lim]]
-    for root in args.video_reals:
-        for path in _real_videos(root)[:lim]:
-            other += read_video_frames(path, args.frames_per_video)
-    pools = Pools(
-        gen_fake=[_read(i.path) for i in train if i.label == 1][:lim],
-        gen_real=[_read(i.path) for i in train if i.label == 0][:lim],
-        other_real=other,
-    )
-    if not pools.gen_fake or not pools.gen_real:
-        raise SystemExit(f"{args.data}: the train split needs generated and real images")
-    if not pools.other_real:
-        pools.other_real = pools.gen_real
-    _log(
-        f"train: {len(pools.gen_fake)} generated, {len(pools.gen_real)} real from "
-        f"{args.data.name}, {len(other)} other reals"
-    )
-    (args.out / "config.json").write_text(
-        json.dumps(
-            {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            indent=2,
-            default=str,
-        )
-        + "\n"
-    )
-    onnx_path = _train(args, pools)
-    from fakescope.models._assets import sha256_file
-
-    weights = CnnSynthesisWeights(
-        name=args.name,
-        version=args.version,
-        file=onnx_path.name,
-        sha256=sha256_file(onnx_path),
-        input_size=args.size,
-        mean=MEAN,
-        std=STD,
-        max_side=MAX_SIDE,
-        architecture="EfficientNet-Lite0 (ImageNet init) on 5 native-resolution patches, "
-        "mean logit",
-        trained_on=(
-            f"{args.data.name} train split (by image), reals of "
-            f"{', '.join(r.name for r in [*args.reals, *args.video_reals]) or 'no other set'}, "
-            "self-made up-sampled fakes; research-only data, see MODEL_CARD"
-        ),
-        license="Apache-2.0 (code); weights trained on research-only data, see MODEL_CARD",
-    )
-    detector = CnnSynthesisDetector(weights, onnx_path, threads=args.threads)
-
-    def scores(items: list[Item], op: str = "clean") -> tuple[list[int], list[float]]:
-        imgs = [_read(i.path) for i in items]
-        if op == "jpeg50":
-            imgs = [jpeg(im, 50) for im in imgs]
-        elif op == "resize75":
-            imgs = [
-                np.asarray(cv2.resize(im, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA))
-                for im in imgs
-            ]
-        return [i.label for i in items], [float(v) for v in detector.score(imgs)]
-
-    from fakescope.calibration import LogitCalibrator
-
-    yc, sc = scores(_head(by_split["calib"], lim))
-    calibration_note = "Platt on the calib split"
-    try:
-        calib = LogitCalibrator().fit(1 / (1 + np.exp(-np.asarray(sc))), np.asarray(yc))
-        weights = CnnSynthesisWeights(**{**weights.__dict__, "calibration": calib.to_dict()})
-    except ValueError as exc:  # e.g. an untrained network ranks the calib split backwards
-        calibration_note = f"none: {exc}"
-        _log(f"not calibrated: {exc}")
-    weights.save(args.out / "weights.json")
-    detector = CnnSynthesisDetector(weights, onnx_path, threads=args.threads)
-    test = _head(by_split["test"], lim)
-    yt, st = scores(test)
-    pt = detector.probability(np.asarray(st))
-    report: dict[str, Any] = {
-        "name": args.name,
-        "calib_auc": round(_auc(yc, sc), 4),
-        "calibration": calibration_note,
-        "test_n": {"generated": int(sum(yt)), "real": len(yt) - int(sum(yt))},
-        "test_auc": round(_auc(yt, st), 4),
-        "test_auc_ci95": _auc_ci(yt, st, args.seed),
-        "test_auc_jpeg50": round(_auc(*scores(test, "jpeg50")), 4),
-        "test_auc_resize75": round(_auc(*scores(test, "resize75")), 4),
-        "test_ece": round(_ece(yt, pt), 4),
-        "test_accuracy": round(float(np.mean((pt >= weights.threshold) == np.asarray(yt))), 4),
-    }
-    for root in args.fp_videos:
-        frames = [f for v in _real_videos(root)[:lim] for f in read_video_frames(v, 4)]
-        if frames:
-            p = detector.probability(detector.score(frames))
-            report[f"real_frames_{root.name}"] = {
-                "frames": len(frames),
-                "mean_probability": round(float(p.mean()), 4),
-                "called_generated": round(float(np.mean(p >= weights.threshold)), 4),
-            }
-    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _log(json.dumps(report))
-    return report
+    args.argv = list(argv)
+    return _run(args)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Train the one-class detector (OC-FakeDect-style): a small convolutional VAE on real faces
 only, whose reconstruction error is its score; export it as a face-manipulation detector.
+The shipped baseline ``oneclass-vae-v1`` (MODEL_CARD.md has the calibration commands):
 
-    python3 -m fakescope.training.vae --store cache/faces_v2 --splits runs/sbi_v3/splits.json \\
-        --out runs/vae_v1
-    python3 -m fakescope.training.ship runs/vae_v1/model.onnx --name one-class-vae --beside \\
-        --input-size 96 --margin 0.125 --architecture "..." --trained-on "..."
+    python3 -m fakescope.training.vae --store cache/faces_v2 \\
+        --splits configs/splits/faces_v2.json --out runs/vae_v1
+    python3 -m fakescope.training.ship runs/vae_v1/model.onnx --name oneclass-vae-v1 \\
+        --file oneclass_vae_v1.onnx --input-size 96 --margin 0.125 --version 0.7.0 \\
+        --architecture "..." --trained-on "..."
 
 Data: the real crops of the face store's *train* split (identity groups from a v2/v3 run's
 ``splits.json``, so validation and calibration identities are never seen), aligned exactly as

@@ -625,13 +625,29 @@
         pct(p) + " probability the whole image was generated",
         "Judged from " + from + ": was the whole picture made by an image generator (a GAN " +
         "or a diffusion model) rather than a camera?");
+      var family = familyText(s.family);
+      if (family) el.synthVerdict.appendChild(make("span", "answer-family", family));
     } else {
       setQuestion(card, el.synthVerdict, el.synthExplain, "neutral", "Not answered", "",
         SYNTH_STATUS[s.status] || STATUS_PHRASES[s.status] ||
         "The whole-image check could not decide on this file.");
     }
     addMeta(el.synthMeta, "Result", s.reason ? String(s.reason) : "");
+    addMeta(el.synthMeta, "Generator family", familyText(s.family));
     addMeta(el.synthMeta, "Model", modelSummary(s.model));
+  }
+
+  var FAMILY_NAMES = { gan: "a GAN", diffusion: "a diffusion model" };
+
+  /* The synthesis block's "family" (present only when the image is judged generated, by a
+   * detector that names families): which kind of generator it most resembles. */
+  function familyText(f) {
+    if (!f || typeof f !== "object" || !isNum(f.confidence)) return "";
+    if (f.name === "unknown") {
+      return "Generator family unclear (neither a GAN nor a diffusion model stands out)";
+    }
+    var name = FAMILY_NAMES[f.name];
+    return name ? "Most like " + name + " (" + pct(f.confidence) + " confidence)" : "";
   }
 
   function renderProvenance(prov) {
