@@ -191,7 +191,7 @@ def test_the_verdict_records_what_ran(face_image: Path, monkeypatch: pytest.Monk
     assert verdict["model"]["name"] == twin
     assert verdict["model"]["resolved_from"] == config.detector
     synth = verdict["synthesis"]["model"]
-    assert synth["name"] == "cnn-v1" and synth["resolved_from"] == config.synthesis_detector
+    assert synth["name"] == "cnn-v2" and synth["resolved_from"] == config.synthesis_detector
 
 
 def test_the_catalogue_says_what_runs_here(

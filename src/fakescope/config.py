@@ -83,7 +83,7 @@ class ScanConfig:
     threads: int = 0
     heatmaps_dir: str | None = None
     thumbnails_dir: str | None = None
-    synthesis_detector: str | None = "cnn-v1-int8"
+    synthesis_detector: str | None = "cnn-v2-int8"
     attribution: str | None = None
     evidence: tuple[str, ...] = ()
     identity: bool = False

@@ -34,6 +34,11 @@ ASSET_SHA256: dict[str, str] = {
     # cnn-v1-int8: its int8 network (tools/quantize_detectors.py --models synth_cnn_v1),
     # recalibrated (python3 -m fakescope.training.synthesis_cnn recalibrate JSON DATA)
     "synth_cnn_v1_int8.json": "62cb08f5dfa8e25c13a7d7bcc7ac7ef8637fe0d985558113f5afde2b67df2964",
+    # cnn-v2 (issue 28: GAN and diffusion, generator family) and its int8 network, the default
+    # (python3 -m fakescope.training.synthesis_cnn ship runs/synth_cnn_v2b synth_cnn_v2;
+    # tools/quantize_detectors.py --models synth_cnn_v2 ...; ... recalibrate, MODEL_CARD)
+    "synth_cnn_v2.json": "9af70adb88fc8a0c51af18a65df2e29fb8f8b421229e69cdc93d54eab165aaa8",
+    "synth_cnn_v2_int8.json": "81ab99988db3becc5ea1835b9570794e0e737ada71e348d0c69c9d2f435d07f1",
     # method-attribution head attrib-v1 over effnet-lite0-v3's embedding (fakescope.models)
     "attrib_v1.json": "6396d87067017416276fce59d46125f7c8e0f337a36f0a2fc7d1ecaa9964fd65",
     # handcrafted cues + RBF SVM cues-svm-v1 (fakescope.cues; plain JSON)

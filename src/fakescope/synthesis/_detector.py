@@ -34,7 +34,7 @@ __all__ = [
     "synthesis_detector_argument",
 ]
 
-DEFAULT_SYNTHESIS_DETECTOR = "cnn-v1-int8"
+DEFAULT_SYNTHESIS_DETECTOR = "cnn-v2-int8"
 WEIGHTS_FORMAT = "fakescope-synthesis-linear/1"
 
 _F64 = npt.NDArray[np.float64]
@@ -262,12 +262,12 @@ def _freq_v1() -> SynthesisDetector:
     return LinearSynthesisDetector.from_json(shipped("synth_freq_v1.json"))
 
 
-@SYNTHESIS_DETECTORS.register("cnn-v1")
+@SYNTHESIS_DETECTORS.register("cnn-v1", role="previous")
 def _cnn_v1() -> SynthesisDetector:
-    """CNN branch v1 (the default in v0.4.0): EfficientNet-Lite0 (ImageNet init) fine-tuned
-    on native-resolution 192 px patches of stylegan2_ffhq's train split, real photos, faces and
-    video frames of four other sets, and self-made up-sampled fakes, all under
-    crop/resize/blur/JPEG degradations; an image's raw score is the mean logit of up to 5
+    """CNN branch v1 (the default in v0.4.0; StyleGAN2 only): EfficientNet-Lite0 (ImageNet
+    init) fine-tuned on native-resolution 192 px patches of stylegan2_ffhq's train split, real
+    photos, faces and video frames of four other sets, and self-made up-sampled fakes, all
+    under crop/resize/blur/JPEG degradations; an image's raw score is the mean logit of up to 5
     patches; Platt-calibrated on the calib split. Test AUC 0.96 on stylegan2_ffhq
     (MODEL_CARD)."""
     from fakescope.synthesis._cnn import CnnSynthesisDetector
@@ -275,14 +275,36 @@ def _cnn_v1() -> SynthesisDetector:
     return CnnSynthesisDetector.from_json(shipped("synth_cnn_v1.json"))
 
 
-@SYNTHESIS_DETECTORS.register("cnn-v1-int8", float_twin="cnn-v1")
+@SYNTHESIS_DETECTORS.register("cnn-v1-int8", float_twin="cnn-v1", role="previous")
 def _cnn_v1_int8() -> SynthesisDetector:
-    """The default: ``cnn-v1``'s network quantized to 8-bit integers (static; stem,
+    """The default of v0.5.0-v0.7.0: ``cnn-v1``'s network quantized to 8-bit integers (static; stem,
     classifier and outputs in float), about 1.9x faster, with its Platt calibrator refitted on
     the calib split: the int8 raw scores sit about 0.35 logit lower than the float ones."""
     from fakescope.synthesis._cnn import CnnSynthesisDetector
 
     return CnnSynthesisDetector.from_json(shipped("synth_cnn_v1_int8.json"))
+
+
+@SYNTHESIS_DETECTORS.register("cnn-v2")
+def _cnn_v2() -> SynthesisDetector:
+    """CNN branch v2 (issue 28): EfficientNet-Lite0 (ImageNet init) on native-resolution 192 px
+    patches of GAN (StyleGAN2) and diffusion (Stable Diffusion 2.1, split by prompt) portraits
+    against real photos, faces and video frames, both classes rescaled, blurred and JPEG- or
+    H.264-compressed alike; a second output names the generator family (GAN or diffusion).
+    Platt-calibrated on the calib split (MODEL_CARD)."""
+    from fakescope.synthesis._cnn import CnnSynthesisDetector
+
+    return CnnSynthesisDetector.from_json(shipped("synth_cnn_v2.json"))
+
+
+@SYNTHESIS_DETECTORS.register("cnn-v2-int8", float_twin="cnn-v2")
+def _cnn_v2_int8() -> SynthesisDetector:
+    """The default: ``cnn-v2``'s network quantized to 8-bit integers (static, calibrated on
+    train-split patches of both generators; stem, heads and outputs in float), about 2x faster,
+    with its Platt calibrator refitted on the calib split; names the generator family."""
+    from fakescope.synthesis._cnn import CnnSynthesisDetector
+
+    return CnnSynthesisDetector.from_json(shipped("synth_cnn_v2_int8.json"))
 
 
 def create_synthesis_detector(name: str = DEFAULT_SYNTHESIS_DETECTOR) -> SynthesisDetector:
