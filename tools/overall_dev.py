@@ -1,7 +1,8 @@
 """Dev figures of the overall verdict (issue 26): how often generated and real portraits of
 the stylegan2_ffhq test split are called "not authentic", and the overall labels per class.
 
-    python3 tools/overall_dev.py ../shared/data/stylegan2_ffhq [--split test] [--json OUT]
+    python3 tools/overall_dev.py ../shared/data/stylegan2_ffhq [--split test] [--json OUT] \
+        [--synthesis-detector NAME]
 
 The split is the synthesis detectors' own (``fakescope.training.synthesis.split_by_image``,
 seed 0: 50 real / 26 generated test images), so no image the whole-image detector was trained
@@ -37,11 +38,15 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--split", default="test", choices=("train", "calib", "test"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--synthesis-detector", help="default: the scan's default")
     args = parser.parse_args()
     items = load_manifest(args.data, "gen")
     splits = split_by_image([i.path for i in items], [i.label for i in items])
     chosen = [i for i, s in zip(items, splits, strict=True) if s == args.split]
-    scanner = Scanner(ScanConfig())
+    config = ScanConfig()
+    if args.synthesis_detector:
+        config = ScanConfig(synthesis_detector=args.synthesis_detector)
+    scanner = Scanner(config)
     labels: dict[int, Counter[str]] = {0: Counter(), 1: Counter()}
     for item in chosen:
         labels[item.label][str(scanner.scan(item.path).overall.label)] += 1

@@ -68,8 +68,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         dest="raw_scores",
         help="measure the networks' own scores before calibration (rank metrics, "
-        "correlations; decisions at the raw score's 0.5); detectors without raw scores "
-        "(overall, evidence) are left out",
+        "correlations; decisions at the raw score's 0.5); rows without a raw score (the "
+        "overall verdict's) are left out",
     )
     p.add_argument(
         "--abstain",

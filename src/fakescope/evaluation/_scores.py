@@ -121,7 +121,7 @@ class ScoreTable:
     def raw(self) -> ScoreTable:
         """The networks' own scores: each row's ``score`` replaced by its ``raw_score``
         (abstentions stay NaN). A detector none of whose scored rows carries a raw score
-        (e.g. the overall verdict or an evidence model) is left out. Rank metrics (AUC,
+        (e.g. the overall verdict) is left out. Rank metrics (AUC,
         EER, min DCF) of a detector whose calibration is not strictly increasing, e.g. a
         constant map, are only meaningful here."""
         has_raw = {r.detector for r in self.rows if not math.isnan(r.raw_score)}

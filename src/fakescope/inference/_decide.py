@@ -65,14 +65,15 @@ def valid_scores(raw: npt.ArrayLike) -> npt.NDArray[np.bool_]:
 def synthesis_scores(
     detector: SynthesisDetector, image: npt.NDArray[np.uint8]
 ) -> tuple[float, float | None]:
-    """One whole image's raw synthesis score and, when the detector has a generator-family
-    output (``has_family`` and ``score_with_family``, as a ``cnn-v2``-style
-    :class:`~fakescope.synthesis.CnnSynthesisDetector`), its family logit from the same
-    network call; else None. A non-finite or missing value raises ValueError."""
-    scorer = getattr(detector, "score_with_family", None)
+    """One whole image's raw synthesis score and, when the detector names generator families
+    (a :class:`~fakescope.synthesis.FamilySynthesisDetector` whose weight has the output), its
+    family logit from the same network call; else None. A non-finite or missing value raises
+    ValueError."""
+    from fakescope.synthesis import FamilySynthesisDetector
+
     family: npt.NDArray[np.float64] | None = None
-    if callable(scorer) and getattr(detector, "has_family", False):
-        raw_out, family_out = scorer([image])
+    if isinstance(detector, FamilySynthesisDetector):
+        raw_out, family_out = detector.score_with_family([image])
         raw = np.asarray(raw_out, dtype=np.float64)
         if family_out is not None:
             family = np.asarray(family_out, dtype=np.float64)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_SYNTHESIS_DETECTOR",
     "SYNTHESIS_DETECTORS",
     "WEIGHTS_FORMAT",
+    "FamilySynthesisDetector",
     "LinearSynthesisDetector",
     "SynthesisDetector",
     "SynthesisWeights",
@@ -59,6 +60,18 @@ class SynthesisDetector(Protocol):
 
     def probability(self, raw: _F64) -> _F64:
         """Calibrated probability that the image was generated whole, per raw score."""
+        ...
+
+
+@runtime_checkable
+class FamilySynthesisDetector(SynthesisDetector, Protocol):
+    """A synthesis detector that may also name the generator family (``cnn-v2``)."""
+
+    def score_with_family(
+        self, images: Sequence[npt.NDArray[np.uint8]]
+    ) -> tuple[_F64, _F64 | None]:
+        """:meth:`score` and, from the same network calls, each image's family logit
+        (sigmoid = P(diffusion | generated)); None when this weight has no family output."""
         ...
 
 

@@ -81,7 +81,6 @@ _U8 = npt.NDArray[np.uint8]
 _F64 = npt.NDArray[np.float64]
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-_read = read_image
 
 
 def _log(msg: str) -> None:
@@ -360,7 +359,7 @@ def recalibrate(
     sets += [load_gen_set(root, family, "prompt", seed) for root, family in gen]
     calib = [i for g in sets for i in g.of("calib")]
     detector = CnnSynthesisDetector.from_json(weights_path)
-    raw = np.asarray(detector.score([_read(i.path) for i in calib]), dtype=np.float64)
+    raw = np.asarray(detector.score([read_image(i.path) for i in calib]), dtype=np.float64)
     labels = np.asarray([i.label for i in calib])
     fitted = LogitCalibrator().fit(1 / (1 + np.exp(-raw)), labels)
     data_ = json.loads(weights_path.read_text())
@@ -384,7 +383,7 @@ class _Scores:
         todo = [i for i in items if (i.path, op) not in self._cache]
         if todo:
             raw, fam = self.detector.score_with_family(
-                self._transform([_read(i.path) for i in todo], op)
+                self._transform([read_image(i.path) for i in todo], op)
             )
             for k, item in enumerate(todo):
                 self._cache[(item.path, op)] = (
@@ -572,7 +571,7 @@ def _evaluate(
     real_sets: dict[str, Any] = {}
     real_sets[f"{sets[0].name} test reals"] = _false_alarms(detector, scores(reals)[0], thr, band)
     for name, paths in held_out_reals.items():
-        raw_h = scores.images([_read(p) for p in paths])[0]
+        raw_h = scores.images([read_image(p) for p in paths])[0]
         real_sets[f"{name} held-out reals"] = _false_alarms(detector, raw_h, thr, band)
     for root in args.fp_videos:
         frames = [f for v in real_videos(root)[:lim] for f in read_video_frames(v, args.fp_frames)]
@@ -611,8 +610,8 @@ def _pools(
     lim = args.limit or None
     fakes: dict[str, list[list[_U8]]] = {}
     for g in trained:
-        fakes.setdefault(g.family, []).append([_read(i.path) for i in g.of("train", 1)[:lim]])
-    gen_real = [_read(i.path) for g in sets for i in g.of("train", 0)[:lim]]
+        fakes.setdefault(g.family, []).append([read_image(i.path) for i in g.of("train", 1)[:lim]])
+    gen_real = [read_image(i.path) for g in sets for i in g.of("train", 0)[:lim]]
     other: list[_U8] = []
     held: dict[str, list[str]] = {}
     for k, root in enumerate(args.reals):
@@ -620,7 +619,7 @@ def _pools(
             [i.path for i in load_manifest(root, root.name) if i.label == 0], args.seed, 7 + k
         )
         n = args.extra_reals if args.extra_reals > 0 else len(paths)
-        other += [_read(p) for p in paths[:n][:lim]]
+        other += [read_image(p) for p in paths[:n][:lim]]
         held[root.name] = paths[n : n + args.fp_count][:lim]
     for root in args.video_reals:
         for path in real_videos(root)[:lim]:
