@@ -74,6 +74,17 @@ def _region(raw: RawFace, side_scale: float) -> _Region:
     return _Region(((x0 + x1) / 2, (y0 + y1) / 2), side_scale * max(x1 - x0, y1 - y0), angle)
 
 
+def _pad_square(image: Image, border: float) -> tuple[Image, int, int]:
+    """``image`` centred on a black square of side ``(1 + 2 * border) * max(h, w)``, and
+    where its top-left corner went."""
+    h, w = image.shape[:2]
+    side = round((1 + 2 * border) * max(h, w))
+    x0, y0 = (side - w) // 2, (side - h) // 2
+    out = np.zeros((side, side, 3), dtype=np.uint8)
+    out[y0 : y0 + h, x0 : x0 + w] = image
+    return out, x0, y0
+
+
 def _crop_square(image: Image, centre: tuple[float, float], side: float) -> tuple[Image, int, int]:
     """A zero-padded square crop and the frame coordinates of its top-left corner."""
     h, w = image.shape[:2]
@@ -123,8 +134,38 @@ class _MeshStage:
         return found
 
 
+class _FilledFrame:
+    """The search for a face that fills the picture (a profile photo or a tight face crop,
+    cut at the brows or chin): MTCNN's cascade misses most of them, because its windows need
+    the whole face inside the frame. BlazeFace on the frame centred in a black square with a
+    ``border`` on each side sees the face at a fraction of its input, as it was trained to.
+    Run only after a whole-frame search found nothing; FaceMesh's presence check then
+    decides, as for every other face."""
+
+    def __init__(self, blaze: BlazeFace, border: float = 0.3) -> None:
+        self.blaze = blaze
+        self.border = border
+
+    def regions(self, image: Image) -> list[_Region]:
+        padded, x0, y0 = _pad_square(image, self.border)
+        shift = np.array([x0, y0], dtype=np.float32)
+        # BlazeFace boxes are tight (brows to chin): MediaPipe widens them by 1.5.
+        return [
+            _region(
+                RawFace(
+                    box=(r.box[0] - x0, r.box[1] - y0, r.box[2] - x0, r.box[3] - y0),
+                    score=r.score,
+                    points=r.points - shift,
+                ),
+                1.5,
+            )
+            for r in self.blaze.detect(padded)
+        ]
+
+
 class MTCNNFaceDetector:
-    """MTCNN on the frame downscaled to ``max_side``, then FaceMesh. Slow, high recall."""
+    """MTCNN on the frame downscaled to ``max_side``, then FaceMesh. Slow, high recall. When
+    it finds nothing, BlazeFace looks for a face that fills the picture (``_FilledFrame``)."""
 
     def __init__(
         self, max_side: int = 960, min_face_px: float = 40.0, min_presence: float = 0.5
@@ -133,6 +174,7 @@ class MTCNNFaceDetector:
         self.min_face_px = min_face_px
         self._mtcnn = MTCNN()
         self._mesh = _MeshStage(min_presence)
+        self._filled = _FilledFrame(BlazeFace())
 
     @property
     def landmark_seconds(self) -> float:
@@ -163,7 +205,15 @@ class MTCNNFaceDetector:
         self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: bool = True
     ) -> list[FaceBox]:
         regions = [_region(raw, 1.1) for raw in self.full_frame(image)]
-        return self._mesh.faces(image, frame_index, regions)
+        return self.filled_if_none(
+            image, frame_index, self._mesh.faces(image, frame_index, regions)
+        )
+
+    def filled_if_none(self, image: Image, frame_index: int, faces: list[FaceBox]) -> list[FaceBox]:
+        """``faces`` when there are any; else the face that fills the picture, if one does."""
+        if faces:
+            return faces
+        return self._mesh.faces(image, frame_index, self._filled.regions(image))
 
 
 class HybridFaceDetector:
@@ -181,8 +231,8 @@ class HybridFaceDetector:
     ) -> None:
         self.roi_scale = roi_scale
         self.wide_scale = wide_scale
-        self._blaze = BlazeFace()
         self._full = MTCNNFaceDetector(max_side, min_face_px, min_presence)
+        self._blaze = self._full._filled.blaze
         self._mesh = self._full._mesh
 
     @property
@@ -225,6 +275,7 @@ class HybridFaceDetector:
             extra = [_region(raw, 1.1) for raw in self._full.full_frame(image)]
             more = self._mesh.faces(image, frame_index, extra)
             faces.extend(f for f in more if all(iou(f.box, g.box) <= 0.3 for g in faces))
+            faces = self._full.filled_if_none(image, frame_index, faces)
         return faces
 
 
