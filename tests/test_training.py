@@ -143,7 +143,7 @@ def test_warm_start_from_an_onnx_export_is_the_same_network(tmp_path: Path) -> N
     function and make training mode agree with it; another graph is refused."""
     ort = pytest.importorskip("onnxruntime")
     from fakescope.models import asset_path
-    from fakescope.training.onnx_init import refit_batchnorm, sbinet_state_from_onnx
+    from fakescope.training.onnx_init import refit_batchnorm, state_from_onnx
     from fakescope.training.train_sbi import SBINet, export_onnx
 
     torch.manual_seed(0)
@@ -169,7 +169,7 @@ def test_warm_start_from_an_onnx_export_is_the_same_network(tmp_path: Path) -> N
         return all(np.abs(w - g).max() < tol for w, g in zip(want, got, strict=True))
 
     model = SBINet(pretrained=False, dropout=0.0)
-    model.load_state_dict(sbinet_state_from_onnx(model, path))
+    model.load_state_dict(state_from_onnx(model, path))
     assert close(run(model.eval()), 1e-4)
     # batch statistics would renormalise the folded features: not the same network in training
     assert not close(run(copy.deepcopy(model).train()), 1e-2)
@@ -184,7 +184,37 @@ def test_warm_start_from_an_onnx_export_is_the_same_network(tmp_path: Path) -> N
     assert not close(run(fresh.eval()), 1e-3)
 
     with pytest.raises(ConfigError, match="convolutions"):
-        sbinet_state_from_onnx(model, asset_path("mtcnn_onet.onnx"))
+        state_from_onnx(model, asset_path("mtcnn_onet.onnx"))
+
+
+def test_warm_start_of_the_synthesis_cnn_keeps_the_detector_and_adds_a_family_row(
+    tmp_path: Path,
+) -> None:
+    """A one-output synthesis CNN export (cnn-v1's layout) loads into the two-output network
+    of a run that also names the generator family: the generated logit is the export's, the
+    family row keeps its fresh initialisation."""
+    ort = pytest.importorskip("onnxruntime")
+    from fakescope.training.effnet_lite import EfficientNetLite0
+    from fakescope.training.onnx_init import state_from_onnx
+    from fakescope.training.synthesis_cnn import export_onnx
+
+    torch.manual_seed(0)
+    source = EfficientNetLite0(1)
+    for module in source.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    path = export_onnx(source, 64, tmp_path / "model.onnx")
+    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logit = session.run(["logit"], {"input": x})[0]
+    model = EfficientNetLite0(2)
+    family_row = model._fc.weight[1].detach().clone()
+    model.load_state_dict(state_from_onnx(model, path))
+    with torch.no_grad():
+        out = model.eval()(torch.from_numpy(x)).numpy()
+    assert np.abs(out[:, 0] - logit).max() < 1e-4
+    assert torch.equal(model._fc.weight[1], family_row)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Warm start from a shipped ONNX detector: the network weights of an exported
-:class:`~fakescope.training.train_sbi.SBINet` put back into a torch ``SBINet``.
+:class:`~fakescope.training.train_sbi.SBINet` put back into a torch ``SBINet``, or those of an
+exported EfficientNet-Lite0 classifier (the synthesis CNN) into an
+:class:`~fakescope.training.effnet_lite.EfficientNetLite0`.
 
 The export folds every BatchNorm into the convolution before it (``W' = W * g / s``,
 ``b' = beta - mean * g / s``), so the BatchNorm statistics cannot be read back.
-:func:`sbinet_state_from_onnx` sets each BatchNorm to the identity plus the folded bias (running
+:func:`state_from_onnx` sets each BatchNorm to the identity plus the folded bias (running
 mean 0, running variance ``1 - eps``, weight 1, bias ``b'``): in eval mode the torch network
 computes exactly what the ONNX graph does. :func:`refit_batchnorm` then gives each BatchNorm
 the mean and variance of its convolution's output over training batches, and the weight and
@@ -22,13 +24,14 @@ import numpy as np
 
 from fakescope.errors import ConfigError
 
-__all__ = ["refit_batchnorm", "sbinet_state_from_onnx"]
+__all__ = ["refit_batchnorm", "state_from_onnx"]
 
 
 def _conv_bn_pairs(model: Any) -> list[tuple[Any, Any]]:
-    """The (Conv2d, BatchNorm2d or None) pairs of an SBINet in the order the export runs
-    them: stem, each block's expand / depthwise / project, head, then the mask head."""
-    b = model.backbone
+    """The (Conv2d, BatchNorm2d or None) pairs of an SBINet or an EfficientNetLite0 in the
+    order the export runs them: stem, each block's expand / depthwise / project, head, then
+    (an SBINet's) the mask head."""
+    b = getattr(model, "backbone", model)
     pairs: list[tuple[Any, Any]] = [(b._conv_stem, b._bn0)]
     for block in b._blocks:
         if block.has_expand:
@@ -36,15 +39,19 @@ def _conv_bn_pairs(model: Any) -> list[tuple[Any, Any]]:
         pairs.append((block._depthwise_conv, block._bn1))
         pairs.append((block._project_conv, block._bn2))
     pairs.append((b._conv_head, b._bn1))
-    pairs.append((model.seg_head[0], model.seg_head[1]))
-    pairs.append((model.seg_head[3], None))
+    if hasattr(model, "seg_head"):
+        pairs.append((model.seg_head[0], model.seg_head[1]))
+        pairs.append((model.seg_head[3], None))
     return pairs
 
 
-def sbinet_state_from_onnx(model: Any, path: str | Path) -> dict[str, Any]:
-    """A ``state_dict`` for ``model`` (an ``SBINet``) holding the weights of the ONNX file at
-    ``path`` (an exported SBINet: 51 convolutions, one Gemm). Raises :class:`ConfigError` when
-    the graph does not have the network's layout."""
+def state_from_onnx(model: Any, path: str | Path) -> dict[str, Any]:
+    """A ``state_dict`` for ``model`` (an ``SBINet``, or an ``EfficientNetLite0``) holding the
+    weights of the ONNX file at ``path`` (an export of the same network: 51 convolutions for
+    an SBINet, 49 for the classifier, one Gemm). A linear head with fewer outputs than the
+    network's fills its first rows (a one-output detector warm-starts a network that also
+    names the generator family: the other rows keep their fresh initialisation). Raises
+    :class:`ConfigError` when the graph does not have the network's layout."""
     import onnx
     import torch
     from onnx import numpy_helper
@@ -60,7 +67,7 @@ def sbinet_state_from_onnx(model: Any, path: str | Path) -> dict[str, Any]:
     if len(convs) != len(pairs) or len(gemms) != 1:
         raise ConfigError(
             f"model.init_from: {path} has {len(convs)} convolutions and {len(gemms)} linear "
-            f"layers; an SBINet export has {len(pairs)} and 1"
+            f"layers; an export of this network has {len(pairs)} and 1"
         )
     state = {k: v.clone() for k, v in model.state_dict().items()}
     names = {id(m): n for n, m in model.named_modules()}
@@ -93,18 +100,24 @@ def sbinet_state_from_onnx(model: Any, path: str | Path) -> dict[str, Any]:
     gemm = gemms[0]
     fc_w, fc_b = weights[gemm.input[1]], weights[gemm.input[2]]
     trans_b = any(a.name == "transB" and a.i == 1 for a in gemm.attribute)
-    put("backbone._fc.weight", fc_w if trans_b else fc_w.T)
-    put("backbone._fc.bias", fc_b)
+    fc_w = fc_w if trans_b else fc_w.T
+    fc = "backbone._fc" if hasattr(model, "backbone") else "_fc"
+    rows = int(state[f"{fc}.weight"].shape[0])
+    if fc_w.shape[0] < rows:
+        fc_w = np.concatenate([fc_w, state[f"{fc}.weight"].numpy()[fc_w.shape[0] :]])
+        fc_b = np.concatenate([fc_b, state[f"{fc}.bias"].numpy()[fc_b.shape[0] :]])
+    put(f"{fc}.weight", fc_w)
+    put(f"{fc}.bias", fc_b)
     return state
 
 
 def refit_batchnorm(model: Any, batches: Iterable[Any]) -> int:
-    """Re-estimate the BatchNorm statistics of ``model`` (an ``SBINet``, e.g. loaded by
-    :func:`sbinet_state_from_onnx`) over ``batches`` (normalised NCHW float tensors), keeping its
-    eval-mode function unchanged: a BatchNorm computing ``a * z + c`` in eval mode, whose
-    convolution output ``z`` has mean ``m`` and variance ``v`` over the batches, gets running
-    statistics ``(m, v)``, weight ``a * sqrt(v + eps)`` and bias ``c + a * m``. Returns the number
-    of samples seen."""
+    """Re-estimate the BatchNorm statistics of ``model`` (an ``SBINet`` or an
+    ``EfficientNetLite0``, e.g. loaded by :func:`state_from_onnx`) over ``batches``
+    (normalised NCHW float tensors), keeping its eval-mode function unchanged: a BatchNorm
+    computing ``a * z + c`` in eval mode, whose convolution output ``z`` has mean ``m`` and
+    variance ``v`` over the batches, gets running statistics ``(m, v)``, weight
+    ``a * sqrt(v + eps)`` and bias ``c + a * m``. Returns the number of samples seen."""
     import torch
 
     pairs = [(conv, bn) for conv, bn in _conv_bn_pairs(model) if bn is not None]

@@ -47,7 +47,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope import __version__
+from fakescope.errors import ConfigError
 from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights
 from fakescope.synthesis._cnn import FAMILY_OUTPUT
 from fakescope.training.synthesis import Degradation, Item, jpeg, load_manifest
@@ -141,6 +142,13 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pseudo-share", type=float, default=0.2, help="share of self-made fakes")
     p.add_argument("--p-rescale", type=float, default=Augment.p_rescale)
     p.add_argument("--p-h264", type=float, default=Augment.p_h264)
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        help="warm start from this exported synthesis CNN (.onnx, e.g. the shipped "
+        "synth_cnn_v1.onnx) instead of the ImageNet weights; its BatchNorm statistics are "
+        "re-estimated on training batches",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="at most this many images per pool")
@@ -183,6 +191,8 @@ def _train(args: argparse.Namespace, pools: Pools, aug: Augment, family_head: bo
         return float(args.lr * 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, total - warmup))))
 
     last = args.out / "last.pt"
+    if args.init_from is not None and not last.is_file():
+        _warm_start(model, args, pools, aug)
     start = resume(last, model, opt)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD).view(1, 3, 1, 1) * 255
@@ -221,6 +231,30 @@ def _train(args: argparse.Namespace, pools: Pools, aug: Augment, family_head: bo
         with (args.out / "log.jsonl").open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
     return export_onnx(model, args.size, args.out / "model.onnx")
+
+
+def _warm_start(model: Any, args: argparse.Namespace, pools: Pools, aug: Augment) -> None:
+    """Load ``args.init_from`` (an exported synthesis CNN) into ``model`` and re-estimate its
+    BatchNorm statistics on 8 training batches of a seed of their own (the run's batches are
+    untouched)."""
+    import torch
+
+    from fakescope.training.onnx_init import refit_batchnorm, state_from_onnx
+
+    if not args.init_from.is_file():
+        raise ConfigError(f"--init-from: {args.init_from} is not a file")
+    model.load_state_dict(state_from_onnx(model, args.init_from))
+    rng = np.random.default_rng([args.seed, 7])
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
+    std = torch.tensor(STD).view(1, 3, 1, 1) * 255
+
+    def batches() -> Iterator[Any]:
+        for _ in range(8):
+            xb = sample_batch(pools, rng, args.batch, args.size, aug)[0]
+            yield (torch.from_numpy(xb).permute(0, 3, 1, 2).float() - mean) / std
+
+    seen = refit_batchnorm(model, batches())
+    _log(f"warm start from {args.init_from} (BatchNorm re-estimated on {seen} samples)")
 
 
 def export_onnx(model: Any, size: int, path: Path) -> Path:

@@ -605,9 +605,9 @@ def train(cfg: TrainConfig) -> Path:
         if not init_path.is_file():
             raise ConfigError(f"model.init_from: {init_path} is not a file")
         if init_path.suffix == ".onnx":
-            from fakescope.training.onnx_init import refit_batchnorm, sbinet_state_from_onnx
+            from fakescope.training.onnx_init import refit_batchnorm, state_from_onnx
 
-            model.load_state_dict(sbinet_state_from_onnx(model, init_path))
+            model.load_state_dict(state_from_onnx(model, init_path))
             refit_rng = np.random.default_rng(cfg.run.seed + 1)  # the run's own rng untouched
             sampler.new_epoch(refit_rng)  # (each epoch starts with its own new_epoch)
             refit_batches = (
