@@ -25,6 +25,7 @@ from fakescope.evaluation._metrics import (
     log_loss,
     min_dcf,
     roc_auc,
+    roc_auc_or_none,
     summarize,
 )
 
@@ -57,6 +58,33 @@ def test_auc_and_ap_match_sklearn() -> None:
     assert roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s))
     assert average_precision(y, s) == pytest.approx(skm.average_precision_score(y, s))
     assert roc_auc(Y.tolist(), S.tolist()) == pytest.approx(4 / 6)
+
+
+def test_auc_is_the_pairwise_rank_statistic_ties_half() -> None:
+    # Mann-Whitney: the share of (fake, real) pairs the fake outranks, a tie counting 1/2
+    y, s = _gaussian(300, 12)
+    s = np.round(s, 1)  # many ties
+    fake, real = s[y == 1], s[y == 0]
+    pairs = (fake[:, None] > real[None, :]) + 0.5 * (fake[:, None] == real[None, :])
+    assert roc_auc(y, s) == pytest.approx(float(pairs.mean()), abs=1e-12)
+
+
+def test_roc_auc_or_none() -> None:
+    y, s = _gaussian(200, 11)
+    assert roc_auc_or_none(y, s) == roc_auc(y, s)
+    assert roc_auc_or_none(y, s, ndigits=4) == round(roc_auc(y, s), 4)
+    assert roc_auc_or_none(Y.tolist(), S.tolist(), ndigits=2) == 0.67
+    # undefined (fewer than two classes, or no samples): None instead of ValueError
+    assert roc_auc_or_none([1, 1, 1], [0.2, 0.5, 0.9]) is None
+    assert roc_auc_or_none(np.zeros(1, np.int64), np.zeros(1, np.float32)) is None
+    assert roc_auc_or_none([], []) is None
+    # other invalid input still raises
+    with pytest.raises(ValueError, match="same length"):
+        roc_auc_or_none([0, 1, 1], [0.1, 0.2])
+    with pytest.raises(ValueError, match="0 \\(real\\) or 1"):
+        roc_auc_or_none([0, 2], [0.1, 0.2])
+    with pytest.raises(ValueError, match="finite"):
+        roc_auc_or_none([0, 0], [0.1, float("nan")])
 
 
 def test_det_curve_matches_roc_curve() -> None:
@@ -212,6 +240,30 @@ def test_ece_tiny_example() -> None:
         expected_calibration_error([0, 1], [0.2, 1.2])
 
 
+def test_balanced_ece_weighs_both_classes_alike() -> None:
+    # y = 0 0 0 1, p = .1 .2 .6 .9, 2 bins; weights: each real 1/6, the fake 1/2
+    #   bin 0: p .1 .2 (reals): weight 1/3, weighted means p .15, y 0 -> gap .15 * 1/3 = .05
+    #   bin 1: p .6 (real) .9 (fake): weight 2/3, means p .825, y .75 -> .075 * 2/3 = .05
+    # balanced ECE = .1 (the ordinary ECE: .15 * 2/4 + .25 * 2/4 = .2)
+    y, p = [0, 0, 0, 1], [0.1, 0.2, 0.6, 0.9]
+    assert expected_calibration_error(y, p, n_bins=2, balanced=True) == pytest.approx(0.1)
+    assert expected_calibration_error(y, p, n_bins=2) == pytest.approx(0.2)
+    # the class ratio does not matter: three copies of every real change nothing
+    y3, p3 = [0] * 9 + [1], [0.1, 0.2, 0.6] * 3 + [0.9]
+    assert expected_calibration_error(y3, p3, n_bins=2, balanced=True) == pytest.approx(0.1)
+    # equal class counts, or one class only: every weight is 1/N, the ordinary ECE
+    rng = np.random.default_rng(3)
+    yy, pp = np.repeat([0, 1], 50), rng.uniform(size=100)
+    assert expected_calibration_error(yy, pp, 10, balanced=True) == pytest.approx(
+        expected_calibration_error(yy, pp, 10)
+    )
+    assert expected_calibration_error([1, 1], [0.2, 0.7], 2, balanced=True) == pytest.approx(
+        expected_calibration_error([1, 1], [0.2, 0.7], 2)
+    )
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        expected_calibration_error([0, 1], [0.2, 1.2], balanced=True)
+
+
 # --- validation --------------------------------------------------------------------------------
 
 
@@ -262,6 +314,22 @@ def test_bootstrap_ci_contains_point_and_shrinks() -> None:
     assert bootstrap_ci(roc_auc, y, s, n_boot=200, seed=1) == (point, low, high)
 
 
+def test_bootstrap_seed_sequence_is_a_plain_percentile_bootstrap() -> None:
+    # seed may be a sequence (numpy.random.default_rng's own seeding): the same draws as a
+    # hand-written loop that skips single-class resamples and takes the 2.5 / 97.5 percentiles
+    y, s = _gaussian(60, 9)
+    point, low, high = bootstrap_ci(roc_auc, y, s, n_boot=300, seed=[4, 13])
+    rng = np.random.default_rng([4, 13])
+    values = []
+    for _ in range(300):
+        k = rng.integers(0, len(y), len(y))
+        if 0 < y[k].sum() < len(k):
+            values.append(skm.roc_auc_score(y[k], s[k]))
+    assert point == roc_auc(y, s)
+    assert [low, high] == pytest.approx(np.percentile(values, [2.5, 97.5]).tolist(), abs=1e-12)
+    assert (low, high) != bootstrap_ci(roc_auc, y, s, n_boot=300, seed=4)[1:]
+
+
 def test_cluster_bootstrap_with_groups() -> None:
     # 40 "videos" of 10 frames; frames of one video share the video's label and most of its
     # score, so the frames are strongly correlated: the cluster interval must be wider.
@@ -294,6 +362,13 @@ def test_bootstrap_skips_invalid_resamples_and_fails_when_most_are() -> None:
 
     with pytest.raises(ValueError, match="bootstrap resamples were invalid"):
         bootstrap_ci(picky, [0, 1, 0], [0.2, 0.4, 0.6], n_boot=20)  # P(ok) = 2/9
+    # max_skipped sets how many may be skipped: here any share, as long as one resample is valid
+    point, low, high = bootstrap_ci(picky, [0, 1, 0], [0.2, 0.4, 0.6], n_boot=20, max_skipped=1.0)
+    assert point == pytest.approx(0.4) and 0.2 <= low <= high <= 0.6
+    with pytest.raises(ValueError, match="bootstrap resamples were invalid"):
+        bootstrap_ci(roc_auc, y, s, n_boot=100, max_skipped=0.0)  # the 1 fake is often missed
+    with pytest.raises(ValueError, match="max_skipped"):
+        bootstrap_ci(roc_auc, y, s, n_boot=10, max_skipped=1.5)
 
 
 # --- summaries ---------------------------------------------------------------------------------

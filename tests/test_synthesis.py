@@ -258,6 +258,37 @@ def test_split_by_image_is_deterministic_and_stratified() -> None:
     assert split_by_image(files, labels, seed=1) != splits
 
 
+def test_read_rgb_and_manifest_readers(tmp_path: Path) -> None:
+    """The trainers' one image reader and the MANIFEST.tsv readers built on load_manifest."""
+    from fakescope.training.images import read_rgb
+    from fakescope.training.synthesis import load_manifest
+    from fakescope.training.synthesis_cnn_data import read_image, real_videos
+
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    png = write_image(tmp_path / "a.png", rgb, ".png")
+    got = read_rgb(png)
+    assert got.dtype == np.uint8 and got.shape == (20, 30, 3) and np.array_equal(got, rgb)
+    assert np.array_equal(read_image(str(png)), rgb)  # the CNN trainer's reader: same pixels
+    cv2.imwrite(str(tmp_path / "grey.png"), rgb[:, :, 0])
+    assert read_rgb(tmp_path / "grey.png").shape == (20, 30, 3)
+    with pytest.raises(ConfigError, match="no such file"):
+        read_rgb(tmp_path / "missing.jpg")
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"bad\.jpg: OpenCV cannot decode"):
+        read_rgb(str(tmp_path / "bad.jpg"))
+
+    rows = ["b.mp4\treal", "a.mp4\tfake", "c.mp4\t Real", "0.mp4\treal"]
+    (tmp_path / "MANIFEST.tsv").write_text("file\tlabel\n" + "\n".join(rows) + "\n")
+    items = load_manifest(tmp_path, "v")
+    assert [(Path(i.path).name, i.label) for i in items] == [
+        ("0.mp4", 0),
+        ("a.mp4", 1),
+        ("b.mp4", 0),
+        ("c.mp4", 0),
+    ]
+    assert real_videos(tmp_path) == [str(tmp_path / n) for n in ("0.mp4", "b.mp4", "c.mp4")]
+
+
 # --- the shipped model on real data -----------------------------------------------------------
 
 

@@ -470,14 +470,6 @@ def ms_per_crop(paths: Sequence[Path], inputs: _F32, rounds: int = 30) -> list[f
     return [float(np.median(t)) for t in times]
 
 
-def _auc(labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]) -> float | None:
-    from fakescope.evaluation import roc_auc
-
-    if len(np.unique(labels)) < 2:
-        return None
-    return float(roc_auc(labels, scores))
-
-
 def compare(
     fp32: Path,
     int8: Path,
@@ -487,6 +479,8 @@ def compare(
 ) -> dict[str, Any]:
     """Per source set and overall: AUC fp32/int8, Pearson r of logits, |delta p|; and mask /
     embedding deltas."""
+    from fakescope.evaluation import roc_auc_or_none
+
     outs = [o for o, _ in _interface(fp32)[1:]]
     res = []
     for path in (fp32, int8):
@@ -504,7 +498,8 @@ def compare(
     rows = {}
     for name in [*sorted(set(datasets.tolist())), "all"]:
         keep = np.ones(len(labels), bool) if name == "all" else datasets == name
-        auc32, auc8 = _auc(labels[keep], p32[keep]), _auc(labels[keep], p8[keep])
+        auc32 = roc_auc_or_none(labels[keep], p32[keep])
+        auc8 = roc_auc_or_none(labels[keep], p8[keep])
         d = np.abs(p32[keep] - p8[keep])
         rows[name] = {
             "n": int(keep.sum()),
@@ -699,6 +694,7 @@ def synth_compare(
     """fp32 vs int8 detectors (each built by ``create_synthesis_detector`` from its weight
     JSON) on ``items``: image AUC of the raw score, Pearson r of the raw scores, |delta
     calibrated probability|, patch embedding cosine; ms per image on ``THREADS`` threads."""
+    from fakescope.evaluation import roc_auc_or_none
     from fakescope.synthesis import CnnSynthesisDetector, create_synthesis_detector
 
     images = [read_rgb(p) for p, _ in items]
@@ -724,8 +720,8 @@ def synth_compare(
     return {
         "n": len(items),
         "fake": int(labels.sum()),
-        "auc_fp32": _auc(labels, raw[0]),
-        "auc_int8": _auc(labels, raw[1]),
+        "auc_fp32": roc_auc_or_none(labels, raw[0]),
+        "auc_int8": roc_auc_or_none(labels, raw[1]),
         "r_raw": float(np.corrcoef(raw[0], raw[1])[0, 1]),
         "raw_dmean": float(np.abs(raw[0] - raw[1]).mean()),
         "raw_dmax": float(np.abs(raw[0] - raw[1]).max()),

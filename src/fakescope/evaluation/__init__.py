@@ -36,6 +36,7 @@ from fakescope.evaluation._metrics import (
     log_loss,
     min_dcf,
     roc_auc,
+    roc_auc_or_none,
     score_correlation,
     summarize,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "overall_row",
     "report_decisions",
     "roc_auc",
+    "roc_auc_or_none",
     "score_correlation",
     "score_correlations",
     "score_items",

@@ -19,7 +19,7 @@ scikit-learn is imported lazily, only by the functions that delegate to it
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = [
     "log_loss",
     "min_dcf",
     "roc_auc",
+    "roc_auc_or_none",
     "score_correlation",
     "summarize",
 ]
@@ -131,6 +132,25 @@ def roc_auc(y: npt.ArrayLike, s: npt.ArrayLike) -> float:
 
     y_int, s_float = _validate(y, s, both_classes=True)
     return float(roc_auc_score(y_int, s_float))
+
+
+def roc_auc_or_none(
+    y: npt.ArrayLike, s: npt.ArrayLike, *, ndigits: int | None = None
+) -> float | None:
+    """:func:`roc_auc`, or ``None`` where the AUC is undefined: the labels hold fewer than two
+    classes (no samples at all included), as in a validation subset of one class.
+
+    ``ndigits`` rounds the AUC (``round(auc, ndigits)``), as training reports keep it. Other
+    invalid input (length mismatch, labels other than 0/1, non-finite scores) still raises
+    :class:`ValueError`.
+    """
+    if np.size(y) == 0 and np.size(s) == 0:
+        return None
+    y_int, s_float = _validate(y, s, both_classes=False)
+    if y_int.min() == y_int.max():
+        return None
+    auc = roc_auc(y_int, s_float)
+    return auc if ndigits is None else round(auc, ndigits)
 
 
 def average_precision(y: npt.ArrayLike, s: npt.ArrayLike) -> float:
@@ -264,21 +284,48 @@ def log_loss(y: npt.ArrayLike, p: npt.ArrayLike, eps: float = 1e-12) -> float:
     return float(np.mean(losses))
 
 
-def expected_calibration_error(y: npt.ArrayLike, p: npt.ArrayLike, n_bins: int = 15) -> float:
+def expected_calibration_error(
+    y: npt.ArrayLike, p: npt.ArrayLike, n_bins: int = 15, *, balanced: bool = False
+) -> float:
     """Expected calibration error of fake probabilities (Guo et al., 2017, binary form).
 
     ``[0, 1]`` is cut into ``n_bins`` equal-width bins ``[k/n, (k+1)/n)`` (the last one closed);
     in each non-empty bin ``B``, the gap ``|mean(y[B]) - mean(p[B])|`` (observed fake rate vs
     mean predicted fake probability) is weighted by ``|B| / N``, and the weighted gaps summed.
+
+    ``balanced``: the class-balanced ECE, the error under equal priors. Every sample carries a
+    weight, ``1 / (2 n_real)`` for a real and ``1 / (2 n_fake)`` for a fake, so both classes
+    weigh the same whatever the set's class ratio (for probabilities calibrated class-balanced);
+    the means in a bin are weighted means and the bin's weight is the sum of its samples'.
+    With one class only, every sample weighs ``1 / N``: the ordinary ECE.
     """
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     y_int, p_float = _validate(y, p, both_classes=False, name="probabilities")
     _validate_probabilities(p_float)
+    if balanced:
+        return _balanced_ece(y_int, p_float, n_bins)
     counts, sum_y, sum_p = _calibration_bins(y_int, p_float, n_bins)
     nonempty = counts > 0
     gaps = np.abs(sum_y[nonempty] - sum_p[nonempty]) / counts[nonempty]
     return float(np.sum(gaps * counts[nonempty]) / len(y_int))
+
+
+def _balanced_ece(y: IntArray, p: FloatArray, n_bins: int) -> float:
+    """:func:`expected_calibration_error` with each class weighing one half."""
+    n_fake = int(y.sum())
+    n_real = len(y) - n_fake
+    if n_fake and n_real:
+        w = np.where(y == 1, 0.5 / n_fake, 0.5 / n_real)
+    else:
+        w = np.full(len(y), 1.0 / len(y))
+    idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    sum_w = np.bincount(idx, weights=w, minlength=n_bins)
+    sum_wy = np.bincount(idx, weights=w * y, minlength=n_bins)
+    sum_wp = np.bincount(idx, weights=w * p, minlength=n_bins)
+    nonempty = sum_w > 0
+    gaps = np.abs(sum_wp[nonempty] / sum_w[nonempty] - sum_wy[nonempty] / sum_w[nonempty])
+    return float(np.sum(gaps * sum_w[nonempty]))
 
 
 def _calibration_bins(
@@ -427,18 +474,21 @@ def _bootstrap(
     *,
     n_boot: int,
     alpha: float,
-    seed: int,
+    seed: int | Sequence[int],
     groups: npt.ArrayLike | None,
+    max_skipped: float = 0.5,
 ) -> dict[str, tuple[float, float]]:
     """Percentile intervals for several metrics over the *same* resamples.
 
     A resample where any metric raises :class:`ValueError` is skipped for all of them; more
-    than half skipped raises :class:`ValueError`.
+    than ``max_skipped`` of them skipped (or all) raises :class:`ValueError`.
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not 0.0 <= max_skipped <= 1.0:
+        raise ValueError(f"max_skipped must be in [0, 1], got {max_skipped}")
     draw = _resampler(len(y), groups, np.random.default_rng(seed))
     values: dict[str, list[float]] = {name: [] for name in metrics}
     skipped = 0
@@ -452,7 +502,7 @@ def _bootstrap(
             continue
         for name, value in row.items():
             values[name].append(value)
-    if skipped * 2 > n_boot:
+    if skipped > max_skipped * n_boot or skipped == n_boot:
         raise ValueError(
             f"{skipped} of {n_boot} bootstrap resamples were invalid for the metric "
             "(e.g. a single class); too few classes or groups to bootstrap"
@@ -471,17 +521,19 @@ def bootstrap_ci(
     *,
     n_boot: int = 1000,
     alpha: float = 0.05,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     groups: npt.ArrayLike | None = None,
+    max_skipped: float = 0.5,
 ) -> tuple[float, float, float]:
     """Percentile bootstrap ``(point estimate on all data, low, high)`` for ``metric(y, s)``.
 
     ``low``/``high`` are the ``alpha/2`` and ``1 - alpha/2`` quantiles of the metric over
-    ``n_boot`` resamples drawn with ``numpy.random.default_rng(seed)``. With ``groups`` (one id
+    ``n_boot`` resamples drawn with ``numpy.random.default_rng(seed)`` (``seed`` an int or a
+    sequence of ints, e.g. ``[run_seed, 13]`` for a stream of its own). With ``groups`` (one id
     per sample, e.g. the video of each frame) whole groups are resampled (cluster bootstrap),
     because samples of one group are not independent. Resamples where ``metric`` raises
-    :class:`ValueError` (e.g. only one class drawn) are skipped; if more than half are, a
-    :class:`ValueError` is raised.
+    :class:`ValueError` (e.g. only one class drawn) are skipped; if more than ``max_skipped``
+    of them are (default: more than half), or all, a :class:`ValueError` is raised.
     """
     y_arr = np.asarray(y)
     s_arr = np.asarray(s)
@@ -491,7 +543,14 @@ def bootstrap_ci(
         )
     point = float(metric(y_arr, s_arr))
     low, high = _bootstrap(
-        {"metric": metric}, y_arr, s_arr, n_boot=n_boot, alpha=alpha, seed=seed, groups=groups
+        {"metric": metric},
+        y_arr,
+        s_arr,
+        n_boot=n_boot,
+        alpha=alpha,
+        seed=seed,
+        groups=groups,
+        max_skipped=max_skipped,
     )["metric"]
     return point, low, high
 

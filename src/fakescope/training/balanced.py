@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from fakescope.data import load_dataset, write_manifest
 from fakescope.errors import ConfigError
+from fakescope.evaluation import roc_auc_or_none
 from fakescope.training.store import FaceStore, grouped_items, split_groups
 
 __all__ = [
@@ -189,14 +190,6 @@ class BalancedSampler:
         return out
 
 
-def _auc(labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float32]) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    if len(np.unique(labels)) < 2:
-        return None
-    return round(float(roc_auc_score(labels, scores)), 4)
-
-
 def validate_sets(
     probs: npt.NDArray[np.float32],
     labels: npt.NDArray[np.int64],
@@ -208,20 +201,22 @@ def validate_sets(
     primary: list[float] = []
     for name in sorted(set(datasets.tolist())):
         keep = datasets == name
-        entry: dict[str, float | None] = {"frame_auc": _auc(labels[keep], probs[keep])}
+        entry: dict[str, float | None] = {
+            "frame_auc": roc_auc_or_none(labels[keep], probs[keep], ndigits=4)
+        }
         ids = media_ids[keep]
         if len(set(ids.tolist())) < keep.sum():  # several crops per item: a video set
             uniq, inverse = np.unique(ids, return_inverse=True)
             mean = np.bincount(inverse, probs[keep]) / np.bincount(inverse)
             first = np.zeros(len(uniq), np.int64)
             first[inverse] = labels[keep]
-            entry["video_auc"] = _auc(first, mean.astype(np.float32))
+            entry["video_auc"] = roc_auc_or_none(first, mean.astype(np.float32), ndigits=4)
         per_set[name] = entry
         best = entry.get("video_auc", entry["frame_auc"])
         if best is not None:
             primary.append(best)
     return {
-        "val_auc": _auc(labels, probs),
+        "val_auc": roc_auc_or_none(labels, probs, ndigits=4),
         "val_sets": per_set,
         "val_score": round(float(np.mean(primary)), 4) if primary else None,
     }

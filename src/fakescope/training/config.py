@@ -28,7 +28,7 @@ import yaml
 
 from fakescope.errors import ConfigError
 from fakescope.training.degrade import DegradeConfig
-from fakescope.training.sbi import SBIConfig
+from fakescope.training.sbi_config import SBIConfig
 
 __all__ = [
     "DataConfig",
@@ -106,6 +106,20 @@ class SBISection:
     p_elastic: float = SBIConfig.p_elastic
     p_hull_jitter: float = SBIConfig.p_hull_jitter
     p_morph: float = SBIConfig.p_morph
+    # one-shot swapper / reenactment steps (issue 29 item 2), all off by default
+    p_swap128: float = SBIConfig.p_swap128
+    swap_size: int = SBIConfig.swap_size
+    swap_crop: float = SBIConfig.swap_crop
+    p_color_transfer: float = SBIConfig.p_color_transfer
+    p_feather: float = SBIConfig.p_feather
+    feather_range: tuple[float, float] = SBIConfig.feather_range
+    p_post_sharpen: float = SBIConfig.p_post_sharpen
+    p_post_blur: float = SBIConfig.p_post_blur
+    post_sharpen_amount: tuple[float, float] = SBIConfig.post_sharpen_amount
+    post_sigma_range: tuple[float, float] = SBIConfig.post_sigma_range
+    p_local_warp: float = SBIConfig.p_local_warp
+    local_warp_strength: float = SBIConfig.local_warp_strength
+    local_margin: float = SBIConfig.local_margin
 
     def validate(self) -> None:
         _check(

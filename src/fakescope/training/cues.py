@@ -58,6 +58,7 @@ from fakescope.cues import (
     track_cues,
 )
 from fakescope.errors import ConfigError, FakescopeError
+from fakescope.evaluation import MetricSummary, bootstrap_ci, roc_auc, roc_auc_or_none
 from fakescope.training.store import DEV_ONLY, FaceStore
 
 __all__ = [
@@ -424,23 +425,6 @@ def model_from_sklearn(
 # evaluation
 
 
-def _auc_or_none(y: _I64, s: _F64) -> float | None:
-    from fakescope.evaluation import roc_auc
-
-    if len(set(y.tolist())) < 2:
-        return None
-    return float(roc_auc(y, s))
-
-
-def _auc_ci(y: _I64, s: _F64, groups: npt.NDArray[Any], n_boot: int, seed: int) -> dict[str, float]:
-    """AUC (:func:`fakescope.evaluation.roc_auc`) with a bootstrap interval over identity
-    groups (:func:`fakescope.evaluation.bootstrap_ci`)."""
-    from fakescope.evaluation import bootstrap_ci, roc_auc
-
-    _, low, high = bootstrap_ci(roc_auc, y, s, n_boot=n_boot, seed=seed, groups=groups)
-    return {"value": float(roc_auc(y, s)), "low": low, "high": high}
-
-
 def _nested_cv(
     tracks: Tracks,
     folds: int,
@@ -469,7 +453,7 @@ def _nested_cv(
                 "groups": sorted(set(groups[test].tolist())),
                 "real": int((y[test] == 0).sum()),
                 "fake": int((y[test] == 1).sum()),
-                "auc": _auc_or_none(y[test], oof[test]),
+                "auc": roc_auc_or_none(y[test], oof[test]),
                 "C": float(params["svm__C"]),
                 "gamma": float(params["svm__gamma"]),
                 "inner_auc": float(search.best_score_),
@@ -505,16 +489,18 @@ def _crossfit_platt(oof: _F64, y: _I64, splits: list[tuple[_I64, _I64]]) -> _F64
 def _single_feature_aucs(tracks: Tracks, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
     out = {}
     for j, name in enumerate(tracks.names):
-        ci = _auc_ci(tracks.label, tracks.x[:, j], tracks.group, n_boot, seed)
-        auc, higher = ci["value"], ci["value"] >= 0.5
+        auc, low, high = bootstrap_ci(
+            roc_auc, tracks.label, tracks.x[:, j], n_boot=n_boot, seed=seed, groups=tracks.group
+        )
+        higher = auc >= 0.5
         out[name] = {
             "auc": auc,
-            "auc_low": ci["low"],
-            "auc_high": ci["high"],
+            "auc_low": low,
+            "auc_high": high,
             "direction": "higher in fakes" if higher else "lower in fakes",
             "oriented_auc": auc if higher else 1.0 - auc,
-            "oriented_low": ci["low"] if higher else 1.0 - ci["high"],
-            "oriented_high": ci["high"] if higher else 1.0 - ci["low"],
+            "oriented_low": low if higher else 1.0 - high,
+            "oriented_high": high if higher else 1.0 - low,
             "missing_tracks": int(tracks.missing[:, j].sum()),
         }
     return dict(sorted(out.items(), key=lambda kv: -float(kv[1]["oriented_auc"])))
@@ -572,11 +558,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     grid = (tuple(args.c_grid), tuple(args.gamma_grid))
     oof, per_fold, splits = _nested_cv(tracks, args.folds, args.inner_folds, args.seed, grid)
     prob_cv = _crossfit_platt(oof, y, splits)
-    pooled = _auc_ci(y, oof, groups, args.n_boot, args.seed)
+    pooled = MetricSummary(
+        *bootstrap_ci(roc_auc, y, oof, n_boot=args.n_boot, seed=args.seed, groups=groups)
+    ).to_dict()
     by_method: dict[str, float | None] = {}
     for method in sorted(set(tracks.method[y == 1].tolist())):
         rows = (y == 0) | (tracks.method == method)
-        by_method[method] = _auc_or_none(y[rows], oof[rows])
+        by_method[method] = roc_auc_or_none(y[rows], oof[rows])
 
     # the final model: grid on all tracks, Platt on that setting's out-of-fold scores
     neutral = _neutral(tracks.x, tracks.missing, y)
@@ -647,7 +635,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "C": c,
             "gamma": gamma,
             "inner_cv_auc": float(search.best_score_),
-            "oof_auc_at_final_params": float(_auc_or_none(y, oof_final) or float("nan")),
+            "oof_auc_at_final_params": float(roc_auc_or_none(y, oof_final) or float("nan")),
             "support_vectors": len(model.dual_coef),
             "platt": {"a": platt[0], "b": platt[1]},
             "max_numpy_vs_sklearn_decision_error": check,

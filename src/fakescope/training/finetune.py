@@ -27,7 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope.errors import ConfigError, ModelError
+from fakescope.evaluation import roc_auc
 from fakescope.synthesis import CnnSynthesisDetector, create_synthesis_detector
+from fakescope.training.images import read_rgb
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -51,15 +53,6 @@ def list_images(source: Path) -> list[Path]:
     if not source.is_dir():
         raise ConfigError(f"{source} is neither an image nor a folder")
     return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def read_rgb(path: Path) -> _U8:
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ConfigError(f"cannot decode {path}")
-    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
 def base_head(onnx_path: Path) -> tuple[_F64, float]:
@@ -141,11 +134,7 @@ def choose_l2sp(
 ) -> tuple[float, dict[str, float]]:
     """The :data:`L2SP_GRID` value whose head ranks the shots best out of fold, and the
     out-of-fold AUC of each (only the shots are used: nothing held out is looked at)."""
-    from sklearn.metrics import roc_auc_score
-
-    aucs = {
-        str(lam): float(roc_auc_score(y, _oof_scores(x, y, w0, b0, lam, seed))) for lam in L2SP_GRID
-    }
+    aucs = {str(lam): roc_auc(y, _oof_scores(x, y, w0, b0, lam, seed)) for lam in L2SP_GRID}
     best = max(L2SP_GRID, key=lambda lam: (round(aucs[str(lam)], 3), lam))
     return best, aucs
 
@@ -257,12 +246,6 @@ def _groups(root: Path) -> tuple[list[Path], list[Path], list[str], list[str]]:
     return fakes, reals, gf, gr
 
 
-def _auc(y: Sequence[int], s: Sequence[float]) -> float:
-    from fakescope.evaluation import roc_auc
-
-    return roc_auc(np.asarray(y), np.asarray(s))
-
-
 def transfer_report(
     base: str,
     new: Path,
@@ -312,8 +295,8 @@ def transfer_report(
 
     def aucs(detector: Any) -> dict[str, float]:
         return {
-            "new": round(_auc(new_y, detector.score(new_eval)), 4),
-            "old": round(_auc(old_y, detector.score(old_eval)), 4),
+            "new": round(roc_auc(new_y, detector.score(new_eval)), 4),
+            "old": round(roc_auc(old_y, detector.score(old_eval)), 4),
         }
 
     report: dict[str, Any] = {

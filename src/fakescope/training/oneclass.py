@@ -48,6 +48,8 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from fakescope.evaluation import roc_auc_or_none
+
 __all__ = ["main"]
 
 _F32 = npt.NDArray[np.float32]
@@ -423,19 +425,6 @@ def export(scan: Scan, x: torch.Tensor, path: Path) -> dict[str, float]:
 # -- main --------------------------------------------------------------------------------------
 
 
-def _aucs(
-    labels: npt.NDArray[np.int64], sets: npt.NDArray[np.str_], score: npt.NDArray[np.float64]
-) -> dict[str, float]:
-    from sklearn.metrics import roc_auc_score
-
-    out = {}
-    for name in sorted(set(sets.tolist())):
-        m = sets == name
-        if 0 < labels[m].sum() < m.sum():
-            out[name] = round(float(roc_auc_score(labels[m], score[m])), 4)
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = _arguments(argv)
     torch.set_num_threads(1)
@@ -451,6 +440,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     fitted: dict[str, tuple[str, nn.Module, float, float]] = {}
     real_val = val["labels"] == 0
+    val_sets = {name: val["datasets"] == name for name in sorted(set(val["datasets"].tolist()))}
     for kind in args.features:
         xt, xv = train[kind].astype(np.float32), val[kind].astype(np.float32)
         for name in ("gauss", "vae") if train[kind].ndim == 3 else ("gauss", "vae", "knn"):
@@ -468,8 +458,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 m, s = float(st[key].mean()), float(st[key].std() + 1e-9)
                 variant = f"{kind}/{name}/{key}"
                 fitted[variant] = (kind, model, m, s)
+                aucs = {
+                    name: roc_auc_or_none(val["labels"][m], sv[key][m], ndigits=4)
+                    for name, m in val_sets.items()
+                }
                 entry: dict[str, Any] = {
-                    "auc": _aucs(val["labels"], val["datasets"], sv[key]),
+                    "auc": {name: a for name, a in aucs.items() if a is not None},
                     "val_real_z": round(float((sv[key][real_val].mean() - m) / s), 3),
                     "fit_seconds": round(fit_s, 1),
                     "m": m,

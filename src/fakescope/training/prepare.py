@@ -14,11 +14,12 @@ import argparse
 import csv
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rich.progress import track
 
+from fakescope.errors import ConfigError
 from fakescope.faces import MTCNNFaceDetector, align_face, filter_faces
+from fakescope.training.images import read_rgb
 
 
 def method_of(name: str) -> str:
@@ -44,11 +45,11 @@ def main() -> None:
     crops, labels, methods, splits, files = [], [], [], [], []
     missed = 0
     for row in track(rows, description="aligning"):
-        image = cv2.imread(str(args.root / row["file"]))
-        if image is None:
+        try:
+            rgb = read_rgb(args.root / row["file"])
+        except ConfigError:
             missed += 1
             continue
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         faces = filter_faces(detector.detect(rgb, 0), args.min_face)
         if not faces:
             missed += 1

@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rich.progress import track
 
 from fakescope.data import load_dataset
+from fakescope.errors import ConfigError
 from fakescope.faces import MTCNNFaceDetector, filter_faces
+from fakescope.training.images import read_rgb
 
 
 def crop_face(
@@ -70,11 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     images, landmarks, labels, methods, splits, files = [], [], [], [], [], []
     missed = 0
     for item in track(items, description="faces + mesh"):
-        bgr = cv2.imread(str(item.path))
-        if bgr is None:
+        try:
+            rgb = read_rgb(item.path)
+        except ConfigError:
             missed += 1
             continue
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         faces = [
             f for f in filter_faces(detector.detect(rgb, 0), args.min_face) if f.mesh is not None
         ]

@@ -13,135 +13,53 @@ byte-identical outputs.
 Sizes that the public code gives in pixels of its ~380 px face crops (mask blur kernels,
 elastic warp, mask deformation) are given here as fractions of the face size (the mean side
 of the landmarks' bounding box), so the recipe behaves the same on crops and full frames.
+
+Optional steps (issue 29 item 2; all off by default) add the artefacts of one-shot 128 px
+face swappers (the insightface ``inswapper_128`` family behind roop, FaceFusion and
+Deep-Live-Cam: the face is generated in a 128 px aligned crop, colour-matched to the target
+and pasted back with an eroded, blurred mask, sometimes sharpened by an enhancer) and of
+reenactment (only the mouth or the eyes move): ``p_swap128``, ``p_color_transfer``,
+``p_feather``, ``p_post_sharpen`` / ``p_post_blur`` and ``p_local_warp`` in
+:class:`SBIConfig`. Each draws from the generator only when its probability is > 0, after
+every draw of the base recipe, so the default recipe gives the same bytes as before and
+switching one step on leaves the base recipe's random parameters unchanged.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from fakescope.training.sbi_config import SBIConfig
+from fakescope.training.sbi_oneshot import (
+    _draw_extras,
+    _FaceGeometry,
+    _feather,
+    _local_mask,
+    _local_warp,
+    _normalised,
+    _post_filter,
+    _reinhard,
+    _swap_round_trip,
+    _uniform,
+)
+
 __all__ = ["SBIConfig", "sbi_pair", "self_blend"]
 
 _U8 = npt.NDArray[np.uint8]
 _F32 = npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True)
-class SBIConfig:
-    """Knobs of the SBI recipe. Defaults follow the paper's public code unless noted.
-
-    Probabilities are in [0, 1]. Lengths marked *face* are fractions of the face size.
-    """
-
-    # (4) blend ratio: the blurred mask (max 1) is multiplied by one of these, uniformly.
-    blend_ratios: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
-
-    # (2) source-target augmentation: colour + frequency transforms, applied to the source
-    # with probability ``p_source_side``, else to the target (the real image).
-    p_source_side: float = 0.5
-    p_rgb_shift: float = 0.3
-    rgb_shift: int = 20  # per-channel integer shift in [-rgb_shift, rgb_shift]
-    p_hsv_shift: float = 1.0
-    # HSV shifts in OpenCV uint8 units (hue 0-180, sat/val 0-255). The public code's +-0.3
-    # is a no-op on uint8 images, so small visible shifts are used instead.
-    hue_shift: float = 3.0
-    sat_shift: float = 15.0
-    val_shift: float = 15.0
-    p_brightness_contrast: float = 1.0
-    brightness: float = 0.1  # out = in * (1 + c) + b * 255, b in [-brightness, brightness]
-    contrast: float = 0.1  # c in [-contrast, contrast]
-    p_frequency: float = 1.0
-    p_downscale: float = 0.5  # frequency transform: downscale-upscale, else sharpen
-    downscale_factors: tuple[int, ...] = (2, 4)
-    sharpen_alpha: tuple[float, float] = (0.2, 0.5)
-    sharpen_lightness: tuple[float, float] = (0.5, 1.0)
-
-    # (3) source misalignment: affine about the face centre, then a smooth elastic warp.
-    p_affine: float = 1.0
-    translate_x: float = 0.03  # *face*, uniform in [-t, t]
-    translate_y: float = 0.015  # *face*
-    scale_range: tuple[float, float] = (0.95, 1 / 0.95)
-    p_elastic: float = 1.0
-    elastic_alpha: float = 0.005  # *face*: std of the displacement (public code: ~1 px)
-    elastic_sigma: float = 0.025  # *face*: smoothness (Gaussian sigma) of the field
-
-    # (1) mask deformation.
-    p_hull_jitter: float = 0.5
-    hull_jitter: float = 0.06  # max relative radial change of the (smooth) hull outline
-    p_morph: float = 0.5
-    morph_radius_range: tuple[float, float] = (0.01, 0.05)  # *face*: erosion/dilation radius
-
-    # (4) two Gaussian blurs of the mask: the first (then thresholded, which shrinks the
-    # mask) is larger, the second makes the soft edge. Kernel sizes and sigma are *face*.
-    blur1_kernel_range: tuple[float, float] = (0.06, 0.16)
-    blur2_kernel_range: tuple[float, float] = (0.03, 0.10)
-    blur2_sigma_range: tuple[float, float] = (0.03, 0.29)
-
-    def __post_init__(self) -> None:
-        probs = {
-            name: getattr(self, name)
-            for name in (
-                "p_source_side",
-                "p_rgb_shift",
-                "p_hsv_shift",
-                "p_brightness_contrast",
-                "p_frequency",
-                "p_downscale",
-                "p_affine",
-                "p_elastic",
-                "p_hull_jitter",
-                "p_morph",
-            )
-        }
-        for name, p in probs.items():
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {p}")
-        if not self.blend_ratios or not all(0.0 < r <= 1.0 for r in self.blend_ratios):
-            raise ValueError(f"blend_ratios must be non-empty, in (0, 1]: {self.blend_ratios}")
-        if not self.downscale_factors or not all(f >= 1 for f in self.downscale_factors):
-            raise ValueError(f"downscale_factors must be >= 1: {self.downscale_factors}")
-        for name in (
-            "sharpen_alpha",
-            "sharpen_lightness",
-            "scale_range",
-            "morph_radius_range",
-            "blur1_kernel_range",
-            "blur2_kernel_range",
-            "blur2_sigma_range",
-        ):
-            lo, hi = getattr(self, name)
-            if not 0.0 <= lo <= hi:
-                raise ValueError(f"{name} must satisfy 0 <= low <= high, got {(lo, hi)}")
-        if self.scale_range[0] <= 0.0:
-            raise ValueError("scale_range must be positive")
-        for name in (
-            "rgb_shift",
-            "hue_shift",
-            "sat_shift",
-            "val_shift",
-            "brightness",
-            "contrast",
-            "translate_x",
-            "translate_y",
-            "elastic_alpha",
-            "elastic_sigma",
-            "hull_jitter",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.hull_jitter >= 1.0 or self.contrast >= 1.0:
-            raise ValueError("hull_jitter and contrast must be < 1")
+_DEFAULT = SBIConfig()
 
 
 def self_blend(
     image: _U8,
     landmarks: npt.NDArray[np.floating],
     rng: np.random.Generator,
-    config: SBIConfig = SBIConfig(),
+    config: SBIConfig = _DEFAULT,
 ) -> tuple[_U8, _F32]:
     """Make one SBI pseudo-fake of ``image``: returns ``(fake, mask)``.
 
@@ -162,7 +80,11 @@ def self_blend(
     4. mask blurred twice (larger blur, threshold, smaller blur), normalised to max 1,
        forced to exactly 0 outside a dilated hull that contains the blur's support, then
        multiplied by a blend ratio from ``config.blend_ratios``;
-    5. alpha blend, rounded to uint8.
+    5. alpha blend, rounded to uint8;
+    6. optional (probability 0 by default): the source's face through a 128 px crop and back
+       and/or Reinhard colour transfer from the target before the blend, a feathered mask,
+       sharpening or blur inside the mask after it; or (``p_local_warp``) only the mouth or
+       the eyes moved by a local warp, the mask being that region.
     """
     _, fake, mask = _blend(image, landmarks, rng, config)
     return fake, mask
@@ -172,7 +94,7 @@ def sbi_pair(
     image: _U8,
     landmarks: npt.NDArray[np.floating],
     rng: np.random.Generator,
-    config: SBIConfig = SBIConfig(),
+    config: SBIConfig = _DEFAULT,
 ) -> tuple[_U8, _U8, _F32]:
     """``(real, fake, mask)`` for SBI training: same recipe and random draws as
     :func:`self_blend` (same seed -> same ``fake`` and ``mask``).
@@ -207,10 +129,6 @@ def _validate(image: _U8, landmarks: npt.NDArray[np.floating]) -> _F32:
 def _odd(n: float) -> int:
     k = max(1, round(n))
     return k if k % 2 == 1 else k + 1
-
-
-def _uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
-    return float(rng.uniform(lo_hi[0], lo_hi[1]))
 
 
 def _blend(
@@ -256,24 +174,53 @@ def _blend(
     fake = target.copy()
     if rx0 >= rx1 or ry0 >= ry1:  # face entirely outside the image: nothing to blend
         _draw_source_warp(rng, cfg, 1, 1, face)  # keep the draw sequence uniform
+        _draw_extras(rng, cfg)
         return target, fake, mask
 
     roi_h, roi_w = ry1 - ry0, rx1 - rx0
     origin = np.array([rx0, ry0], np.float64)
 
-    # (3) warp the source (affine + elastic) into the ROI; the mask stays put.
     warp = _draw_source_warp(rng, cfg, roi_h, roi_w, face)
-    warped = _warp_source(source, warp, centre, origin, roi_h, roi_w)
+    extra = _draw_extras(rng, cfg)  # (6): nothing is drawn for a step whose p is 0
+    geometry = _FaceGeometry.of(xy, (float(x0), float(y0), float(x1), float(y1)))
 
-    # (1) + (4) mask in the ROI.
-    m = _make_mask(hull, outline, origin, roi_h, roi_w, morph, k1, k2, sigma2, margin)
-    m *= np.float32(ratio)
+    # (6a) the source's face region through the swapper's small crop and back.
+    if extra.swap is not None:
+        source = _swap_round_trip(source, geometry, cfg, *extra.swap)
+
+    # (1) + (4) mask in the ROI; (6e) or the mouth/eyes region only.
+    m: _F32 | None = None
+    if extra.local is not None:
+        m = _local_mask(geometry, extra.local, origin, roi_h, roi_w, k2, sigma2, face, cfg)
+        support = _distance_outside(_fill(hull, origin, roi_h, roi_w)) <= np.float32(margin)
+        m[~support] = 0.0
+        m = _normalised(m)  # None when the region lies outside the support: whole face then
+    if m is None:
+        extra = replace(extra, local=None)
+        m = _make_mask(hull, outline, origin, roi_h, roi_w, morph, k1, k2, sigma2, margin)
+    if extra.feather > 0:  # (6c)
+        m = _feather(m, extra.feather * face)
+
+    # (3) warp the source into the ROI (affine + elastic; (6e): the local warp instead); the
+    # mask stays put.
+    if extra.local is not None:
+        warped = _local_warp(source, geometry, extra.local, origin, roi_h, roi_w, face, cfg)
+    else:
+        warped = _warp_source(source, warp, centre, origin, roi_h, roi_w)
+    t_roi = target[ry0:ry1, rx0:rx1]
+    if extra.color_transfer:  # (6b) over the region the mask replaces
+        warped = _reinhard(warped, t_roi, m >= np.float32(0.5))
+
+    weight = m
+    m = m * np.float32(ratio)
     mask[ry0:ry1, rx0:rx1] = m
 
     # (5) blend; where m == 0 this is exactly the target.
-    t = target[ry0:ry1, rx0:rx1].astype(np.float32)
+    t = t_roi.astype(np.float32)
     a = m[:, :, None]
     out = warped.astype(np.float32) * a + t * (np.float32(1.0) - a)
+    if extra.post is not None:  # (6d) sharpen or blur the blended face, inside the mask
+        out = _post_filter(out, weight, extra.post, face)
     fake[ry0:ry1, rx0:rx1] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     return target, fake, mask
 
@@ -485,3 +432,9 @@ def _warp_source(
         source, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
     )
     return np.asarray(out, np.uint8).reshape(h, w, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# (6) one-shot swapper and reenactment steps
+
+# FaceMesh rings: lips (outer), image-left eye, image-right eye.

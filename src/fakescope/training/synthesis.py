@@ -40,12 +40,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from fakescope.evaluation import bootstrap_ci, expected_calibration_error, roc_auc
 from fakescope.synthesis import (
     FeatureConfig,
     LinearSynthesisDetector,
     SynthesisWeights,
     extract_features,
 )
+from fakescope.training.images import read_rgb
 
 __all__ = [
     "VARIANTS",
@@ -188,13 +190,6 @@ def split_by_group(
     return [out[f] for f in files]
 
 
-def _read_rgb(path: str) -> _U8:
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot decode {path}")
-    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-
-
 def jpeg(img: _U8, quality: int) -> _U8:
     """JPEG round trip of an RGB image at ``quality`` (OpenCV's libjpeg, 4:2:0)."""
     ok, buf = cv2.imencode(
@@ -283,7 +278,7 @@ def _run_task(args: tuple[Task, dict[str, FeatureConfig], Degradation]) -> dict[
     task, variants, deg = args
     cv2.setNumThreads(1)
     rng = np.random.default_rng(list(task.seed))
-    img = _read_rgb(task.item.path)
+    img = read_rgb(task.item.path)
     label = task.item.label
     # degrade down to the largest window this source can feed (never up-scale a small photo
     # to reach a window it cannot fill: that would add an interpolation trace to a real)
@@ -308,37 +303,6 @@ def _run_task(args: tuple[Task, dict[str, FeatureConfig], Degradation]) -> dict[
         for name, cfg in variants.items()
     }
     return {"label": label, "feats": feats}
-
-
-def _auc(y: npt.ArrayLike, s: npt.ArrayLike) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(np.asarray(y), np.asarray(s)))
-
-
-def _auc_ci(y: npt.ArrayLike, s: npt.ArrayLike, seed: int, n: int = 2000) -> list[float]:
-    """Percentile bootstrap 95 % interval of the AUC, resampling images."""
-    yy, ss = np.asarray(y), np.asarray(s)
-    rng = np.random.default_rng([seed, 13])
-    values = []
-    for _ in range(n):
-        k = rng.integers(0, len(yy), len(yy))
-        if 0 < yy[k].sum() < len(k):
-            values.append(_auc(yy[k], ss[k]))
-    return [float(v) for v in np.percentile(values, [2.5, 97.5])]
-
-
-def _ece(y: npt.ArrayLike, p: npt.ArrayLike, bins: int = 10) -> float:
-    """Expected calibration error over ``bins`` equal-width probability bins."""
-    yy, pp = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    index = np.clip((pp * bins).astype(int), 0, bins - 1)
-    return float(
-        sum(
-            abs(pp[index == b].mean() - yy[index == b].mean()) * np.mean(index == b)
-            for b in range(bins)
-            if (index == b).any()
-        )
-    )
 
 
 def _fit(x: _F64, y: npt.NDArray[np.int64], w: _F64, c: float) -> tuple[_F64, _F64, _F64, float]:
@@ -397,7 +361,7 @@ def ghost_features(
     """A double-compression probe (JPEG ghosts, Farid 2009): the log mean squared luma change
     when the decoded image is re-encoded at each quality, minus their mean. A photo saved at
     quality q0 before changes least near q0."""
-    img = _read_rgb(path)
+    img = read_rgb(path)
     luma = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float64)
     errs = []
     for q in qualities:
@@ -411,7 +375,7 @@ def _probe_auc(
     train: list[list[float]], ytr: list[int], test: list[list[float]], yte: list[int]
 ) -> float:
     params = _fit(np.asarray(train), np.asarray(ytr), np.ones(len(ytr)), 1.0)
-    return _auc(yte, _decision(params, np.asarray(test)))
+    return roc_auc(yte, _decision(params, np.asarray(test)))
 
 
 def _bench(
@@ -419,7 +383,7 @@ def _bench(
 ) -> dict[str, float]:
     """Milliseconds per decoded image for ``score`` (features + linear model), one thread."""
     cv2.setNumThreads(1)
-    images = [_read_rgb(p) for p in paths]
+    images = [read_rgb(p) for p in paths]
     times = []
     for img in images:
         best = float("inf")
@@ -455,7 +419,7 @@ def _cross_validate(
                 scores[r["op"]].append((r["label"], float(v)))
             if r["op"] == "pseudo" or (r["op"] == "degrade" and r["label"] == 0):
                 scores["selfmade"].append((r["label"], float(v)))
-    return {f"cv_auc_{op}": _auc(*zip(*pairs, strict=True)) for op, pairs in scores.items()}
+    return {f"cv_auc_{op}": roc_auc(*zip(*pairs, strict=True)) for op, pairs in scores.items()}
 
 
 def _selection_score(res: dict[str, Any], select: str) -> float:
@@ -692,7 +656,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if len(set(y)) < 2:  # e.g. every image too small for the window after resizing
             return None
         raw = detector.decision(mat(sel))
-        return _auc_ci(y, raw, args.seed) if ci else _auc(y, raw)
+        if not ci:
+            return roc_auc(y, raw)
+        # 95 % percentile bootstrap interval, resampling images; as this trainer always did,
+        # a tiny test split gets one too, however many resamples draw a single class
+        ci = bootstrap_ci(roc_auc, y, raw, n_boot=2000, seed=[args.seed, 13], max_skipped=1.0)
+        return list(ci[1:])
 
     clean = [r for r in test if r["op"] == "clean"]
     y_clean = np.array([r["label"] for r in clean])
@@ -712,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "test_auc_resize75": test_auc("resize75", "resize75"),
         "test_auc_selfmade_fakes_vs_test_reals": test_auc("pseudo-clean", "clean"),
         "test_accuracy_at_threshold": float(np.mean(correct)),
-        "test_ece": _ece(y_clean, probs),
+        "test_ece": expected_calibration_error(y_clean, probs, n_bins=10),
         **_probes(gen),
         "ms_per_image": bench,
         "calibration": calibrator.to_dict(),

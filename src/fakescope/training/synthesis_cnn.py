@@ -57,6 +57,7 @@ import numpy.typing as npt
 
 from fakescope import __version__
 from fakescope.errors import ConfigError
+from fakescope.evaluation import bootstrap_ci, expected_calibration_error, roc_auc
 from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights
 from fakescope.synthesis._cnn import FAMILY_OUTPUT
 from fakescope.training.synthesis import Degradation, Item, jpeg, load_manifest
@@ -316,52 +317,6 @@ def reexport(run: Path) -> Path:
     return weights.save(run / "weights.json")
 
 
-def _auc(y: Sequence[int], s: Sequence[float]) -> float:
-    from fakescope.evaluation import roc_auc
-
-    return roc_auc(np.asarray(y), np.asarray(s))
-
-
-def _auc_ci(
-    y: Sequence[int], s: Sequence[float], seed: int, groups: Sequence[str] | None = None
-) -> list[float]:
-    """95 % percentile bootstrap interval of the AUC, resampling images (or whole
-    ``groups``, e.g. prompt groups)."""
-    from fakescope.evaluation import bootstrap_ci, roc_auc
-
-    _, low, high = bootstrap_ci(
-        roc_auc,
-        np.asarray(y),
-        np.asarray(s),
-        n_boot=2000,
-        seed=seed,
-        groups=None if groups is None else np.asarray(groups),
-    )
-    return [round(low, 4), round(high, 4)]
-
-
-def _ece(y: Sequence[int], p: Sequence[float]) -> float:
-    from fakescope.evaluation import expected_calibration_error
-
-    return expected_calibration_error(np.asarray(y), np.asarray(p), n_bins=10)
-
-
-def _ece_balanced(y: Sequence[int], p: Sequence[float], bins: int = 10) -> float:
-    """ECE with both classes weighted equally (the calibrator is fitted class-balanced, so
-    its probabilities hold under equal priors, whatever the calib split's class ratio)."""
-    yy, pp = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    w = np.where(yy == 1, 0.5 / max(1, int(yy.sum())), 0.5 / max(1, int((1 - yy).sum())))
-    index = np.clip((pp * bins).astype(int), 0, bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        m = index == b
-        if m.any():
-            gap += abs(np.average(pp[m], weights=w[m]) - np.average(yy[m], weights=w[m])) * float(
-                w[m].sum()
-            )
-    return float(gap)
-
-
 def ship(run: Path, stem: str) -> Path:
     """Copy ``run``'s network into the package as ``<stem>.onnx`` and write ``<stem>.json``
     (the run's weight config pointing at it); returns the JSON, whose sha256 goes into
@@ -400,7 +355,7 @@ def recalibrate(
     CnnSynthesisWeights.from_dict({**data_, "calibration": fitted.to_dict()}).save(weights_path)
     return {
         "calib_items": len(calib),
-        "calib_auc": _auc(labels.tolist(), raw.tolist()),
+        "calib_auc": roc_auc(labels, raw),
         "calibration": fitted.to_dict(),
     }
 
@@ -533,6 +488,8 @@ def _evaluate(
     yt = [i.label for i in pooled]
     st, _ = scores(pooled)
     pt = detector.probability(st)
+    # AUCs with 95 % percentile bootstrap intervals (resampling images, or whole groups below)
+    test_ci = bootstrap_ci(roc_auc, yt, st, n_boot=2000, seed=args.seed)
     report: dict[str, Any] = {
         "name": args.name,
         "command": "python3 -m fakescope.training.synthesis_cnn " + " ".join(args.argv),
@@ -555,17 +512,18 @@ def _evaluate(
             else "the weight's own threshold (uncalibrated)",
         },
         "calib_n": {"generated": int(sum(yc)), "real": len(yc) - int(sum(yc))},
-        "calib_auc": round(_auc(yc, sc.tolist()), 4),
+        "calib_auc": round(roc_auc(yc, sc), 4),
         "calibration": calibration_note,
-        "calib_ece": round(_ece(yc, pc.tolist()), 4),
-        "calib_ece_balanced": round(_ece_balanced(yc, pc.tolist()), 4),
+        "calib_ece": round(expected_calibration_error(yc, pc, n_bins=10), 4),
+        # the calibrator is fitted class-balanced: its probabilities hold under equal priors
+        "calib_ece_balanced": round(expected_calibration_error(yc, pc, 10, balanced=True), 4),
         # every set's generated test images against the real test photos, pooled
         "test_n": {"generated": int(sum(yt)), "real": len(yt) - int(sum(yt))},
-        "test_auc": round(_auc(yt, st.tolist()), 4),
-        "test_auc_ci95": _auc_ci(yt, st.tolist(), args.seed),
-        "test_auc_jpeg50": round(_auc(yt, scores(pooled, "jpeg50")[0].tolist()), 4),
-        "test_auc_resize75": round(_auc(yt, scores(pooled, "resize75")[0].tolist()), 4),
-        "test_ece": round(_ece(yt, pt.tolist()), 4),
+        "test_auc": round(test_ci[0], 4),
+        "test_auc_ci95": [round(v, 4) for v in test_ci[1:]],
+        "test_auc_jpeg50": round(roc_auc(yt, scores(pooled, "jpeg50")[0]), 4),
+        "test_auc_resize75": round(roc_auc(yt, scores(pooled, "resize75")[0]), 4),
+        "test_ece": round(expected_calibration_error(yt, pt, n_bins=10), 4),
         "test_accuracy": round(float(np.mean((pt >= thr) == np.asarray(yt))), 4),
     }
     per_set: dict[str, Any] = {}
@@ -582,16 +540,18 @@ def _evaluate(
         raw_j, _ = scores(items, "jpeg50")
         _, fam = scores(own)
         p_own = detector.probability(scores(own)[0])
+        ci = bootstrap_ci(roc_auc, y, raw, n_boot=2000, seed=args.seed, groups=groups)
+        ci_j = bootstrap_ci(roc_auc, y, raw_j, n_boot=2000, seed=args.seed, groups=groups)
         block = {
             "family": g.family,
             "trained_on": g.name in trained_names,
             "n_generated": len(own),
             "n_real": len(reals),
-            "auc": round(_auc(y, raw.tolist()), 4),
-            "auc_ci95": _auc_ci(y, raw.tolist(), args.seed, groups),
-            "auc_jpeg50": round(_auc(y, raw_j.tolist()), 4),
-            "auc_jpeg50_ci95": _auc_ci(y, raw_j.tolist(), args.seed, groups),
-            "auc_resize75": round(_auc(y, scores(items, "resize75")[0].tolist()), 4),
+            "auc": round(ci[0], 4),
+            "auc_ci95": [round(v, 4) for v in ci[1:]],
+            "auc_jpeg50": round(ci_j[0], 4),
+            "auc_jpeg50_ci95": [round(v, 4) for v in ci_j[1:]],
+            "auc_resize75": round(roc_auc(y, scores(items, "resize75")[0]), 4),
             "called_generated": round(float(np.mean(p_own >= thr)), 4),
             **_family_figures(fam, g.family),
         }
@@ -692,7 +652,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     onnx_path = _train(args, pools, aug, family_head)
     t_train = time.time()
     del pools
-    from fakescope.models._assets import sha256_file
+    from fakescope.models import sha256_file
 
     trained_names = ", ".join(f"{g.name} ({g.family}, by {g.rule})" for g in trained)
     weights = CnnSynthesisWeights(

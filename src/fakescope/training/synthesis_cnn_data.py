@@ -11,7 +11,6 @@ split; the ``--gen`` sets, e.g. sd21_faces).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope.synthesis import limit_side
+from fakescope.training.images import read_rgb
 from fakescope.training.synthesis import (
     Degradation,
     Item,
@@ -62,11 +62,9 @@ _RESCALE_MODES = (cv2.INTER_LANCZOS4, cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTE
 
 
 def read_image(path: str) -> _U8:
-    """An image file as RGB uint8, shorter side area-limited to :data:`MAX_SIDE`."""
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot decode {path}")
-    return limit_side(np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8), MAX_SIDE)
+    """An image file as RGB uint8 (:func:`~fakescope.training.images.read_rgb`), shorter side
+    area-limited to :data:`MAX_SIDE`."""
+    return limit_side(read_rgb(path), MAX_SIDE)
 
 
 def read_video_frames(path: str, count: int) -> list[_U8]:
@@ -87,10 +85,8 @@ def read_video_frames(path: str, count: int) -> list[_U8]:
 
 
 def real_videos(root: Path) -> list[str]:
-    """The ``real`` rows of a video set's MANIFEST.tsv, sorted."""
-    with (root / "MANIFEST.tsv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    return sorted(str(root / r["file"]) for r in rows if r["label"].strip().lower() == "real")
+    """The ``real`` rows of a video set's MANIFEST.tsv (:func:`load_manifest`), sorted."""
+    return [i.path for i in load_manifest(root, root.name) if i.label == 0]
 
 
 def parse_gen(text: str) -> tuple[Path, str]:

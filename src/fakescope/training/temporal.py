@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fakescope.errors import ConfigError, InputError
+from fakescope.evaluation import roc_auc_or_none
 from fakescope.training.cache import (
     content_key,
     load_cache,
@@ -462,14 +463,6 @@ class VideoSet:
         return dict(sorted(out.items()))
 
 
-def _auc(labels: _I64, scores: npt.NDArray[Any]) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    if len(np.unique(labels)) < 2:
-        return None
-    return round(float(roc_auc_score(labels, scores)), 4)
-
-
 @dataclass(frozen=True)
 class FitConfig:
     epochs: int = 40
@@ -558,7 +551,7 @@ def fit_head(
             opt.step()
             total += loss.item()
         logits = predict_videos(head, val)
-        auc = _auc(val.labels, logits) if len(val) else None
+        auc = roc_auc_or_none(val.labels, logits, ndigits=4)
         vloss = _val_loss(logits, val.labels) if len(val) else float("nan")
         entry = {
             "epoch": epoch,
@@ -588,10 +581,10 @@ def evaluate(heads: dict[str, nn.Module], sets: dict[str, VideoSet]) -> dict[str
             "real": int((data.labels == 0).sum()),
             "fake": int((data.labels == 1).sum()),
             "kinds": data.counts(),
-            "mean": _auc(data.labels, data.mean_probability()) if len(data) else None,
+            "mean": roc_auc_or_none(data.labels, data.mean_probability(), ndigits=4),
         }
         for name, head in heads.items():
-            entry[name] = _auc(data.labels, predict_videos(head, data)) if len(data) else None
+            entry[name] = roc_auc_or_none(data.labels, predict_videos(head, data), ndigits=4)
         out[split] = entry
     return out
 

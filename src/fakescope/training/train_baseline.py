@@ -21,9 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from fakescope.evaluation import roc_auc
 from fakescope.training.degrade import jpeg_roundtrip
 from fakescope.training.effnet_lite import imagenet_lite0
 
@@ -158,13 +158,11 @@ def main() -> None:
             sched.step()
             total += float(loss) * len(idx)
         probs = predict(model, crops[test])
-        auc = roc_auc_score(labels[test], probs)
+        auc = roc_auc(labels[test], probs)
         per_method = {
-            m: float(
-                roc_auc_score(
-                    labels[test][(methods[test] == m) | (labels[test] == 0)],
-                    probs[(methods[test] == m) | (labels[test] == 0)],
-                )
+            m: roc_auc(
+                labels[test][(methods[test] == m) | (labels[test] == 0)],
+                probs[(methods[test] == m) | (labels[test] == 0)],
             )
             for m in sorted(set(methods[test]) - {"real"})
         }

@@ -47,10 +47,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from fakescope.errors import ConfigError, InputError
+from fakescope.evaluation import roc_auc_or_none
 from fakescope.faces._align import alignment_matrix
 from fakescope.faces._mesh import five_points
 from fakescope.training import add_train_arguments
@@ -379,12 +379,6 @@ def predict(model: SBINet, crops: _U8, batch: int = 64) -> npt.NDArray[np.float3
     return np.concatenate(out).astype(np.float32)
 
 
-def _auc(labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float32]) -> float | None:
-    if len(np.unique(labels)) < 2:
-        return None
-    return float(roc_auc_score(labels, scores))
-
-
 def validate(
     model: SBINet,
     crops: _U8,
@@ -400,10 +394,13 @@ def validate(
     per_method: dict[str, float | None] = {}
     for method in sorted(set(val.methods[val.labels == 1].tolist())):
         keep = (val.methods == method) | (val.labels == 0)
-        per_method[str(method)] = _auc(val.labels[keep], probs[keep])
-    out: dict[str, Any] = {"val_auc": _auc(val.labels, probs), "val_auc_per_method": per_method}
+        per_method[str(method)] = roc_auc_or_none(val.labels[keep], probs[keep])
+    out: dict[str, Any] = {
+        "val_auc": roc_auc_or_none(val.labels, probs),
+        "val_auc_per_method": per_method,
+    }
     if compressed is not None:
-        out["val_auc_h264"] = _auc(val.labels, predict(model, compressed))
+        out["val_auc_h264"] = roc_auc_or_none(val.labels, predict(model, compressed))
     if sets is not None:
         out.update(validate_sets(probs, val.labels, sets[0], sets[1]))
     return out

@@ -170,8 +170,8 @@ def export_onnx(model: Any, size: int, m: float, s: float, path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import torch
-    from sklearn.metrics import roc_auc_score
 
+    from fakescope.evaluation import roc_auc
     from fakescope.training.checkpoint import resume, save_checkpoint
     from fakescope.training.store import FaceStore
 
@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         labels = real[pick] == 0
         if 0 < labels.sum() < len(labels):
             err = _log_errors(model, _aligned(store, pick, args.size, args.margin))
-            val[dataset] = {"n": len(pick), "auc": round(float(roc_auc_score(labels, err)), 4)}
+            val[dataset] = {"n": len(pick), "auc": round(roc_auc(labels, err), 4)}
     report["val_crop_auc"] = val
     export_onnx(model, args.size, m, s, args.out / "model.onnx")
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
