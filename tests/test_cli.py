@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,82 @@ def test_face_search_interval_flag_reaches_the_scan_config() -> None:
     args = build_parser().parse_args(["scan", "x.mp4", "--face-search-every", "16"])
     assert config_overrides(args)["full_scan_every"] == 16
     assert main(["scan", "x.mp4", "--face-search-every", "0"]) == 2
+
+
+# -- start-up: what a photo scan loads (issue 30; scripts/bench_startup.py times it) ----------
+NOT_FOR_A_PHOTO = (
+    "av",  # PyAV: videos only
+    "rich",  # only for a table or a progress bar on a terminal
+    "numpy.ma",  # np.unique's first call imports it
+    "importlib.metadata",  # fakescope.__version__ is read on first use
+    "fakescope.training",
+    "fakescope.cli._batch",
+    "fakescope.cli._calibrate",
+    "fakescope.cli._eval",
+    "fakescope.cli._fuse",
+    "fakescope.cli._models",
+    "fakescope.cli._serve",
+)
+
+
+def test_a_json_photo_scan_loads_only_what_it_needs(face_image: Path) -> None:
+    code = (
+        "import json, sys\n"
+        "from fakescope.cli import main\n"
+        f"assert main(['scan', '--json', {str(face_image)!r}]) == 0\n"
+        f"print(json.dumps(sorted(m for m in {NOT_FOR_A_PHOTO!r} if m in sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert json.loads(lines[0])["status"] == "ok"
+    assert json.loads(lines[-1]) == []
+
+
+def test_one_command_parser_parses_as_the_whole_parser() -> None:
+    """``main`` builds only the parser of the command it runs: same namespace, same errors."""
+    from fakescope.cli._common import UsageError
+    from fakescope.cli._main import build_parser
+
+    argv = ["scan", "x.jpg", "--json", "--frames", "8", "--no-synthesis", "--threshold", "0.4"]
+    assert vars(build_parser("scan").parse_args(argv)) == vars(build_parser().parse_args(argv))
+    for parser in (build_parser("scan"), build_parser()):
+        with pytest.raises(UsageError, match="must be >= 1"):
+            parser.parse_args(["scan", "x.jpg", "--frames", "0"])
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert list(commands) == [
+        "scan",
+        "bench",
+        "train",
+        "calibrate",
+        "fuse",
+        "finetune",
+        "models",
+        "people",
+        "serve",
+        "batch",
+        "eval",
+    ]
+
+
+def test_no_command_module_imports_the_dispatcher() -> None:
+    """Shared helpers live in cli/_common.py: no command imports cli/_main.py (no circle)."""
+    import ast
+
+    import fakescope.cli
+
+    folder = Path(fakescope.cli.__file__).parent
+    for path in sorted(folder.glob("_*.py")):
+        if path.name in ("__init__.py", "_main.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "fakescope.cli._main", f"{path.name} imports cli._main"

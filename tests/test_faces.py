@@ -106,6 +106,24 @@ def test_a_face_that_fills_the_picture_is_found_in_dfdc_val(shared_data) -> None
     assert missed <= 10, f"{missed} of {len(val)} DFDC val face photos without a face"
 
 
+@pytest.mark.parametrize(("x", "y", "height"), [(1040, 300, 160), (60, 40, 140)])
+def test_whole_frame_searches_agree_on_a_face_in_a_wide_frame(  # type: ignore[no-untyped-def]
+    example_face, x: int, y: int, height: int
+) -> None:
+    """A face near a side of a 16:9 frame: BlazeFace full range (letterboxed frame and its
+    square tiles) puts it where MTCNN does, in frame pixels."""
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(60, 200, size=(10, 17, 3)).astype(np.float32)
+    frame = np.asarray(np.clip(cv2.resize(coarse, (1280, 720)), 0, 255), np.uint8)
+    scale = height / example_face.shape[0]
+    sprite = cv2.resize(example_face, (round(example_face.shape[1] * scale), height))
+    frame[y : y + height, x : x + sprite.shape[1]] = sprite
+    (want,) = FACE_DETECTORS.create("hybrid").detect(frame, 0)
+    (got,) = FACE_DETECTORS.create("blazeface").detect(frame, 0)
+    assert iou(want.box, got.box) > 0.7
+    assert x < got.box[0] < got.box[2] < x + sprite.shape[1]
+
+
 def test_hybrid_follows_a_hint(example_face) -> None:  # type: ignore[no-untyped-def]
     detector = FACE_DETECTORS.create("hybrid")
     (first,) = detector.detect(example_face, 0)

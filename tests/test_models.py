@@ -10,8 +10,15 @@ import pytest
 
 from fakescope._cpu import INT8_ENV, int8_exact
 from fakescope.errors import ConfigError, ModelError
-from fakescope.models import DETECTORS, WeightConfig, asset_path, create_detector, sha256_file
-from fakescope.models._assets import ASSET_SHA256, verified_path
+from fakescope.models import (
+    ASSET_SHA256,
+    DETECTORS,
+    WeightConfig,
+    asset_path,
+    create_detector,
+    sha256_file,
+    verified_path,
+)
 
 
 @pytest.mark.parametrize("name", DETECTORS.names())
@@ -67,7 +74,7 @@ def test_tampered_weight_fails_its_check(tmp_path: Path) -> None:
 def test_verified_hashes_are_remembered_until_the_file_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fakescope.models import _assets
+    from fakescope import _assets
 
     monkeypatch.setenv("FAKESCOPE_CACHE_DIR", str(tmp_path / "cache"))
     copy = tmp_path / "model.onnx"

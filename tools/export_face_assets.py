@@ -28,6 +28,9 @@ ASSETS = Path(__file__).resolve().parents[1] / "src" / "fakescope" / "models" / 
 
 TFLITE = {
     "mediapipe/modules/face_detection/face_detection_short_range.tflite": "blazeface_short.tflite",
+    "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite": (
+        "blazeface_full.tflite"
+    ),
     "mediapipe/modules/face_landmark/face_landmark.tflite": "face_landmark.tflite",
 }
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from importlib import metadata
+import typing
 from pathlib import Path
 
 from fakescope.config import ScanConfig
@@ -70,12 +70,25 @@ __all__ = [
     "scan",
 ]
 
-try:
-    __version__ = metadata.version("fakescope")
+if typing.TYPE_CHECKING:
+    __version__: str
     """The installed release (pyproject's ``version``; shipped weights name the release they
     first shipped in, never a later one)."""
-except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
+else:  # __getattr__ is hidden from mypy, which would take any other name for a str
+
+    def __getattr__(name: str) -> str:
+        """``__version__``, read from the installed metadata on first use (importlib.metadata
+        costs a scan's start-up about 15 ms, and a scan never needs it)."""
+        if name != "__version__":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from importlib import metadata
+
+        try:
+            version = metadata.version("fakescope")
+        except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+            version = "0+unknown"
+        globals()["__version__"] = version
+        return version
 
 
 def scan(path: str | Path, config: ScanConfig | None = None) -> Verdict:

@@ -24,8 +24,8 @@ run. Throughput grows with the cores: about ``60 * cores / cpu_s`` items per min
 """
 
 from fakescope.batch._inputs import MEDIA_EXTENSIONS, BatchItem, collect_items, content_sha256
+from fakescope.batch._options import BatchOptions
 from fakescope.batch._runner import (
-    BatchOptions,
     BatchProgress,
     BatchSummary,
     config_hash,

@@ -19,15 +19,13 @@ import importlib
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fakescope.batch._inputs import BatchItem
+from fakescope.batch._options import BatchOptions
 from fakescope.batch._worker import Event, Job, ScannerFactory, scan_payload, scanner_identity
 from fakescope.config import ScanConfig
 from fakescope.errors import ConfigError, ModelError
-
-if TYPE_CHECKING:
-    from fakescope.batch._runner import BatchOptions
 
 __all__ = ["RayPool", "ScanActor", "import_ray"]
 

@@ -33,7 +33,7 @@ _FAILED_EXIT = 1
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``fakescope batch`` (with the scan options) to the subcommands ``sub``."""
-    from fakescope.cli._main import _add_scan_options, _positive_float, _positive_int
+    from fakescope.cli._common import add_scan_options, positive_float, positive_int
 
     p: argparse.ArgumentParser = sub.add_parser(
         "batch",
@@ -52,7 +52,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="results folder")
-    p.add_argument("--workers", type=_positive_int, default=1, help="scan processes (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="scan processes (default 1)")
     p.add_argument(
         "--retries",
         type=int,
@@ -61,7 +61,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=600.0,
         dest="timeout_s",
         metavar="S",
@@ -69,7 +69,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-memory-mb",
-        type=_positive_float,
+        type=positive_float,
         dest="max_memory_mb",
         metavar="M",
         help="resident memory a worker may use while scanning; beyond it the worker is "
@@ -77,7 +77,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--shard-size",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         dest="shard_size",
         help="items per Parquet shard (default 100)",
@@ -92,7 +92,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    _add_scan_options(p)
+    add_scan_options(p)
     return p
 
 
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     # Parquet output always; Ray only with --ray (the backend names the extra itself)
     require("batch", "fakescope batch", ("pyarrow",))
     from fakescope.batch import BatchOptions, collect_items, run_batch
-    from fakescope.cli._main import UsageError, config_overrides
+    from fakescope.cli._common import UsageError, config_overrides
     from fakescope.config import ScanConfig
     from fakescope.errors import InputError
 
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
     else:
-        from fakescope.cli._main import stdout_console
+        from fakescope.cli._common import stdout_console
 
         stdout_console().print(summary_table(summary))
     return 0 if summary.ok else _FAILED_EXIT

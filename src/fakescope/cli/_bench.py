@@ -155,7 +155,7 @@ def run_bench(
     sweep: bool = False,
 ) -> int:
     err = Console(stderr=True)
-    from fakescope.cli._main import stdout_console
+    from fakescope.cli._common import stdout_console
 
     out = stdout_console()
     scanner = Scanner(config)

@@ -343,7 +343,7 @@ def _store(weights: Path, calibration: dict[str, Any]) -> None:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     from fakescope._extras import require
-    from fakescope.cli._main import UsageError
+    from fakescope.cli._common import UsageError
 
     require("eval", "fakescope calibrate", ("sklearn", "scipy"))
     from fakescope.calibration import FITTED_ON

@@ -36,7 +36,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="dataset folders or manifest files (layout detected)",
     )
-    from fakescope.cli._main import _positive_float, _probability, detector_type
+    from fakescope.cli._common import detector_type, positive_float, probability
     from fakescope.models import DETECTORS
 
     p.add_argument(
@@ -82,20 +82,20 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     # each scanner decides by (calibrated weights) and weigh the minimum and actual DCF
     p.add_argument(
         "--cost-miss",
-        type=_positive_float,
+        type=positive_float,
         dest="cost_miss",
         help="cost of missing a fake (default 1): sets a calibrated detector's threshold, "
         "weighs the DCF",
     )
     p.add_argument(
         "--cost-false-alarm",
-        type=_positive_float,
+        type=positive_float,
         dest="cost_false_alarm",
         help="cost of calling a real face fake (default 1)",
     )
     p.add_argument(
         "--prior-fake",
-        type=_probability,
+        type=probability,
         dest="prior_fake",
         help="expected share of fakes among inputs (default 0.5)",
     )
@@ -297,7 +297,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
     require("eval", "fakescope eval")
     from rich.markdown import Markdown
 
-    from fakescope.cli._main import UsageError, stderr_progress, stdout_console
+    from fakescope.cli._common import UsageError, stderr_progress, stdout_console
     from fakescope.evaluation import (
         EVIDENCE_PREFIX,
         OVERALL_PREFIX,
@@ -409,7 +409,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
 
 def _load_scores(source: Path) -> ScoreTable:
     """A saved scores.csv, or the labelled items of a ``fakescope batch`` folder."""
-    from fakescope.cli._main import UsageError
+    from fakescope.cli._common import UsageError
     from fakescope.evaluation import ScoreTable
 
     if not source.is_dir():
@@ -431,7 +431,7 @@ def _identity_report(items: list[MediaItem], args: argparse.Namespace, out: Any)
     :func:`fakescope.evaluation.evaluate_identity`)."""
     from rich.markdown import Markdown
 
-    from fakescope.cli._main import stderr_progress
+    from fakescope.cli._common import stderr_progress
     from fakescope.evaluation import evaluate_identity, identity_markdown
 
     with stderr_progress() as bar:

@@ -94,7 +94,7 @@ def item_matrix(
 def _written_member(member: str, out_dir: Path) -> str:
     """A member as the ensemble stores it: a registered name as is, a weight config path
     relative to the ensemble's folder."""
-    from fakescope.cli._main import UsageError
+    from fakescope.cli._common import UsageError
     from fakescope.models import DETECTORS
     from fakescope.models._fused import is_ensemble_config
 
@@ -113,7 +113,7 @@ def _written_member(member: str, out_dir: Path) -> str:
 
 def run_fuse(args: argparse.Namespace) -> int:
     from fakescope._extras import require
-    from fakescope.cli._main import UsageError
+    from fakescope.cli._common import UsageError
 
     require("eval", "fakescope fuse", ("sklearn", "scipy"))
     from fakescope.evaluation import ScoreTable, roc_auc

@@ -1,4 +1,9 @@
-"""Argument parsing and dispatch. Usage errors exit 2 with one line, never a traceback."""
+"""Argument parsing and dispatch. Usage errors exit 2 with one line, never a traceback.
+
+A command's parser is built, and its module imported, only when that command runs (every
+one of them for ``fakescope --help`` or an unknown command); what the commands share is in
+:mod:`fakescope.cli._common`, which no command needs this module for.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,27 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+from fakescope.cli._common import (
+    Parser,
+    UsageError,
+    add_scan_options,
+    attribution_type,
+    config_overrides,
+    detector_type,
+    positive_float,
+    positive_int,
+    probability,
+    stderr_progress,
+    stdout_console,
+    synthesis_detector_type,
+)
 from fakescope.errors import FakescopeError
-from fakescope.training import add_train_arguments
 
 __all__ = [
     "UsageError",
     "attribution_type",
+    "build_parser",
+    "config_overrides",
     "detector_type",
     "main",
     "stderr_progress",
@@ -25,192 +42,10 @@ __all__ = [
     "synthesis_detector_type",
 ]
 
-
-def stdout_console() -> Console:
-    """Rich console for results: the terminal's width, or 200 columns when piped."""
-    out = Console()
-    return out if out.is_terminal else Console(width=200)
+_Parser = Parser  # its name before cli/_common.py (tests/test_batch.py builds one)
 
 
-def stderr_progress() -> Progress:
-    """A transient progress bar on stderr, shown only when stderr is a terminal."""
-    err = Console(stderr=True)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
-
-
-class UsageError(Exception):
-    """A bad command line: reported on one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def detector_type(text: str) -> str:
-    """argparse type of ``--detector``: a registered name or a weight-config ``.json`` file."""
-    from fakescope.models import detector_argument
-
-    try:
-        return detector_argument(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def attribution_type(text: str) -> str:
-    """argparse type of ``--attribution``: a registered attributor or a head ``.json``."""
-    from fakescope.models import attributor_argument
-
-    try:
-        return attributor_argument(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def synthesis_detector_type(text: str) -> str:
-    """argparse type of ``--synthesis-detector``: a registered name or a weight ``.json``."""
-    from fakescope.synthesis import synthesis_detector_argument
-
-    try:
-        return synthesis_detector_argument(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return value
-
-
-def _add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None:
-    from fakescope.faces import FACE_DETECTORS
-    from fakescope.inference import AGGREGATORS
-    from fakescope.models import DETECTORS
-    from fakescope.synthesis import DEFAULT_SYNTHESIS_DETECTOR, SYNTHESIS_DETECTORS
-
-    p.add_argument(
-        "--frames",
-        type=_positive_int,
-        dest="num_frames",
-        help="frames sampled evenly over each video (default 32)",
-    )
-    p.add_argument("--fps", type=_positive_float, help="sample at this rate instead")
-    if detector:
-        p.add_argument(
-            "--detector",
-            type=detector_type,
-            metavar="NAME|WEIGHTS.json",
-            help=f"deepfake detector: {', '.join(DETECTORS.names())} or a weight config file",
-        )
-    p.add_argument("--face-detector", choices=FACE_DETECTORS.names(), dest="face_detector")
-    whole = p.add_mutually_exclusive_group()
-    whole.add_argument(
-        "--synthesis-detector",
-        type=synthesis_detector_type,
-        dest="synthesis_detector",
-        metavar="NAME|FILE.json",
-        help="whole-image synthesis detector whose verdict each input also gets (the "
-        f"'synthesis' block): {', '.join(SYNTHESIS_DETECTORS.names())} or a weight file "
-        f"(default {DEFAULT_SYNTHESIS_DETECTOR})",
-    )
-    whole.add_argument(
-        "--no-synthesis",
-        action="store_true",
-        dest="no_synthesis",
-        help="do not ask whether the whole image was generated ('synthesis': null)",
-    )
-    from fakescope.models import ATTRIBUTORS, EVIDENCE_MODELS
-
-    p.add_argument(
-        "--attribution",
-        type=attribution_type,
-        metavar="NAME|HEAD.json",
-        help="say which family of manipulation each fake face resembles: "
-        f"{', '.join(ATTRIBUTORS.names())} or a head file (default off)",
-    )
-    p.add_argument(
-        "--evidence",
-        action="append",
-        choices=EVIDENCE_MODELS.names(),
-        help="also judge every face track with this evidence model (repeatable; default none)",
-    )
-    p.add_argument(
-        "--identity",
-        action="store_true",
-        default=None,
-        help="say whose face each track is: tracks of one person share a number",
-    )
-    p.add_argument(
-        "--gallery",
-        metavar="DIR",
-        help="name known people from this 'fakescope people' gallery (implies --identity)",
-    )
-    p.add_argument(
-        "--reference",
-        metavar="NAME",
-        help="check every face against NAME's real references in the gallery (--gallery, "
-        "else $FAKESCOPE_GALLERY or XDG data): a face that is not NAME's scores as fake",
-    )
-    p.add_argument(
-        "--face-search-every",
-        type=_positive_int,
-        dest="full_scan_every",
-        metavar="N",
-        help="search the whole frame for new faces every N sampled frames (default 4; "
-        "larger is faster and finds faces that stay briefly less often)",
-    )
-    p.add_argument(
-        "--min-face",
-        type=_positive_float,
-        dest="min_face_px",
-        help="smallest face height in pixels (default 40)",
-    )
-    p.add_argument(
-        "--threshold",
-        type=_probability,
-        help="decision threshold (default: the detector weight's own)",
-    )
-    p.add_argument(
-        "--track-aggregate",
-        choices=AGGREGATORS.names(),
-        dest="track_aggregator",
-        help="how a face track's crop scores combine (default mean); the input then takes "
-        "its most suspicious track",
-    )
-    p.add_argument("--threads", type=int, help="inference threads (0 = all cores)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="fakescope",
-        description="Offline deepfake detector for videos and "
-        "photos: a per-face, explained verdict for each input.",
-    )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-
+def _add_scan(sub: Any) -> None:
     scan = sub.add_parser(
         "scan",
         help="scan videos, photos, folders or globs",
@@ -226,19 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument(
         "--cost-miss",
-        type=_positive_float,
+        type=positive_float,
         dest="cost_miss",
         help="cost of missing a fake (default 1; used with calibrated models)",
     )
     scan.add_argument(
         "--cost-false-alarm",
-        type=_positive_float,
+        type=positive_float,
         dest="cost_false_alarm",
         help="cost of calling a real face fake (default 1)",
     )
     scan.add_argument(
         "--prior-fake",
-        type=_probability,
+        type=probability,
         dest="prior_fake",
         help="expected share of fakes among inputs (default 0.5)",
     )
@@ -254,11 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write a PNG overlay per face track (detectors with a mask head)",
     )
-    _add_scan_options(scan)
+    add_scan_options(scan)
 
+
+def _add_bench(sub: Any) -> None:
     bench = sub.add_parser("bench", help="time each stage on a generated 10-s 720p clip")
     bench.add_argument("clips", nargs="*", metavar="CLIP", help="extra clips to time")
-    bench.add_argument("--repeat", type=_positive_int, default=3)
+    bench.add_argument("--repeat", type=positive_int, default=3)
     bench.add_argument(
         "--json", dest="json_out", metavar="FILE", help="also save the table as JSON here"
     )
@@ -267,33 +104,102 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also time versus sampled frames, resolution and faces per frame",
     )
-    _add_scan_options(bench)
+    add_scan_options(bench)
+
+
+def _add_train(sub: Any) -> None:
+    from fakescope.training import add_train_arguments
 
     train = sub.add_parser(
         "train", help="train a detector (needs the train extra: pip install -e '.[train]')"
     )
     add_train_arguments(train)
 
+
+def _add_calibrate(sub: Any) -> None:
     from fakescope.cli._calibrate import add_calibrate_parser
-    from fakescope.cli._eval import add_eval_parser
-    from fakescope.cli._finetune import add_finetune_parser
-    from fakescope.cli._fuse import add_fuse_parser
-    from fakescope.cli._models import add_models_parser
-    from fakescope.cli._people import add_people_parser
-    from fakescope.cli._serve import add_serve_parser
 
     add_calibrate_parser(sub)
+
+
+def _add_fuse(sub: Any) -> None:
+    from fakescope.cli._fuse import add_fuse_parser
+
     add_fuse_parser(sub)
+
+
+def _add_finetune(sub: Any) -> None:
+    from fakescope.cli._finetune import add_finetune_parser
+
     add_finetune_parser(sub)
+
+
+def _add_models(sub: Any) -> None:
+    from fakescope.cli._models import add_models_parser
+
     add_models_parser(sub)
+
+
+def _add_people(sub: Any) -> None:
+    from fakescope.cli._people import add_people_parser
+
     add_people_parser(sub)
-    _add_scan_options(add_serve_parser(sub))
-    from fakescope.cli._batch import add_parser as add_batch_parser
 
-    add_batch_parser(sub)  # it adds the scan options itself
 
-    _add_scan_options(add_eval_parser(sub), detector=False)
+def _add_serve(sub: Any) -> None:
+    from fakescope.cli._serve import add_serve_parser
+
+    add_scan_options(add_serve_parser(sub))
+
+
+def _add_batch(sub: Any) -> None:
+    from fakescope.cli._batch import add_parser
+
+    add_parser(sub)  # it adds the scan options itself
+
+
+def _add_eval(sub: Any) -> None:
+    from fakescope.cli._eval import add_eval_parser
+
+    add_scan_options(add_eval_parser(sub), detector=False)
+
+
+_COMMANDS: dict[str, Callable[[Any], None]] = {
+    "scan": _add_scan,
+    "bench": _add_bench,
+    "train": _add_train,
+    "calibrate": _add_calibrate,
+    "fuse": _add_fuse,
+    "finetune": _add_finetune,
+    "models": _add_models,
+    "people": _add_people,
+    "serve": _add_serve,
+    "batch": _add_batch,
+    "eval": _add_eval,
+}
+"""Each command and what adds its parser, in the order ``fakescope --help`` lists them."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: with ``command``, only that command's parser is built (it
+    parses that command's arguments exactly as the whole parser does); without, all of them."""
+    parser = _Parser(
+        prog="fakescope",
+        description="Offline deepfake detector for videos and "
+        "photos: a per-face, explained verdict for each input.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for name, add in _COMMANDS.items():
+        if command is None or name == command:
+            add(sub)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command when the arguments start with one (then argparse takes the rest as that
+    command's), else None: the whole parser is built (help, --version, an unknown command)."""
+    return argv[0] if argv and argv[0] in _COMMANDS else None
 
 
 _ARGS_COMMANDS: dict[str, tuple[str, str]] = {
@@ -305,40 +211,6 @@ _ARGS_COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("fakescope.cli._batch", "run"),
 }
 """Commands run as ``function(args)`` (module imported only when the command runs)."""
-
-
-def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = (
-        "num_frames",
-        "fps",
-        "detector",
-        "face_detector",
-        "full_scan_every",
-        "min_face_px",
-        "threshold",
-        "track_aggregator",
-        "threads",
-        "heatmaps_dir",
-        "cost_miss",
-        "cost_false_alarm",
-        "prior_fake",
-        "uncertain_band",
-        "synthesis_detector",
-        "attribution",
-        "identity",
-        "gallery",
-        "reference",
-    )
-    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-    if out.get("reference") is not None and out.get("gallery") is None:
-        from fakescope.cli._people import default_gallery
-
-        out["gallery"] = str(default_gallery())
-    if getattr(args, "evidence", None):
-        out["evidence"] = tuple(args.evidence)
-    if getattr(args, "no_synthesis", False):
-        out["synthesis_detector"] = None
-    return out
 
 
 def _train(config: str, overrides: Sequence[str]) -> int:
@@ -355,7 +227,8 @@ def _train(config: str, overrides: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fakescope`` console script."""
     try:
-        args = build_parser().parse_args(argv)
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(_command(arguments)).parse_args(arguments)
         if args.version:
             from importlib.metadata import version
 

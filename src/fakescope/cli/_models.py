@@ -157,7 +157,7 @@ def _identity_entries() -> list[dict[str, Any]]:
 def run_models(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from fakescope.cli._main import stdout_console
+    from fakescope.cli._common import stdout_console
 
     entries = catalogue()
     if args.json:

@@ -14,19 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from fakescope.cli._common import UsageError, default_gallery, stdout_console
+
 __all__ = ["add_people_parser", "default_gallery", "run_people"]
-
-
-def default_gallery() -> Path:
-    """The gallery folder when ``--gallery`` is not given."""
-    if os.environ.get("FAKESCOPE_GALLERY"):
-        return Path(os.environ["FAKESCOPE_GALLERY"])
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "fakescope" / "people"
 
 
 def add_people_parser(sub: Any) -> argparse.ArgumentParser:
@@ -48,7 +41,6 @@ def add_people_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_people(args: argparse.Namespace) -> int:
-    from fakescope.cli._main import UsageError, stdout_console
     from fakescope.identity import Gallery, reference_embeddings
 
     gallery = Gallery(args.gallery or default_gallery())

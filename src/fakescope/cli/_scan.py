@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from rich.markup import escape
-from rich.table import Table
-
+from fakescope.cli._common import UsageError, stderr_progress, stdout_console
 from fakescope.config import ScanConfig
 from fakescope.errors import InputError
 from fakescope.inference import Scanner
 from fakescope.io import expand_inputs
 from fakescope.types import Label, OverallLabel, Status, Verdict, display_path
+
+if TYPE_CHECKING:  # rich is imported when a table is printed, not for --json
+    from rich.table import Table
 
 __all__ = ["run_scan", "synthesis_cell", "track_lines", "verdict_table"]
 
@@ -74,6 +76,9 @@ def verdict_table(verdicts: Sequence[Verdict]) -> Table:
     manipulated or generated?) and its probability of not being authentic; then the face
     question (label, probability of manipulation, faces), the whole-image synthesis question,
     the input's status and the reasons. Every percentage is a probability of fake."""
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title="fakescope scan", show_lines=False)
     synthesis = any(v.synthesis is not None for v in verdicts)
     columns = ["input", "verdict", "not authentic", "face manipulated", "faces"]
@@ -114,15 +119,9 @@ def run_scan(paths: Sequence[str], config: ScanConfig, as_json: bool) -> int:
     try:
         files = expand_inputs(paths)
     except InputError as exc:
-        from fakescope.cli._main import UsageError
-
         raise UsageError(str(exc)) from None
     if not files:
-        from fakescope.cli._main import UsageError
-
         raise UsageError("no input files found")
-    from fakescope.cli._main import stderr_progress, stdout_console
-
     scanner = Scanner(config)
     verdicts: list[Verdict] = []
     with stderr_progress() as bar:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fakescope.cli._main import _positive_float, _positive_int
+from fakescope.cli._common import positive_float, positive_int
 from fakescope.config import ScanConfig
 
 __all__ = ["add_serve_parser", "run_serve"]
@@ -46,17 +46,17 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="job queue, uploads and results (default $FAKESCOPE_DATA_DIR or ./fakescope-data)",
     )
-    p.add_argument("--workers", type=_positive_int, help="scan worker processes (default 1)")
+    p.add_argument("--workers", type=positive_int, help="scan worker processes (default 1)")
     p.add_argument(
         "--retention-hours",
         dest="retention_hours",
-        type=_positive_float,
+        type=positive_float,
         help="delete scans older than this (default 24)",
     )
     p.add_argument(
         "--scan-timeout",
         dest="scan_timeout_s",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="seconds one scan may take before its worker is killed and the scan fails "
         "(default $FAKESCOPE_SCAN_TIMEOUT_S or 600)",
@@ -64,7 +64,7 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--max-memory-mb",
         dest="max_memory_mb",
-        type=_positive_float,
+        type=positive_float,
         metavar="M",
         help="resident memory a worker may use while scanning (models included); beyond it "
         "the worker is killed and the scan fails (default $FAKESCOPE_MAX_MEMORY_MB or no cap)",
@@ -95,7 +95,7 @@ def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
     try:  # the app's lifespan takes the lock for real; this only gives a clear message early
         probe.acquire()
     except DataDirBusy as exc:
-        from fakescope.cli._main import UsageError
+        from fakescope.cli._common import UsageError
 
         raise UsageError(str(exc)) from None
     probe.release()

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from fakescope._assets import shipped
 from fakescope._runtime import litert_interpreter
-from fakescope.models._assets import shipped
 
 __all__ = ["FaceMesh", "MeshResult", "five_points"]
 

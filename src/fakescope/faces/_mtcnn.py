@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from fakescope._assets import shipped
 from fakescope._runtime import onnx_session
-from fakescope.models._assets import shipped
 
 __all__ = ["MTCNN", "RawFace"]
 

@@ -3,16 +3,24 @@
 ``open_media(path)`` -> ``(MediaInfo, Iterator[Frame])`` is the stage's entry point;
 ``expand_inputs`` turns command-line arguments into files and ``make_clip`` writes
 synthetic test videos.
+
+PyAV is imported with the first video: ``read_frames_at``, ``make_clip`` and
+``load_example_face`` are loaded on first use (PEP 562), so a photo scan never loads it.
 """
 
 from __future__ import annotations
 
+import importlib
+import typing
+
 from fakescope.io._config import DecodeReport, Limits, Sampling
 from fakescope.io._inputs import expand_inputs
 from fakescope.io._media import open_media
-from fakescope.io._seek import read_frames_at
 from fakescope.io._sniff import sniff
-from fakescope.io._synth import load_example_face, make_clip
+
+if typing.TYPE_CHECKING:
+    from fakescope.io._seek import read_frames_at
+    from fakescope.io._synth import load_example_face, make_clip
 
 __all__ = [
     "DecodeReport",
@@ -25,3 +33,23 @@ __all__ = [
     "read_frames_at",
     "sniff",
 ]
+
+_LAZY = {
+    "read_frames_at": "fakescope.io._seek",
+    "load_example_face": "fakescope.io._synth",
+    "make_clip": "fakescope.io._synth",
+}
+
+
+if not typing.TYPE_CHECKING:  # hidden from mypy, which would take any name for Any
+
+    def __getattr__(name: str) -> typing.Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY})

@@ -10,7 +10,6 @@ from fakescope.io._config import DecodeReport, Limits, Sampling
 from fakescope.io._files import regular_file_stat
 from fakescope.io._image import open_image
 from fakescope.io._sniff import sniff
-from fakescope.io._video import open_video
 from fakescope.types import Frame, MediaInfo
 
 __all__ = ["open_media"]
@@ -46,4 +45,6 @@ def open_media(
     if kind == "image":
         info, frame = open_image(path, fmt, limits)
         return info, iter((frame,))
+    from fakescope.io._video import open_video  # PyAV: imported for the first video only
+
     return open_video(path, fmt, sampling, limits, report)

@@ -1,9 +1,10 @@
 """Keep stderr for fakescope's own messages: silence the media libraries' logging.
 
-FFmpeg (through PyAV) and OpenCV log through their own loggers, which are turned off once,
-here. libpng and libjpeg print warnings on corrupt input with ``fprintf(stderr, ...)`` from C,
-past any Python-level redirection; :func:`c_stderr_silenced` points file descriptor 2 at
-``/dev/null`` around such a call.
+FFmpeg (through PyAV) and OpenCV log through their own loggers, which are turned off:
+OpenCV's here, FFmpeg's whenever fakescope opens or writes a video (PyAV is imported then, so
+a photo scan never loads it). libpng and libjpeg print warnings on corrupt input with
+``fprintf(stderr, ...)`` from C, past any Python-level redirection; :func:`c_stderr_silenced`
+points file descriptor 2 at ``/dev/null`` around such a call.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import sys
 import threading
 from collections.abc import Iterator
 
-import av.logging
 import cv2
 
 __all__ = ["c_stderr_silenced", "silence_library_logs"]
@@ -23,8 +23,14 @@ _FD_LOCK = threading.Lock()
 
 
 def silence_library_logs() -> None:
-    """Turn off FFmpeg's and OpenCV's log output (idempotent)."""
+    """Turn off FFmpeg's and OpenCV's log output (idempotent; imports PyAV)."""
+    import av.logging
+
     av.logging.set_level(None)  # None: FFmpeg logs nothing at all
+    _silence_opencv()
+
+
+def _silence_opencv() -> None:
     utils = getattr(cv2, "utils", None)
     cv_logging = getattr(utils, "logging", None)
     if cv_logging is not None:
@@ -60,4 +66,4 @@ def c_stderr_silenced() -> Iterator[None]:
             os.close(saved)
 
 
-silence_library_logs()
+_silence_opencv()

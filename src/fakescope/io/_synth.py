@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope.errors import ConfigError, DecodeError
+from fakescope.io._quiet import silence_library_logs
 
 __all__ = ["load_example_face", "make_clip"]
 
@@ -66,6 +67,7 @@ def make_clip(
     sprite = None if face is None else _scale_face(face, face_height, width // num_faces, height)
     total = max(1, round(seconds * fps))
 
+    silence_library_logs()
     with av.open(str(path), mode="w", format=_CONTAINERS[path.suffix.lower()]) as container:
         stream: Any = container.add_stream(codec, rate=fps)
         stream.width = width

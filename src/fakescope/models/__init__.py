@@ -1,7 +1,7 @@
 """Deepfake detectors (single weights and fused ensembles), their per-weight configs and the
 shipped model files."""
 
-from fakescope.models._assets import (
+from fakescope._assets import (
     ASSET_SHA256,
     asset_path,
     sha256_file,
@@ -14,15 +14,9 @@ from fakescope.models._attribution import (
     attributor_argument,
     create_attributor,
 )
+from fakescope.models._base import DETECTORS, Detector, OnnxDetector
 from fakescope.models._config import CALIBRATION_LEVELS, WeightConfig
-from fakescope.models._detectors import (
-    DEFAULT_DETECTOR,
-    DETECTORS,
-    Detector,
-    OnnxDetector,
-    create_detector,
-    detector_argument,
-)
+from fakescope.models._detectors import DEFAULT_DETECTOR, create_detector, detector_argument
 from fakescope.models._evidence import (
     EVIDENCE_MODELS,
     TrackEvidenceModel,

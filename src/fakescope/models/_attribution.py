@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fakescope._assets import sha256_file, shipped
 from fakescope.errors import ModelError
-from fakescope.models._assets import sha256_file, shipped
-from fakescope.models._detectors import OnnxDetector, create_detector
+from fakescope.models._base import OnnxDetector
+from fakescope.models._detectors import create_detector
 from fakescope.registry import Registry
 from fakescope.types import Attribution, ModelInfo
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fakescope._assets import ASSET_SHA256, shipped
 from fakescope.cues import CueModel, loose_crop, track_cues
-from fakescope.models._assets import ASSET_SHA256, shipped
 from fakescope.types import Evidence, FaceBox, ModelInfo
 
 __all__ = ["ShippedCues"]

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fakescope._assets import sha256_file
 from fakescope.errors import FakescopeError, ModelError
-from fakescope.models._assets import sha256_file
+from fakescope.models._base import DETECTORS, Detector, create_member
 from fakescope.models._config import CALIBRATION_LEVELS, WeightConfig
-from fakescope.models._detectors import DETECTORS, Detector, create_detector
 from fakescope.types import ModelInfo
 
 if TYPE_CHECKING:
@@ -94,8 +94,8 @@ def read_ensemble(path: Path) -> dict[str, Any]:
 
 
 def _member_path(member: str, folder: Path) -> str:
-    """A member as :func:`create_detector` takes it: a registered name as is, a .json path
-    resolved against the ensemble's folder."""
+    """A member as :func:`~fakescope.models.create_detector` takes it: a registered name as
+    is, a .json path resolved against the ensemble's folder."""
     if member in DETECTORS or not member.endswith(".json"):
         return member
     path = Path(member)
@@ -107,7 +107,8 @@ class FusedDetector:
     ``fuser``; pixel maps are the mean of the members that have them."""
 
     resolved_from: str | None = None
-    """The int8 ensemble this one was built in place of (:func:`create_detector`), if any."""
+    """The int8 ensemble this one was built in place of
+    (:func:`~fakescope.models.create_detector`), if any."""
     resolution: str | None = None
     """Why it was (a sentence for the verdict's ``model``)."""
 
@@ -175,7 +176,7 @@ class FusedDetector:
                     "(not supported: list its members instead)"
                 )
             try:
-                members.append(create_detector(target, threads))
+                members.append(create_member(target, threads))
             except FakescopeError as exc:
                 raise ModelError(f"ensemble {path.name}: member {member!r}: {exc}") from exc
         return cls(

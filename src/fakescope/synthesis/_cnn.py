@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from fakescope._assets import verified_path
 from fakescope._runtime import onnx_session
 from fakescope.calibration import Calibrator, calibrator_from_dict
 from fakescope.errors import ConfigError, ModelError
-from fakescope.models._assets import verified_path
+from fakescope.synthesis._probability import calibrated_probability
 from fakescope.types import ModelInfo
 
 __all__ = [
@@ -328,6 +329,4 @@ class CnnSynthesisDetector:
         return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)), dtype=np.float64)
 
     def probability(self, raw: _F64) -> _F64:
-        from fakescope.synthesis._detector import calibrated_probability
-
         return calibrated_probability(raw, self._calibrator)

@@ -15,11 +15,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from fakescope._assets import sha256_file, shipped
 from fakescope.calibration import Calibrator, calibrator_from_dict
 from fakescope.errors import ConfigError, ModelError
-from fakescope.models._assets import sha256_file, shipped
 from fakescope.registry import Registry
+from fakescope.synthesis._cnn import CNN_WEIGHTS_FORMAT, CnnSynthesisDetector
 from fakescope.synthesis._features import FeatureConfig, extract_features
+from fakescope.synthesis._probability import calibrated_probability
 from fakescope.types import ModelInfo
 
 __all__ = [
@@ -196,21 +198,6 @@ class SynthesisWeights:
         return cls.from_dict(data, path.name)
 
 
-def _sigmoid(raw: _F64) -> _F64:
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * raw)), dtype=np.float64)
-
-
-def calibrated_probability(raw: _F64, calibrator: Calibrator | None) -> _F64:
-    """A synthesis detector's probability of raw scores (logits): ``sigmoid(raw)`` through
-    its fitted calibrator, when it has one."""
-    r = np.asarray(raw, dtype=np.float64)
-    p = _sigmoid(r)
-    if calibrator is None:
-        return p
-    out = calibrator.predict_proba(p.reshape(-1))[:, 1]
-    return np.asarray(out, dtype=np.float64).reshape(r.shape)
-
-
 class LinearSynthesisDetector:
     """:class:`SynthesisWeights` applied to :func:`extract_features` (numpy and OpenCV only)."""
 
@@ -283,8 +270,6 @@ def _cnn_v1() -> SynthesisDetector:
     under crop/resize/blur/JPEG degradations; an image's raw score is the mean logit of up to 5
     patches; Platt-calibrated on the calib split. Test AUC 0.96 on stylegan2_ffhq
     (MODEL_CARD)."""
-    from fakescope.synthesis._cnn import CnnSynthesisDetector
-
     return CnnSynthesisDetector.from_json(shipped("synth_cnn_v1.json"))
 
 
@@ -293,8 +278,6 @@ def _cnn_v1_int8() -> SynthesisDetector:
     """The default of v0.5.0-v0.7.0: ``cnn-v1``'s network quantized to 8-bit integers (static; stem,
     classifier and outputs in float), about 1.9x faster, with its Platt calibrator refitted on
     the calib split: the int8 raw scores sit about 0.35 logit lower than the float ones."""
-    from fakescope.synthesis._cnn import CnnSynthesisDetector
-
     return CnnSynthesisDetector.from_json(shipped("synth_cnn_v1_int8.json"))
 
 
@@ -305,8 +288,6 @@ def _cnn_v2() -> SynthesisDetector:
     against real photos, faces and video frames, both classes rescaled, blurred and JPEG- or
     H.264-compressed alike; a second output names the generator family (GAN or diffusion).
     Platt-calibrated on the calib split (MODEL_CARD)."""
-    from fakescope.synthesis._cnn import CnnSynthesisDetector
-
     return CnnSynthesisDetector.from_json(shipped("synth_cnn_v2.json"))
 
 
@@ -315,8 +296,6 @@ def _cnn_v2_int8() -> SynthesisDetector:
     """The default: ``cnn-v2``'s network quantized to 8-bit integers (static, calibrated on
     train-split patches of both generators; stem, heads and outputs in float), about 2x faster,
     with its Platt calibrator refitted on the calib split; names the generator family."""
-    from fakescope.synthesis._cnn import CnnSynthesisDetector
-
     return CnnSynthesisDetector.from_json(shipped("synth_cnn_v2_int8.json"))
 
 
@@ -332,8 +311,6 @@ def create_synthesis_detector(name: str = DEFAULT_SYNTHESIS_DETECTOR) -> Synthes
     target, reason = SYNTHESIS_DETECTORS.resolve(name)
     detector = SYNTHESIS_DETECTORS.create(target)
     if reason is not None:
-        from fakescope.synthesis._cnn import CnnSynthesisDetector
-
         if not isinstance(detector, CnnSynthesisDetector):
             raise ModelError(f"{name}'s float twin is not a CNN synthesis detector")
         detector.resolved_from, detector.resolution = name, reason
@@ -344,8 +321,6 @@ def load_synthesis_weights(path: Path) -> SynthesisDetector:
     """The detector a synthesis weight file describes, by its ``format``: a linear frequency
     model (``fakescope-synthesis-linear/1``) or an ONNX network beside the file
     (``fakescope-synthesis-cnn/1``)."""
-    from fakescope.synthesis._cnn import CNN_WEIGHTS_FORMAT, CnnSynthesisDetector
-
     try:
         fmt = json.loads(path.read_text()).get("format")
     except (OSError, ValueError, AttributeError) as exc:
