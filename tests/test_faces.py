@@ -66,24 +66,25 @@ def test_every_face_detector_returns_empty_list_without_faces(face_detector) -> 
     )
 
 
-@pytest.mark.parametrize("shrink", [0.1, 0.15])
+@pytest.mark.parametrize(("shrink", "side"), [(0.1, 224), (0.15, 224), (0.15, 600)])
 def test_every_face_detector_finds_a_face_that_fills_the_picture(  # type: ignore[no-untyped-def]
-    face_detector, example_face, shrink: float
+    face_detector, example_face, shrink: float, side: int
 ) -> None:
     """A profile photo or a tight face crop, cut inside the brows and chin and up-scaled to
-    224 px (as DFDC's face crops are): MTCNN alone finds nothing here."""
+    224 px (as DFDC's face crops are) or 600 px (shrunk before the padded search, whose
+    boxes must come back in the picture's pixels): MTCNN alone finds nothing here."""
     (face,) = face_detector.detect(example_face, 0)
     x0, y0, x1, y1 = face.box
     w, h = x1 - x0, y1 - y0
     crop = example_face[
         int(y0 + shrink * h) : int(y1 - shrink * h), int(x0 + shrink * w) : int(x1 - shrink * w)
     ]
-    tight = np.asarray(cv2.resize(crop, (224, 224), interpolation=cv2.INTER_CUBIC), np.uint8)
+    tight = np.asarray(cv2.resize(crop, (side, side), interpolation=cv2.INTER_CUBIC), np.uint8)
     (found,) = face_detector.detect(tight, 0)
-    fx0, fy0, fx1, fy1 = found.box
+    fx0, fy0, fx1, fy1 = (v / side for v in found.box)
     # The face runs past the picture's edges: its box covers most of the picture.
-    assert fx0 < 40 and fy0 < 40 and fx1 > 184 and fy1 > 184
-    assert found.landmarks[0, 0] < found.landmarks[1, 0] < 224
+    assert fx0 < 0.18 and fy0 < 0.18 and fx1 > 0.82 and fy1 > 0.82
+    assert found.landmarks[0, 0] < found.landmarks[1, 0] < side
 
 
 def test_a_face_that_fills_the_picture_is_found_in_dfdc_val(shared_data) -> None:  # type: ignore[no-untyped-def]

@@ -32,19 +32,10 @@ import numpy.typing as npt
 from fakescope import ScanConfig, Scanner
 from fakescope.faces import FACE_DETECTORS
 from fakescope.training.store import grouped_items
+from overall_dev import wilson  # run as a script, tools/ is on sys.path
 
 Image = npt.NDArray[np.uint8]
 _MIN_SIDE = 96
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``k / n``."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def split_items(root: Path, split_file: Path, split: str) -> list[Path]:

@@ -81,13 +81,14 @@ class BlazeFace:
         """
         h, w = image.shape[:2]
         size = self.spec.size
-        side = max(h, w)
-        x0, y0 = (side - w) // 2, (side - h) // 2
-        square = image
-        if h != w:  # letterbox: the model sees the picture undistorted
-            square = np.zeros((side, side, 3), dtype=np.uint8)
-            square[y0 : y0 + h, x0 : x0 + w] = image
-        blob = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+        f = size / max(h, w)
+        rw, rh = max(1, round(w * f)), max(1, round(h * f))
+        x0, y0 = (size - rw) // 2, (size - rh) // 2
+        small = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA)
+        blob = small
+        if (rw, rh) != (size, size):  # letterbox: the model sees the picture undistorted
+            blob = np.zeros((size, size, 3), dtype=np.uint8)
+            blob[y0 : y0 + rh, x0 : x0 + rw] = small
         blob_f = (blob.astype(np.float32) / 127.5 - 1.0)[None]
         interp, index, reg_index, cls_index = self._model
         interp.set_tensor(index, blob_f)
@@ -104,9 +105,9 @@ class BlazeFace:
         boxes = np.stack(
             [cx - reg[:, 2] / 2, cy - reg[:, 3] / 2, cx + reg[:, 2] / 2, cy + reg[:, 3] / 2], axis=1
         )
-        boxes = boxes * side - np.array([x0, y0, x0, y0], dtype=np.float32)
+        boxes = (boxes * size - np.array([x0, y0, x0, y0], dtype=np.float32)) / f
         points = reg[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
-        points = points * side - np.array([x0, y0], dtype=np.float32)
+        points = (points * size - np.array([x0, y0], dtype=np.float32)) / f
         pick = _nms(boxes.astype(np.float32), scores.astype(np.float32), 0.3)
         return [
             RawFace(

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -92,11 +92,13 @@ def _pad_square(image: Image, border: float) -> tuple[Image, int, int]:
     return out, x0, y0
 
 
-def _shifted(raw: RawFace, dx: float, dy: float) -> RawFace:
+def _shifted(raw: RawFace, dx: float, dy: float, scale: float = 1.0) -> RawFace:
+    """``raw`` moved by ``(dx, dy)``, then scaled by ``scale`` (into another image's pixels)."""
+    x0, y0, x1, y1 = raw.box
     return RawFace(
-        box=(raw.box[0] + dx, raw.box[1] + dy, raw.box[2] + dx, raw.box[3] + dy),
+        box=((x0 + dx) * scale, (y0 + dy) * scale, (x1 + dx) * scale, (y1 + dy) * scale),
         score=raw.score,
-        points=raw.points + np.array([dx, dy], dtype=np.float32),
+        points=(raw.points + np.array([dx, dy], dtype=np.float32)) * np.float32(scale),
     )
 
 
@@ -157,14 +159,24 @@ class _FilledFrame:
     Run only after a whole-frame search found nothing; FaceMesh's presence check then
     decides, as for every other face."""
 
-    def __init__(self, blaze: BlazeFace, border: float = 0.3) -> None:
+    def __init__(self, blaze: BlazeFace, border: float = 0.3, max_side: int = 256) -> None:
         self.blaze = blaze
         self.border = border
+        self.max_side = max_side
 
     def regions(self, image: Image) -> list[_Region]:
-        padded, x0, y0 = _pad_square(image, self.border)
+        # BlazeFace sees 128 px: a frame larger than ``max_side`` is shrunk before padding, so
+        # a faceless 1080p frame does not cost a 3,000-px black square.
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = image
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+        padded, x0, y0 = _pad_square(small, self.border)
+        back = 1.0 / scale
         # BlazeFace boxes are tight (brows to chin): MediaPipe widens them by 1.5.
-        return [_region(_shifted(r, -x0, -y0), 1.5) for r in self.blaze.detect(padded)]
+        return [_region(_shifted(r, -x0, -y0, back), 1.5) for r in self.blaze.detect(padded)]
 
 
 class MTCNNFaceDetector:
@@ -284,16 +296,8 @@ class BlazeFaceDetector(HybridFaceDetector):
     least ``tile_ratio`` times the other, on overlapping squares along the long side (a 16:9
     frame: 3 squares), where faces are 1.8x larger in the model's input."""
 
-    def __init__(
-        self,
-        max_side: int = 960,
-        min_face_px: float = 40.0,
-        roi_scale: float = 2.4,
-        min_presence: float = 0.5,
-        wide_scale: float = 4.0,
-        tile_ratio: float = 1.3,
-    ) -> None:
-        super().__init__(max_side, min_face_px, roi_scale, min_presence, wide_scale)
+    def __init__(self, tile_ratio: float = 1.3, **hybrid: Any) -> None:
+        super().__init__(**hybrid)
         self.tile_ratio = tile_ratio
         self._far = BlazeFace(model=FULL_RANGE)
 
@@ -328,7 +332,7 @@ def _blazeface(**kwargs: float) -> FaceDetector:
     whole frame and its tiles for new faces (no MTCNN), FaceMesh landmarks for every face:
     several times faster than ``hybrid``'s whole-frame search; misses faces below ~50 px in a
     1080p frame that MTCNN finds (README: Face search)."""
-    return BlazeFaceDetector(**kwargs)  # type: ignore[arg-type]
+    return BlazeFaceDetector(**kwargs)
 
 
 @FACE_DETECTORS.register("mtcnn")
