@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope._overall import FaceAnswer, ImageAnswer, OverallLabel, OverallVerdict, combine
+from fakescope._text import display_path
 
 __all__ = [
     "DETECTOR_ERROR",
@@ -47,24 +48,6 @@ __all__ = [
 
 Box = tuple[float, float, float, float]
 """A box ``(x0, y0, x1, y1)`` in frame pixels."""
-
-
-def display_path(path: str) -> tuple[str, bytes | None]:
-    """``path`` as valid UTF-8 text and, when it is not (a file name in another encoding,
-    held by Python as lone surrogates), its raw bytes; else ``(path, None)``."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raw = path.encode("utf-8", "surrogateescape") if _escaped_only(path) else None
-        if raw is None:
-            return path.encode("utf-8", "replace").decode("utf-8"), None
-        return raw.decode("utf-8", "replace"), raw
-    return path, None
-
-
-def _escaped_only(text: str) -> bool:
-    """Every surrogate in ``text`` is one Python's file system decoding made (U+DC80-DCFF)."""
-    return all(0xDC80 <= ord(ch) <= 0xDCFF for ch in text if 0xD800 <= ord(ch) <= 0xDFFF)
 
 
 class Status(enum.StrEnum):

@@ -16,6 +16,7 @@ from fakescope.evaluation._attribution import (
     attribution_markdown,
     attribution_summary,
 )
+from fakescope.evaluation._correlation import score_correlation
 from fakescope.evaluation._identity import (
     IDENTITY_SWAPS,
     IdentityProbe,
@@ -37,7 +38,6 @@ from fakescope.evaluation._metrics import (
     min_dcf,
     roc_auc,
     roc_auc_or_none,
-    score_correlation,
     summarize,
 )
 from fakescope.evaluation._plots import (

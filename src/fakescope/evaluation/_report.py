@@ -31,7 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope.errors import ConfigError
-from fakescope.evaluation._metrics import breakdown, score_correlation, summarize
+from fakescope.evaluation._correlation import score_correlation
+from fakescope.evaluation._metrics import breakdown, summarize
 from fakescope.evaluation._run import Failure
 from fakescope.evaluation._scores import ScoreRow, ScoreTable
 
