@@ -2,7 +2,10 @@
 the stylegan2_ffhq test split are called "not authentic", and the overall labels per class.
 
     python3 tools/overall_dev.py ../shared/data/stylegan2_ffhq [--split test] [--json OUT] \
-        [--synthesis-detector NAME]
+        [--synthesis-detector NAME] [--detector NAME]
+
+``--detector`` swaps the face detector (default: the scan's default), to see which face network
+the overall verdict's false alarms on real portraits come from.
 
 The split is the synthesis detectors' own (``fakescope.training.synthesis.split_by_image``,
 seed 0: 50 real / 26 generated test images), so no image the whole-image detector was trained
@@ -39,23 +42,29 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("train", "calib", "test"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--synthesis-detector", help="default: the scan's default")
+    parser.add_argument("--detector", help="face detector; default: the scan's default")
     args = parser.parse_args()
     items = load_manifest(args.data, "gen")
     splits = split_by_image([i.path for i in items], [i.label for i in items])
     chosen = [i for i, s in zip(items, splits, strict=True) if s == args.split]
-    config = ScanConfig()
-    if args.synthesis_detector:
-        config = ScanConfig(synthesis_detector=args.synthesis_detector)
+    overrides = {"synthesis_detector": args.synthesis_detector, "detector": args.detector}
+    config = ScanConfig(**{k: v for k, v in overrides.items() if v})
     scanner = Scanner(config)
     labels: dict[int, Counter[str]] = {0: Counter(), 1: Counter()}
     for item in chosen:
         labels[item.label][str(scanner.scan(item.path).overall.label)] += 1
-    out = {"model": scanner.detector.info.name, "split": args.split, "classes": {}}
+    classes: dict[str, object] = {}
+    out: dict[str, object] = {
+        "model": scanner.detector.info.name,
+        "synthesis_model": scanner.synthesis.info.name if scanner.synthesis else None,
+        "split": args.split,
+        "classes": classes,
+    }
     for cls, name in ((1, "generated"), (0, "real")):
         n = sum(labels[cls].values())
         k = sum(labels[cls][lab] for lab in NOT_AUTHENTIC)
         lo, hi = wilson(k, n)
-        out["classes"][name] = {
+        classes[name] = {
             "n": n,
             "not_authentic": k,
             "rate": k / n if n else math.nan,
