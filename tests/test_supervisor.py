@@ -25,9 +25,9 @@ import pytest
 
 from fakescope._supervisor import (
     Lost,
+    Policy,
     ProcessBackend,
     ProcessWorker,
-    Reasons,
     Supervisor,
     exit_reason,
     worker_process_init,
@@ -112,10 +112,13 @@ class Owner:
 
 
 def _supervisor(
-    workers: int = 1, target: Callable[..., None] = task_worker, **options: Any
+    workers: int = 1,
+    target: Callable[..., None] = task_worker,
+    what: str = "workers",
+    **policy: Any,
 ) -> Pool:
     backend = ProcessBackend(target, (), "fakescope-test")
-    return Supervisor(backend, workers, start_timeout_s=120.0, **options)
+    return Supervisor(backend, workers, Policy(start_timeout_s=120.0, **policy), what=what)
 
 
 def _running(pid: int) -> bool:
@@ -129,9 +132,7 @@ def _running(pid: int) -> bool:
 
 
 def test_a_task_over_the_deadline_kills_only_its_worker() -> None:
-    supervisor = _supervisor(
-        2, timeout_s=2.0, reasons=Reasons(timeout="over {limit:g} s (--timeout)")
-    )
+    supervisor = _supervisor(2, timeout_s=2.0, timeout_reason="over {limit:g} s (--timeout)")
     owner = Owner(supervisor, [])
     supervisor.start()
     try:
@@ -177,7 +178,7 @@ def test_a_task_over_the_memory_cap_is_stopped() -> None:
         1,
         timeout_s=60.0,
         max_memory_bytes=cap,
-        reasons=Reasons(memory="used {rss_mb:.0f} MB, over {limit_mb:.0f} MB"),
+        memory_reason="used {rss_mb:.0f} MB, over {limit_mb:.0f} MB",
     )
     owner = Owner(supervisor, ["ok", "mem", "ok"])
     supervisor.start()

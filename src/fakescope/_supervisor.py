@@ -5,40 +5,39 @@ A :class:`Supervisor` keeps ``workers`` slots, each with one worker that loads i
 and scans one item at a time, and owns what the pools share:
 
 - **slots**: which worker is ready, idle or busy with which item, and since when;
-- **limits**: a worker over the per-item deadline (``timeout_s``) or over the resident-memory
-  cap (``max_memory_bytes``) while it holds an item is killed (SIGKILL) and replaced; the item
-  is reported lost as ``timeout`` or ``memory`` with a reason in the owner's words;
+- **limits** (:class:`Policy`): a worker over the per-item deadline or over the resident-memory
+  cap while it holds an item is killed (SIGKILL) and replaced; the item is reported lost as
+  ``timeout`` or ``memory`` with a reason in the pool's words;
 - **crash accounting**: a worker that dies by itself (a segfault, the OOM killer, ``kill -9``,
-  a lost Ray node) is replaced and its item reported lost as ``crash``; the owner decides what
-  a lost item becomes (``fakescope batch`` records the attempt and retries it up to
-  ``--retries`` times; the server requeues it and fails it, with "the worker died N times
-  while scanning this file", after ``max_attempts``), and the batch or queue goes on. A worker
-  that dies before it is ready (a *quick death*) is a worker that cannot start: after
-  ``max_quick_deaths`` in a row :class:`~fakescope.errors.ModelError` is raised (a batch stops
-  with the reason), or the restart waits ``restart_backoff_s`` (the server keeps trying);
-- **parent watch** (:func:`worker_process_init`, run first in a worker process): SIGINT is
+  a lost Ray node) is replaced and its item reported lost as ``crash``; the pool's owner
+  decides what a lost item becomes (``fakescope batch`` records the attempt and retries it up
+  to ``--retries`` times; the server requeues it and, after ``max_attempts``, fails it: "the
+  worker died 3 times while scanning this file"), and the batch or queue goes on. Workers
+  that die before they are ready (*quick deaths*) cannot start: after ``max_quick_deaths`` in
+  a row :class:`~fakescope.errors.ModelError` stops a batch with the reason; the server
+  instead waits ``restart_backoff_s`` before each further restart;
+- **parent watch** (:func:`worker_process_init`, first thing in a worker process): SIGINT is
   ignored (Ctrl-C reaches the whole process group; the parent decides) and a watchdog thread
   ends the worker within half a second of its parent's death, so a killed batch or server
   leaves no scanning orphans.
 
-Where the workers run is a :class:`Backend`: :class:`ProcessBackend` here ("spawn" processes,
-one pipe each) or the Ray actors of :mod:`fakescope.batch._ray`. The owner moves items: it
-hands one to an idle slot (:meth:`Supervisor.hand`), tells when it is done
+Where workers run is a :class:`Backend`: :class:`ProcessBackend` ("spawn" processes, one pipe
+each) or the Ray actors of :mod:`fakescope.batch._ray`. The pool moves the items: it hands
+one to an idle slot (:meth:`Supervisor.hand`), says when it is done
 (:meth:`Supervisor.release`) and calls :meth:`Supervisor.check` regularly.
 
-Why not a pool library. pebble's ``ProcessPool`` (per-task timeouts) and loky's reusable
-executor were weighed: (1) the server's workers are not handed tasks; each claims jobs from
-the SQLite queue and writes its progress and results there itself, which a task-submission
-pool cannot model, and a batch needs the worker's ``ready`` message (the identity of the
-models it loaded, part of every resume key) before it can plan; (2) the memory cap kills the
-worker holding a given item, and neither library says which process runs which task (loky
-has no per-task timeout either); (3) Ray actors are not processes of ours at all; (4) neither
-watches its parent. What they would take over (spawning, a pipe, a deadline) is a small part of
-this module, and the rest would have to be built around them anyway. Resident memory is read
-by :func:`fakescope._runtime.rss_bytes` (``/proc`` on Linux, psutil where it is installed):
-psutil is not a dependency, and a cap on RSS measured from the parent (rather than
-``RLIMIT_AS`` in the child, which would also count the address space onnxruntime reserves but
-never touches) is what the ``--max-memory-mb`` options promise.
+Not a pool library: pebble's ``ProcessPool`` (per-task timeouts) and loky's reusable executor
+do not fit. The server's workers are handed no tasks: each claims its jobs from the SQLite
+queue and writes progress and results there itself. A batch needs each worker's ``ready``
+message (the identity of the models it loaded is part of every resume key) before it plans.
+The memory cap must kill the process holding a given item, and neither library tells which
+process runs which task (loky has no per-task timeout at all); Ray actors are no processes of
+ours; neither library watches its parent. Resident memory comes from
+:func:`fakescope._runtime.rss_bytes` (``/proc`` on Linux, psutil where installed; psutil is no
+dependency). The cap is on RSS, read from the parent, not ``RLIMIT_AS`` in the child: address
+space is mostly reserved, not used (a scanner after one scan of ``examples/astronaut.mp4``
+with one thread: VmSize 1,768 MB, VmRSS 453 MB; ``/proc/self/status`` read after
+``Scanner(ScanConfig(threads=1)).scan(...)``).
 """
 
 from __future__ import annotations
@@ -62,9 +61,9 @@ from fakescope.errors import ModelError
 __all__ = [
     "Backend",
     "Lost",
+    "Policy",
     "ProcessBackend",
     "ProcessWorker",
-    "Reasons",
     "Slot",
     "Supervisor",
     "exit_reason",
@@ -224,12 +223,26 @@ def _release(worker: ProcessWorker) -> None:
 
 # -- the supervisor ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Reasons:
-    """The owner's words for a limit kill: ``timeout`` is formatted with ``limit`` (seconds),
-    ``memory`` with ``rss_mb`` and ``limit_mb``."""
+class Policy:
+    """The limits of a pool and how it replaces its workers.
 
-    timeout: str = "no result within {limit:g} s: worker killed"
-    memory: str = "the worker used {rss_mb:.0f} MB, over the {limit_mb:.0f} MB limit: worker killed"
+    ``timeout_s``, ``max_memory_bytes``: the per-item deadline and the RSS cap of a worker
+    holding an item (None: none). ``start_timeout_s``: a worker not ready that long after its
+    start is replaced (a quick death). ``ready_after_s``: a worker alive that long counts as
+    ready (for workers that send no ``ready`` of their own). ``max_quick_deaths``: raise
+    :class:`ModelError` after that many quick deaths in a row of one slot (None: never); from
+    the second in a row on, a restart waits ``restart_backoff_s``. ``timeout_reason`` is
+    formatted with ``limit`` (seconds), ``memory_reason`` with ``rss_mb`` and ``limit_mb``.
+    """
+
+    timeout_s: float | None = None
+    max_memory_bytes: int | None = None
+    start_timeout_s: float | None = None
+    ready_after_s: float | None = None
+    max_quick_deaths: int | None = 3
+    restart_backoff_s: float = 0.0
+    timeout_reason: str = "no result within {limit:g} s: worker killed"
+    memory_reason: str = "the worker used {rss_mb:.0f} MB, over the {limit_mb:.0f} MB limit"
 
 
 @dataclass
@@ -261,40 +274,21 @@ class Lost(Generic[T]):
 
 
 class Supervisor(Generic[W, T]):
-    """``workers`` slots of ``backend`` workers under one set of limits (see the module).
-
-    ``start_timeout_s``: a worker not ready that long after its start is replaced (a quick
-    death). ``ready_after_s``: a worker alive that long counts as ready (for workers that send
-    no ``ready`` of their own). ``max_quick_deaths``: raise :class:`ModelError` after that many
-    quick deaths in a row of one slot (None: never); from the second in a row on, a restart
-    waits ``restart_backoff_s``. ``names(index, serial)`` names each new worker.
-    """
+    """``workers`` slots of ``backend`` workers under ``policy`` (see the module);
+    ``names(index, serial)`` names each new worker, ``what`` the pool in an error."""
 
     def __init__(
         self,
         backend: Backend[W],
         workers: int,
-        *,
+        policy: Policy,
         what: str = "workers",
-        timeout_s: float | None = None,
-        max_memory_bytes: int | None = None,
-        start_timeout_s: float | None = None,
-        ready_after_s: float | None = None,
-        max_quick_deaths: int | None = 3,
-        restart_backoff_s: float = 0.0,
-        reasons: Reasons | None = None,
         names: Callable[[int, int], str] | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         self.backend = backend
+        self.policy = policy
         self.what = what
-        self.timeout_s = timeout_s
-        self.max_memory_bytes = max_memory_bytes
-        self.start_timeout_s = start_timeout_s
-        self.ready_after_s = ready_after_s
-        self.max_quick_deaths = max_quick_deaths
-        self.restart_backoff_s = restart_backoff_s
-        self.reasons = reasons or Reasons()
         self.names = names or (lambda index, serial: f"w{index}.{serial}")
         self.log = log
         self.slots: list[Slot[W, T]] = [Slot() for _ in range(workers)]
@@ -313,9 +307,6 @@ class Supervisor(Generic[W, T]):
             for i, s in enumerate(self.slots)
             if s.worker is not None and s.ready and s.task is None
         ]
-
-    def busy(self) -> int:
-        return sum(1 for s in self.slots if s.task is not None)
 
     def mark_ready(self, index: int) -> None:
         """The worker of slot ``index`` has loaded its models."""
@@ -410,46 +401,39 @@ class Supervisor(Generic[W, T]):
 
     def _over_limit(self, slot: Slot[W, T], now: float) -> tuple[str, str] | None:
         """``(status, reason)`` when ``slot``'s worker must be killed, else None."""
+        policy = self.policy
         if slot.task is None:
-            if self.ready_after_s is not None and now - slot.started >= self.ready_after_s:
+            if policy.ready_after_s is not None and now - slot.started >= policy.ready_after_s:
                 slot.ready = True
-            wait = self.start_timeout_s
+            wait = policy.start_timeout_s
             late = not slot.ready and wait is not None and now - slot.started > wait
             return ("crash", "did not start in time") if late else None
-        if self.timeout_s is not None and now - slot.since > self.timeout_s:
-            return "timeout", self.reasons.timeout.format(limit=self.timeout_s)
-        cap = self.max_memory_bytes
+        if policy.timeout_s is not None and now - slot.since > policy.timeout_s:
+            return "timeout", policy.timeout_reason.format(limit=policy.timeout_s)
+        cap = policy.max_memory_bytes
         pid = None if cap is None or slot.worker is None else self.backend.pid(slot.worker)
         rss = None if pid is None else rss_bytes(pid)
         if cap is not None and rss is not None and rss > cap:
-            return "memory", self.reasons.memory.format(rss_mb=rss / 2**20, limit_mb=cap / 2**20)
+            return "memory", policy.memory_reason.format(rss_mb=rss / 2**20, limit_mb=cap / 2**20)
         return None
 
     def _lose(self, index: int, status: str, reason: str, now: float) -> Lost[T]:
         """Kill (if needed) and replace slot ``index``'s worker: now, or after the backoff."""
-        slot = self.slots[index]
+        slot, policy = self.slots[index], self.policy
         found = Lost(index, slot.name, slot.task, status, reason)
-        ready = slot.ready or (
-            self.ready_after_s is not None and now - slot.started >= self.ready_after_s
-        )
+        after = policy.ready_after_s
+        ready = slot.ready or (after is not None and now - slot.started >= after)
         if self.log is not None:
-            level = logging.WARNING if status == "crash" else logging.ERROR
-            self.log.log(
-                level,
-                "worker %s %s: %s",
-                slot.name,
-                "lost" if status == "crash" else "killed",
-                reason,
-            )
+            self.log.warning("worker %s ended (%s): %s", slot.name, status, reason)
         if slot.worker is not None:
             self.backend.kill(slot.worker)
         slot.worker, slot.ready, slot.task = None, False, None
         deliberate = status != "crash" and found.task is not None
         slot.quick_deaths = 0 if ready or deliberate else slot.quick_deaths + 1
-        limit = self.max_quick_deaths
+        limit = policy.max_quick_deaths
         if limit is not None and slot.quick_deaths >= limit:
             raise ModelError(f"{self.what} cannot start: {found.worker} {reason}")
-        slot.restart_at = now + (self.restart_backoff_s if slot.quick_deaths > 1 else 0.0)
+        slot.restart_at = now + (policy.restart_backoff_s if slot.quick_deaths > 1 else 0.0)
         if slot.restart_at <= now:
             self._spawn(index)
         return found

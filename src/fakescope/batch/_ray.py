@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fakescope._supervisor import Lost, Reasons, Supervisor, limit_threads
+from fakescope._supervisor import Lost, Policy, Supervisor, limit_threads
 from fakescope.batch._inputs import BatchItem
 from fakescope.batch._options import BatchOptions
 from fakescope.batch._worker import Event, Job, ScannerFactory, scan_payload, scanner_identity
@@ -134,9 +134,11 @@ class RayPool:
         self.workers = Supervisor(
             RayBackend(ray, actor_class, self.config, self.options),
             self.options.workers,
+            Policy(
+                timeout_s=self.options.timeout_s,
+                timeout_reason="no result within {limit:g} s (--timeout): actor killed",
+            ),
             what="Ray actors",
-            timeout_s=self.options.timeout_s,
-            reasons=Reasons(timeout="no result within {limit:g} s (--timeout): actor killed"),
             names=lambda index, serial: f"ray{index}.{serial}",
         )
         self.workers.start()
@@ -147,9 +149,6 @@ class RayPool:
 
     def idle(self) -> list[int]:
         return [] if self.workers is None else self.workers.idle()
-
-    def busy(self) -> int:
-        return 0 if self.workers is None else self.workers.busy()
 
     def submit(self, index: int, job: Job) -> None:
         workers = self._supervisor()

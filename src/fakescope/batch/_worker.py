@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fakescope._supervisor import (
+    Policy,
     ProcessBackend,
     ProcessWorker,
-    Reasons,
     Supervisor,
     worker_process_init,
 )
@@ -220,15 +220,15 @@ class LocalPool:
         self.workers: Supervisor[ProcessWorker, Job] = Supervisor(
             ProcessBackend(worker_main, (config, factory), "fakescope-batch"),
             workers,
-            what="batch workers",
-            timeout_s=timeout_s,
-            max_memory_bytes=None if not max_memory_mb else int(max_memory_mb * 2**20),
-            start_timeout_s=start_timeout_s,
-            reasons=Reasons(
-                timeout="no result within {limit:g} s (--timeout): worker killed",
-                memory="the worker used {rss_mb:.0f} MB, over the {limit_mb:.0f} MB limit "
-                "(--max-memory-mb): worker killed",
+            Policy(
+                timeout_s=timeout_s,
+                max_memory_bytes=None if not max_memory_mb else int(max_memory_mb * 2**20),
+                start_timeout_s=start_timeout_s,
+                timeout_reason="no result within {limit:g} s (--timeout): worker killed",
+                memory_reason="the worker used {rss_mb:.0f} MB, over the {limit_mb:.0f} MB "
+                "limit (--max-memory-mb): worker killed",
             ),
+            what="batch workers",
         )
 
     def start(self) -> None:
@@ -238,9 +238,6 @@ class LocalPool:
     def idle(self) -> list[int]:
         """Slots whose worker is ready and has no job."""
         return self.workers.idle()
-
-    def busy(self) -> int:
-        return self.workers.busy()
 
     def submit(self, index: int, job: Job) -> None:
         """Hand ``job`` to the idle worker of slot ``index``."""

@@ -11,10 +11,10 @@ upload, when workers crashed on it ``max_attempts`` times) and stops them on shu
 The processes, their restarts, the per-scan deadline (``scan_timeout_s``) and the memory cap
 (``max_memory_mb``) are :class:`fakescope._supervisor.Supervisor`'s, as in ``fakescope batch``:
 a worker that overruns either is killed and replaced, and its job fails with a reason in plain
-words. A finished verdict is
-never thrown away for an extra: the scanner notes an optional stage that failed (identity,
-evidence, heatmaps, thumbnails...), and when the job's folder for face previews and heatmaps
-cannot be made the worker scans without them and adds its own note (``result["notes"]``).
+words. A finished verdict is never thrown away for an extra: the scanner notes an optional
+stage that failed (identity, evidence, heatmaps, thumbnails...), and when the job's folder for
+face previews and heatmaps cannot be made the worker scans without them and adds its own note
+(``result["notes"]``).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from typing import Any, Protocol
 
 from fakescope._supervisor import (
     Lost,
+    Policy,
     ProcessBackend,
     ProcessWorker,
-    Reasons,
     Supervisor,
     worker_process_init,
 )
@@ -329,18 +329,18 @@ class WorkerPool:
         self.workers: Supervisor[ProcessWorker, str] = Supervisor(
             ProcessBackend(worker_main, (settings,), "fakescope-worker", log),
             settings.workers,
-            what="server workers",
-            timeout_s=settings.scan_timeout_s,
-            max_memory_bytes=settings.max_memory_bytes,
-            ready_after_s=self.restart_backoff_s,
-            max_quick_deaths=None,
-            restart_backoff_s=self.restart_backoff_s,
-            reasons=Reasons(
-                timeout="The scan took longer than {limit:g} s, this server's limit per file, "
-                "and was stopped.",
-                memory="The scan needed more memory than this server allows "
+            Policy(
+                timeout_s=settings.scan_timeout_s,
+                max_memory_bytes=settings.max_memory_bytes,
+                ready_after_s=self.restart_backoff_s,
+                max_quick_deaths=None,
+                restart_backoff_s=self.restart_backoff_s,
+                timeout_reason="The scan took longer than {limit:g} s, this server's limit "
+                "per file, and was stopped.",
+                memory_reason="The scan needed more memory than this server allows "
                 "({rss_mb:.0f} MB, limit {limit_mb:.0f} MB) and was stopped.",
             ),
+            what="server workers",
             names=lambda index, serial: f"w{index}-{secrets.token_hex(4)}",
             log=log,
         )
