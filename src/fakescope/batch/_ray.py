@@ -23,10 +23,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fakescope._supervisor import Lost, Policy, Supervisor, limit_threads
+from fakescope._supervisor import Policy, Supervisor, limit_threads
 from fakescope.batch._inputs import BatchItem
 from fakescope.batch._options import BatchOptions
-from fakescope.batch._worker import Event, Job, ScannerFactory, scan_payload, scanner_identity
+from fakescope.batch._worker import (
+    Event,
+    Job,
+    ScannerFactory,
+    lost_events,
+    scan_payload,
+    scanner_identity,
+)
 from fakescope.config import ScanConfig
 from fakescope.errors import ConfigError
 
@@ -184,7 +191,7 @@ class RayPool:
                 try:
                     value = ray.get(ref)
                 except Exception as exc:  # the actor died (or its task was killed)
-                    events.extend(_lost_event(workers.lose(index, *_loss(exc))))
+                    events += lost_events([workers.lose(index, *_loss(exc))])
                     continue
                 slot = workers.slots[index]
                 if slot.task is None:
@@ -194,9 +201,7 @@ class RayPool:
                 else:
                     events.append(Event("done", slot.name, job=slot.task, payload=value))
                     workers.release(index)
-        for lost in workers.check():
-            events.extend(_lost_event(lost))
-        return events
+        return events + lost_events(workers.check())
 
     def stop(self) -> None:
         """Kill the actors (and shut Ray down when this pool started it)."""
@@ -212,12 +217,6 @@ def _loss(exc: BaseException) -> tuple[str, str]:
     status = "memory" if "OutOfMemory" in name else "crash"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return status, f"Ray actor lost ({name}{': ' + first[:300] if first else ''})"
-
-
-def _lost_event(lost: Lost[Job]) -> list[Event]:
-    if lost.task is None:
-        return []
-    return [Event("lost", lost.worker, job=lost.task, status=lost.status, reason=lost.reason)]
 
 
 def _model_identity(value: dict[str, Any]) -> dict[str, Any]:

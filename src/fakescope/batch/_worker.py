@@ -15,13 +15,14 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
 
 from fakescope._supervisor import (
+    Lost,
     Policy,
     ProcessBackend,
     ProcessWorker,
@@ -39,6 +40,7 @@ __all__ = [
     "LocalPool",
     "ScannerFactory",
     "ScannerLike",
+    "lost_events",
     "scan_payload",
     "scanner_identity",
 ]
@@ -169,6 +171,15 @@ def _scan_url(scanner: ScannerLike, url: str) -> Verdict:
     return replace(verdict, path=url, reason=verdict.reason.replace(str(local), url))
 
 
+def lost_events(lost: Iterable[Lost[Job]]) -> list[Event]:
+    """The supervisor's lost workers as ``lost`` events, for those that held a job."""
+    return [
+        Event("lost", item.worker, job=item.task, status=item.status, reason=item.reason)
+        for item in lost
+        if item.task is not None
+    ]
+
+
 # -- the worker process -----------------------------------------------------------------------
 def worker_main(
     config: ScanConfig,
@@ -216,7 +227,6 @@ class LocalPool:
         factory: ScannerFactory | None = None,
         start_timeout_s: float = 300.0,
     ) -> None:
-        self.config = config
         self.workers: Supervisor[ProcessWorker, Job] = Supervisor(
             ProcessBackend(worker_main, (config, factory), "fakescope-batch"),
             workers,
@@ -260,13 +270,7 @@ class LocalPool:
         for index in range(len(self.workers.slots)):
             self._drain(index, events)
         # a dead worker's last message (sent just before it ended) is read before its loss
-        for lost in self.workers.check(before_loss=lambda index: self._drain(index, events)):
-            if lost.task is not None:
-                events.append(
-                    Event(
-                        "lost", lost.worker, job=lost.task, status=lost.status, reason=lost.reason
-                    )
-                )
+        events += lost_events(self.workers.check(lambda index: self._drain(index, events)))
         return events
 
     def _drain(self, index: int, events: list[Event]) -> None:
