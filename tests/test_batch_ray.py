@@ -66,7 +66,7 @@ def test_ray_actor_killed_mid_job_loses_and_duplicates_nothing(
     def poll(self: RayPool, timeout: float) -> list[Any]:
         # once 4 items are done, kill -9 the process of a busy actor
         if not killed and len(done) >= 4:
-            busy = [s.pid for s in self.slots if s.job is not None and s.pid is not None]
+            busy = self.actor_pids(busy_only=True)
             if busy:
                 os.kill(busy[0], signal.SIGKILL)
                 killed.append(busy[0])

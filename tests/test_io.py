@@ -455,7 +455,9 @@ def test_expand_inputs(tmp_path: Path) -> None:
     (tmp_path / "top.mp4").write_bytes(b"x")
     d = tmp_path / "d"
     got = expand_inputs([str(d), str(tmp_path / "*.mp4"), str(d / "b.mp4")])
-    assert got == [d / "a.txt", d / "b.mp4", d / "sub" / "c.jpg", tmp_path / "top.mp4"]
+    # a.txt is text under a text name: a folder scan leaves it out (named, it is scanned)
+    assert got == [d / "b.mp4", d / "sub" / "c.jpg", tmp_path / "top.mp4"]
+    assert expand_inputs([str(d / "a.txt")]) == [d / "a.txt"]
     recursive = expand_inputs([str(tmp_path / "**" / "*.jpg")])
     assert recursive == [d / "sub" / "c.jpg"]
     with pytest.raises(InputError, match="no such file or directory"):

@@ -1,21 +1,24 @@
 """What a batch scans: command-line inputs turned into :class:`BatchItem` records, and the
 content key each one is resumed by.
 
-An input argument is a media file, a folder (searched recursively for media extensions,
-hidden names skipped), a glob pattern, a manifest (``.csv``, ``.tsv``, ``.jsonl``: a ``path``
-column, optional ``label``, ``method``, ``dataset``, ``compression`` and ``media_id``) or a
-list file (``.txt``/``.lst``/``.list``: one path per line, ``#`` comments). Paths inside a
-manifest or list file are relative to that file's folder.
+An input argument is a media file, a folder or a glob pattern (expanded exactly as ``fakescope
+scan`` expands them, :func:`fakescope.io.expand_inputs`: recursively, hidden names skipped,
+the files whose name or first bytes say video or image), a manifest (``.csv``, ``.tsv``,
+``.jsonl``: a ``path`` column, optional ``label``, ``method``, ``dataset``, ``compression``
+and ``media_id``) or a list file (``.txt``/``.lst``/``.list``: one path per line, ``#``
+comments). Paths inside a manifest or list file are relative to that file's folder.
 
 An input (or a manifest path) written as a URL (``s3://bucket/dir``, ``gs://...``,
 ``file:///...``) is read through fsspec (installed with the ``batch`` extra; the protocol's
-own package, such as s3fs, too): files, folders and globs alike. A worker copies such an
-item to a temporary file, scans it and deletes the copy.
+own package, such as s3fs, too): files, folders and globs alike, a folder's files chosen by
+the same rule (a file without a media extension costs one read of its first 64 bytes). A
+worker copies such an item to a temporary file, scans it and deletes the copy.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import hashlib
 import importlib
@@ -27,8 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fakescope.data import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 from fakescope.errors import InputError
+from fakescope.io import expand_inputs
+from fakescope.io._sniff import (
+    IMAGE_EXTENSIONS,
+    MEDIA_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    worth_scanning,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -43,8 +52,6 @@ __all__ = [
     "open_url",
 ]
 
-# A folder scan picks the extensions the dataset adapters treat as media (fakescope.data's);
-# content is still sniffed by the scanner.
 MANIFEST_SUFFIXES = frozenset({".csv", ".tsv", ".jsonl"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 
@@ -144,19 +151,11 @@ def _plain(path: Path) -> BatchItem:
     return BatchItem(path=str(path), media_id=str(path))
 
 
-def _is_dir(path: Path) -> bool:
+def _is_file(path: Path) -> bool:
     try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
+        return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
-
-
-def _exists(path: Path) -> bool:
-    try:
-        os.lstat(path)
-    except OSError:
-        return False
-    return True
 
 
 def _expand_url(arg: str) -> Iterator[BatchItem]:
@@ -173,10 +172,14 @@ def _expand_url(arg: str) -> Iterator[BatchItem]:
         name = entry.rstrip("/").rsplit("/", 1)[-1]
         if fs.isdir(entry) or name.startswith("."):
             continue
-        if len(found) > 1 and Path(name).suffix.lower() not in MEDIA_EXTENSIONS:
+        if len(found) > 1 and not worth_scanning(name, functools.partial(_url_head, fs, entry)):
             continue
         url = fs.unstrip_protocol(entry)
         yield BatchItem(path=url, media_id=url)
+
+
+def _url_head(fs: Any, entry: str) -> bytes:
+    return bytes(fs.cat_file(entry, start=0, end=64))
 
 
 def _expand(arg: str) -> Iterator[BatchItem]:
@@ -184,38 +187,11 @@ def _expand(arg: str) -> Iterator[BatchItem]:
         yield from _expand_url(arg)
         return
     path = Path(arg)
-    if _is_dir(path):
-        yield from (_plain(p) for p in _media_files(path))
-    elif _exists(path):
-        suffix = path.suffix.lower()
-        if suffix in MANIFEST_SUFFIXES:
-            yield from _read_manifest(path)
-        elif suffix in LIST_SUFFIXES:
-            yield from _read_list(path)
-        else:
-            yield _plain(path)
-    elif glob.has_magic(arg) and (matches := sorted(glob.glob(arg, recursive=True))):
-        for match in matches:
-            found = Path(match)
-            if _is_dir(found):
-                yield from (_plain(p) for p in _media_files(found))
-            else:
-                yield _plain(found)
-    else:
-        raise InputError(f"no such file or directory: {arg}")
-
-
-def _media_files(root: Path) -> list[Path]:
-    """Files under ``root`` with a media extension (recursive, sorted, hidden names skipped)."""
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        files.extend(
-            Path(dirpath, name)
-            for name in filenames
-            if not name.startswith(".") and Path(name).suffix.lower() in MEDIA_EXTENSIONS
-        )
-    return sorted(files)
+    suffix = path.suffix.lower()
+    if suffix in MANIFEST_SUFFIXES | LIST_SUFFIXES and _is_file(path):
+        yield from _read_manifest(path) if suffix in MANIFEST_SUFFIXES else _read_list(path)
+    else:  # a file, a folder or a glob: as `fakescope scan` has it
+        yield from (_plain(p) for p in expand_inputs([arg]))
 
 
 def _read_list(path: Path) -> Iterator[BatchItem]:

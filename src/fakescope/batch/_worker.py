@@ -1,34 +1,34 @@
 """Local scan workers for a batch: "spawn" processes, each with one scanner it reuses.
 
-The design follows the server's workers (:mod:`fakescope.server`): one
-:class:`~fakescope.inference.Scanner` per process built once, SIGINT ignored in the workers (the
-parent decides), and a watchdog thread that ends a worker within half a second of its parent's
-death, so a killed batch leaves no scanning orphans. Unlike the server there is no job queue on
-disk: the parent hands each worker one item at a time over a pipe and is the only writer of
-results. The parent also enforces the per-item deadline and the memory ceiling: a worker that
-overruns either is killed (SIGKILL) and replaced, and its item is reported ``timeout`` or
-``memory``; a worker that dies by itself (a segfault, the OOM killer, ``kill -9``) is replaced
-and its item reported ``crash``.
+The processes, their limits and their replacement are :class:`fakescope._supervisor.Supervisor`'s
+(shared with the Ray backend and the server): one :class:`~fakescope.inference.Scanner` per
+process built once, a watchdog that ends a worker when its parent dies, the per-item deadline
+and memory ceiling (a worker over either is killed and replaced, its item reported ``timeout``
+or ``memory``), and a worker that dies by itself (a segfault, the OOM killer, ``kill -9``)
+replaced with its item reported ``crash``. Unlike the server there is no job queue on disk: the
+parent hands each worker one item at a time over its pipe and is the only writer of results.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
 import shutil
-import signal
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any, Protocol
 
-from fakescope._runtime import rss_bytes
+from fakescope._supervisor import (
+    Lost,
+    Policy,
+    ProcessBackend,
+    ProcessWorker,
+    Supervisor,
+    worker_process_init,
+)
 from fakescope.batch._inputs import BatchItem, is_url, open_url
 from fakescope.config import ScanConfig
 from fakescope.errors import ModelError
@@ -40,11 +40,10 @@ __all__ = [
     "LocalPool",
     "ScannerFactory",
     "ScannerLike",
+    "lost_events",
     "scan_payload",
     "scanner_identity",
 ]
-
-_CTX = multiprocessing.get_context("spawn")
 
 
 class ScannerLike(Protocol):
@@ -134,7 +133,7 @@ def scan_payload(scanner: ScannerLike, item: BatchItem) -> dict[str, Any]:
             identities=(),
             split=None,
             compression=item.compression or None,
-            kind=item.kind,
+            kind=item.kind if verdict.media is None else verdict.media.kind,
         )
         rows = verdict_rows(media, config.detector, verdict)
         rows.extend(evidence_rows(media, verdict, config.evidence))
@@ -172,34 +171,26 @@ def _scan_url(scanner: ScannerLike, url: str) -> Verdict:
     return replace(verdict, path=url, reason=verdict.reason.replace(str(local), url))
 
 
+def lost_events(lost: Iterable[Lost[Job]]) -> list[Event]:
+    """The supervisor's lost workers as ``lost`` events, for those that held a job."""
+    return [
+        Event("lost", item.worker, job=item.task, status=item.status, reason=item.reason)
+        for item in lost
+        if item.task is not None
+    ]
+
+
 # -- the worker process -----------------------------------------------------------------------
-def _watch_parent(parent_pid: int) -> None:
-    while True:
-        if os.getppid() != parent_pid:
-            os._exit(0)
-        time.sleep(0.5)
-
-
-def _limit_threads(threads: int) -> None:
-    """Keep OpenCV to the worker's share of the cores (onnxruntime gets ``config.threads``)."""
-    if threads <= 0:
-        return
-    try:
-        import cv2
-
-        cv2.setNumThreads(threads)
-    except Exception:  # OpenCV missing or without thread control: nothing to limit
-        pass
-
-
 def worker_main(
-    conn: Connection, config: ScanConfig, factory: ScannerFactory | None, parent_pid: int
+    config: ScanConfig,
+    factory: ScannerFactory | None,
+    name: str,
+    parent_pid: int,
+    conn: Connection,
 ) -> None:
     """Entry point of a worker process: build the scanner, say ``ready``, then scan the jobs
     the parent sends until it sends None or goes away."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    _limit_threads(config.threads)
+    worker_process_init(parent_pid, config.threads)
     try:
         if factory is None:
             from fakescope.inference import Scanner
@@ -223,33 +214,9 @@ def worker_main(
 
 
 # -- the parent's side ------------------------------------------------------------------------
-@dataclass
-class _Slot:
-    name: str = ""
-    process: SpawnProcess | None = None
-    conn: Connection | None = None
-    ready: bool = False
-    job: Job | None = None
-    since: float = 0.0
-    """When the current job was sent (or the process started, while it loads)."""
-    quick_deaths: int = 0
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
-
-
 class LocalPool:
-    """``workers`` scan processes on this machine, kept alive by :meth:`poll`."""
-
-    max_quick_deaths = 3
-    """A worker slot whose process dies this many times in a row before it is ready means
-    the scanner cannot start here: the batch stops with an error."""
+    """``workers`` scan processes on this machine under one :class:`Supervisor`: the pool
+    sends each job over the worker's pipe and reads back ``ready``, ``done`` and ``fatal``."""
 
     def __init__(
         self,
@@ -260,149 +227,75 @@ class LocalPool:
         factory: ScannerFactory | None = None,
         start_timeout_s: float = 300.0,
     ) -> None:
-        self.config = config
-        self.timeout_s = timeout_s
-        self.max_rss = None if not max_memory_mb else int(max_memory_mb * 1024 * 1024)
-        self.factory = factory
-        self.start_timeout_s = start_timeout_s
-        self.slots = [_Slot() for _ in range(workers)]
-        self._spawned = 0
-
-    def _spawn(self, index: int) -> None:
-        slot = self.slots[index]
-        self._spawned += 1
-        slot.name = f"w{index}.{self._spawned}"
-        parent_end, child_end = _CTX.Pipe(duplex=True)
-        process = _CTX.Process(
-            target=worker_main,
-            args=(child_end, self.config, self.factory, os.getpid()),
-            name=f"fakescope-batch-{slot.name}",
-            daemon=True,
+        self.workers: Supervisor[ProcessWorker, Job] = Supervisor(
+            ProcessBackend(worker_main, (config, factory), "fakescope-batch"),
+            workers,
+            Policy(
+                timeout_s=timeout_s,
+                max_memory_bytes=None if not max_memory_mb else int(max_memory_mb * 2**20),
+                start_timeout_s=start_timeout_s,
+                timeout_reason="no result within {limit:g} s (--timeout): worker killed",
+                memory_reason="the worker used {rss_mb:.0f} MB, over the {limit_mb:.0f} MB "
+                "limit (--max-memory-mb): worker killed",
+            ),
+            what="batch workers",
         )
-        process.start()
-        child_end.close()
-        slot.process, slot.conn = process, parent_end
-        slot.ready, slot.job, slot.since = False, None, time.monotonic()
 
     def start(self) -> None:
         """Start every worker (each loads its models; :meth:`poll` reports ``ready``)."""
-        for index in range(len(self.slots)):
-            self._spawn(index)
+        self.workers.start()
 
     def idle(self) -> list[int]:
         """Slots whose worker is ready and has no job."""
-        return [i for i, s in enumerate(self.slots) if s.ready and s.job is None]
-
-    def busy(self) -> int:
-        return sum(1 for s in self.slots if s.job is not None)
+        return self.workers.idle()
 
     def submit(self, index: int, job: Job) -> None:
         """Hand ``job`` to the idle worker of slot ``index``."""
-        slot = self.slots[index]
-        assert slot.conn is not None and slot.ready and slot.job is None
-        slot.job, slot.since = job, time.monotonic()
+        self.workers.hand(index, job)
+        worker = self.workers.slots[index].worker
+        assert worker is not None
         with contextlib.suppress(OSError):  # the worker just died: poll() reports the job lost
-            slot.conn.send(job)
-
-    def _kill(self, index: int) -> None:
-        slot = self.slots[index]
-        if slot.process is not None:
-            if slot.process.is_alive():
-                slot.process.kill()
-            slot.process.join(5.0)
-            slot.process.close()
-        if slot.conn is not None:
-            slot.conn.close()
-        slot.process, slot.conn, slot.ready, slot.job = None, None, False, None
-
-    def _replace(self, index: int, status: str, reason: str, events: list[Event]) -> None:
-        """Kill (if needed) and restart slot ``index``; its job, if any, is ``lost``."""
-        slot = self.slots[index]
-        job, name, was_ready = slot.job, slot.name, slot.ready
-        self._kill(index)
-        if job is not None:
-            events.append(Event("lost", name, job=job, status=status, reason=reason))
-        slot.quick_deaths = 0 if was_ready else slot.quick_deaths + 1
-        if slot.quick_deaths >= self.max_quick_deaths:
-            raise ModelError(f"batch workers cannot start: worker {name} {reason}")
-        self._spawn(index)
+            worker.conn.send(job)
 
     def poll(self, timeout: float) -> list[Event]:
         """Wait up to ``timeout`` seconds for workers; report what happened, replacing dead,
         overdue and oversized workers."""
         handles: list[Any] = []
-        for s in self.slots:
-            if s.conn is not None and s.process is not None:
-                handles.extend((s.conn, s.process.sentinel))
+        for slot in self.workers.slots:
+            if slot.worker is not None:
+                handles.extend((slot.worker.conn, slot.worker.process.sentinel))
         if handles:
             wait(handles, timeout)
         events: list[Event] = []
-        for index, slot in enumerate(self.slots):
+        for index in range(len(self.workers.slots)):
             self._drain(index, events)
-            process = slot.process
-            if process is not None and not process.is_alive():
-                self._drain(index, events)  # a message sent just before it ended
-                self._replace(index, "crash", _exit_reason(process.exitcode), events)
-        self._enforce(events)
+        # a dead worker's last message (sent just before it ended) is read before its loss
+        events += lost_events(self.workers.check(lambda index: self._drain(index, events)))
         return events
 
     def _drain(self, index: int, events: list[Event]) -> None:
-        slot = self.slots[index]
-        while slot.conn is not None:
+        slot = self.workers.slots[index]
+        while slot.worker is not None:
             try:
-                if not slot.conn.poll():
+                if not slot.worker.conn.poll():
                     return
-                message = slot.conn.recv()
+                message = slot.worker.conn.recv()
             except (EOFError, OSError):
                 return
             kind = message[0]
             if kind == "ready":
-                slot.ready, slot.quick_deaths = True, 0
+                self.workers.mark_ready(index)
                 events.append(Event("ready", slot.name, identity=message[1]))
             elif kind == "fatal":
                 raise ModelError(f"batch worker cannot build its scanner: {message[1]}")
-            elif kind == "done" and slot.job is not None and slot.job.seq == message[1]:
-                events.append(Event("done", slot.name, job=slot.job, payload=message[2]))
-                slot.job = None
-
-    def _enforce(self, events: list[Event]) -> None:
-        now = time.monotonic()
-        for index, slot in enumerate(self.slots):
-            if slot.process is None:
-                continue
-            if slot.job is None:
-                if not slot.ready and now - slot.since > self.start_timeout_s:
-                    self._replace(index, "crash", "did not start in time", events)
-                continue
-            if now - slot.since > self.timeout_s:
-                reason = f"no result within {self.timeout_s:g} s (--timeout): worker killed"
-                self._replace(index, "timeout", reason, events)
-            elif self.max_rss is not None and slot.process.pid is not None:
-                rss = rss_bytes(slot.process.pid)
-                if rss is not None and rss > self.max_rss:
-                    reason = (
-                        f"the worker used {rss / 2**20:.0f} MB, over the "
-                        f"{self.max_rss / 2**20:.0f} MB limit (--max-memory-mb): worker killed"
-                    )
-                    self._replace(index, "memory", reason, events)
+            elif kind == "done" and slot.task is not None and slot.task.seq == message[1]:
+                events.append(Event("done", slot.name, job=slot.task, payload=message[2]))
+                self.workers.release(index)
 
     def stop(self) -> None:
         """Ask every worker to finish, then kill what is left."""
-        for slot in self.slots:
-            if slot.conn is not None:
-                with contextlib.suppress(OSError):
-                    slot.conn.send(None)
-        deadline = time.monotonic() + 2.0
-        for slot in self.slots:
-            if slot.process is not None:
-                slot.process.join(max(0.0, deadline - time.monotonic()))
-        for index in range(len(self.slots)):
-            self._kill(index)
+        self.workers.stop(grace_s=2.0)
 
     def pids(self) -> list[int]:
         """Process ids of the running workers (for tests and diagnostics)."""
-        return [
-            s.process.pid
-            for s in self.slots
-            if s.process is not None and s.process.pid is not None and s.process.is_alive()
-        ]
+        return self.workers.pids()

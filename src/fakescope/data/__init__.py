@@ -13,15 +13,13 @@ from __future__ import annotations
 from fakescope.data import _celebdf, _dfdc, _ffpp, _folder, _table, _timit  # noqa: F401
 from fakescope.data._ffpp import FFPP_METHODS
 from fakescope.data._items import (
-    IMAGE_EXTENSIONS,
-    MEDIA_EXTENSIONS,
-    VIDEO_EXTENSIONS,
     DatasetWarning,
     MediaItem,
 )
 from fakescope.data._manifest import read_manifest, write_manifest
 from fakescope.data._registry import DATASETS, detect_layout, load_dataset
 from fakescope.data._split import identity_disjoint_split, identity_groups
+from fakescope.io._sniff import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 
 __all__ = [
     "DATASETS",

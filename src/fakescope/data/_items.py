@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakescope.errors import ConfigError, InputError
+from fakescope.io._sniff import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 
 LABELS = ("real", "fake")
 SPLITS = ("train", "val", "test")
 KINDS = ("video", "image")
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm"})
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
 
 
 class DatasetWarning(UserWarning):

@@ -6,26 +6,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from fakescope.errors import InputError, UnsupportedMedia
+from fakescope.io._sniff import describe_mode, read_head, worth_scanning
 
-__all__ = ["describe_mode", "folder_has_files", "regular_file_stat", "visible_name"]
-
-
-def describe_mode(mode: int) -> str:
-    """``"a FIFO / named pipe"``, ``"a character device"``... for a non-regular ``st_mode``."""
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO / named pipe"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
+__all__ = ["folder_has_files", "media_walk", "regular_file_stat", "visible_name", "wanted"]
 
 
 def visible_name(name: str) -> bool:
@@ -33,13 +20,41 @@ def visible_name(name: str) -> bool:
     return not name.startswith(".")
 
 
-def folder_has_files(path: Path) -> bool:
-    """``path`` holds at least one entry a folder scan would look at (recursively)."""
-    for _dirpath, dirnames, filenames in os.walk(path):
+def _head(path: Path) -> bytes:
+    """The first bytes of a regular file; a FIFO, device or socket is never opened."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise UnsupportedMedia("not a regular file")
+    return read_head(path)
+
+
+def wanted(path: Path) -> bool:
+    """A file a folder walk or a glob found is scanned (see
+    :func:`~fakescope.io._sniff.worth_scanning`); links to nothing, link loops and entries
+    that are not regular files are kept, never opened, so the scan gives them their own
+    ``unsupported`` verdict."""
+    return worth_scanning(path.name, lambda: _head(path))
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if visible_name(d)]
-        if any(visible_name(n) for n in filenames):
-            return True
-    return False
+        # os.walk lists links to folders with the folders (not followed), and everything
+        # else, FIFOs, devices and broken links included, with the files.
+        for name in filenames:
+            path = Path(dirpath, name)
+            if visible_name(name) and wanted(path):
+                yield path
+
+
+def media_walk(root: Path) -> list[Path]:
+    """The files under ``root`` that a folder scan scans (recursive, sorted, hidden names
+    skipped, :func:`wanted`)."""
+    return sorted(_walk(root))
+
+
+def folder_has_files(path: Path) -> bool:
+    """``path`` holds at least one file a folder scan would scan (recursively)."""
+    return next(_walk(path), None) is not None
 
 
 def _link_target(path: Path) -> str:
@@ -86,7 +101,8 @@ def regular_file_stat(path: Path) -> os.stat_result:
     if stat.S_ISDIR(st.st_mode):
         if not folder_has_files(path):
             raise UnsupportedMedia(
-                f"folder contains no files to scan{note} (hidden files are skipped)"
+                f"folder contains no files to scan{note} (hidden files, and files that are "
+                "neither named nor made like a video or image, are skipped)"
             )
         raise UnsupportedMedia(
             f"is a folder{note}, not a file: pass it to `fakescope scan`, which scans the "

@@ -1,4 +1,5 @@
-"""Turn command-line arguments (files, directories, glob patterns) into file paths."""
+"""Turn command-line arguments (files, directories, glob patterns) into file paths: what
+``fakescope scan`` scans, and what ``fakescope batch`` makes of its folders and globs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from fakescope.errors import InputError
-from fakescope.io._files import visible_name
+from fakescope.io._files import media_walk, wanted
 
 __all__ = ["expand_inputs"]
 
@@ -18,12 +19,14 @@ def expand_inputs(args: Sequence[str]) -> list[Path]:
     """The inputs named by ``args``, de-duplicated, in argument order.
 
     Each argument is a file, a directory (searched recursively, sorted, skipping hidden
-    files and directories) or a glob pattern (``**`` recurses). Anything that exists but is
-    not a regular file (a FIFO, a device, a socket, a dangling symbolic link or a link loop)
-    is kept, so that the scan can give it its own ``unsupported`` verdict instead of
-    stopping the batch; nothing is opened here. A folder with nothing to scan is kept as
-    itself for the same reason. Raises :class:`InputError` only for an argument that names
-    nothing at all.
+    files and directories) or a glob pattern (``**`` recurses). A file named by an argument
+    is always kept; of the files a directory or a glob finds, those with a media extension or
+    whose first bytes are a video or image (:func:`~fakescope.io._files.wanted`; text,
+    documents, archives are left out). Anything that exists but is not a regular file (a
+    FIFO, a device, a socket, a dangling symbolic link or a link loop) is kept, so that the
+    scan can give it its own ``unsupported`` verdict instead of stopping the batch; such an
+    entry is never opened here. A folder with nothing to scan is kept as itself for the same
+    reason. Raises :class:`InputError` only for an argument that names nothing at all.
     """
     seen: set[str] = set()
     out: list[Path] = []
@@ -61,21 +64,14 @@ def _expand_one(arg: str) -> Iterator[Path]:
     elif glob.has_magic(arg) and (matches := sorted(glob.glob(arg, recursive=True))):
         for match in matches:
             found = Path(match)
-            yield from _walk_or_self(found) if _is_dir(found) else (found,)
+            if _is_dir(found):
+                yield from _walk_or_self(found)
+            elif wanted(found):
+                yield found
     else:
         raise InputError(f"no such file or directory: {arg}")
 
 
 def _walk_or_self(root: Path) -> list[Path]:
-    """The files of ``root``, or ``[root]`` when it has none (its verdict says so)."""
-    return _walk(root) or [root]
-
-
-def _walk(root: Path) -> list[Path]:
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if visible_name(d)]
-        # os.walk lists links to folders with the folders (not followed), and everything
-        # else, FIFOs, devices and broken links included, with the files.
-        files.extend(Path(dirpath, name) for name in filenames if visible_name(name))
-    return sorted(files)
+    """The files of ``root`` to scan, or ``[root]`` when it has none (its verdict says so)."""
+    return media_walk(root) or [root]

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
-from fakescope.errors import DecodeError, InputError, UnsupportedMedia
-from fakescope.io._files import describe_mode
+from fakescope.errors import DecodeError, FakescopeError, InputError, UnsupportedMedia
 
-__all__ = ["read_head", "sniff", "sniff_bytes"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MEDIA_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "describe_mode",
+    "read_head",
+    "sniff",
+    "sniff_bytes",
+    "worth_scanning",
+]
+
+# The usual file-name extensions of the formats below (the name never decides a type; it only
+# says which files a folder walk or a dataset adapter takes for media).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
 
 _HEAD_SIZE = 64
 # Every format above is told apart within its first 12 bytes; a shorter binary file is a
@@ -39,6 +54,42 @@ _OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x7fELF", "an executable"),
     (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
 )
+
+
+def describe_mode(mode: int) -> str:
+    """``"a FIFO / named pipe"``, ``"a character device"``... for a non-regular ``st_mode``."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO / named pipe"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def worth_scanning(name: str, head: Callable[[], bytes]) -> bool:
+    """Whether a file that a folder or a glob found is scanned (``fakescope scan`` and
+    ``fakescope batch`` alike): when its name has a media extension (a ``.mp4`` that is text
+    gets its own ``unsupported`` verdict) or its first bytes, ``head()``, are a video or image
+    fakescope reads (a JPEG named ``.dat``). ``head`` is called only when the name does not
+    tell; when it fails (not a regular file, unreadable) the file is kept, for the scan to say
+    why. Anything else, text, documents, archives, formats fakescope does not read, is left
+    out; a file named on the command line is always scanned."""
+    if Path(name).suffix.lower() in MEDIA_EXTENSIONS:
+        return True
+    try:
+        data = head()
+    except (OSError, FakescopeError):
+        return True
+    try:
+        sniff_bytes(data)
+    except FakescopeError:
+        return False
+    return True
 
 
 def read_head(path: Path, size: int = _HEAD_SIZE) -> bytes:

@@ -8,12 +8,13 @@ the server never leaves scanning orphans behind. The server-side :class:`WorkerP
 them, restarts a worker that died, puts its job back in the queue (or fails it, and deletes its
 upload, when workers crashed on it ``max_attempts`` times) and stops them on shutdown.
 
-Like ``fakescope batch`` (whose memory probe it reuses), the pool enforces a per-scan deadline
-(``scan_timeout_s``) and a memory cap (``max_memory_mb``): a worker that overruns either is
-killed and replaced, and its job fails with a reason in plain words. A finished verdict is
-never thrown away for an extra: the scanner notes an optional stage that failed (identity,
-evidence, heatmaps, thumbnails...), and when the job's folder for face previews and heatmaps
-cannot be made the worker scans without them and adds its own note (``result["notes"]``).
+The processes, their restarts, the per-scan deadline (``scan_timeout_s``) and the memory cap
+(``max_memory_mb``) are :class:`fakescope._supervisor.Supervisor`'s, as in ``fakescope batch``:
+a worker that overruns either is killed and replaced, and its job fails with a reason in plain
+words. A finished verdict is never thrown away for an extra: the scanner notes an optional
+stage that failed (identity, evidence, heatmaps, thumbnails...), and when the job's folder for
+face previews and heatmaps cannot be made the worker scans without them and adds its own note
+(``result["notes"]``).
 """
 
 from __future__ import annotations
@@ -22,21 +23,26 @@ import contextlib
 import dataclasses
 import importlib
 import logging
-import multiprocessing
 import os
 import re
 import secrets
 import shutil
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any, Protocol
 
+from fakescope._supervisor import (
+    Lost,
+    Policy,
+    ProcessBackend,
+    ProcessWorker,
+    Supervisor,
+    worker_process_init,
+)
 from fakescope.config import ScanConfig
 from fakescope.server._files import PRIVATE_UMASK, private_dir
 from fakescope.server._jobs import JOB_ID, Claim, Job, JobStore
@@ -53,8 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("fakescope.server")
-
-_CTX = multiprocessing.get_context("spawn")
 _UPLOAD_NAME = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{2,5}")
 
 
@@ -177,6 +181,8 @@ class JobRunner:
                 stop.wait(self.settings.poll_interval_s)
 
     def check_parent(self) -> None:
+        """Never claim a job for a server that is gone (mid-scan, the watchdog of
+        :func:`~fakescope._supervisor.worker_process_init` ends the process)."""
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
             os._exit(0)  # the server is gone: its next start requeues our job
 
@@ -262,7 +268,6 @@ class JobRunner:
 
         def report(done: int, total: int) -> None:
             nonlocal last
-            self.check_parent()
             now = time.monotonic()
             if done < total and now - last < self.progress_every_s:
                 return
@@ -275,20 +280,13 @@ class JobRunner:
 
 
 # -- the worker process -----------------------------------------------------------------------
-def _watch_parent(parent_pid: int) -> None:
-    while True:
-        if os.getppid() != parent_pid:
-            os._exit(0)
-        time.sleep(0.5)
-
-
 def worker_main(
     settings: ServerSettings, worker_id: str, parent_pid: int, stop_reader: Connection
 ) -> None:
-    """Entry point of a worker process."""
+    """Entry point of a worker process (``stop_reader``: its end of the pool's pipe, which
+    the server writes to or closes when the worker is to stop)."""
     os.umask(PRIVATE_UMASK)  # our own process: thumbnails and heatmaps are written 0600
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the server decides
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    worker_process_init(parent_pid)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s fakescope worker {worker_id}: %(message)s"
     )
@@ -313,18 +311,11 @@ def worker_main(
 
 
 # -- the server's side ------------------------------------------------------------------------
-@dataclass
-class _Slot:
-    process: SpawnProcess | None = None
-    stop_writer: Connection | None = None
-    worker_id: str = ""
-    started: float = 0.0
-    retry_at: float = 0.0
-    quick_deaths: int = 0
-
-
 class WorkerPool:
-    """``settings.workers`` worker processes, kept alive by :meth:`supervise`."""
+    """``settings.workers`` worker processes under one :class:`Supervisor`, kept alive by
+    :meth:`supervise`. The workers claim their jobs from the queue themselves; the pool learns
+    from the queue which job each one runs, so the supervisor's deadline and memory cap apply
+    to it."""
 
     restart_backoff_s = 10.0
     """A worker that died within this long of its start a second time in a row (it cannot
@@ -334,150 +325,84 @@ class WorkerPool:
         self.settings = settings
         self.store = store
         self.stopping = False
-        self.slots = [_Slot() for _ in range(settings.workers)]
         self._lock = threading.Lock()
-
-    def _spawn(self, index: int) -> None:
-        slot = self.slots[index]
-        slot.worker_id = f"w{index}-{secrets.token_hex(4)}"
-        reader, writer = _CTX.Pipe(duplex=False)
-        process = _CTX.Process(
-            target=worker_main,
-            args=(self.settings, slot.worker_id, os.getpid(), reader),
-            name=f"fakescope-worker-{slot.worker_id}",
-            daemon=True,
+        self.workers: Supervisor[ProcessWorker, str] = Supervisor(
+            ProcessBackend(worker_main, (settings,), "fakescope-worker", log),
+            settings.workers,
+            Policy(
+                timeout_s=settings.scan_timeout_s,
+                max_memory_bytes=settings.max_memory_bytes,
+                ready_after_s=self.restart_backoff_s,
+                max_quick_deaths=None,
+                restart_backoff_s=self.restart_backoff_s,
+                timeout_reason="The scan took longer than {limit:g} s, this server's limit "
+                "per file, and was stopped.",
+                memory_reason="The scan needed more memory than this server allows "
+                "({rss_mb:.0f} MB, limit {limit_mb:.0f} MB) and was stopped.",
+            ),
+            what="server workers",
+            names=lambda index, serial: f"w{index}-{secrets.token_hex(4)}",
+            log=log,
         )
-        process.start()
-        reader.close()  # the child has its own copy
-        slot.process, slot.stop_writer, slot.started = process, writer, time.monotonic()
-        log.info("started worker %s (pid %s)", slot.worker_id, process.pid)
 
     def start(self) -> None:
         with self._lock:
-            for index in range(len(self.slots)):
-                self._spawn(index)
+            self.workers.start()
 
     def alive(self) -> list[str]:
         """Ids of the workers whose process is running."""
-        return [s.worker_id for s in self.slots if s.process is not None and s.process.is_alive()]
+        return self.workers.alive()
 
     def pids(self) -> list[int]:
-        return [
-            s.process.pid
-            for s in self.slots
-            if s.process is not None and s.process.pid is not None and s.process.is_alive()
-        ]
+        return self.workers.pids()
 
     def supervise(self) -> None:
-        """Restart dead workers and requeue the jobs of workers that are gone (blocking)."""
+        """Restart dead workers, stop the scans over a limit (their job fails with the reason;
+        the worker is replaced) and requeue the jobs of workers that are gone (blocking)."""
         with self._lock:
             if self.stopping:
                 return
-            now = time.monotonic()
-            for index, slot in enumerate(self.slots):
-                process = slot.process
-                if process is not None and process.exitcode is not None:
-                    log.warning("worker %s exited with code %s", slot.worker_id, process.exitcode)
-                    process.close()
-                    self._close_pipe(slot)
-                    slot.process = None
-                    early = now - slot.started < self.restart_backoff_s
-                    slot.quick_deaths = slot.quick_deaths + 1 if early else 0
-                    backoff = self.restart_backoff_s if slot.quick_deaths > 1 else 0.0
-                    slot.retry_at = now + backoff
-                if slot.process is None and now >= slot.retry_at:
-                    self._spawn(index)
-            stopped = self._enforce_limits()
+            self._follow_jobs()
+            lost = self.workers.check(confirm=self._stop_job)
             # the server is alive, so these workers crashed (they did not exit because we died)
             requeued, failed = self.store.requeue_running(
                 self.settings.max_attempts, keep=self.alive(), crashed=True
             )
-        for job_id, reason in stopped:
-            log.error("job %s stopped: %s", job_id, reason)
-            job = self.store.get(job_id)
-            if job is not None:
-                remove_job_files(self.settings, job)
+        stopped = [item.task for item in lost if item.status != "crash" and item.task]
+        for job_id in stopped:
+            log.error("job %s stopped", job_id)
         for job_id in requeued:
             log.warning("job %s requeued: its worker is gone", job_id)
         for job_id in failed:
             log.error("job %s failed: its worker died too many times", job_id)
+        for job_id in [*stopped, *failed]:
             job = self.store.get(job_id)
             if job is not None:
                 remove_job_files(self.settings, job)  # the media is not kept once it is done
 
-    def _enforce_limits(self) -> list[tuple[str, str]]:
-        """Stop the scans that overran ``scan_timeout_s`` or whose worker's resident memory
-        passed ``max_memory_mb`` (called with the lock held): each such job fails with the
-        reason, then its worker is killed and replaced at once (a deliberate kill is no crash).
-        Returns the stopped ``(job id, reason)``s."""
-        limit = self.settings.scan_timeout_s
-        cap = self.settings.max_memory_bytes
-        slots = {s.worker_id: (i, s) for i, s in enumerate(self.slots) if s.process is not None}
-        stopped: list[tuple[str, str]] = []
-        now = time.time()
-        for job in self.store.running():
-            if job.worker not in slots:
-                continue
-            index, slot = slots[job.worker]
-            if slot.process is None or not slot.process.is_alive():
-                continue  # a dead worker's job: requeued (a crash) by supervise
-            reason = None
-            if job.started_at is not None and now - job.started_at > limit:
-                reason = (
-                    f"The scan took longer than {limit:g} s, this server's limit per file, "
-                    "and was stopped."
-                )
-            elif cap is not None and slot.process.pid is not None:
-                from fakescope._runtime import rss_bytes
+    def _follow_jobs(self) -> None:
+        """Tell the supervisor which job each worker runs, and since when."""
+        running = {job.worker: job for job in self.store.running()}
+        wall, now = time.time(), time.monotonic()
+        for index, slot in enumerate(self.workers.slots):
+            job = running.get(slot.name)
+            if job is None:
+                self.workers.release(index)
+            elif slot.task != job.id:
+                started = wall if job.started_at is None else job.started_at
+                self.workers.hand(index, job.id, since=now - (wall - started))
 
-                rss = rss_bytes(slot.process.pid)
-                if rss is not None and rss > cap:
-                    reason = (
-                        f"The scan needed more memory than this server allows "
-                        f"({rss / 2**20:.0f} MB, limit {cap / 2**20:.0f} MB) and was stopped."
-                    )
-            if reason is None or not self.store.stop_running(job.id, slot.worker_id, reason):
-                continue
-            stopped.append((job.id, reason))
-            log.warning("killing worker %s: %s", slot.worker_id, reason)
-            slot.process.kill()
-            slot.process.join(5.0)
-            if slot.process.is_alive():
-                continue  # not gone yet: supervise restarts it once it has exited
-            slot.process.close()
-            self._close_pipe(slot)
-            slot.process, slot.quick_deaths, slot.retry_at = None, 0, 0.0
-            self._spawn(index)
-        return stopped
+    def _stop_job(self, lost: Lost[str]) -> bool:
+        """Fail the job of a worker about to be killed for a limit; False when the job is no
+        longer that worker's (it finished meanwhile: nothing to kill)."""
+        return lost.task is not None and self.store.stop_running(
+            lost.task, lost.worker, lost.reason
+        )
 
     def stop(self) -> None:
         """Ask every worker to stop, give it ``shutdown_grace_s`` to finish its scan, then
         terminate it; interrupted jobs go back to the queue without counting the attempt."""
         with self._lock:
             self.stopping = True
-            for slot in self.slots:
-                self._close_pipe(slot)  # the worker sees end of file: stop after this job
-            deadline = time.monotonic() + self.settings.shutdown_grace_s
-            processes = [s.process for s in self.slots if s.process is not None]
-            for process in processes:
-                process.join(max(0.0, deadline - time.monotonic()))
-            for process in processes:
-                if process.is_alive():
-                    log.warning("worker pid %s did not stop in time: terminating it", process.pid)
-                    process.terminate()
-                    process.join(5.0)
-                if process.is_alive():
-                    process.kill()
-                    process.join(5.0)
-                if not process.is_alive():
-                    process.close()
-            for slot in self.slots:
-                slot.process = None
-            if processes:
+            if self.workers.stop(self.settings.shutdown_grace_s):
                 self.store.requeue_running(self.settings.max_attempts, refund=True)
-
-    @staticmethod
-    def _close_pipe(slot: _Slot) -> None:
-        if slot.stop_writer is not None:
-            slot.stop_writer.close()
-            slot.stop_writer = None
