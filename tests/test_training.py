@@ -112,7 +112,7 @@ def test_smooth_dcf_approaches_hard_dcf_and_has_gradients() -> None:
 
 
 def test_augment_with_mask_keeps_registration() -> None:
-    from fakescope.training.train_sbi import augment_with_mask
+    from fakescope.training.crops import augment_with_mask
 
     mask = np.zeros((64, 64), np.float32)
     mask[10:40, 5:25] = 1.0  # off-centre: a flip of only one of the two would decorrelate

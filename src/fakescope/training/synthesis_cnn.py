@@ -60,14 +60,17 @@ from fakescope.errors import ConfigError
 from fakescope.evaluation import bootstrap_ci, expected_calibration_error, roc_auc
 from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights
 from fakescope.synthesis._cnn import FAMILY_OUTPUT
-from fakescope.training.synthesis import Degradation, Item, jpeg, load_manifest
+from fakescope.training.degrade import jpeg_roundtrip
 from fakescope.training.synthesis_cnn_data import (
     FAMILIES,
     MAX_SIDE,
     Augment,
+    Degradation,
     GenSet,
+    Item,
     Pools,
     load_gen_set,
+    load_manifest,
     parse_gen,
     read_image,
     read_video_frames,
@@ -399,7 +402,7 @@ class _Scores:
     @staticmethod
     def _transform(imgs: list[_U8], op: str) -> list[_U8]:
         if op == "jpeg50":
-            imgs = [jpeg(im, 50) for im in imgs]
+            imgs = [jpeg_roundtrip(im, 50) for im in imgs]
         elif op == "resize75":
             imgs = [
                 np.asarray(cv2.resize(im, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA))

@@ -19,7 +19,7 @@ pseudo-fake (label 1, segmentation target = the blend mask), else the SBI real (
 zeros; the real from :func:`~fakescope.training.sbi.sbi_pair` so that target-side colour
 transforms occur on both classes). With ``data.supervised_fakes`` the cache's fakes are used
 too (label 1, no segmentation target). Then: similarity alignment (image and mask with the same
-matrix), then :func:`~fakescope.training.train_baseline.augment` on the image with its
+matrix), then :func:`~fakescope.training.crops.augment` on the image with its
 geometry (flip, shift/rotate/scale) replayed on the mask.
 
 Loss: BCE(logit) + ``model.seg_weight`` * BCE(mask logits at input/16 vs the area-downsampled
@@ -29,7 +29,6 @@ blend mask) [+ ``loss.dcf_weight`` * smooth DCF when ``loss.kind`` is ``bce+dcf`
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
@@ -51,8 +50,6 @@ from torch import nn
 
 from fakescope.errors import ConfigError, InputError
 from fakescope.evaluation import roc_auc_or_none
-from fakescope.faces._align import alignment_matrix
-from fakescope.faces._mesh import five_points
 from fakescope.training import add_train_arguments
 from fakescope.training.balanced import (
     BalancedSampler,
@@ -61,13 +58,13 @@ from fakescope.training.balanced import (
     validate_sets,
 )
 from fakescope.training.config import TrainConfig, resolve
+from fakescope.training.crops import align, augment_with_mask
 from fakescope.training.degrade import DegradeConfig, degrade, h264_roundtrip
-from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0
+from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0, to_tensor
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
 from fakescope.training.sbi import SBIConfig, sbi_pair
-from fakescope.training.train_baseline import augment, to_tensor
 
-__all__ = ["SEG_BLOCK", "Cache", "SBIExport", "SBINet", "align", "augment_with_mask", "main"]
+__all__ = ["SEG_BLOCK", "Cache", "SBIExport", "SBINet", "main"]
 
 SEG_BLOCK = 10
 """Index of the MBConv block whose output (112 ch, stride 16) feeds the segmentation head."""
@@ -220,48 +217,6 @@ class Cache:
             methods=arrays["methods"].astype(str),
             splits=arrays["splits"].astype(str),
         )
-
-
-def align(
-    image: _U8, landmarks: _F32, size: int, margin: float, mask: _F32 | None = None
-) -> tuple[_U8, _F32 | None]:
-    """Warp ``image`` (and ``mask``, same matrix) to the ``size`` aligned face crop."""
-    matrix = alignment_matrix(five_points(landmarks), size, margin)
-    crop = cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    if mask is not None:
-        mask = np.asarray(
-            cv2.warpAffine(
-                mask, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-            ),
-            np.float32,
-        )
-    return np.asarray(crop, np.uint8), mask
-
-
-def augment_with_mask(img: _U8, mask: _F32, rng: np.random.Generator) -> tuple[_U8, _F32]:
-    """:func:`train_baseline.augment` on ``img``; its geometric part (the horizontal flip and
-    the shift/rotation/scale warp) is replayed on ``mask`` from a copy of ``rng`` taken before
-    the call, so image and target stay registered. Mirrors augment's first random draws
-    (guarded by ``tests/test_training.py::test_augment_with_mask_keeps_registration``)."""
-    probe = copy.deepcopy(rng)
-    out = augment(img, rng)
-    size = img.shape[0]
-    if probe.random() < 0.5:
-        mask = mask[:, ::-1]
-    if probe.random() < 0.5:
-        dx, dy = probe.integers(-6, 7, size=2)
-        scale = probe.uniform(0.92, 1.08)
-        m = cv2.getRotationMatrix2D((size / 2, size / 2), probe.uniform(-6, 6), scale)
-        m[:, 2] += (dx, dy)
-        mask = np.asarray(
-            cv2.warpAffine(
-                np.ascontiguousarray(mask), m, (size, size), borderMode=cv2.BORDER_REPLICATE
-            ),
-            np.float32,
-        )
-    return out, np.ascontiguousarray(mask, dtype=np.float32)
 
 
 def draw_batch(

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fakescope.training.crops import aligned_crops
+
 __all__ = ["main"]
 
 _U8 = npt.NDArray[np.uint8]
@@ -59,15 +61,6 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="at most this many crops per split")
     p.add_argument("--val-per-set", type=int, default=600)
     return p.parse_args(argv)
-
-
-def _aligned(store: Any, indices: Sequence[int], size: int, margin: float) -> _U8:
-    from fakescope.training.train_sbi import align
-
-    out = np.empty((len(indices), size, size, 3), np.uint8)
-    for k, i in enumerate(indices):
-        out[k] = align(store.images[int(i)], store.landmarks[int(i)], size, margin)[0]
-    return out
 
 
 def _build(size: int, latent: int) -> Any:
@@ -187,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     lim = args.limit or None
     train_idx = np.flatnonzero((split == "train") & real)[:lim]
     _log(f"{len(train_idx)} real training crops; aligning at {args.size} px")
-    train = _aligned(store, train_idx, args.size, args.margin)
+    train = aligned_crops(store, train_idx, args.size, args.margin)
     model = _build(args.size, args.latent)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     last = args.out / "last.pt"
@@ -224,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         pick = np.random.default_rng([args.seed, 3]).permutation(pick)[: args.val_per_set]
         labels = real[pick] == 0
         if 0 < labels.sum() < len(labels):
-            err = _log_errors(model, _aligned(store, pick, args.size, args.margin))
+            err = _log_errors(model, aligned_crops(store, pick, args.size, args.margin))
             val[dataset] = {"n": len(pick), "auc": round(roc_auc(labels, err), 4)}
     report["val_crop_auc"] = val
     export_onnx(model, args.size, m, s, args.out / "model.onnx")
