@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -69,19 +69,22 @@ def augment(img: _U8, rng: np.random.Generator) -> _U8:
         scale = rng.uniform(0.92, 1.08)
         m = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-6, 6), scale)
         m[:, 2] += (dx, dy)
-        img = cv2.warpAffine(
-            np.ascontiguousarray(img), m, (size, size), borderMode=cv2.BORDER_REPLICATE
+        img = np.asarray(
+            cv2.warpAffine(
+                np.ascontiguousarray(img), m, (size, size), borderMode=cv2.BORDER_REPLICATE
+            ),
+            np.uint8,
         )
-    work = img.astype(np.float32)
+    work: npt.NDArray[np.floating[Any]] = img.astype(np.float32)
     if rng.random() < 0.6:
         work = work * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
     if rng.random() < 0.2:
-        work = cv2.GaussianBlur(work, (0, 0), rng.uniform(0.3, 1.2))
+        work = np.asarray(cv2.GaussianBlur(work, (0, 0), rng.uniform(0.3, 1.2)))
     if rng.random() < 0.2:
-        work = cv2.resize(cv2.resize(work, (size // 2, size // 2)), (size, size))
+        work = np.asarray(cv2.resize(cv2.resize(work, (size // 2, size // 2)), (size, size)))
     if rng.random() < 0.2:
         work = work + rng.normal(0, rng.uniform(1, 6), work.shape)
-    out = np.clip(work, 0, 255).astype(np.uint8)
+    out: _U8 = np.clip(work, 0, 255).astype(np.uint8)
     if rng.random() < 0.6:  # RGB in, RGB out (cv2's codec itself is BGR)
         out = jpeg_roundtrip(out, int(rng.integers(30, 96)))
     return out

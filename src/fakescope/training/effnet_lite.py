@@ -33,7 +33,11 @@ _STAGES = [
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 ]
-_BN = {"eps": 1e-3, "momentum": 0.01}
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    """BatchNorm with efficientnet-pytorch's (TensorFlow's) epsilon and momentum."""
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
 
 
 class MBConv(nn.Module):
@@ -43,18 +47,18 @@ class MBConv(nn.Module):
         self.has_expand = expand != 1
         if self.has_expand:
             self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
-            self._bn0 = nn.BatchNorm2d(mid, **_BN)
+            self._bn0 = _bn(mid)
         self._depthwise_conv = nn.Conv2d(
             mid, mid, kernel, stride, padding=kernel // 2, groups=mid, bias=False
         )
-        self._bn1 = nn.BatchNorm2d(mid, **_BN)
+        self._bn1 = _bn(mid)
         self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
-        self._bn2 = nn.BatchNorm2d(cout, **_BN)
+        self._bn2 = _bn(cout)
         self.residual = stride == 1 and cin == cout
         self.act = nn.ReLU6(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x
+        y: torch.Tensor = x
         if self.has_expand:
             y = self.act(self._bn0(self._expand_conv(y)))
         y = self.act(self._bn1(self._depthwise_conv(y)))
@@ -68,7 +72,7 @@ class EfficientNetLite0(nn.Module):
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
         super().__init__()
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, padding=1, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, **_BN)
+        self._bn0 = _bn(32)
         blocks: list[nn.Module] = []
         for repeats, kernel, stride, expand, cin, cout in _STAGES:
             for r in range(repeats):
@@ -77,7 +81,7 @@ class EfficientNetLite0(nn.Module):
                 )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(1280, **_BN)
+        self._bn1 = _bn(1280)
         self.act = nn.ReLU6(inplace=True)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(1280, num_classes)
@@ -86,11 +90,13 @@ class EfficientNetLite0(nn.Module):
         x = self.act(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        return self.act(self._bn1(self._conv_head(x)))
+        out: torch.Tensor = self.act(self._bn1(self._conv_head(x)))
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x).mean(dim=(2, 3))
-        return self._fc(self._dropout(x))
+        logits: torch.Tensor = self._fc(self._dropout(x))
+        return logits
 
 
 def imagenet_lite0(num_classes: int) -> EfficientNetLite0:

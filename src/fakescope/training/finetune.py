@@ -28,7 +28,11 @@ import numpy.typing as npt
 
 from fakescope.errors import ConfigError, ModelError
 from fakescope.evaluation import roc_auc
-from fakescope.synthesis import CnnSynthesisDetector, create_synthesis_detector
+from fakescope.synthesis import (
+    CnnSynthesisDetector,
+    SynthesisDetector,
+    create_synthesis_detector,
+)
 from fakescope.training.images import read_rgb
 
 __all__ = [
@@ -208,7 +212,7 @@ def finetune(
         "shots": shots,
         "l2sp": l2sp,
         "l2sp_oof_auc": oof_aucs,
-        "head_shift": float(np.linalg.norm(w - w0) / max(np.linalg.norm(w0), 1e-12)),
+        "head_shift": float(np.linalg.norm(w - w0)) / max(float(np.linalg.norm(w0)), 1e-12),
         "calibrated": calibration is not None,
         "fakes": [str(p) for p in pick_f],
         "reals": [str(p) for p in pick_r],
@@ -286,7 +290,7 @@ def transfer_report(
     old_eval = [read_rgb(Path(i.path)) for i in test]
     old_y = [i.label for i in test]
 
-    def aucs(detector: Any) -> dict[str, float]:
+    def aucs(detector: SynthesisDetector) -> dict[str, float]:
         return {
             "new": round(roc_auc(new_y, detector.score(new_eval)), 4),
             "old": round(roc_auc(old_y, detector.score(old_eval)), 4),

@@ -51,6 +51,7 @@ from torch import nn
 from fakescope.evaluation import roc_auc_or_none
 from fakescope.training.crops import aligned_crops
 from fakescope.training.store import FaceStore
+from fakescope.training.vae import _normalise
 
 __all__ = ["main"]
 
@@ -137,12 +138,6 @@ class Features(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.every(x)[self.kind]
-
-
-def _normalise(batch: npt.NDArray[np.uint8]) -> torch.Tensor:
-    from fakescope.training.vae import _normalise as norm
-
-    return norm(batch)  # type: ignore[no-any-return]
 
 
 def extract(args: argparse.Namespace, split: str) -> dict[str, Any]:

@@ -49,7 +49,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -79,6 +79,9 @@ from fakescope.training.synthesis_cnn_data import (
     write_manifests,
     write_splits,
 )
+
+if TYPE_CHECKING:
+    from fakescope.training.effnet_lite import EfficientNetLite0
 
 __all__ = ["main", "read_video_frames"]
 
@@ -182,7 +185,9 @@ def _train(args: argparse.Namespace, pools: Pools, aug: Augment, family_head: bo
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = imagenet_lite0(2 if family_head else 1).to(memory_format=torch.channels_last)
+    model = imagenet_lite0(2 if family_head else 1)
+    # torch's stubs type Module.to without its memory_format keyword
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     total = args.epochs * args.steps
     warmup = max(1, min(total // 4, args.steps))
@@ -237,7 +242,9 @@ def _train(args: argparse.Namespace, pools: Pools, aug: Augment, family_head: bo
     return export_onnx(model, args.size, args.out / "model.onnx")
 
 
-def _warm_start(model: Any, args: argparse.Namespace, pools: Pools, aug: Augment) -> None:
+def _warm_start(
+    model: EfficientNetLite0, args: argparse.Namespace, pools: Pools, aug: Augment
+) -> None:
     """Load ``args.init_from`` (an exported synthesis CNN) into ``model`` and re-estimate its
     BatchNorm statistics on 8 training batches of a seed of their own (the run's batches are
     untouched)."""
@@ -252,7 +259,7 @@ def _warm_start(model: Any, args: argparse.Namespace, pools: Pools, aug: Augment
     mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD).view(1, 3, 1, 1) * 255
 
-    def batches() -> Iterator[Any]:
+    def batches() -> Iterator[torch.Tensor]:
         for _ in range(8):
             xb = sample_batch(pools, rng, args.batch, args.size, aug)[0]
             yield (torch.from_numpy(xb).permute(0, 3, 1, 2).float() - mean) / std
@@ -261,7 +268,7 @@ def _warm_start(model: Any, args: argparse.Namespace, pools: Pools, aug: Augment
     _log(f"warm start from {args.init_from} (BatchNorm re-estimated on {seen} samples)")
 
 
-def export_onnx(model: Any, size: int, path: Path) -> Path:
+def export_onnx(model: EfficientNetLite0, size: int, path: Path) -> Path:
     """Export the network: normalised NCHW float patches -> ``logit`` (N,), with a two-output
     head also ``family_logit`` (N,; sigmoid = P(diffusion | generated)), and the pooled
     1280-d ``embedding`` (N, 1280) both are linear functions of (what ``fakescope finetune``
@@ -274,7 +281,7 @@ def export_onnx(model: Any, size: int, path: Path) -> Path:
     family = int(model._fc.out_features) == 2
 
     class _Export(nn.Module):
-        def __init__(self, net: nn.Module) -> None:
+        def __init__(self, net: EfficientNetLite0) -> None:
             super().__init__()
             self.net = net
 

@@ -15,7 +15,6 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -328,9 +327,9 @@ def degrade_image(img: _U8, rng: np.random.Generator, min_side: int, cfg: Degrad
             s = rng.uniform(lo, cfg.resize_max)
             size = (max(min_side, round(w * s)), max(min_side, round(h * s)))
             inter = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-            img = cv2.resize(img, size, interpolation=inter)
+            img = np.asarray(cv2.resize(img, size, interpolation=inter), np.uint8)
     if rng.random() < cfg.p_blur:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, cfg.blur_max))
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, cfg.blur_max)), np.uint8)
     if rng.random() < cfg.p_jpeg:
         img = jpeg_roundtrip(img, int(rng.integers(cfg.jpeg_min, cfg.jpeg_max + 1)))
     return np.ascontiguousarray(img, dtype=np.uint8)
@@ -400,7 +399,7 @@ def _pick_fake(pools: Pools, rng: np.random.Generator) -> tuple[_U8, int]:
 
 def sample_batch(
     pools: Pools, rng: np.random.Generator, n: int, size: int, aug: Augment
-) -> tuple[Any, Any, Any]:
+) -> tuple[_U8, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """One batch: (n, size, size, 3) uint8 patches, labels (1 = generated) and family
     targets (0 GAN, 1 diffusion, -1 for reals and self-made fakes, which belong to neither).
     Half generated (``aug.pseudo_share`` of those self-made), half real (half of those from
@@ -427,13 +426,9 @@ def sample_batch(
             labels.append(0)
         families.append(family)
         if min(img.shape[:2]) < size:  # a small real: up-scaling would add traces, pad instead
-            img = cv2.copyMakeBorder(
-                img,
-                0,
-                max(0, size - img.shape[0]),
-                0,
-                max(0, size - img.shape[1]),
-                cv2.BORDER_REFLECT,
+            pad_y, pad_x = max(0, size - img.shape[0]), max(0, size - img.shape[1])
+            img = np.asarray(
+                cv2.copyMakeBorder(img, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT), np.uint8
             )
         if rng.random() < aug.p_rescale:
             img = rescale(img, rng, size, aug.rescale_min)

@@ -39,7 +39,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -63,6 +63,9 @@ from fakescope.training.degrade import DegradeConfig, degrade, h264_roundtrip
 from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0, to_tensor
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
 from fakescope.training.sbi import SBIConfig, sbi_pair
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["SEG_BLOCK", "Cache", "SBIExport", "SBINet", "main"]
 
@@ -393,7 +396,7 @@ def _val_indices(
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def _progress() -> Any:
+def _progress() -> Progress:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
