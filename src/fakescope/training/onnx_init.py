@@ -1,5 +1,5 @@
 """Warm start from a shipped ONNX detector: the network weights of an exported
-:class:`~fakescope.training.train_sbi.SBINet` put back into a torch ``SBINet``, or those of an
+:class:`~fakescope.training.sbi_net.SBINet` put back into a torch ``SBINet``, or those of an
 exported EfficientNet-Lite0 classifier (the synthesis CNN) into an
 :class:`~fakescope.training.effnet_lite.EfficientNetLite0`.
 

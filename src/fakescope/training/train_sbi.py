@@ -35,7 +35,6 @@ import os
 import random
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,6 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from fakescope.errors import ConfigError, InputError
 from fakescope.evaluation import roc_auc_or_none
@@ -60,102 +58,20 @@ from fakescope.training.balanced import (
 from fakescope.training.config import TrainConfig, resolve
 from fakescope.training.crops import align, augment_with_mask
 from fakescope.training.degrade import DegradeConfig, degrade, h264_roundtrip
-from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0, to_tensor
+from fakescope.training.effnet_lite import to_tensor
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
 from fakescope.training.sbi import SBIConfig, sbi_pair
+from fakescope.training.sbi_net import SBINet, export_onnx
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["SEG_BLOCK", "Cache", "SBIExport", "SBINet", "main"]
+__all__ = ["Cache", "main"]
 
-SEG_BLOCK = 10
-"""Index of the MBConv block whose output (112 ch, stride 16) feeds the segmentation head."""
 _REFIT_BATCHES = 16  # training batches that re-estimate BatchNorm after an ONNX start
 
 _U8 = npt.NDArray[np.uint8]
 _F32 = npt.NDArray[np.float32]
-
-
-# --------------------------------------------------------------------------------------------
-# model
-
-
-class SBINet(nn.Module):
-    """EfficientNet-Lite0 with a classification logit and a blend-mask segmentation head.
-
-    ``forward(x)`` -> ``(logit (N,), mask_logits (N, S/16, S/16))``. The stem and the first
-    ``freeze_blocks`` MBConv blocks are frozen and kept in eval mode (BatchNorm statistics too);
-    with ``freeze_bn`` every BatchNorm stays in eval mode (its affine parameters still train).
-    """
-
-    def __init__(
-        self,
-        pretrained: bool = True,
-        dropout: float = 0.2,
-        freeze_blocks: int = 3,
-        freeze_bn: bool = False,
-    ):
-        super().__init__()
-        self.freeze_bn = freeze_bn
-        backbone = imagenet_lite0(1) if pretrained else EfficientNetLite0(1, dropout)
-        backbone._dropout = nn.Dropout(dropout)
-        self.backbone = backbone
-        self.seg_head = nn.Sequential(
-            nn.Conv2d(112, 64, 3, padding=1, bias=False),
-            nn.BatchNorm2d(64, eps=1e-3, momentum=0.01),
-            nn.ReLU6(inplace=True),
-            nn.Conv2d(64, 1, 1),
-        )
-        self.freeze_blocks = freeze_blocks
-        for module in self.frozen_modules():
-            for p in module.parameters():
-                p.requires_grad = False
-
-    def frozen_modules(self) -> list[nn.Module]:
-        b = self.backbone
-        return [b._conv_stem, b._bn0, *b._blocks[: self.freeze_blocks]]
-
-    def train(self, mode: bool = True) -> SBINet:
-        super().train(mode)
-        for module in self.frozen_modules():
-            module.eval()
-        if self.freeze_bn:
-            for module in self.modules():
-                if isinstance(module, nn.BatchNorm2d):
-                    module.eval()
-        return self
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logit, seg, _ = self.forward_all(x)
-        return logit, seg
-
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(logit (N,), mask_logits (N, S/16, S/16), embedding (N, 1280))``: the embedding is
-        the pooled head feature the logit is read from (input of a temporal video head)."""
-        b = self.backbone
-        x = b.act(b._bn0(b._conv_stem(x)))
-        mid = x
-        for i, block in enumerate(b._blocks):
-            x = block(x)
-            if i == SEG_BLOCK:
-                mid = x
-        pooled = b.act(b._bn1(b._conv_head(x))).mean(dim=(2, 3))
-        logit = b._fc(b._dropout(pooled))[:, 0]
-        return logit, self.seg_head(mid)[:, 0], pooled
-
-
-class SBIExport(nn.Module):
-    """The exported graph: normalised NCHW float -> (fake probability (N,), mask (N, h, w),
-    embedding (N, 1280))."""
-
-    def __init__(self, model: SBINet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logit, seg, emb = self.model.forward_all(x)
-        return torch.sigmoid(logit), torch.sigmoid(seg), emb
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,27 +337,6 @@ def _progress() -> Progress:
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def export_onnx(model: SBINet, size: int, path: Path) -> None:
-    model.eval()
-    with warnings.catch_warnings():  # the legacy (dynamo=False) exporter is deprecated
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            SBIExport(model),
-            (torch.zeros(1, 3, size, size),),
-            str(path),
-            input_names=["input"],
-            output_names=["fake_probability", "mask", "embedding"],
-            dynamic_axes={
-                "input": {0: "n"},
-                "fake_probability": {0: "n"},
-                "mask": {0: "n"},
-                "embedding": {0: "n"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
 
 
 def train(cfg: TrainConfig) -> Path:
