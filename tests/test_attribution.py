@@ -32,7 +32,7 @@ from fakescope.types import (
     TrackVerdict,
     Verdict,
 )
-from test_temporal import _mesh, _tiny_detector
+from tiny_store import mesh, tiny_detector
 
 ASTRONAUT = Path(__file__).parents[1] / "src" / "fakescope" / "assets" / "astronaut.jpg"
 
@@ -146,7 +146,7 @@ def _method_store(root: Path) -> FaceStore:
                 img = texture.copy()
                 img[..., k % 3] += 120  # each method tints another channel
                 images.append(img)
-                marks.append(_mesh(rng, 64, 36.0))
+                marks.append(mesh(rng, 64, 36.0))
                 rows.append(
                     {
                         "media_id": f"v/{method}/{g}",
@@ -164,7 +164,7 @@ def _method_store(root: Path) -> FaceStore:
 
 def test_trainer_end_to_end(tmp_path: Path) -> None:
     store = _method_store(tmp_path / "store")
-    onnx = _tiny_detector(tmp_path / "det.onnx")
+    onnx = tiny_detector(tmp_path / "det.onnx")
     weights = tmp_path / "det.json"
     weights.write_text(
         json.dumps(

@@ -428,7 +428,8 @@ def _tiny_store(root: Path, groups: int = 6, frames: int = 10, side: int = 64) -
 def test_trainer_end_to_end_on_a_tiny_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fakescope.training.cues import load_tracks, main
+    from fakescope.training.cue_tracks import load_tracks
+    from fakescope.training.cues import main
     from fakescope.training.store import FaceStore
 
     store = _tiny_store(tmp_path / "store")
@@ -494,7 +495,7 @@ def test_trainer_end_to_end_on_a_tiny_store(
 
 
 def test_trainer_refuses_the_development_set(tmp_path: Path) -> None:
-    from fakescope.training.cues import load_tracks
+    from fakescope.training.cue_tracks import load_tracks
     from fakescope.training.store import FaceStore
 
     store = FaceStore.open(_tiny_store(tmp_path / "store", groups=1, frames=2))

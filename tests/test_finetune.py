@@ -98,7 +98,7 @@ def test_transfer_report_pairs_a_fakes_only_set_with_reals_outside_the_old_test_
     other set, never from the old set's test split (those measure the old generator), and
     its fakes are split by prompt group, so no prompt gives both a shot and an eval image."""
     from fakescope.training import finetune as ft
-    from fakescope.training.synthesis import load_manifest, split_by_image
+    from fakescope.training.synthesis_cnn_data import load_manifest, split_by_image
 
     def make(root: Path, rows: list[tuple[str, str]]) -> None:
         lines = ["file\tlabel"]

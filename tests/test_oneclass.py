@@ -12,14 +12,14 @@ import pytest
 
 pytest.importorskip("torch")
 
-from test_temporal import _tiny_store
+from tiny_store import tiny_store
 
 
 def test_oneclass_fits_reals_only_reports_variants_and_exports(tmp_path: Path) -> None:
     from fakescope._runtime import onnx_session
     from fakescope.training import oneclass
 
-    store = _tiny_store(tmp_path / "store", groups=6, frames=4)
+    store = tiny_store(tmp_path / "store", groups=6, frames=4)
     groups = {f"g{g}": ("train" if g < 4 else "val") for g in range(6)}
     splits = tmp_path / "splits.json"
     splits.write_text(json.dumps({"groups": groups}))

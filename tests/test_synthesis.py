@@ -12,7 +12,6 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from conftest import write_image
 from fakescope.errors import ConfigError, ModelError
 from fakescope.models import ASSET_SHA256, asset_path, sha256_file
 from fakescope.synthesis import (
@@ -206,89 +205,6 @@ def test_unknown_or_bad_keys_are_refused(tmp_path: Path) -> None:
 # --- training recipe --------------------------------------------------------------------------
 
 
-def test_training_smoke(tmp_path: Path, example_face: npt.NDArray[np.uint8]) -> None:
-    """The whole recipe on 16 tiny images: splits, CV, calibration, report, loadable weights."""
-    from fakescope.training import synthesis as train
-
-    rng = np.random.default_rng(0)
-    big = _natural(example_face, 320)
-    data, reals = tmp_path / "gen", tmp_path / "reals"
-    rows, real_rows = [], []
-    for k in range(16):
-        y, x = rng.integers(0, big.shape[0] - 160), rng.integers(0, big.shape[1] - 160)
-        crop = np.ascontiguousarray(big[y : y + 160, x : x + 160])
-        fake = k % 2 == 1
-        img = _nearest_up(crop, 2) if fake else crop
-        name = f"{'fake' if fake else 'real'}/{k}.jpg"
-        (data / name).parent.mkdir(parents=True, exist_ok=True)
-        write_image(data / name, img)
-        rows.append(f"{name}\t{'fake' if fake else 'real'}")
-        if k < 4:
-            (reals / "real").mkdir(parents=True, exist_ok=True)
-            write_image(reals / f"real/{k}.jpg", crop[::-1].copy())
-            real_rows.append(f"real/{k}.jpg\treal")
-    (data / "MANIFEST.tsv").write_text("file\tlabel\n" + "\n".join(rows) + "\n")
-    (reals / "MANIFEST.tsv").write_text("file\tlabel\n" + "\n".join(real_rows) + "\n")
-    out = tmp_path / "run"
-    args = ["--data", str(data), "--reals", str(reals), "--out", str(out), "--workers", "1"]
-    args += ["--variants", "w128-a4-rich", "--C", "1", "--pseudo-share", "0.3", "--copies", "1"]
-    report = train.main([*args, "--folds", "2"])
-    assert (out / "splits.tsv").is_file() and (out / "cv.tsv").is_file()
-    assert json.loads((out / "report.json").read_text())["sha256"] == report["sha256"]
-    for key in ("test_auc_clean", "test_auc_jpeg50", "compression_only_auc", "jpeg_ghost_auc"):
-        assert 0.0 <= report[key] <= 1.0
-    detector = create_synthesis_detector(str(out / "weights.json"))
-    assert detector.calibrated and detector.min_side == 128
-
-
-def test_split_by_image_is_deterministic_and_stratified() -> None:
-    from fakescope.training.synthesis import split_by_image
-
-    files = [f"real/{i}.jpg" for i in range(50)] + [f"fake/{i}.jpg" for i in range(25)]
-    labels = [0] * 50 + [1] * 25
-    splits = split_by_image(files, labels, seed=0)
-    order = np.random.default_rng(1).permutation(len(files))
-    shuffled = split_by_image([files[i] for i in order], [labels[i] for i in order], seed=0)
-    assert dict(zip(files, splits, strict=True)) == {
-        files[i]: s for i, s in zip(order, shuffled, strict=True)
-    }
-    for label, n in ((0, 50), (1, 25)):
-        got = [s for s, lab in zip(splits, labels, strict=True) if lab == label]
-        assert got.count("train") == round(0.6 * n) and got.count("calib") == round(0.2 * n)
-    assert split_by_image(files, labels, seed=1) != splits
-
-
-def test_read_rgb_and_manifest_readers(tmp_path: Path) -> None:
-    """The trainers' one image reader and the MANIFEST.tsv readers built on load_manifest."""
-    from fakescope.training.images import read_rgb
-    from fakescope.training.synthesis import load_manifest
-    from fakescope.training.synthesis_cnn_data import read_image, real_videos
-
-    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    png = write_image(tmp_path / "a.png", rgb, ".png")
-    got = read_rgb(png)
-    assert got.dtype == np.uint8 and got.shape == (20, 30, 3) and np.array_equal(got, rgb)
-    assert np.array_equal(read_image(str(png)), rgb)  # the CNN trainer's reader: same pixels
-    cv2.imwrite(str(tmp_path / "grey.png"), rgb[:, :, 0])
-    assert read_rgb(tmp_path / "grey.png").shape == (20, 30, 3)
-    with pytest.raises(ConfigError, match="no such file"):
-        read_rgb(tmp_path / "missing.jpg")
-    (tmp_path / "bad.jpg").write_bytes(b"not an image")
-    with pytest.raises(ValueError, match=r"bad\.jpg: OpenCV cannot decode"):
-        read_rgb(str(tmp_path / "bad.jpg"))
-
-    rows = ["b.mp4\treal", "a.mp4\tfake", "c.mp4\t Real", "0.mp4\treal"]
-    (tmp_path / "MANIFEST.tsv").write_text("file\tlabel\n" + "\n".join(rows) + "\n")
-    items = load_manifest(tmp_path, "v")
-    assert [(Path(i.path).name, i.label) for i in items] == [
-        ("0.mp4", 0),
-        ("a.mp4", 1),
-        ("b.mp4", 0),
-        ("c.mp4", 0),
-    ]
-    assert real_videos(tmp_path) == [str(tmp_path / n) for n in ("0.mp4", "b.mp4", "c.mp4")]
-
-
 # --- the shipped model on real data -----------------------------------------------------------
 
 
@@ -296,7 +212,7 @@ def test_read_rgb_and_manifest_readers(tmp_path: Path) -> None:
 def test_freq_v1_floor_on_stylegan2_test_split(shared_data: Path) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from fakescope.training.synthesis import load_manifest, split_by_image
+    from fakescope.training.synthesis_cnn_data import load_manifest, split_by_image
 
     root = shared_data / STYLEGAN2
     if not (root / "MANIFEST.tsv").is_file():

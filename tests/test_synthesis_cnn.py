@@ -13,7 +13,8 @@ import numpy.typing as npt
 import pytest
 
 from conftest import write_image
-from fakescope.errors import ModelError
+from fakescope.data import DatasetWarning
+from fakescope.errors import ConfigError, ModelError
 from fakescope.synthesis import (
     SYNTHESIS_DETECTORS,
     CnnSynthesisDetector,
@@ -191,7 +192,8 @@ def test_shipped_cnn_calls_the_example_video_real(name: str) -> None:
 def test_shipped_cnn_floor_on_stylegan2_test_split(name: str, shared_data: Path) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from fakescope.training.synthesis import jpeg, load_manifest, split_by_image
+    from fakescope.training.degrade import jpeg_roundtrip as jpeg
+    from fakescope.training.synthesis_cnn_data import load_manifest, split_by_image
 
     root = shared_data / "stylegan2_ffhq"
     if not (root / "MANIFEST.tsv").is_file():
@@ -281,11 +283,63 @@ def test_recalibrate_reproduces_the_shipped_int8_calibrator(
     assert refitted["b"] == pytest.approx(shipped["b"], abs=1e-6)
 
 
+def test_split_by_image_is_deterministic_and_stratified() -> None:
+    from fakescope.training.synthesis_cnn_data import split_by_image
+
+    files = [f"real/{i}.jpg" for i in range(50)] + [f"fake/{i}.jpg" for i in range(25)]
+    labels = [0] * 50 + [1] * 25
+    splits = split_by_image(files, labels, seed=0)
+    order = np.random.default_rng(1).permutation(len(files))
+    shuffled = split_by_image([files[i] for i in order], [labels[i] for i in order], seed=0)
+    assert dict(zip(files, splits, strict=True)) == {
+        files[i]: s for i, s in zip(order, shuffled, strict=True)
+    }
+    for label, n in ((0, 50), (1, 25)):
+        got = [s for s, lab in zip(splits, labels, strict=True) if lab == label]
+        assert got.count("train") == round(0.6 * n) and got.count("calib") == round(0.2 * n)
+    assert split_by_image(files, labels, seed=1) != splits
+
+
+def test_read_rgb_and_manifest_readers(tmp_path: Path) -> None:
+    """The trainers' one image reader and the MANIFEST.tsv readers built on load_manifest."""
+    from fakescope.training.images import read_rgb
+    from fakescope.training.synthesis_cnn_data import load_manifest, read_image, real_videos
+
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    png = write_image(tmp_path / "a.png", rgb, ".png")
+    got = read_rgb(png)
+    assert got.dtype == np.uint8 and got.shape == (20, 30, 3) and np.array_equal(got, rgb)
+    assert np.array_equal(read_image(str(png)), rgb)  # the CNN trainer's reader: same pixels
+    cv2.imwrite(str(tmp_path / "grey.png"), rgb[:, :, 0])
+    assert read_rgb(tmp_path / "grey.png").shape == (20, 30, 3)
+    with pytest.raises(ConfigError, match="no such file"):
+        read_rgb(tmp_path / "missing.jpg")
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"bad\.jpg: OpenCV cannot decode"):
+        read_rgb(str(tmp_path / "bad.jpg"))
+
+    rows = ["b.mp4\treal", "a.mp4\tfake", "c.mp4\t Real", "0.mp4\treal", "gone.mp4\treal"]
+    for name in ("b.mp4", "a.mp4", "c.mp4", "0.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "MANIFEST.tsv").write_text("file\tlabel\n" + "\n".join(rows) + "\n")
+    with pytest.warns(DatasetWarning, match="missing"):  # fakescope.data reads it
+        items = load_manifest(tmp_path, "v")
+    assert [(Path(i.path).name, i.label) for i in items] == [
+        ("0.mp4", 0),
+        ("a.mp4", 1),
+        ("b.mp4", 0),
+        ("c.mp4", 0),
+    ]
+    with pytest.warns(DatasetWarning):
+        videos = real_videos(tmp_path)
+    assert videos == [str(tmp_path / n) for n in ("0.mp4", "b.mp4", "c.mp4")]
+
+
 # --- issue 28: GAN and diffusion sets, prompt-group splits, the generator family ---------------
 
 
 def test_prompt_group_split_never_splits_a_group() -> None:
-    from fakescope.training.synthesis import prompt_group, split_by_group
+    from fakescope.training.synthesis_cnn_data import prompt_group, split_by_group
 
     assert prompt_group("fake/anB-107,3.jpg") == "anB-107"
     assert prompt_group("x/tpdne_fake_1.jpg") == "tpdne_fake_1"  # no comma: its own group
@@ -313,8 +367,7 @@ def test_prompt_group_split_never_splits_a_group() -> None:
 def test_shared_sets_split_as_issue_28_asks(shared_data: Path) -> None:
     """sd21_faces by prompt group (never one prompt in two splits), 60/20/20; stylegan2_ffhq
     keeps cnn-v1's image split, so cnn-v1's test split stays the same images."""
-    from fakescope.training.synthesis import load_manifest, split_by_image
-    from fakescope.training.synthesis_cnn_data import load_gen_set
+    from fakescope.training.synthesis_cnn_data import load_gen_set, load_manifest, split_by_image
 
     sd, sg = shared_data / "sd21_faces", shared_data / "stylegan2_ffhq"
     if not (sd / "MANIFEST.tsv").is_file() or not (sg / "MANIFEST.tsv").is_file():

@@ -112,7 +112,7 @@ def test_smooth_dcf_approaches_hard_dcf_and_has_gradients() -> None:
 
 
 def test_augment_with_mask_keeps_registration() -> None:
-    from fakescope.training.train_sbi import augment_with_mask
+    from fakescope.training.crops import augment_with_mask
 
     mask = np.zeros((64, 64), np.float32)
     mask[10:40, 5:25] = 1.0  # off-centre: a flip of only one of the two would decorrelate
@@ -128,7 +128,7 @@ def test_augment_with_mask_keeps_registration() -> None:
 
 
 def test_sbinet_shapes_and_frozen_blocks() -> None:
-    from fakescope.training.train_sbi import SBINet
+    from fakescope.training.sbi_net import SBINet
 
     model = SBINet(pretrained=False, freeze_blocks=3).train()
     logit, seg = model(torch.zeros(2, 3, 64, 64))
@@ -144,7 +144,7 @@ def test_warm_start_from_an_onnx_export_is_the_same_network(tmp_path: Path) -> N
     ort = pytest.importorskip("onnxruntime")
     from fakescope.models import asset_path
     from fakescope.training.onnx_init import refit_batchnorm, state_from_onnx
-    from fakescope.training.train_sbi import SBINet, export_onnx
+    from fakescope.training.sbi_net import SBINet, export_onnx
 
     torch.manual_seed(0)
     source = SBINet(pretrained=False, dropout=0.0)

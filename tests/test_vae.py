@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from test_temporal import _tiny_store
+from tiny_store import tiny_store
 
 
 def test_vae_trains_on_reals_only_exports_and_resumes(tmp_path: Path) -> None:
@@ -19,8 +19,9 @@ def test_vae_trains_on_reals_only_exports_and_resumes(tmp_path: Path) -> None:
 
     from fakescope._runtime import onnx_session
     from fakescope.training import vae
+    from fakescope.training.crops import aligned_crops
 
-    store = _tiny_store(tmp_path / "store", groups=6, frames=4)
+    store = tiny_store(tmp_path / "store", groups=6, frames=4)
     groups = {f"g{g}": ("train" if g < 4 else "val") for g in range(6)}
     splits = tmp_path / "splits.json"
     splits.write_text(json.dumps({"groups": groups}))
@@ -38,7 +39,7 @@ def test_vae_trains_on_reals_only_exports_and_resumes(tmp_path: Path) -> None:
     # the exported graph is sigmoid((log MSE of the mean-code reconstruction - m) / s)
     model = vae._build(32, 8)
     model.load_state_dict(torch.load(out / "last.pt", weights_only=True)["model"])
-    crops = vae._aligned(store, range(0, 48, 8), 32, 0.125)  # reals and fakes, aligned
+    crops = aligned_crops(store, range(0, 48, 8), 32, 0.125)  # reals and fakes, aligned
     expected = 1 / (
         1
         + np.exp(

@@ -13,8 +13,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from fakescope.synthesis import create_synthesis_detector
-from fakescope.training.synthesis import jpeg, load_manifest, split_by_image
-from fakescope.training.synthesis_cnn_data import load_gen_set
+from fakescope.training.degrade import jpeg_roundtrip as jpeg
+from fakescope.training.synthesis_cnn_data import load_gen_set, load_manifest, split_by_image
 
 S = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 items = load_manifest(S / "stylegan2_ffhq", "gen")

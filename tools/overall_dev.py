@@ -7,7 +7,7 @@ the stylegan2_ffhq test split are called "not authentic", and the overall labels
 ``--detector`` swaps the face detector (default: the scan's default), to see which face network
 the overall verdict's false alarms on real portraits come from.
 
-The split is the synthesis detectors' own (``fakescope.training.synthesis.split_by_image``,
+The split is the synthesis detectors' own (``fakescope.training.synthesis_cnn_data.split_by_image``,
 seed 0: 50 real / 26 generated test images), so no image the whole-image detector was trained
 or calibrated on is counted. Every figure comes with a Wilson 95% interval.
 """
@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from fakescope import ScanConfig, Scanner
-from fakescope.training.synthesis import load_manifest, split_by_image
+from fakescope.training.synthesis_cnn_data import load_manifest, split_by_image
 
 NOT_AUTHENTIC = {"manipulated", "generated"}
 

@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,10 @@ import numpy.typing as npt
 from fakescope import __version__
 from fakescope.errors import ConfigError
 from fakescope.evaluation import FFPP_METHODS
+
+if TYPE_CHECKING:
+    from fakescope.models import OnnxDetector
+    from fakescope.training.store import FaceStore
 
 __all__ = ["METHODS", "confusion", "fit_head", "main", "run"]
 
@@ -156,10 +160,11 @@ def _summary(probs: _F64, y: _I64, classes: Sequence[str], media: Sequence[str])
     return out
 
 
-def _features(store: Any, indices: _I64, embedder: Any, out: Path) -> tuple[_F32, _F32]:
-    """Embeddings and raw fake probabilities of the store crops at ``indices`` (cached)."""
+def _features(store: FaceStore, indices: _I64, embedder: OnnxDetector, out: Path) -> _F32:
+    """Embeddings of the store crops at ``indices`` (aligned as the scan aligns them, through
+    the detector's own :meth:`~fakescope.models.OnnxDetector.embed`; cached in ``out``)."""
     from fakescope.training.cache import content_key, load_cache, save_cache, store_key
-    from fakescope.training.temporal import track_features
+    from fakescope.training.crops import aligned_crops
 
     cfg = embedder.config
     meta = {
@@ -173,11 +178,26 @@ def _features(store: Any, indices: _I64, embedder: Any, out: Path) -> tuple[_F32
     cached = load_cache(path, meta)
     if cached is not None:
         _log(f"{path.name}: cached embeddings")
-        return cached["embedding"], cached["prob"]
+        return np.asarray(cached["embedding"], np.float32)
     _log(f"embedding {len(indices)} crops with {cfg.name} ...")
-    emb, prob = track_features(store, indices, embedder.onnx_path, cfg.input_size, cfg.margin)
-    save_cache(path, meta, {"embedding": emb, "prob": prob})
-    return emb, prob
+    chunks = [
+        embedder.embed(aligned_crops(store, indices[i : i + 64], cfg.input_size, cfg.margin))
+        for i in range(0, len(indices), 64)
+    ]
+    emb = np.concatenate(chunks).astype(np.float32)
+    save_cache(path, meta, {"embedding": emb})
+    return emb
+
+
+def _embedder(name: str) -> OnnxDetector:
+    """A detector network with an ``embedding`` output: a registered name, or a weight-config
+    ``.json`` (its ``file`` relative to that JSON)."""
+    from fakescope.models import OnnxDetector, create_detector
+
+    detector = create_detector(name, threads=1)
+    if not isinstance(detector, OnnxDetector) or not detector.has_embedding:
+        raise ConfigError(f"{name} is not a detector network with an 'embedding' output")
+    return detector
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -202,8 +222,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     y = np.asarray([classes.index(r["method"]) for _, r in rows], np.int64)
     split = np.asarray([assignment[r["group"]] for _, r in rows])
     media = [str(r["media_id"]) for _, r in rows]
-    embedder = _Embedder(args.embedder)
-    x, _ = _features(store, indices, embedder, out)
+    embedder = _embedder(args.embedder)
+    x = _features(store, indices, embedder, out)
 
     def part(name: str | tuple[str, ...]) -> npt.NDArray[np.bool_]:
         return np.isin(split, [name] if isinstance(name, str) else list(name))
@@ -267,19 +287,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"family {t['crop']['family_accuracy']}; {out / 'report.json'}"
     )
     return report
-
-
-class _Embedder:
-    """A detector's weight config and ONNX file (its ``embedding`` output): a registered
-    name, or a weight-config ``.json`` (its ``file`` relative to that JSON)."""
-
-    def __init__(self, name: str) -> None:
-        from fakescope.models import WeightConfig, asset_path, create_detector
-
-        detector = create_detector(name, threads=1)
-        self.config: WeightConfig = detector.config
-        file = Path(self.config.file)
-        self.onnx_path = file if file.is_absolute() else asset_path(self.config.file)
 
 
 def ship(run_dir: Path, stem: str = "attrib_v1") -> Path:

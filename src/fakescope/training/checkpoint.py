@@ -5,12 +5,15 @@ optimizer state and the last finished epoch (tensors and numbers only: it loads 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn, optim
 
 __all__ = ["resume", "save_checkpoint"]
 
 
-def resume(path: Path, model: Any, opt: Any) -> int:
+def resume(path: Path, model: nn.Module, opt: optim.Optimizer) -> int:
     """Load ``path`` into ``model`` and ``opt`` when it exists; returns the first epoch still
     to run (0 for a fresh run)."""
     import torch
@@ -25,7 +28,7 @@ def resume(path: Path, model: Any, opt: Any) -> int:
     return start
 
 
-def save_checkpoint(path: Path, model: Any, opt: Any, epoch: int) -> None:
+def save_checkpoint(path: Path, model: nn.Module, opt: optim.Optimizer, epoch: int) -> None:
     """Write the state after ``epoch`` (to a temporary name first, so a kill mid-write keeps
     the previous checkpoint)."""
     import torch

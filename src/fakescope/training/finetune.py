@@ -28,7 +28,11 @@ import numpy.typing as npt
 
 from fakescope.errors import ConfigError, ModelError
 from fakescope.evaluation import roc_auc
-from fakescope.synthesis import CnnSynthesisDetector, create_synthesis_detector
+from fakescope.synthesis import (
+    CnnSynthesisDetector,
+    SynthesisDetector,
+    create_synthesis_detector,
+)
 from fakescope.training.images import read_rgb
 
 __all__ = [
@@ -208,7 +212,7 @@ def finetune(
         "shots": shots,
         "l2sp": l2sp,
         "l2sp_oof_auc": oof_aucs,
-        "head_shift": float(np.linalg.norm(w - w0) / max(np.linalg.norm(w0), 1e-12)),
+        "head_shift": float(np.linalg.norm(w - w0)) / max(float(np.linalg.norm(w0)), 1e-12),
         "calibrated": calibration is not None,
         "fakes": [str(p) for p in pick_f],
         "reals": [str(p) for p in pick_r],
@@ -217,32 +221,25 @@ def finetune(
 
 
 def _groups(root: Path) -> tuple[list[Path], list[Path], list[str], list[str]]:
-    """Generated and real images of a set with a MANIFEST.tsv, each with its source group:
-    a fake's ``original=NAME`` in ``generator_method`` (DFDC), else its prompt group (SDFD's
-    ``anB-107`` of ``anB-107,3.jpg``; a name without a comma: its own stem)."""
-    import csv
-
-    from fakescope.training.synthesis import prompt_group
+    """Generated and real images of a set with a MANIFEST.tsv (read by
+    :func:`fakescope.data.load_dataset`), each with its source group: a fake's first identity
+    (DFDC's ``original=NAME`` in ``generator_method``, else its file stem) cut to its prompt
+    group (SDFD's ``anB-107`` of ``anB-107,3.jpg``; a name without a comma: itself); a real's
+    file stem."""
+    from fakescope.data import load_dataset
+    from fakescope.training.synthesis_cnn_data import prompt_group
 
     fakes: list[Path] = []
     reals: list[Path] = []
     gf: list[str] = []
     gr: list[str] = []
-    with (root / "MANIFEST.tsv").open(newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            path = root / row["file"]
-            method = row.get("generator_method", "")
-            if row["label"] == "fake":
-                group = (
-                    method.split("original=")[-1].rstrip(")")
-                    if "original=" in method
-                    else path.stem
-                )
-                fakes.append(path)
-                gf.append(prompt_group(Path(group).name))
-            else:
-                reals.append(path)
-                gr.append(path.stem)
+    for item in load_dataset("manifest", root):
+        if item.label == "fake":
+            fakes.append(item.path)
+            gf.append(prompt_group(item.identities[0]))
+        else:
+            reals.append(item.path)
+            gr.append(item.path.stem)
     return fakes, reals, gf, gr
 
 
@@ -267,7 +264,7 @@ def transfer_report(
     split are never used as shots or as new-set evaluation images."""
     import json
 
-    from fakescope.training.synthesis import load_manifest, split_by_image
+    from fakescope.training.synthesis_cnn_data import load_manifest, split_by_image
 
     items = load_manifest(old, "gen")
     split = split_by_image([i.path for i in items], [i.label for i in items], seed=0)
@@ -293,7 +290,7 @@ def transfer_report(
     old_eval = [read_rgb(Path(i.path)) for i in test]
     old_y = [i.label for i in test]
 
-    def aucs(detector: Any) -> dict[str, float]:
+    def aucs(detector: SynthesisDetector) -> dict[str, float]:
         return {
             "new": round(roc_auc(new_y, detector.score(new_eval)), 4),
             "old": round(roc_auc(old_y, detector.score(old_eval)), 4),

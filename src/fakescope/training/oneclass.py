@@ -49,6 +49,9 @@ import torch
 from torch import nn
 
 from fakescope.evaluation import roc_auc_or_none
+from fakescope.training.crops import aligned_crops
+from fakescope.training.store import FaceStore
+from fakescope.training.vae import _normalise
 
 __all__ = ["main"]
 
@@ -137,12 +140,6 @@ class Features(nn.Module):
         return self.every(x)[self.kind]
 
 
-def _normalise(batch: npt.NDArray[np.uint8]) -> torch.Tensor:
-    from fakescope.training.vae import _normalise as norm
-
-    return norm(batch)  # type: ignore[no-any-return]
-
-
 def extract(args: argparse.Namespace, split: str) -> dict[str, Any]:
     """The feature choices of one split (train: reals only), cached as npz per group."""
     data: dict[str, Any] = {}
@@ -155,9 +152,6 @@ def extract(args: argparse.Namespace, split: str) -> dict[str, Any]:
 def _extract(
     args: argparse.Namespace, split: str, group: str, kinds: tuple[str, ...]
 ) -> dict[str, Any]:
-    from fakescope.training.store import FaceStore
-    from fakescope.training.vae import _aligned
-
     tag = "" if group == "base" else f"_{group}"
     path = args.cache / f"{split}_{args.size}_{args.limit}{tag}.npz"
     if path.is_file():
@@ -175,7 +169,7 @@ def _extract(
     t0 = time.time()
     with torch.no_grad():
         for s in range(0, len(pick), 64):
-            x = _normalise(_aligned(store, pick[s : s + 64], args.size, args.margin))
+            x = _normalise(aligned_crops(store, pick[s : s + 64], args.size, args.margin))
             for k, v in net.every(x).items():
                 if k in kinds:
                     out[k].append(v.numpy().astype(np.float16 if v.dim() == 3 else np.float32))
@@ -473,12 +467,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 report["variants"][variant] = entry
                 _log(f"{variant}: {entry['auc']} val-real z {entry['val_real_z']}")
     if args.export:
-        from fakescope.training.store import FaceStore
-        from fakescope.training.vae import _aligned
-
         kind, model, m, s = fitted[args.export]
         some = val["index"][np.linspace(0, len(val["index"]) - 1, 16).astype(int)]
-        crops = _normalise(_aligned(FaceStore.open(args.store), some, args.size, args.margin))
+        crops = _normalise(aligned_crops(FaceStore.open(args.store), some, args.size, args.margin))
         check = export(
             Scan(kind, model, args.export.split("/")[-1], m, s), crops, args.out / "model.onnx"
         )

@@ -1,5 +1,5 @@
 """Warm start from a shipped ONNX detector: the network weights of an exported
-:class:`~fakescope.training.train_sbi.SBINet` put back into a torch ``SBINet``, or those of an
+:class:`~fakescope.training.sbi_net.SBINet` put back into a torch ``SBINet``, or those of an
 exported EfficientNet-Lite0 classifier (the synthesis CNN) into an
 :class:`~fakescope.training.effnet_lite.EfficientNetLite0`.
 
@@ -18,34 +18,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fakescope.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 __all__ = ["refit_batchnorm", "state_from_onnx"]
 
 
-def _conv_bn_pairs(model: Any) -> list[tuple[Any, Any]]:
+def _conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
     """The (Conv2d, BatchNorm2d or None) pairs of an SBINet or an EfficientNetLite0 in the
     order the export runs them: stem, each block's expand / depthwise / project, head, then
     (an SBINet's) the mask head."""
-    b = getattr(model, "backbone", model)
-    pairs: list[tuple[Any, Any]] = [(b._conv_stem, b._bn0)]
+    b: Any = getattr(model, "backbone", model)  # modules' attributes are untyped in torch
+    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d | None]] = [(b._conv_stem, b._bn0)]
     for block in b._blocks:
         if block.has_expand:
             pairs.append((block._expand_conv, block._bn0))
         pairs.append((block._depthwise_conv, block._bn1))
         pairs.append((block._project_conv, block._bn2))
     pairs.append((b._conv_head, b._bn1))
-    if hasattr(model, "seg_head"):
-        pairs.append((model.seg_head[0], model.seg_head[1]))
-        pairs.append((model.seg_head[3], None))
+    seg: Any = getattr(model, "seg_head", None)
+    if seg is not None:
+        pairs.append((seg[0], seg[1]))
+        pairs.append((seg[3], None))
     return pairs
 
 
-def state_from_onnx(model: Any, path: str | Path) -> dict[str, Any]:
+def state_from_onnx(model: nn.Module, path: str | Path) -> dict[str, Any]:
     """A ``state_dict`` for ``model`` (an ``SBINet``, or an ``EfficientNetLite0``) holding the
     weights of the ONNX file at ``path`` (an export of the same network: 51 convolutions for
     an SBINet, 49 for the classifier, one Gemm). A linear head with fewer outputs than the
@@ -111,7 +116,7 @@ def state_from_onnx(model: Any, path: str | Path) -> dict[str, Any]:
     return state
 
 
-def refit_batchnorm(model: Any, batches: Iterable[Any]) -> int:
+def refit_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
     """Re-estimate the BatchNorm statistics of ``model`` (an ``SBINet`` or an
     ``EfficientNetLite0``, e.g. loaded by :func:`state_from_onnx`) over ``batches``
     (normalised NCHW float tensors), keeping its eval-mode function unchanged: a BatchNorm
@@ -123,7 +128,7 @@ def refit_batchnorm(model: Any, batches: Iterable[Any]) -> int:
     pairs = [(conv, bn) for conv, bn in _conv_bn_pairs(model) if bn is not None]
     sums: dict[int, list[Any]] = {}
 
-    def hook(module: Any, _inputs: Any, output: Any) -> None:
+    def hook(module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         z = output.detach().double()
         acc = sums.setdefault(id(module), [0, 0.0, 0.0])
         acc[0] += z.shape[0] * z.shape[2] * z.shape[3]
@@ -150,11 +155,13 @@ def refit_batchnorm(model: Any, batches: Iterable[Any]) -> int:
             n, total, squares = sums[id(conv)]
             mean = total / n
             var = (squares / n - mean * mean).clamp(min=0.0)
+            running_mean, running_var = bn.running_mean, bn.running_var
+            assert running_mean is not None and running_var is not None  # tracked (default)
             # the eval-mode BatchNorm is z -> a * z + c; keep it with the new statistics
-            a = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-            c = bn.bias.double() - a * bn.running_mean.double()
+            a = bn.weight.double() / torch.sqrt(running_var.double() + bn.eps)
+            c = bn.bias.double() - a * running_mean.double()
             bn.weight.copy_((a * torch.sqrt(var + bn.eps)).float())
             bn.bias.copy_((c + a * mean).float())
-            bn.running_mean.copy_(mean.float())
-            bn.running_var.copy_(var.float())
+            running_mean.copy_(mean.float())
+            running_var.copy_(var.float())
     return seen

@@ -1,22 +1,23 @@
 """Cache aligned training crops made by fakescope's own face step.
 
 Runs the same detector (MTCNN full scan + FaceMesh), noise filter and 5-point alignment as
-``fakescope scan`` on every image of a MANIFEST.tsv data set, so training crops match what
-the pipeline feeds the model. Writes one ``.npz`` (uint8 crops, labels, methods, splits).
+``fakescope scan`` on every image of a MANIFEST.tsv data set (read by
+:func:`fakescope.data.load_dataset`), so crops match what the pipeline feeds a model. Writes
+one ``.npz`` (uint8 crops, labels, methods, splits, files): the input of ``tools/try_int8.py``.
 
     python -m fakescope.training.prepare ../shared/data/ffpp_face_crops \
-        --size 192 --margin 0.0 --out cache/ffpp_crops_192.npz
+        --size 192 --margin 0.125 --out cache/crops_m0125.npz
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 from rich.progress import track
 
+from fakescope.data import load_dataset
 from fakescope.errors import ConfigError
 from fakescope.faces import MTCNNFaceDetector, align_face, filter_faces
 from fakescope.training.images import read_rgb
@@ -40,13 +41,12 @@ def main() -> None:
     args = parser.parse_args()
 
     detector = MTCNNFaceDetector(min_face_px=args.min_face)
-    with (args.root / "MANIFEST.tsv").open() as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
+    items = load_dataset("manifest", args.root)
     crops, labels, methods, splits, files = [], [], [], [], []
     missed = 0
-    for row in track(rows, description="aligning"):
+    for item in track(items, description="aligning"):
         try:
-            rgb = read_rgb(args.root / row["file"])
+            rgb = read_rgb(item.path)
         except ConfigError:
             missed += 1
             continue
@@ -56,11 +56,11 @@ def main() -> None:
             continue
         face = max(faces, key=lambda f: f.width * f.height)
         crops.append(align_face(rgb, face, args.size, args.margin).image)
-        labels.append(1 if row["label"] == "fake" else 0)
-        name = Path(row["file"]).name
+        labels.append(1 if item.label == "fake" else 0)
+        name = item.path.name
         methods.append(method_of(name))
         splits.append(name.split("_", 1)[0])
-        files.append(row["file"])
+        files.append(item.path.relative_to(args.root).as_posix())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         args.out,

@@ -1,7 +1,7 @@
 """Copy an exported ONNX model into the package with its weight config (sha256 included).
 
-    python -m fakescope.training.ship runs/baseline/model.onnx --name effnet-lite0-ffpp \
-        --file effnet_lite0_ffpp.onnx --input-size 192 --margin 0.0
+    python -m fakescope.training.ship runs/sbi_v4/model.onnx --name effnet-lite0-v4 \
+        --file effnet_lite0_v4.onnx --input-size 192 --margin 0.125
 
 With ``--beside`` nothing is copied: the weight config is written next to the ONNX file
 (``<run>/weights.json``) so that ``fakescope eval --detector <run>/weights.json`` can measure a
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fakescope import __version__
 from fakescope.models import asset_path, sha256_file
-from fakescope.training.train_baseline import MEAN, STD
+from fakescope.training.effnet_lite import MEAN, STD
 
 
 def main() -> None:

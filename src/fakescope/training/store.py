@@ -38,13 +38,16 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from fakescope.data import MediaItem, identity_groups, load_dataset
 from fakescope.errors import ConfigError, FakescopeError, InputError
+
+if TYPE_CHECKING:
+    from fakescope.faces import MTCNNFaceDetector
 
 __all__ = [
     "DEV_ONLY",
@@ -106,10 +109,10 @@ def _shard_key(sources: Sequence[_Source], params: StoreParams) -> str:
 # building
 
 
-_DETECTOR: Any = None
+_DETECTOR: MTCNNFaceDetector | None = None
 
 
-def _detector(min_face: float) -> Any:
+def _detector(min_face: float) -> MTCNNFaceDetector:
     global _DETECTOR
     if _DETECTOR is None:
         from fakescope.faces import MTCNNFaceDetector
@@ -118,7 +121,9 @@ def _detector(min_face: float) -> Any:
     return _DETECTOR
 
 
-def _crops_of(item: MediaItem, params: StoreParams) -> Iterator[tuple[int, _U8, Any]]:
+def _crops_of(
+    item: MediaItem, params: StoreParams
+) -> Iterator[tuple[int, _U8, npt.NDArray[np.float32]]]:
     """``(frame index, loose crop, landmarks)`` for the largest confirmed face of each sampled
     frame of ``item`` (nothing for frames without one, or media that cannot be read)."""
     from fakescope.faces import filter_faces
@@ -137,6 +142,7 @@ def _crops_of(item: MediaItem, params: StoreParams) -> Iterator[tuple[int, _U8, 
             if not faces:
                 continue
             face = max(faces, key=lambda f: f.width * f.height)
+            assert face.mesh is not None  # the filter above kept faces with a mesh only
             crop, points = crop_face(frame.image, face.box, face.mesh, params.size, params.scale)
             yield frame.index, crop, points
     except FakescopeError:
@@ -269,7 +275,7 @@ class ShardedImages:
         self._parts = list(parts)
         self._starts = np.cumsum([0] + [len(p) for p in self._parts])
         side = self._parts[0].shape[1:] if self._parts else (0, 0, 3)
-        self.shape = (int(self._starts[-1]), *side)
+        self.shape: tuple[int, ...] = (int(self._starts[-1]), *side)
         self.dtype = np.dtype(np.uint8)
 
     def __len__(self) -> int:

@@ -2,11 +2,11 @@
 generator family and split, the decoded training pools, and the training batches (the same
 random rescale / crop / resize / blur / JPEG or H.264 degradations for both classes).
 
-A set's split rule is ``image`` (:func:`~fakescope.training.synthesis.split_by_image`,
-stratified by label: the ``--data`` set, so cnn-v1's stylegan2_ffhq split is kept image for
-image) or ``prompt`` (:func:`~fakescope.training.synthesis.split_by_group` over
-:func:`~fakescope.training.synthesis.prompt_group`: every image of one prompt lands in one
-split; the ``--gen`` sets, e.g. sd21_faces).
+A set's split rule is ``image`` (:func:`split_by_image`, stratified by label: the ``--data``
+set, so cnn-v1's stylegan2_ffhq split is kept image for image) or ``prompt``
+(:func:`split_by_group` over :func:`prompt_group`: every image of one prompt lands in one
+split; the ``--gen`` sets, e.g. sd21_faces). Sets are read by :func:`load_manifest` (through
+:mod:`fakescope.data`), images by :func:`~fakescope.training.images.read_rgb`.
 """
 
 from __future__ import annotations
@@ -15,39 +15,38 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from fakescope.data import load_dataset
 from fakescope.synthesis import limit_side
+from fakescope.training.degrade import jpeg_roundtrip
 from fakescope.training.images import read_rgb
-from fakescope.training.synthesis import (
-    Degradation,
-    Item,
-    degrade,
-    generator_upsample,
-    load_manifest,
-    prompt_group,
-    split_by_group,
-    split_by_image,
-)
 
 __all__ = [
     "FAMILIES",
     "MAX_SIDE",
     "SPLIT_RULES",
     "Augment",
+    "Degradation",
     "GenSet",
+    "Item",
     "Pools",
+    "degrade_image",
+    "generator_upsample",
     "load_gen_set",
+    "load_manifest",
     "parse_gen",
+    "prompt_group",
     "read_image",
     "read_video_frames",
     "real_videos",
     "rescale",
     "sample_batch",
+    "split_by_group",
+    "split_by_image",
     "write_manifests",
     "write_splits",
 ]
@@ -59,6 +58,94 @@ SPLIT_RULES = ("image", "prompt")
 MAX_SIDE = 1024
 _MODES = ("transposed", "nearest", "bilinear")
 _RESCALE_MODES = (cv2.INTER_LANCZOS4, cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One source image: ``group`` is the source set (``gen`` for the generated-image set, or
+    the real-only set's folder name), ``label`` 1 = generated."""
+
+    path: str
+    label: int
+    group: str
+    split: str = "train"
+
+
+def load_manifest(root: Path, group: str) -> list[Item]:
+    """Items of a set's ``MANIFEST.tsv`` (``file`` relative to ``root``, ``label`` real/fake),
+    sorted by path, as :func:`fakescope.data.load_dataset` reads it (its ``manifest`` adapter:
+    a row whose file is missing is skipped with a :class:`~fakescope.data.DatasetWarning`)."""
+    items = [
+        Item(str(m.path), int(m.label == "fake"), group)
+        for m in load_dataset("manifest", Path(root))
+    ]
+    return sorted(items, key=lambda i: i.path)
+
+
+def split_by_image(
+    files: Sequence[str],
+    labels: Sequence[int],
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+) -> list[str]:
+    """``train`` / ``calib`` / ``test`` per file, stratified by label: each class's files, in
+    sorted order, are shuffled with ``seed`` and cut at the fractions. The same files give
+    the same split whatever order they come in."""
+    if len(files) != len(labels) or len(set(files)) != len(files):
+        raise ValueError("need one label per file and unique files")
+    if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+        raise ValueError("fractions must be >= 0 and sum to 1")
+    out: dict[str, str] = {}
+    for label in sorted(set(labels)):
+        members = sorted(f for f, lab in zip(files, labels, strict=True) if lab == label)
+        order = np.random.default_rng([seed, int(label)]).permutation(len(members))
+        n_train = round(fractions[0] * len(members))
+        n_calib = round(fractions[1] * len(members))
+        for rank, index in enumerate(order):
+            split = "train" if rank < n_train else "calib" if rank < n_train + n_calib else "test"
+            out[members[index]] = split
+    return [out[f] for f in files]
+
+
+def prompt_group(file: str) -> str:
+    """The prompt group of a generated image's file name: the part of its name before the
+    first comma (SDFD's ``anB-107,3.jpg`` -> ``anB-107``); a name without a comma is its own
+    group (its stem)."""
+    name = Path(file).name
+    head, comma, _ = name.partition(",")
+    return head if comma else Path(name).stem
+
+
+def split_by_group(
+    files: Sequence[str],
+    groups: Sequence[str],
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+) -> list[str]:
+    """``train`` / ``calib`` / ``test`` per file such that all files of one group (e.g. one
+    prompt, :func:`prompt_group`) share a split: the groups, in sorted order, are shuffled with
+    ``seed`` and filled into train until it holds ``fractions[0]`` of the files, then calib
+    until train + calib hold ``fractions[0] + fractions[1]``, the rest test. Not stratified by
+    label (a group may mix labels). The same files give the same split whatever their order."""
+    if len(files) != len(groups) or len(set(files)) != len(files):
+        raise ValueError("need one group per file and unique files")
+    if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+        raise ValueError("fractions must be >= 0 and sum to 1")
+    members: dict[str, list[str]] = {}
+    for f, g in zip(files, groups, strict=True):
+        members.setdefault(g, []).append(f)
+    names = sorted(members)
+    order = np.random.default_rng([seed, 23]).permutation(len(names))
+    n_train = round(fractions[0] * len(files))
+    n_calib = round((fractions[0] + fractions[1]) * len(files))
+    out: dict[str, str] = {}
+    done = 0
+    for index in order:
+        group = members[names[index]]
+        split = "train" if done < n_train else "calib" if done < n_calib else "test"
+        out.update((f, split) for f in group)
+        done += len(group)
+    return [out[f] for f in files]
 
 
 def read_image(path: str) -> _U8:
@@ -145,7 +232,7 @@ def load_gen_set(root: Path, family: str, rule: str, seed: int) -> GenSet:
 
 def write_splits(gen: GenSet, path: Path) -> Path:
     """``file`` (its name), ``label`` (0/1), ``split``, and for a prompt-split set ``group``:
-    the same columns as cnn-v1's ``splits.tsv``, which tools/quantize_detectors.py reads."""
+    the same columns as cnn-v1's ``splits.tsv``, which :mod:`fakescope.training.quantize` reads."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
         fh.write("file\tlabel\tsplit" + ("\tgroup" if gen.rule == "prompt" else "") + "\n")
@@ -184,6 +271,68 @@ def write_manifests(sets: Sequence[GenSet], out: Path) -> list[Path]:
                 own += reals
             written.append(write_manifest(own, out / "sets" / g.name / f"{split}.tsv"))
     return written
+
+
+def generator_upsample(img: _U8, factor: int, mode: str, rng: np.random.Generator) -> _U8:
+    """A self-made fake: ``img`` downscaled by ``factor`` (area) and up-sampled back like a
+    generator's last layers: ``transposed`` (zero insertion, then a fixed random kernel of
+    ``factor + 1`` taps whose overlaps are uneven, as a stride-``factor`` transposed
+    convolution leaves), ``nearest`` or ``bilinear``. Output size: the input's, rounded down
+    to a multiple of ``factor``."""
+    h, w = (img.shape[0] // factor) * factor, (img.shape[1] // factor) * factor
+    small = cv2.resize(img[:h, :w], (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    if mode == "nearest":
+        return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST))
+    if mode == "bilinear":
+        return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
+    if mode != "transposed":
+        raise ValueError(f"unknown up-sampling mode {mode!r}")
+    taps = rng.uniform(0.3, 1.0, size=factor + 1)
+    taps *= factor / taps.sum()  # every output phase keeps the mean brightness on average
+    kernel = np.outer(taps, taps).astype(np.float32)
+    zeros = np.zeros((h, w, 3), dtype=np.float32)
+    zeros[::factor, ::factor] = small.astype(np.float32)
+    out = cv2.filter2D(zeros, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    return np.asarray(np.clip(np.rint(out), 0, 255), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """The random degradations applied alike to both classes (each step with its probability)."""
+
+    p_crop: float = 0.5
+    crop_min: float = 0.6  # smallest kept fraction of each side
+    p_resize: float = 0.5
+    resize_min: float = 0.5
+    resize_max: float = 1.5
+    p_blur: float = 0.25
+    blur_max: float = 1.0  # Gaussian sigma, px
+    p_jpeg: float = 0.7
+    jpeg_min: int = 30
+    jpeg_max: int = 95
+
+
+def degrade_image(img: _U8, rng: np.random.Generator, min_side: int, cfg: Degradation) -> _U8:
+    """Random crop -> resize -> blur -> JPEG, never below ``min_side`` px."""
+    h, w = img.shape[:2]
+    if rng.random() < cfg.p_crop:
+        fy, fx = rng.uniform(cfg.crop_min, 1.0, size=2)
+        ch, cw = max(min_side, round(h * fy)), max(min_side, round(w * fx))
+        ch, cw = min(ch, h), min(cw, w)
+        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        img, h, w = img[y : y + ch, x : x + cw], ch, cw
+    if rng.random() < cfg.p_resize:
+        lo = max(cfg.resize_min, min_side / min(h, w))
+        if lo <= cfg.resize_max:
+            s = rng.uniform(lo, cfg.resize_max)
+            size = (max(min_side, round(w * s)), max(min_side, round(h * s)))
+            inter = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+            img = np.asarray(cv2.resize(img, size, interpolation=inter), np.uint8)
+    if rng.random() < cfg.p_blur:
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, cfg.blur_max)), np.uint8)
+    if rng.random() < cfg.p_jpeg:
+        img = jpeg_roundtrip(img, int(rng.integers(cfg.jpeg_min, cfg.jpeg_max + 1)))
+    return np.ascontiguousarray(img, dtype=np.uint8)
 
 
 @dataclass
@@ -250,7 +399,7 @@ def _pick_fake(pools: Pools, rng: np.random.Generator) -> tuple[_U8, int]:
 
 def sample_batch(
     pools: Pools, rng: np.random.Generator, n: int, size: int, aug: Augment
-) -> tuple[Any, Any, Any]:
+) -> tuple[_U8, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """One batch: (n, size, size, 3) uint8 patches, labels (1 = generated) and family
     targets (0 GAN, 1 diffusion, -1 for reals and self-made fakes, which belong to neither).
     Half generated (``aug.pseudo_share`` of those self-made), half real (half of those from
@@ -277,21 +426,17 @@ def sample_batch(
             labels.append(0)
         families.append(family)
         if min(img.shape[:2]) < size:  # a small real: up-scaling would add traces, pad instead
-            img = cv2.copyMakeBorder(
-                img,
-                0,
-                max(0, size - img.shape[0]),
-                0,
-                max(0, size - img.shape[1]),
-                cv2.BORDER_REFLECT,
+            pad_y, pad_x = max(0, size - img.shape[0]), max(0, size - img.shape[1])
+            img = np.asarray(
+                cv2.copyMakeBorder(img, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT), np.uint8
             )
         if rng.random() < aug.p_rescale:
             img = rescale(img, rng, size, aug.rescale_min)
         if rng.random() < aug.p_h264:
-            img = degrade(img, rng, size + 16, no_jpeg)
+            img = degrade_image(img, rng, size + 16, no_jpeg)
             img = _h264_window(img, rng, size, int(rng.integers(aug.crf[0], aug.crf[1] + 1)))
         else:
-            img = degrade(img, rng, size, aug.degradation)
+            img = degrade_image(img, rng, size, aug.degradation)
         y = int(rng.integers(0, img.shape[0] - size + 1))
         x = int(rng.integers(0, img.shape[1] - size + 1))
         patch = img[y : y + size, x : x + size]

@@ -19,7 +19,7 @@ pseudo-fake (label 1, segmentation target = the blend mask), else the SBI real (
 zeros; the real from :func:`~fakescope.training.sbi.sbi_pair` so that target-side colour
 transforms occur on both classes). With ``data.supervised_fakes`` the cache's fakes are used
 too (label 1, no segmentation target). Then: similarity alignment (image and mask with the same
-matrix), then :func:`~fakescope.training.train_baseline.augment` on the image with its
+matrix), then :func:`~fakescope.training.crops.augment` on the image with its
 geometry (flip, shift/rotate/scale) replayed on the mask.
 
 Loss: BCE(logit) + ``model.seg_weight`` * BCE(mask logits at input/16 vs the area-downsampled
@@ -29,30 +29,25 @@ blend mask) [+ ``loss.dcf_weight`` * smooth DCF when ``loss.kind`` is ``bce+dcf`
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
 import random
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from fakescope.errors import ConfigError, InputError
 from fakescope.evaluation import roc_auc_or_none
-from fakescope.faces._align import alignment_matrix
-from fakescope.faces._mesh import five_points
 from fakescope.training import add_train_arguments
 from fakescope.training.balanced import (
     BalancedSampler,
@@ -61,101 +56,22 @@ from fakescope.training.balanced import (
     validate_sets,
 )
 from fakescope.training.config import TrainConfig, resolve
+from fakescope.training.crops import align, augment_with_mask
 from fakescope.training.degrade import DegradeConfig, degrade, h264_roundtrip
-from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0
+from fakescope.training.effnet_lite import to_tensor
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
 from fakescope.training.sbi import SBIConfig, sbi_pair
-from fakescope.training.train_baseline import augment, to_tensor
+from fakescope.training.sbi_net import SBINet, export_onnx
 
-__all__ = ["SEG_BLOCK", "Cache", "SBIExport", "SBINet", "align", "augment_with_mask", "main"]
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
-SEG_BLOCK = 10
-"""Index of the MBConv block whose output (112 ch, stride 16) feeds the segmentation head."""
+__all__ = ["Cache", "main"]
+
 _REFIT_BATCHES = 16  # training batches that re-estimate BatchNorm after an ONNX start
 
 _U8 = npt.NDArray[np.uint8]
 _F32 = npt.NDArray[np.float32]
-
-
-# --------------------------------------------------------------------------------------------
-# model
-
-
-class SBINet(nn.Module):
-    """EfficientNet-Lite0 with a classification logit and a blend-mask segmentation head.
-
-    ``forward(x)`` -> ``(logit (N,), mask_logits (N, S/16, S/16))``. The stem and the first
-    ``freeze_blocks`` MBConv blocks are frozen and kept in eval mode (BatchNorm statistics too);
-    with ``freeze_bn`` every BatchNorm stays in eval mode (its affine parameters still train).
-    """
-
-    def __init__(
-        self,
-        pretrained: bool = True,
-        dropout: float = 0.2,
-        freeze_blocks: int = 3,
-        freeze_bn: bool = False,
-    ):
-        super().__init__()
-        self.freeze_bn = freeze_bn
-        backbone = imagenet_lite0(1) if pretrained else EfficientNetLite0(1, dropout)
-        backbone._dropout = nn.Dropout(dropout)
-        self.backbone = backbone
-        self.seg_head = nn.Sequential(
-            nn.Conv2d(112, 64, 3, padding=1, bias=False),
-            nn.BatchNorm2d(64, eps=1e-3, momentum=0.01),
-            nn.ReLU6(inplace=True),
-            nn.Conv2d(64, 1, 1),
-        )
-        self.freeze_blocks = freeze_blocks
-        for module in self.frozen_modules():
-            for p in module.parameters():
-                p.requires_grad = False
-
-    def frozen_modules(self) -> list[nn.Module]:
-        b = self.backbone
-        return [b._conv_stem, b._bn0, *b._blocks[: self.freeze_blocks]]
-
-    def train(self, mode: bool = True) -> SBINet:
-        super().train(mode)
-        for module in self.frozen_modules():
-            module.eval()
-        if self.freeze_bn:
-            for module in self.modules():
-                if isinstance(module, nn.BatchNorm2d):
-                    module.eval()
-        return self
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logit, seg, _ = self.forward_all(x)
-        return logit, seg
-
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(logit (N,), mask_logits (N, S/16, S/16), embedding (N, 1280))``: the embedding is
-        the pooled head feature the logit is read from (input of a temporal video head)."""
-        b = self.backbone
-        x = b.act(b._bn0(b._conv_stem(x)))
-        mid = x
-        for i, block in enumerate(b._blocks):
-            x = block(x)
-            if i == SEG_BLOCK:
-                mid = x
-        pooled = b.act(b._bn1(b._conv_head(x))).mean(dim=(2, 3))
-        logit = b._fc(b._dropout(pooled))[:, 0]
-        return logit, self.seg_head(mid)[:, 0], pooled
-
-
-class SBIExport(nn.Module):
-    """The exported graph: normalised NCHW float -> (fake probability (N,), mask (N, h, w),
-    embedding (N, 1280))."""
-
-    def __init__(self, model: SBINet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logit, seg, emb = self.model.forward_all(x)
-        return torch.sigmoid(logit), torch.sigmoid(seg), emb
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,48 +136,6 @@ class Cache:
             methods=arrays["methods"].astype(str),
             splits=arrays["splits"].astype(str),
         )
-
-
-def align(
-    image: _U8, landmarks: _F32, size: int, margin: float, mask: _F32 | None = None
-) -> tuple[_U8, _F32 | None]:
-    """Warp ``image`` (and ``mask``, same matrix) to the ``size`` aligned face crop."""
-    matrix = alignment_matrix(five_points(landmarks), size, margin)
-    crop = cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    if mask is not None:
-        mask = np.asarray(
-            cv2.warpAffine(
-                mask, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-            ),
-            np.float32,
-        )
-    return np.asarray(crop, np.uint8), mask
-
-
-def augment_with_mask(img: _U8, mask: _F32, rng: np.random.Generator) -> tuple[_U8, _F32]:
-    """:func:`train_baseline.augment` on ``img``; its geometric part (the horizontal flip and
-    the shift/rotation/scale warp) is replayed on ``mask`` from a copy of ``rng`` taken before
-    the call, so image and target stay registered. Mirrors augment's first random draws
-    (guarded by ``tests/test_training.py::test_augment_with_mask_keeps_registration``)."""
-    probe = copy.deepcopy(rng)
-    out = augment(img, rng)
-    size = img.shape[0]
-    if probe.random() < 0.5:
-        mask = mask[:, ::-1]
-    if probe.random() < 0.5:
-        dx, dy = probe.integers(-6, 7, size=2)
-        scale = probe.uniform(0.92, 1.08)
-        m = cv2.getRotationMatrix2D((size / 2, size / 2), probe.uniform(-6, 6), scale)
-        m[:, 2] += (dx, dy)
-        mask = np.asarray(
-            cv2.warpAffine(
-                np.ascontiguousarray(mask), m, (size, size), borderMode=cv2.BORDER_REPLICATE
-            ),
-            np.float32,
-        )
-    return out, np.ascontiguousarray(mask, dtype=np.float32)
 
 
 def draw_batch(
@@ -438,7 +312,7 @@ def _val_indices(
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def _progress() -> Any:
+def _progress() -> Progress:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -463,27 +337,6 @@ def _progress() -> Any:
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def export_onnx(model: SBINet, size: int, path: Path) -> None:
-    model.eval()
-    with warnings.catch_warnings():  # the legacy (dynamo=False) exporter is deprecated
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            SBIExport(model),
-            (torch.zeros(1, 3, size, size),),
-            str(path),
-            input_names=["input"],
-            output_names=["fake_probability", "mask", "embedding"],
-            dynamic_axes={
-                "input": {0: "n"},
-                "fake_probability": {0: "n"},
-                "mask": {0: "n"},
-                "embedding": {0: "n"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
 
 
 def train(cfg: TrainConfig) -> Path:

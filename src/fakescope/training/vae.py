@@ -24,18 +24,22 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import torch
+from torch import nn
+
+from fakescope.training.crops import aligned_crops
+from fakescope.training.effnet_lite import MEAN, STD
 
 __all__ = ["main"]
 
 _U8 = npt.NDArray[np.uint8]
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 
 
 def _log(msg: str) -> None:
@@ -61,70 +65,57 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _aligned(store: Any, indices: Sequence[int], size: int, margin: float) -> _U8:
-    from fakescope.training.train_sbi import align
-
-    out = np.empty((len(indices), size, size, 3), np.uint8)
-    for k, i in enumerate(indices):
-        out[k] = align(store.images[int(i)], store.landmarks[int(i)], size, margin)[0]
-    return out
+def _block(cin: int, cout: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
 
 
-def _build(size: int, latent: int) -> Any:
-    import torch
-    from torch import nn
+def _up(cin: int, cout: int) -> nn.Module:
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)
+    )
 
-    def block(cin: int, cout: int) -> nn.Module:
-        return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
 
-    def up(cin: int, cout: int) -> nn.Module:
-        return nn.Sequential(
-            nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)
+class VAE(nn.Module):
+    """``size`` -> ``size / 16`` px (96 -> 6) over four stride-2 convolutions (32-256
+    channels), a ``latent``-d Gaussian code, and the mirror decoder."""
+
+    def __init__(self, size: int, latent: int) -> None:
+        super().__init__()
+        self.side = side = size // 16
+        self.enc = nn.Sequential(_block(3, 32), _block(32, 64), _block(64, 128), _block(128, 256))
+        self.mu = nn.Linear(256 * side * side, latent)
+        self.logvar = nn.Linear(256 * side * side, latent)
+        self.fc = nn.Linear(latent, 256 * side * side)
+        self.dec = nn.Sequential(
+            _up(256, 128), _up(128, 64), _up(64, 32), nn.ConvTranspose2d(32, 3, 4, 2, 1)
         )
 
-    side = size // 16
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.enc(x).flatten(1)
+        return self.mu(h), self.logvar(h)
 
-    class VAE(nn.Module):
-        """96 -> 6 px over four stride-2 convolutions (32-256 channels), a ``latent``-d
-        Gaussian code, and the mirror decoder."""
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.dec(self.fc(z).view(-1, 256, self.side, self.side))
+        return out
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.enc = nn.Sequential(block(3, 32), block(32, 64), block(64, 128), block(128, 256))
-            self.mu = nn.Linear(256 * side * side, latent)
-            self.logvar = nn.Linear(256 * side * side, latent)
-            self.fc = nn.Linear(latent, 256 * side * side)
-            self.dec = nn.Sequential(
-                up(256, 128), up(128, 64), up(64, 32), nn.ConvTranspose2d(32, 3, 4, 2, 1)
-            )
-
-        def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            h = self.enc(x).flatten(1)
-            return self.mu(h), self.logvar(h)
-
-        def decode(self, z: torch.Tensor) -> torch.Tensor:
-            return self.dec(self.fc(z).view(-1, 256, side, side))
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            mu, logvar = self.encode(x)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-            return self.decode(z), mu, logvar
-
-    return VAE()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return self.decode(z), mu, logvar
 
 
-def _normalise(batch: _U8) -> Any:
-    import torch
+def _build(size: int, latent: int) -> VAE:
+    return VAE(size, latent)
 
+
+def _normalise(batch: _U8) -> torch.Tensor:
     mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD).view(1, 3, 1, 1) * 255
     return (torch.from_numpy(batch).permute(0, 3, 1, 2).float() - mean) / std
 
 
-def _log_errors(model: Any, crops: _U8, batch: int = 128) -> npt.NDArray[np.float64]:
+def _log_errors(model: VAE, crops: _U8, batch: int = 128) -> npt.NDArray[np.float64]:
     """log mean squared reconstruction error (from the mean code) per crop."""
-    import torch
-
     out = []
     model.eval()
     with torch.no_grad():
@@ -135,28 +126,26 @@ def _log_errors(model: Any, crops: _U8, batch: int = 128) -> npt.NDArray[np.floa
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
-def export_onnx(model: Any, size: int, m: float, s: float, path: Path) -> Path:
+class _Score(nn.Module):
+    """sigmoid((log reconstruction MSE of the mean code - m) / s)."""
+
+    def __init__(self, vae: VAE, m: float, s: float) -> None:
+        super().__init__()
+        self.vae, self.m, self.s = vae, m, s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        recon = self.vae.decode(self.vae.encode(x)[0])
+        err = torch.log(((recon - x) ** 2).mean(dim=(1, 2, 3)) + 1e-8)
+        return torch.sigmoid((err - self.m) / self.s)
+
+
+def export_onnx(model: VAE, size: int, m: float, s: float, path: Path) -> Path:
     """The scan-facing graph: normalised crops -> ``fake_probability`` (N,)."""
-    import warnings
-
-    import torch
-    from torch import nn
-
-    class _Score(nn.Module):
-        def __init__(self, vae: nn.Module) -> None:
-            super().__init__()
-            self.vae = vae
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            recon = self.vae.decode(self.vae.encode(x)[0])
-            err = torch.log(((recon - x) ** 2).mean(dim=(1, 2, 3)) + 1e-8)
-            return torch.sigmoid((err - m) / s)
-
     model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Score(model),
+            _Score(model, m, s),
             (torch.zeros(1, 3, size, size),),
             str(path),
             input_names=["input"],
@@ -169,8 +158,6 @@ def export_onnx(model: Any, size: int, m: float, s: float, path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    import torch
-
     from fakescope.evaluation import roc_auc
     from fakescope.training.checkpoint import resume, save_checkpoint
     from fakescope.training.store import FaceStore
@@ -187,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     lim = args.limit or None
     train_idx = np.flatnonzero((split == "train") & real)[:lim]
     _log(f"{len(train_idx)} real training crops; aligning at {args.size} px")
-    train = _aligned(store, train_idx, args.size, args.margin)
+    train = aligned_crops(store, train_idx, args.size, args.margin)
     model = _build(args.size, args.latent)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     last = args.out / "last.pt"
@@ -224,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         pick = np.random.default_rng([args.seed, 3]).permutation(pick)[: args.val_per_set]
         labels = real[pick] == 0
         if 0 < labels.sum() < len(labels):
-            err = _log_errors(model, _aligned(store, pick, args.size, args.margin))
+            err = _log_errors(model, aligned_crops(store, pick, args.size, args.margin))
             val[dataset] = {"n": len(pick), "auc": round(roc_auc(labels, err), 4)}
     report["val_crop_auc"] = val
     export_onnx(model, args.size, m, s, args.out / "model.onnx")
