@@ -6,7 +6,7 @@ of the same sampled frames taken in every round too. A busy machine slows every 
 round alike, so the per-round ratios to the sequential scan are steadier than the times; the
 script prints their median and range, and each variant's total/decode-only.
 
-    python3 scripts/bench_overlap.py                    # generated 10-s 720p clip, 5 rounds
+    python3 scripts/bench_overlap.py      # generated 10-s 720p clip and 5-face scene, 5 rounds
     python3 scripts/bench_overlap.py --rounds 7 ../shared/data/ffpp_c40_videos/real/youtube_183.mp4
     python3 scripts/bench_overlap.py --variants sequential,overlap,overlap-2threads --json out.json
 """
@@ -32,7 +32,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("clips", nargs="*", type=Path, help="videos (default: a generated one)")
+    parser.add_argument(
+        "clips", nargs="*", type=Path, help="videos (default: those fakescope bench generates)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--variants", default="sequential,overlap")
     parser.add_argument("--json", type=Path, help="also save every run here")
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from fakescope import ScanConfig, Scanner
     from fakescope.cli._bench import decode_floor_ms
-    from fakescope.io import load_example_face, make_clip
+    from fakescope.io import load_example_face, make_clip, make_scene
 
     names = args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]
@@ -50,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     clips = list(args.clips)
     with tempfile.TemporaryDirectory() as tmp:
         if not clips:
-            clips.append(Path(tmp) / "generated_720p_10s.mp4")
-            make_clip(clips[0], face=load_example_face(), face_height=220)
+            face = load_example_face()
+            clips = [Path(tmp) / "generated_720p_10s.mp4", Path(tmp) / "scene_5faces_720p.mp4"]
+            make_clip(clips[0], face=face, face_height=220)
+            make_scene(clips[1], face)
         report: dict[str, Any] = {"cpus": os.cpu_count(), "clips": {}}
         for clip in clips:
             runs: dict[str, list[dict[str, float]]] = {n: [] for n in (*names, "decode-only")}

@@ -329,3 +329,12 @@ def test_close_drops_what_has_not_started_and_a_job_error_reaches_finish() -> No
     with pytest.raises(KeyError, match="job"):
         ahead.finish()
     assert _no_worker_left()
+
+
+def test_no_overlap_flag_reaches_the_scan_config() -> None:
+    from fakescope.cli._main import build_parser, config_overrides
+
+    for command in ("scan", "bench", "eval"):
+        args = build_parser().parse_args([command, "x.mp4", "--no-overlap"])
+        assert config_overrides(args)["overlap"] is False
+    assert "overlap" not in config_overrides(build_parser().parse_args(["scan", "x.mp4"]))
