@@ -107,3 +107,21 @@ def test_bench_prints_a_scene_row_with_recall(
     assert "recall" in printed and "scene_5faces" in printed
     assert f"{scene['faces_found']}/{scene['faces_present']}" in printed
     assert f"{given['faces_found']}/?" in printed
+
+
+def test_sweep_rows_count_the_faces_of_multi_face_clips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fakescope.cli import _bench
+
+    monkeypatch.setattr(_bench, "SWEEP_FRAMES", ())  # its clips are 1280x720: slow
+    monkeypatch.setattr(_bench, "SWEEP_SIZES", ((640, 360),))
+    monkeypatch.setattr(_bench, "SWEEP_FACES", (2,))
+    out = tmp_path / "bench.json"
+    config = ScanConfig(num_frames=4, synthesis_detector=None)
+    assert run_bench([], config, 1, str(out), sweep=True, seconds=2.0) == 0
+    sweep = json.loads(out.read_text())["sweep"]
+    assert [(r["variable"], r["value"]) for r in sweep] == [("resolution", "640x360"), ("faces", 2)]
+    assert [r["faces_present"] for r in sweep] == [4, 8]  # 1 and 2 faces in each of 4 frames
+    for row in sweep:
+        assert 0 < row["faces_found"] <= row["faces_present"]
