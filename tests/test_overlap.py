@@ -338,3 +338,20 @@ def test_no_overlap_flag_reaches_the_scan_config() -> None:
         args = build_parser().parse_args([command, "x.mp4", "--no-overlap"])
         assert config_overrides(args)["overlap"] is False
     assert "overlap" not in config_overrides(build_parser().parse_args(["scan", "x.mp4"]))
+
+
+def test_overlap_is_not_a_setting_that_changes_a_verdict() -> None:
+    """A batch folder written with one resumes with the other (and with folders written
+    before the field existed: the hash leaves it out)."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from fakescope.batch._runner import config_hash
+
+    assert config_hash(ScanConfig(overlap=False)) == config_hash(ScanConfig())
+    before = dataclasses.asdict(ScanConfig())
+    for name in ("threads", "overlap", "heatmaps_dir", "thumbnails_dir"):
+        before.pop(name)
+    text = json.dumps(before, sort_keys=True, default=str)
+    assert config_hash(ScanConfig()) == hashlib.sha256(text.encode()).hexdigest()[:16]
