@@ -3,7 +3,9 @@
 media -> frames (io.open_media) -> faces (face detector, filter_faces) -> aligned crops
 -> tracks (link_tracks) -> crop scores (detector) -> per-track and per-input verdict.
 Beside it, up to 4 evenly spread sampled frames (a photo: its one image) are scored whole by
-the synthesis detector as they stream past, for the input's synthesis verdict.
+the synthesis detector as they stream past, for the input's synthesis verdict. A video's
+crops and synthesis frames are scored on a worker thread while the next frames are searched
+(``ScanConfig.overlap``, :mod:`fakescope.inference._overlap`), to the same numbers.
 """
 
 from __future__ import annotations
