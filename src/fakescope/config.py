@@ -49,6 +49,12 @@ class ScanConfig:
     names track evidence models (:data:`fakescope.models.EVIDENCE_MODELS`) whose judgement
     each face track also gets (``TrackVerdict.evidence``); neither changes a label.
 
+    ``overlap`` scores a video's face crops (and the synthesis detector's frames) on a second
+    thread while the next sampled frames are searched for faces; the scores are the same
+    numbers either way (False scores them after the search, one stage after another). With
+    ``threads`` 0 and ``overlap``, the scoring networks run on one thread each, beside the
+    face search, rather than on every core.
+
     ``identity`` gives every face track an identity (``TrackVerdict.identity``: tracks of one
     person share a number); ``gallery`` (a ``fakescope people`` folder, implies ``identity``)
     also names known people. ``reference`` (a person in the ``gallery``) adds the reference
@@ -81,6 +87,7 @@ class ScanConfig:
     max_frame_bytes: int = 128 * 1024**2
     decode_max_side: int = 4096
     threads: int = 0
+    overlap: bool = True
     heatmaps_dir: str | None = None
     thumbnails_dir: str | None = None
     synthesis_detector: str | None = "cnn-v2-int8"

@@ -40,7 +40,7 @@ __all__ = [
     "run_batch",
 ]
 
-_NOT_KEYED = ("threads", "heatmaps_dir", "thumbnails_dir")
+_NOT_KEYED = ("threads", "overlap", "heatmaps_dir", "thumbnails_dir")
 """ScanConfig fields that do not change a verdict: left out of the settings hash."""
 
 
@@ -130,7 +130,8 @@ def _keyed_config(config: ScanConfig) -> dict[str, Any]:
 
 
 def config_hash(config: ScanConfig) -> str:
-    """A hash of the settings that change a verdict (threads and output folders excluded)."""
+    """A hash of the settings that change a verdict (threads, overlap and output folders
+    excluded)."""
     text = json.dumps(_keyed_config(config), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

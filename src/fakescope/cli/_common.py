@@ -292,6 +292,13 @@ def add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None:
         "its most suspicious track",
     )
     p.add_argument("--threads", type=int, help="inference threads (0 = all cores)")
+    p.add_argument(
+        "--no-overlap",
+        action="store_true",
+        dest="no_overlap",
+        help="score face crops after the face search, not beside it (same scores; slower "
+        "on two or more cores)",
+    )
 
 
 def default_gallery() -> Path:
@@ -332,4 +339,6 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["evidence"] = tuple(args.evidence)
     if getattr(args, "no_synthesis", False):
         out["synthesis_detector"] = None
+    if getattr(args, "no_overlap", False):
+        out["overlap"] = False
     return out

@@ -93,7 +93,11 @@ def _add_scan(sub: Any) -> None:
 
 
 def _add_bench(sub: Any) -> None:
-    bench = sub.add_parser("bench", help="time each stage on a generated 10-s 720p clip")
+    bench = sub.add_parser(
+        "bench",
+        help="time each stage (and count the faces found) on a generated 10-s 720p clip "
+        "and a generated 5-face scene",
+    )
     bench.add_argument("clips", nargs="*", metavar="CLIP", help="extra clips to time")
     bench.add_argument("--repeat", type=positive_int, default=3)
     bench.add_argument(

@@ -3,12 +3,15 @@
 media -> frames (io.open_media) -> faces (face detector, filter_faces) -> aligned crops
 -> tracks (link_tracks) -> crop scores (detector) -> per-track and per-input verdict.
 Beside it, up to 4 evenly spread sampled frames (a photo: its one image) are scored whole by
-the synthesis detector as they stream past, for the input's synthesis verdict.
+the synthesis detector as they stream past, for the input's synthesis verdict. A video's
+crops and synthesis frames are scored on a worker thread while the next frames are searched
+(``ScanConfig.overlap``, :mod:`fakescope.inference._overlap`), to the same numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,6 +32,7 @@ from fakescope.faces import (
     split_faces,
 )
 from fakescope.inference._aggregate import AGGREGATORS
+from fakescope.inference._closer import extra_times, spread
 from fakescope.inference._decide import (
     AGGREGATION_RULE,
     Decider,
@@ -46,6 +50,7 @@ from fakescope.inference._heatmaps import (
     face_thumbnail,
 )
 from fakescope.inference._outputs import Outputs, media_key
+from fakescope.inference._overlap import ScoreAhead, Scored, scoring_threads
 from fakescope.inference._prefetch import prefetch
 from fakescope.io import DecodeReport, Limits, Sampling, open_media
 from fakescope.models import Detector, create_detector
@@ -85,7 +90,9 @@ class Scanner(Decider, Outputs):
 
     def __init__(self, config: ScanConfig | None = None) -> None:
         self.config = config or ScanConfig()
-        self.detector: Detector = create_detector(self.config.detector, threads=self.config.threads)
+        self.detector: Detector = create_detector(
+            self.config.detector, threads=scoring_threads(self.config)
+        )
         self.face_detector: FaceDetector = FACE_DETECTORS.create(
             self.config.face_detector,
             max_side=self.config.detect_max_side,
@@ -146,10 +153,12 @@ class Scanner(Decider, Outputs):
         out: _Faces,
         clock: _Clock,
         merge: bool = False,
+        ahead: ScoreAhead | None = None,
     ) -> list[FaceBox]:
-        """Detect, filter and align the faces of one frame into ``out``; returns them. With
-        ``merge``, the frame was looked at before: only faces that overlap none of its known
-        ones are added (and returned)."""
+        """Detect, filter and align the faces of one frame into ``out``; returns them (and
+        hands their crops to ``ahead``, when given, to be scored). With ``merge``, the frame was
+        looked at before: only faces that overlap none of its known ones are added (and
+        returned)."""
         cfg = self.config
         wcfg = self.detector.config
         start = time.perf_counter()
@@ -194,6 +203,8 @@ class Scanner(Decider, Outputs):
             if self.identifier is not None:
                 out.seen[(IDENTITY_SLOT, id(face))] = self.identifier.observe(frame.image, face)
         clock.add("align", start)
+        if ahead is not None:
+            ahead.crops(aligned, out.crops)
         out.per_frame[frame.index] = known + aligned
         out.times[frame.index] = frame.time_s
         if full_scan:
@@ -209,10 +220,12 @@ class Scanner(Decider, Outputs):
         total: int,
         progress: Progress | None = None,
         synthesis: _SynthesisRun | None = None,
+        ahead: ScoreAhead | None = None,
     ) -> _Faces:
         """Stages 2-4: detect faces (with landmarks), drop detection errors (counted), align
         each kept face. A whole-frame search runs every ``full_scan_every`` sampled frames.
-        With ``synthesis``, the frames it picked are scored whole on the way."""
+        With ``synthesis``, the frames it picked are scored whole on the way. With ``ahead``,
+        the crops (and the synthesis detector's frames) are scored on its thread meanwhile."""
         out = _Faces()
         hints: list[FaceBox] = []
         recent: list[Frame] = []  # sampled frames since the last whole-frame search
@@ -220,17 +233,20 @@ class Scanner(Decider, Outputs):
         for position, frame in enumerate(frames):
             clock.add("decode", start)
             full = position % self.config.full_scan_every == 0
-            found = self._faces_in(frame, hints, full, out, clock)
+            found = self._faces_in(frame, hints, full, out, clock, ahead=ahead)
             if full:
                 new = [f for f in found if all(iou(f.box, h.box) <= 0.3 for h in hints)]
                 if new and recent:
-                    self._look_back(recent, new, out, clock)
+                    self._look_back(recent, new, out, clock, ahead)
                 recent = []
             else:
                 recent.append(frame)
             hints = found
             out.frames_seen += 1
-            if synthesis is not None:
+            if synthesis is not None and ahead is not None:
+                if position in synthesis.picks:
+                    ahead.job(functools.partial(self._score_synthesis, synthesis, position, frame))
+            elif synthesis is not None:
                 self._score_synthesis(synthesis, position, frame, clock)
             if progress is not None:
                 progress(position + 1, total)
@@ -244,7 +260,7 @@ class Scanner(Decider, Outputs):
         if self.synthesis is None:
             return None
         count = max(1, min(SYNTHESIS_FRAMES, total))
-        return _SynthesisRun(frozenset(_spread(max(total, 1), count)))
+        return _SynthesisRun(frozenset(spread(max(total, 1), count)))
 
     def _score_synthesis(
         self, run: _SynthesisRun, position: int, frame: Frame, clock: _Clock
@@ -269,7 +285,12 @@ class Scanner(Decider, Outputs):
         clock.add("synthesis", start)
 
     def _look_back(
-        self, recent: Sequence[Frame], new: Sequence[FaceBox], out: _Faces, clock: _Clock
+        self,
+        recent: Sequence[Frame],
+        new: Sequence[FaceBox],
+        out: _Faces,
+        clock: _Clock,
+        ahead: ScoreAhead | None = None,
     ) -> None:
         """A whole-frame search found ``new`` faces: look for them in the sampled frames since
         the previous search (newest first, around their boxes), so a face that entered between
@@ -277,52 +298,24 @@ class Scanner(Decider, Outputs):
         them."""
         hints = list(new)
         for frame in reversed(recent):
-            hints = self._faces_in(frame, hints, False, out, clock, merge=True)
+            hints = self._faces_in(frame, hints, False, out, clock, merge=True, ahead=ahead)
             if not hints:
                 return
 
     def extra_times(
         self, tracks: Sequence[Track], faces: _Faces, fps: float | None
     ) -> dict[float, list[FaceBox]]:
-        """Times to look again at, with the faces to look around: for each track seen in fewer
-        than ``min_track_frames`` sampled frames (or than the frames sampled, when fewer),
-        frames not yet looked at spread over the span where that face may be visible (from the
-        last whole-frame search before it was first seen to the next sampled frame after it
-        was last seen), at most ``max_extra_frames`` in all. Nothing without a frame rate (frame
-        numbers are times x fps)."""
-        cfg = self.config
-        if not fps:
-            return {}
-        order = sorted(faces.times)
-        budget = cfg.max_extra_frames
-        wanted: dict[float, list[FaceBox]] = {}
-        enough = min(cfg.min_track_frames, faces.frames_seen)
-        brief = sorted((t for t in tracks if len(t.faces) < enough), key=_length)
-        for track in brief:
-            first, last = track.faces[0].frame_index, track.faces[-1].frame_index
-            before = [i for i in faces.full_scans if i < first] or [i for i in order if i < first]
-            after = [i for i in order if i > last]
-            lo = faces.times[before[-1]] if before else faces.times[first]
-            hi = faces.times[after[0]] if after else faces.times[last]
-            count = min(enough - len(track.faces), budget)
-            if hi <= lo or count <= 0:
-                continue
-            # the frames of the span that were not decoded yet
-            lo_n, hi_n = round(lo * fps), round(hi * fps)
-            free = [n / fps for n in range(lo_n + 1, hi_n) if n not in faces.per_frame]
-            if not free:
-                continue
-            for k in _spread(len(free), min(count, len(free))):
-                t = float(free[k])
-                nearest = min(track.faces, key=lambda f: abs(faces.times[f.frame_index] - t))
-                wanted.setdefault(round(t, 4), []).append(nearest)
-                budget -= 1
-            if budget <= 0:
-                break
-        return wanted
+        """Times to look again at, with the faces to look around (see :func:`extra_times`)."""
+        return extra_times(self.config, tracks, faces, fps)
 
     def look_closer(
-        self, path: Path, media: MediaInfo, tracks: list[Track], faces: _Faces, clock: _Clock
+        self,
+        path: Path,
+        media: MediaInfo,
+        tracks: list[Track],
+        faces: _Faces,
+        clock: _Clock,
+        ahead: ScoreAhead | None = None,
     ) -> list[Track]:
         """Stage 4b (videos): decode extra frames around brief face tracks, find the faces
         in them (around the track's nearest box) and link every face again. A track is never
@@ -342,7 +335,7 @@ class Scanner(Decider, Outputs):
             if frame.index in faces.per_frame:
                 continue
             target = min(wanted, key=lambda t: abs(t - frame.time_s))
-            self._faces_in(frame, wanted[target], False, faces, clock)
+            self._faces_in(frame, wanted[target], False, faces, clock, ahead=ahead)
             faces.extra_frames += 1
         return link_tracks(faces.in_order())
 
@@ -352,18 +345,26 @@ class Scanner(Decider, Outputs):
         return self.config.heatmaps_dir is not None and self.detector.has_maps
 
     def score(
-        self, tracks: Sequence[Track], faces: _Faces
+        self, tracks: Sequence[Track], faces: _Faces, scored: Scored | None = None
     ) -> tuple[list[CropScore], dict[int, npt.NDArray[np.float64]]]:
         """Stage 5: run the detector on every aligned crop of every track; each crop gets its
         raw score and its crop-level calibrated probability. A crop whose output is not a
         finite number in [0, 1] gets no score (the scan counts it as a ``detector_error``; a
         track left with no score is not scored). Also returns the
-        crop-space maps by ``id(FaceBox)`` when heatmaps are wanted (else empty)."""
+        crop-space maps by ``id(FaceBox)`` when heatmaps are wanted (else empty). The crops
+        ``scored`` covers (scored beside the search, see :class:`ScoreAhead`) are not scored
+        again; with any crop missing, or a failure there, every crop is scored here."""
         members = [(t.track_id, f) for t in tracks for f in t.faces]
         if not members:
             return [], {}
-        batch = np.stack([faces.crops[id(f)].image for _, f in members])
         maps: dict[int, npt.NDArray[np.float64]] = {}
+        keys = [id(f) for _, f in members]
+        if scored is not None and scored.covers(keys, self.wants_maps):
+            raw = np.array([scored.raw[k] for k in keys], dtype=np.float64)
+            if self.wants_maps:
+                maps = {k: scored.maps[k] for k in keys}
+            return self._crop_scores(members, raw, faces), maps
+        batch = np.stack([faces.crops[k].image for k in keys])
         if self.wants_maps:
             raw, crop_maps = self.detector.predict_maps(batch)
             if crop_maps is not None:
@@ -373,14 +374,23 @@ class Scanner(Decider, Outputs):
         raw = np.asarray(raw, dtype=np.float64).reshape(-1)
         if raw.shape != (len(members),):
             raise ValueError(f"the detector gave {raw.size} scores for {len(members)} crops")
+        return self._crop_scores(members, raw, faces), maps
+
+    def _crop_scores(
+        self,
+        members: Sequence[tuple[int, FaceBox]],
+        raw: npt.NDArray[np.float64],
+        faces: _Faces,
+    ) -> list[CropScore]:
+        """The crop scores of ``members`` ((track id, face) pairs) from their ``raw``
+        detector outputs: calibrated at crop level, invalid outputs left out."""
         ok = valid_scores(raw)
         probs = self.calibrate(raw[ok], self.calibration_level("image"))
         kept = [m for m, good in zip(members, ok, strict=True) if good]
-        scores = [
+        return [
             CropScore(tid, f.frame_index, faces.times[f.frame_index], f.box, float(p), float(r))
             for (tid, f), p, r in zip(kept, probs, raw[ok], strict=True)
         ]
-        return scores, maps
 
     # -- the whole chain ---------------------------------------------------------------------
     def faces_key(self) -> tuple[Any, ...] | None:
@@ -407,6 +417,7 @@ class Scanner(Decider, Outputs):
             cost_false_alarm=1.0,
             prior_fake=0.5,
             threads=0,
+            overlap=True,
             attribution=None,
             heatmaps_dir=None,
         )
@@ -453,8 +464,9 @@ class Scanner(Decider, Outputs):
         shared = None if memo is None or key is None else (str(path.resolve()), key)
         try:
             found = None if shared is None or memo is None else memo.get(shared)
+            beside: Scored | None = None
             if found is None:
-                media, faces, tracks, synthesis = self._find(path, clock, progress)
+                media, faces, tracks, synthesis, beside = self._find(path, clock, progress)
                 if shared is not None and memo is not None:
                     memo.put(shared, (media, faces, tracks))
             else:
@@ -472,7 +484,7 @@ class Scanner(Decider, Outputs):
                     Status.NO_FACE, f"no face found in {faces.frames_seen} sampled frame(s)"
                 )
             start = time.perf_counter()
-            scores, maps = self.score(tracks, faces)
+            scores, maps = self.score(tracks, faces, beside)
             clock.add("classify", start)
             bad = sum(len(t.faces) for t in tracks) - len(scores)
             if bad:
@@ -519,18 +531,32 @@ class Scanner(Decider, Outputs):
 
     def _find(
         self, path: Path, clock: _Clock, progress: Progress | None
-    ) -> tuple[MediaInfo, _Faces, list[Track], _SynthesisRun | None]:
+    ) -> tuple[MediaInfo, _Faces, list[Track], _SynthesisRun | None, Scored | None]:
         """Stages 1-4 of one input: decode, find and align faces, link them into tracks
-        (and score the synthesis detector's frames on the way)."""
+        (and score the synthesis detector's frames on the way). With ``overlap``, a video's
+        crops are scored meanwhile: their scores come back last (else None)."""
         start = time.perf_counter()
         report = DecodeReport()
         media, frames = self.open(path, report)
         clock.add("decode", start)
         total = 1 if media.kind == "image" else self._expected_frames(media)
+        ahead: ScoreAhead | None = None
         if media.kind == "video":
             frames = prefetch(frames)
+            if self.config.overlap:
+                ahead = ScoreAhead(self.detector, self.wants_maps)
         synthesis = self._synthesis_run(total)
-        faces = self.find_faces(frames, clock, total, progress, synthesis)
+        try:
+            faces = self.find_faces(frames, clock, total, progress, synthesis, ahead)
+            tracks = link_tracks(faces.in_order()) if faces.frames_seen else []
+            if tracks and media.kind == "video":
+                tracks = self.look_closer(path, media, tracks, faces, clock, ahead)
+            scored = None if ahead is None else ahead.finish()
+        finally:
+            if ahead is not None:
+                ahead.close()
+                for stage, ms in ahead.clock.ms.items():
+                    clock.ms[stage] += ms
         if synthesis is not None:
             synthesis.complete = True
         if report.damaged:
@@ -538,10 +564,7 @@ class Scanner(Decider, Outputs):
                 f"the video is damaged part-way ({report.detail or 'corrupt data'}): "
                 f"{report.describe(media.duration_s)}; only that part was scanned"
             )
-        tracks = link_tracks(faces.in_order()) if faces.frames_seen else []
-        if tracks and media.kind == "video":
-            tracks = self.look_closer(path, media, tracks, faces, clock)
-        return media, faces, tracks, synthesis
+        return media, faces, tracks, synthesis, scored
 
     def _expected_frames(self, media: MediaInfo) -> int:
         if self.config.fps is not None and media.duration_s:
@@ -549,17 +572,6 @@ class Scanner(Decider, Outputs):
         if media.frame_count:
             return min(self.config.num_frames, media.frame_count)
         return self.config.num_frames
-
-
-def _spread(n: int, count: int) -> list[int]:
-    """``count`` positions spread evenly over ``range(n)`` (rounded, duplicates merged, in
-    order): ``np.unique(np.linspace(0, n - 1, count).round())`` without ``np.unique``, whose
-    first call imports ``numpy.ma`` (about 10 ms of a photo scan's start-up)."""
-    return sorted({int(k) for k in np.linspace(0, n - 1, count).round()})
-
-
-def _length(track: Track) -> int:
-    return len(track.faces)
 
 
 def _unscale(box: Box, scale: float) -> Box:

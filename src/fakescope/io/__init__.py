@@ -1,11 +1,12 @@
 """Ingest: identify media by content, enforce limits, and decode sampled RGB frames.
 
 ``open_media(path)`` -> ``(MediaInfo, Iterator[Frame])`` is the stage's entry point;
-``expand_inputs`` turns command-line arguments into files and ``make_clip`` writes
-synthetic test videos.
+``expand_inputs`` turns command-line arguments into files, ``make_clip`` writes
+synthetic test videos and ``make_scene`` multi-face ones whose faces are known.
 
-PyAV is imported with the first video: ``read_frames_at``, ``make_clip`` and
-``load_example_face`` are loaded on first use (PEP 562), so a photo scan never loads it.
+PyAV is imported with the first video: ``read_frames_at``, ``make_clip``, ``make_scene`` (and
+the other names of ``_scene.py``) and ``load_example_face`` are loaded on first use (PEP 562),
+so a photo scan never loads it.
 """
 
 from __future__ import annotations
@@ -19,18 +20,24 @@ from fakescope.io._media import open_media
 from fakescope.io._sniff import sniff
 
 if typing.TYPE_CHECKING:
+    from fakescope.io._scene import BENCH_SCENE, SceneFace, make_scene, scene_boxes
     from fakescope.io._seek import read_frames_at
-    from fakescope.io._synth import load_example_face, make_clip
+    from fakescope.io._synth import clip_face_boxes, load_example_face, make_clip
 
 __all__ = [
+    "BENCH_SCENE",
     "DecodeReport",
     "Limits",
     "Sampling",
+    "SceneFace",
+    "clip_face_boxes",
     "expand_inputs",
     "load_example_face",
     "make_clip",
+    "make_scene",
     "open_media",
     "read_frames_at",
+    "scene_boxes",
     "sniff",
 ]
 
@@ -38,6 +45,11 @@ _LAZY = {
     "read_frames_at": "fakescope.io._seek",
     "load_example_face": "fakescope.io._synth",
     "make_clip": "fakescope.io._synth",
+    "clip_face_boxes": "fakescope.io._synth",
+    "BENCH_SCENE": "fakescope.io._scene",
+    "SceneFace": "fakescope.io._scene",
+    "make_scene": "fakescope.io._scene",
+    "scene_boxes": "fakescope.io._scene",
 }
 
 

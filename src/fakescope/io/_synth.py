@@ -15,7 +15,7 @@ import numpy.typing as npt
 from fakescope.errors import ConfigError, DecodeError
 from fakescope.io._quiet import silence_library_logs
 
-__all__ = ["load_example_face", "make_clip"]
+__all__ = ["clip_face_boxes", "load_example_face", "make_clip"]
 
 _CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 _WEBM_CODECS = frozenset({"libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"})
@@ -150,11 +150,41 @@ def _render(
     image = background[oy : oy + height, ox : ox + width].copy()
     if sprite is not None:
         sh, sw = sprite.shape[:2]
-        column = width // num_faces
-        amp_x = min(0.15 * column, (column - sw) / 2)
-        amp_y = min(0.10 * height, (height - sh) / 2)
-        for k in range(num_faces):
-            x0 = round(k * column + (column - sw) / 2 + amp_x * math.sin(2 * math.pi * t / 5.0))
-            y0 = round((height - sh) / 2 + amp_y * math.sin(2 * math.pi * (t + k) / 7.0))
+        for x0, y0 in _origins(t, width, height, sw, sh, num_faces):
             image[y0 : y0 + sh, x0 : x0 + sw] = sprite
     return image
+
+
+def _origins(
+    t: float, width: int, height: int, sw: int, sh: int, num_faces: int
+) -> list[tuple[int, int]]:
+    """Top-left corners of the ``num_faces`` pasted faces (``sw`` x ``sh``) at ``t``."""
+    column = width // num_faces
+    amp_x = min(0.15 * column, (column - sw) / 2)
+    amp_y = min(0.10 * height, (height - sh) / 2)
+    return [
+        (
+            round(k * column + (column - sw) / 2 + amp_x * math.sin(2 * math.pi * t / 5.0)),
+            round((height - sh) / 2 + amp_y * math.sin(2 * math.pi * (t + k) / 7.0)),
+        )
+        for k in range(num_faces)
+    ]
+
+
+def clip_face_boxes(
+    face_shape: tuple[int, ...],
+    t: float,
+    *,
+    width: int = 1280,
+    height: int = 720,
+    face_height: int = 200,
+    num_faces: int = 1,
+) -> list[tuple[float, float, float, float]]:
+    """Where :func:`make_clip` (same geometry) pastes its faces at ``t`` seconds, as
+    ``(x1, y1, x2, y2)`` pixels; ``face_shape`` is the shape of the ``face`` it was given."""
+    scale = face_height / face_shape[0]
+    sw = min(width // num_faces, max(1, round(face_shape[1] * scale)))
+    return [
+        (float(x), float(y), float(x + sw), float(y + face_height))
+        for x, y in _origins(t, width, height, sw, face_height, num_faces)
+    ]
