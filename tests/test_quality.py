@@ -33,14 +33,8 @@ CROPS = "ffpp_face_crops"
 # name -> (c40 video AUC floor, crop-test frame AUC floor, c40 video ECE ceiling)
 FLOORS: dict[str, tuple[float, float, float]] = {
     "effnet-lite0-sbi": (0.76, 0.66, 0.23),  # measured 0.796, 0.698, 0.182
-    "effnet-lite0-ffpp": (0.70, 0.77, 0.30),  # measured 0.736, 0.804, 0.252
-    "effnet-lite0-v2": (0.70, 0.67, 0.27),  # measured 0.744, 0.707, 0.228
-    "fused-v2": (0.76, 0.69, 0.18),  # measured 0.795, 0.722, 0.139
     "effnet-lite0-v3": (0.75, 0.70, 0.20),  # measured 0.785, 0.729, 0.166
-    "fused-v3": (0.78, 0.71, 0.11),  # measured 0.815, 0.737, 0.067; 0.812, 0.732, 0.081 (v0.5)
     "effnet-lite0-sbi-int8": (0.76, 0.66, 0.22),  # measured 0.801, 0.689, 0.171
-    "effnet-lite0-v3-int8": (0.75, 0.70, 0.21),  # measured 0.779, 0.725, 0.178
-    "fused-v3-int8": (0.78, 0.71, 0.12),  # measured 0.807, 0.729, 0.093
     "effnet-lite0-v4": (0.76, 0.70, 0.17),  # measured 0.795, 0.729, 0.133
     # fused-v4 and fused-v4-int8: the video level is the raw aggregate since v0.7.0 (chosen on
     # 24 c23 val/calib videos, MODEL_CARD.md "Calibration levels"). The c40 ECE rose from 0.138

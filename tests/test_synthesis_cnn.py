@@ -139,18 +139,13 @@ def test_weights_validation() -> None:
 
 # AUC floors on the stylegan2_ffhq test split (clean, after JPEG-50) and on the sd21_faces test
 # split (prompt groups held out, against the same 50 FFHQ test photos), a little below what
-# each weight measured (MODEL_CARD): cnn-v1 0.959 / 0.935 (int8 0.955 / 0.936), SD 2.1 0.39 (it
-# never saw a diffusion model: no floor); cnn-v2 0.905 / 0.882, SD 0.995; cnn-v2-int8 0.905 /
+# each weight measured (MODEL_CARD): cnn-v2 0.905 / 0.882, SD 0.995; cnn-v2-int8 0.905 /
 # 0.879, SD 0.994
 CNN_FLOORS: dict[str, dict[str, float]] = {
-    "cnn-v1": {"clean": 0.93, "jpeg50": 0.90},
-    "cnn-v1-int8": {"clean": 0.93, "jpeg50": 0.90},
     "cnn-v2": {"clean": 0.88, "jpeg50": 0.86, "sd21": 0.98},
     "cnn-v2-int8": {"clean": 0.88, "jpeg50": 0.86, "sd21": 0.98},
 }
 SHIPPED_CNNS = {
-    "cnn-v1": "synth_cnn_v1",
-    "cnn-v1-int8": "synth_cnn_v1_int8",
     "cnn-v2": "synth_cnn_v2",
     "cnn-v2-int8": "synth_cnn_v2_int8",
 }
@@ -237,24 +232,21 @@ def test_shipped_cnn_floor_on_sd21_test_split(name: str, shared_data: Path) -> N
 
 
 @pytest.mark.data
-@pytest.mark.parametrize(
-    ("stem", "diffusion", "items"),
-    [("synth_cnn_v1_int8", False, 76), ("synth_cnn_v2_int8", True, 236)],
-)
 def test_recalibrate_reproduces_the_shipped_int8_calibrator(
-    shared_data: Path, tmp_path: Path, stem: str, diffusion: bool, items: int
+    shared_data: Path, tmp_path: Path
 ) -> None:
     """``python3 -m fakescope.training.synthesis_cnn recalibrate`` fitted the shipped int8
     calibrator: re-running it on a copy gives the same numbers. Only where onnxruntime runs
-    u8 x s8 exactly (VNNI, ARM): elsewhere the int8 scores drift (1.275 for 1.350 on an
-    AVX2-only EPYC) and the default gives the float twin ``cnn-v1`` instead."""
+    u8 x s8 exactly (VNNI, ARM): elsewhere the int8 scores drift (cnn-v1-int8's Platt slope
+    came out 1.275 for 1.350 on an AVX2-only EPYC) and the default gives the float twin
+    ``cnn-v2`` instead."""
     import shutil
 
     from fakescope._cpu import INT8_ENV, int8_exact
     from fakescope.models import asset_path
     from fakescope.training.synthesis_cnn import recalibrate
 
-    name = "cnn-v2-int8" if diffusion else "cnn-v1-int8"
+    stem, name, items = "synth_cnn_v2_int8", "cnn-v2-int8", 236
     if not int8_exact():
         with pytest.MonkeyPatch.context() as env:
             env.delenv(INT8_ENV, raising=False)
@@ -274,7 +266,7 @@ def test_recalibrate_reproduces_the_shipped_int8_calibrator(
         "calibration": {"kind": "logit", "a": 1.0, "b": 0.0},
     }
     weights.write_text(json.dumps(stale))
-    result = recalibrate(weights, root, gen=[(sd, "diffusion")] if diffusion else [])
+    result = recalibrate(weights, root, gen=[(sd, "diffusion")])
     assert result["calib_items"] == items and result["calib_auc"] > 0.95
     refitted = json.loads(weights.read_text())["calibration"]
     assert refitted["a"] == pytest.approx(shipped["a"], abs=1e-6)
@@ -312,7 +304,7 @@ def test_prompt_group_split_never_splits_a_group() -> None:
 @pytest.mark.data
 def test_shared_sets_split_as_issue_28_asks(shared_data: Path) -> None:
     """sd21_faces by prompt group (never one prompt in two splits), 60/20/20; stylegan2_ffhq
-    keeps cnn-v1's image split, so cnn-v1's test split stays the same images."""
+    keeps its image split (cnn-v1's), so its test split stays the same images."""
     from fakescope.training.synthesis import load_manifest, split_by_image
     from fakescope.training.synthesis_cnn_data import load_gen_set
 
@@ -421,7 +413,7 @@ def test_detector_reads_the_family_output(tmp_path: Path) -> None:
 def family_scanner() -> Any:
     from fakescope import ScanConfig, Scanner
 
-    return Scanner(ScanConfig(synthesis_detector="cnn-v1"))
+    return Scanner(ScanConfig(synthesis_detector="cnn-v2"))
 
 
 @pytest.mark.parametrize(
