@@ -90,10 +90,9 @@ def catalogue() -> list[dict[str, Any]]:
     name, family, default, ``role`` (one of :data:`ROLES`; ``embedder_of`` lists the attribution
     heads that read an embedder), version, sha256, architecture, training data and what it
     looks for (its registration's docstring). Each model is loaded once, so the sha256 shown is
-    the one checked. An int8 weight names its ``float_twin``;
-    ``runs_as`` is the weight a scan asking for it runs on this CPU (the twin where the int8
-    network would not be exact, or under ``FAKESCOPE_INT8=never``) and ``resolution`` says why
-    (None when it is itself)."""
+    the one checked. An int8 weight names its ``float_twin``; ``runs_as`` is the weight a scan
+    asking for it runs on this CPU (the twin where the int8 network would not be exact, or under
+    ``FAKESCOPE_INT8=never``) and ``resolution`` says why (None when it is itself)."""
     from fakescope.config import ScanConfig
     from fakescope.faces import FACE_DETECTORS
     from fakescope.models import ATTRIBUTORS, DETECTORS, EVIDENCE_MODELS
@@ -191,8 +190,9 @@ def run_models(args: argparse.Namespace) -> int:
         if e["runs_as"] != e["name"]:
             name += f" (runs as {e['runs_as']} here)"
         role = e["role"]
-        if e["embedder_of"]:
-            role += f" of {', '.join(e['embedder_of'])}"
+        if e["embedder_of"]:  # an embedder says whose; another role keeps its own first
+            uses = f"embedder of {', '.join(e['embedder_of'])}"
+            role = uses if role == "embedder" else f"{role}; {uses}"
         table.add_row(name, e["family"], role, e["version"], e["sha256"][:12], e["looks_for"])
     stdout_console().print(table)
     return 0
