@@ -89,7 +89,7 @@ def test_attributor_refuses_bad_heads() -> None:
     with pytest.raises(ModelError, match="lacks"):
         Attributor({k: v for k, v in _head().items() if k != "coef"}, sha256="x")
     with pytest.raises(ModelError, match="no embedding"):  # this network exports no features
-        Attributor({**_head(), "embedder": "effnet-lite0-ffpp"}, sha256="x")
+        Attributor({**_head(), "embedder": "oneclass-vae-v1"}, sha256="x")
 
 
 def test_shipped_attributor_loads() -> None:

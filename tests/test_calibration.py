@@ -153,7 +153,7 @@ def test_calibrate_chooses_the_map_by_cross_validation_and_records_the_data(
 
     scores, manifest = _video_table(tmp_path)
     weights = tmp_path / "w.json"
-    weights.write_text(asset_path("effnet_lite0_ffpp.json").read_text())
+    weights.write_text(asset_path("effnet_lite0_sbi.json").read_text())
     crop_before = json.loads(weights.read_text())["calibration"]["crop"]
     out = tmp_path / "cal.json"
     argv = [

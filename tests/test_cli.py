@@ -128,7 +128,7 @@ def test_calibrate_fits_each_level_on_its_own_aggregate(
     scores = ScoreTable(rows).save(tmp_path / "scores.csv")
     out = tmp_path / "cal.json"
     weights = tmp_path / "w.json"
-    weights.write_text(asset_path("effnet_lite0_ffpp.json").read_text())
+    weights.write_text(asset_path("effnet_lite0_sbi.json").read_text())
     code = main(["calibrate", str(scores), "--out", str(out), "--weights", str(weights)])
     assert code == 0
     report = json.loads(out.read_text())

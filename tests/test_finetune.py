@@ -22,13 +22,51 @@ pytest.importorskip("onnx")
 def test_base_head_is_the_layer_behind_the_logit(example_face: npt.NDArray[np.uint8]) -> None:
     from fakescope.training.finetune import base_head, image_embeddings
 
-    detector = create_synthesis_detector("cnn-v1")
+    detector = create_synthesis_detector("cnn-v2")  # the Gemm's logit row (the other: family)
     assert isinstance(detector, CnnSynthesisDetector) and detector.has_embedding
     w0, b0 = base_head(detector.network_path)
     img = cv2.copyMakeBorder(example_face, 0, 120, 0, 120, cv2.BORDER_REFLECT)
     emb = image_embeddings(detector, [img, img[::-1].copy()])
     assert emb.shape == (2, w0.size)
     assert emb @ w0 + b0 == pytest.approx(detector.score([img, img[::-1].copy()]), abs=1e-4)
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_base_head_follows_the_gather_that_outputs_the_logit(tmp_path: Path, rows: int) -> None:
+    """A one-row head (cnn-v1's layout) is the logit; of a two-row head, the row a Gather
+    (axis 1) outputs as ``logit`` is, whichever index it is."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fakescope.errors import ModelError
+    from fakescope.training.finetune import base_head
+
+    w = np.arange(rows * 4, dtype=np.float32).reshape(rows, 4) - 3.0
+    b = np.arange(rows, dtype=np.float32) + 0.5
+    nodes = [helper.make_node("Gemm", ["embedding", "w", "b"], ["fc"], transB=1)]
+    if rows == 1:
+        nodes.append(helper.make_node("Flatten", ["fc"], ["logit"], axis=0))
+    else:  # the logit is row 1 here, the family row 0
+        index = helper.make_tensor("i", TensorProto.INT64, [], [1])
+        nodes.append(helper.make_node("Constant", [], ["idx"], value=index))
+        nodes.append(helper.make_node("Gather", ["fc", "idx"], ["logit"], axis=1))
+    graph = helper.make_graph(
+        nodes,
+        "head",
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("logit", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    path = tmp_path / "head.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    w0, b0 = base_head(path)
+    row = rows - 1
+    assert w0.tolist() == w[row].tolist() and b0 == pytest.approx(float(b[row]))
+    if rows == 2:  # a Gather whose output is not the logit: no head to read
+        graph.node[-1].output[0] = "other"
+        onnx.save(helper.make_model(graph), str(path))
+        with pytest.raises(ModelError, match="no linear layer"):
+            base_head(path)
 
 
 def test_fit_head_learns_and_l2sp_holds_it_back() -> None:
@@ -67,28 +105,28 @@ def test_finetune_command_writes_a_working_detector(
 ) -> None:
     fakes, reals = _folders(tmp_path, example_face)
     out = tmp_path / "ft" / "cnn-new.json"
-    argv = ["finetune", "cnn-v1", "--fakes", str(fakes), "--reals", str(reals)]
+    argv = ["finetune", "cnn-v2", "--fakes", str(fakes), "--reals", str(reals)]
     assert main([*argv, "--shots", "4", "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["shots"] == 4 and summary["base"] == "cnn-v1"
+    assert summary["shots"] == 4 and summary["base"] == "cnn-v2"
     assert len(summary["fakes"]) == len(set(summary["fakes"])) == 4
     assert (out.parent / "cnn-new.onnx").is_file()
     weights = json.loads(out.read_text())
-    assert weights["name"] == "cnn-v1-ft4" and weights["head"]["base"] == "cnn-v1"
+    assert weights["name"] == "cnn-v2-ft4" and weights["head"]["base"] == "cnn-v2"
     detector = create_synthesis_detector(str(out))
     assert isinstance(detector, CnnSynthesisDetector)
     img = np.ascontiguousarray(cv2.imread(str(fakes / "sub" / "0.png"))[:, :, ::-1])
     raw = detector.score([img])
     assert raw.shape == (1,) and np.isfinite(raw).all()
     # the head is what scores: a different head gives a different score
-    base = create_synthesis_detector("cnn-v1")
+    base = create_synthesis_detector("cnn-v2")
     assert raw[0] != pytest.approx(base.score([img])[0])
 
     # bad requests are usage errors, not tracebacks
     assert main([*argv, "--shots", "50", "--out", str(out)]) == 2
     assert "found 6 generated" in capsys.readouterr().err
     assert main(["finetune", "freq-v1", *argv[2:], "--shots", "4", "--out", str(out)]) == 2
-    assert "not a CNN synthesis detector" in capsys.readouterr().err
+    assert "unknown synthesis detector 'freq-v1'" in capsys.readouterr().err  # not shipped
 
 
 def test_transfer_report_pairs_a_fakes_only_set_with_reals_outside_the_old_test_split(
@@ -136,7 +174,7 @@ def test_transfer_report_pairs_a_fakes_only_set_with_reals_outside_the_old_test_
 
     monkeypatch.setattr(ft, "finetune", fake_finetune)
     report = ft.transfer_report(
-        "cnn-v1", new, old, [2], tmp_path / "r.json", new_reals=old, eval_per_class=100
+        "cnn-v2", new, old, [2], tmp_path / "r.json", new_reals=old, eval_per_class=100
     )
     items = load_manifest(old, "gen")
     split = split_by_image([i.path for i in items], [i.label for i in items], seed=0)

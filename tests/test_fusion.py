@@ -257,8 +257,11 @@ def test_fuse_cli_writes_a_loadable_ensemble(
     assert report["items"] == 10 and report["skipped_unscored_items"] == 1
     assert set(report["weights"]) == set(report["auc_members"]) == {"a.json", "b.json"}
     assert report["auc_members"]["a.json"] == pytest.approx(0.92)
-    assert 0 <= report["auc_fusion"] <= 1
     ensemble = json.loads(out.read_text())
+    # the reported AUC is the written ensemble's own, on the items it was fitted on
+    x = np.asarray([[a, b] for _, _, a, b in ITEMS])
+    fused = fuser_from_dict(ensemble["fuser"]).predict_proba(x)
+    assert report["auc_fusion"] == pytest.approx(roc_auc([y for _, y, *_ in ITEMS], fused))
     assert ensemble["members"] == ["../a.json", "../b.json"]
     assert ensemble["name"] == "ab" and ensemble["fuser"]["kind"] == "stacking"
     detector = create_detector(str(out), threads=1)

@@ -103,7 +103,7 @@ def test_heatmaps_need_a_mask_head(tmp_path: Path) -> None:
     from fakescope.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no segmentation output"):
-        Scanner(ScanConfig(detector="effnet-lite0-ffpp", heatmaps_dir=str(tmp_path)))
+        Scanner(ScanConfig(detector="oneclass-vae-v1", heatmaps_dir=str(tmp_path)))
 
 
 def _grey_scene(

@@ -103,7 +103,7 @@ def test_verified_hashes_are_remembered_until_the_file_changes(
 
 
 def test_weight_config_rejects_unknown_keys(tmp_path: Path) -> None:
-    good = asset_path(create_detector("effnet-lite0-v2").config.file).with_suffix(".json")
+    good = asset_path(create_detector("effnet-lite0-v4").config.file).with_suffix(".json")
     text = good.read_text().replace('"name"', '"nmae"', 1)
     bad = tmp_path / "bad.json"
     bad.write_text(text)
@@ -113,7 +113,7 @@ def test_weight_config_rejects_unknown_keys(tmp_path: Path) -> None:
 
 def test_detector_from_a_weight_config_file(tmp_path: Path) -> None:
     """A run's ``weights.json`` (file relative to it) loads like a registered detector."""
-    shipped = create_detector("effnet-lite0-v2")
+    shipped = create_detector("effnet-lite0-v4")
     run = tmp_path / "run"
     run.mkdir()
     shutil.copyfile(asset_path(shipped.config.file), run / "model.onnx")
@@ -140,7 +140,7 @@ def test_detector_argument_names_the_choices(tmp_path: Path) -> None:
 def test_weight_config_alignment_and_calibration_levels(tmp_path: Path) -> None:
     import json
 
-    raw = json.loads(asset_path("effnet_lite0_ffpp.json").read_text())
+    raw = json.loads(asset_path("effnet_lite0_sbi.json").read_text())
     path = tmp_path / "w.json"
     path.write_text(json.dumps({**raw, "alignment": "dlib68"}))
     with pytest.raises(ModelError, match="alignment 'dlib68'"):

@@ -95,19 +95,32 @@ def test_each_model_states_its_role(capsys: pytest.CaptureFixture[str]) -> None:
     twin = DETECTORS.float_twin(default)
     if twin is not None:
         assert entries[twin]["role"] == "float twin of the default"
-    assert entries["effnet-lite0-ffpp"]["role"] == "baseline"
-    assert entries["fused-v3-int8"]["role"] == "previous generation"
-    # no superseded model calls itself the default any more
+    assert entries["oneclass-vae-v1"]["role"] == "baseline"
+    assert entries["sbi-realsonly-v1"]["role"] == "alternative"
+    assert entries["cnn-v2"]["role"] == "float twin of the default"
+    # a network shipped only for another model's sake says whose
+    embedders = {n: e["embedder_of"] for n, e in entries.items() if e["role"] == "embedder"}
+    assert embedders == {"effnet-lite0-v3": ["attrib-v1"]}
+    for head in ATTRIBUTORS.names():
+        used = ATTRIBUTORS.create(head).embedder.info
+        assert head in entries[used.resolved_from or used.name]["embedder_of"]
+    # earlier generations are not in the catalogue (CHANGELOG.md); no line calls itself the
+    # default but the default's
+    for old in ("effnet-lite0-ffpp", "effnet-lite0-v2", "fused-v3-int8", "cnn-v1", "freq-v1"):
+        assert old not in entries
     for e in entries.values():
         if e["role"] != "default":
-            assert not e["looks_for"].lower().startswith("the default:"), e["name"]
+            assert not e["looks_for"].lower().startswith("the default"), e["name"]
     assert main(["models"]) == 0
-    assert "member of the default" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "member of the default" in table and "embedder of attrib-v1" in table
 
 
 def test_a_declared_role_must_be_known() -> None:
     reg: Registry[int] = Registry("thing")
     with pytest.raises(ValueError, match="role"):
         reg.register("x", role="favourite")
+    with pytest.raises(ValueError, match="role"):
+        reg.register("z", role="previous")  # earlier generations leave the package instead
     reg.register("y", role="baseline")(lambda: 1)
     assert reg.declared_role("y") == "baseline" and reg.declared_role("x") is None

@@ -193,7 +193,7 @@ def test_calibrated_weight_uses_the_cost_threshold(face_image: Path) -> None:
 
     from fakescope.calibration import LogitCalibrator
 
-    uncalibrated = "effnet-lite0-ffpp"
+    uncalibrated = "effnet-lite0-sbi"
     base = Scanner(ScanConfig(num_frames=1, detector=uncalibrated))
     base.calibrators = {}  # as an uncalibrated weight
     raw = base.scan(face_image)
@@ -254,8 +254,8 @@ def test_face_memo_shares_face_finding_between_scoring_variants(
     (the synthesis detector) or another input never reuses them."""
     from fakescope.inference import FaceMemo
 
-    first = Scanner(ScanConfig(detector="fused-v3", synthesis_detector=None))
-    second = Scanner(ScanConfig(detector="effnet-lite0-v3", synthesis_detector=None, cost_miss=3.0))
+    first = Scanner(ScanConfig(detector="fused-v4", synthesis_detector=None))
+    second = Scanner(ScanConfig(detector="effnet-lite0-v4", synthesis_detector=None, cost_miss=3.0))
     alone = [s.scan(face_clip) for s in (first, second)]
     assert first.faces_key() == second.faces_key() is not None
 
@@ -276,7 +276,7 @@ def test_face_memo_shares_face_finding_between_scoring_variants(
     # another input: found anew (the patched detector says so)
     assert second.scan(noface_clip, memo=memo).status is Status.ERROR
     # a scan that scores the synthesis detector on the way does its own finding
-    assert Scanner(ScanConfig(detector="fused-v3")).faces_key() is None
-    assert Scanner(ScanConfig(detector="fused-v3", min_face_px=60)).faces_key() != (
+    assert Scanner(ScanConfig(detector="fused-v4")).faces_key() is None
+    assert Scanner(ScanConfig(detector="fused-v4", min_face_px=60)).faces_key() != (
         first.faces_key()
     )

@@ -71,6 +71,34 @@ def _tiny_sets(tmp_path: Path, face: npt.NDArray[np.uint8]) -> tuple[Path, Path]
     return data, reals
 
 
+def _measured_again(weights: Path, manifest: Path) -> dict[str, Any]:
+    """A run's test figures recomputed from its exported detector and one of its manifests
+    (``test.tsv``, ``sets/<set>/test.tsv``): what the report must say."""
+    from fakescope.training.synthesis import jpeg
+
+    from fakescope.data import load_dataset
+    from fakescope.evaluation import expected_calibration_error, roc_auc
+    from fakescope.training.images import read_rgb
+
+    detector = create_synthesis_detector(str(weights))
+    assert isinstance(detector, CnnSynthesisDetector)
+    items = load_dataset("manifest", manifest)
+    y = np.asarray([int(i.label == "fake") for i in items])
+    images = [read_rgb(Path(i.path)) for i in items]
+    raw, family = detector.score_with_family(images)
+    fakes_family = None if family is None else family[y == 1]
+    return {
+        "auc": roc_auc(y, raw),
+        "auc_jpeg50": roc_auc(y, detector.score([jpeg(im, 50) for im in images])),
+        "ece": expected_calibration_error(y, detector.probability(raw), n_bins=10),
+        "p_real": detector.probability(raw[y == 0]),
+        # share of the generated images whose family output says diffusion
+        "p_diffusion_named": None
+        if fakes_family is None
+        else float(np.mean(detector.family_probability(fakes_family) >= 0.5)),
+    }
+
+
 def test_training_export_and_detector(tmp_path: Path, example_face: npt.NDArray[np.uint8]) -> None:
     pytest.importorskip("torch")
     from fakescope.training import synthesis_cnn as train
@@ -83,8 +111,12 @@ def test_training_export_and_detector(tmp_path: Path, example_face: npt.NDArray[
     assert (out / "splits.tsv").is_file() and (out / "model.onnx").is_file()
     calib, test = ((out / f"{s}.tsv").read_text().splitlines() for s in ("calib", "test"))
     assert len(calib) == len(test) == 5  # header + 2 real + 2 generated each
-    for key in ("test_auc", "test_auc_jpeg50", "test_auc_resize75", "test_ece"):
-        assert 0.0 <= report[key] <= 1.0
+    # the report's figures are those of the exported, calibrated detector on the test split
+    again = _measured_again(out / "weights.json", out / "test.tsv")
+    assert report["test_auc"] == pytest.approx(again["auc"], abs=1e-4)
+    assert report["test_auc_jpeg50"] == pytest.approx(again["auc_jpeg50"], abs=1e-4)
+    assert report["test_ece"] == pytest.approx(again["ece"], abs=1e-4)
+    assert "test_auc_resize75" in report
     # resumable: a second call with more epochs trains only the new one
     train.main([*args, "--epochs", "2"])
     epochs = [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()]
@@ -138,20 +170,24 @@ def test_weights_validation() -> None:
 
 # --- the shipped CNNs ------------------------------------------------------------------------
 
-# AUC floors on the stylegan2_ffhq test split (clean, after JPEG-50) and on the sd21_faces test
-# split (prompt groups held out, against the same 50 FFHQ test photos), a little below what
-# each weight measured (MODEL_CARD): cnn-v1 0.959 / 0.935 (int8 0.955 / 0.936), SD 2.1 0.39 (it
-# never saw a diffusion model: no floor); cnn-v2 0.905 / 0.882, SD 0.995; cnn-v2-int8 0.905 /
-# 0.879, SD 0.994
+# Floors 0.01 below what each weight measured (`python3 tools/measure_synthesis.py`, this CPU:
+# AVX512-VNNI) on the stylegan2_ffhq test split (AUC clean and after JPEG-50) and on the
+# sd21_faces test split (prompt groups held out, against the same 50 FFHQ test photos: AUC, the
+# share of SD portraits called generated at p >= 0.6, and the share of those named diffusion at
+# P >= 0.75). cnn-v2 measured 0.9054 / 0.8815, SD 0.9954, called 0.981, named 1.000;
+# cnn-v2-int8 0.9046 / 0.8792, SD 0.9943, called 0.981, named 1.000. The int8 name runs as
+# cnn-v2 on CPUs without VNNI (fakescope._cpu), so its floors are the lower of the two, less 0.01.
 CNN_FLOORS: dict[str, dict[str, float]] = {
-    "cnn-v1": {"clean": 0.93, "jpeg50": 0.90},
-    "cnn-v1-int8": {"clean": 0.93, "jpeg50": 0.90},
-    "cnn-v2": {"clean": 0.88, "jpeg50": 0.86, "sd21": 0.98},
-    "cnn-v2-int8": {"clean": 0.88, "jpeg50": 0.86, "sd21": 0.98},
+    "cnn-v2": {"clean": 0.8954, "jpeg50": 0.8715, "sd21": 0.9854, "called": 0.971, "named": 0.99},
+    "cnn-v2-int8": {
+        "clean": 0.8946,
+        "jpeg50": 0.8692,
+        "sd21": 0.9843,
+        "called": 0.971,
+        "named": 0.99,
+    },
 }
 SHIPPED_CNNS = {
-    "cnn-v1": "synth_cnn_v1",
-    "cnn-v1-int8": "synth_cnn_v1_int8",
     "cnn-v2": "synth_cnn_v2",
     "cnn-v2-int8": "synth_cnn_v2_int8",
 }
@@ -210,8 +246,15 @@ def test_shipped_cnn_floor_on_stylegan2_test_split(name: str, shared_data: Path)
     assert jpeg50 >= CNN_FLOORS[name]["jpeg50"], jpeg50
 
 
+def test_an_int8_floor_holds_for_its_float_twin() -> None:
+    for name, floors in CNN_FLOORS.items():
+        twin = SYNTHESIS_DETECTORS.float_twin(name)
+        if twin is not None:
+            assert all(floors[k] <= CNN_FLOORS[twin][k] for k in floors), name
+
+
 @pytest.mark.data
-@pytest.mark.parametrize("name", [n for n in sorted(CNN_FLOORS) if "sd21" in CNN_FLOORS[n]])
+@pytest.mark.parametrize("name", sorted(CNN_FLOORS))
 def test_shipped_cnn_floor_on_sd21_test_split(name: str, shared_data: Path) -> None:
     """Diffusion portraits of prompts never trained on (cnn-v2's prompt-group split) against
     the FFHQ test photos; and the generated ones it calls fake are named diffusion."""
@@ -231,32 +274,32 @@ def test_shipped_cnn_floor_on_sd21_test_split(name: str, shared_data: Path) -> N
     assert isinstance(detector, CnnSynthesisDetector) and detector.has_family
     raw, family = detector.score_with_family(images)
     labels = [1] * len(fakes) + [0] * len(reals)
-    assert roc_auc_score(labels, raw) >= CNN_FLOORS[name]["sd21"]
+    floors = CNN_FLOORS[name]
+    auc = roc_auc_score(labels, raw)
+    assert auc >= floors["sd21"], auc
     assert family is not None
     called = detector.probability(raw[: len(fakes)]) >= 0.6
     p_diffusion = detector.family_probability(family[: len(fakes)])[called]
-    assert called.mean() >= 0.9 and (p_diffusion >= 0.75).mean() >= 0.95
+    named = float((p_diffusion >= 0.75).mean())
+    assert called.mean() >= floors["called"] and named >= floors["named"], (called.mean(), named)
 
 
 @pytest.mark.data
-@pytest.mark.parametrize(
-    ("stem", "diffusion", "items"),
-    [("synth_cnn_v1_int8", False, 76), ("synth_cnn_v2_int8", True, 236)],
-)
 def test_recalibrate_reproduces_the_shipped_int8_calibrator(
-    shared_data: Path, tmp_path: Path, stem: str, diffusion: bool, items: int
+    shared_data: Path, tmp_path: Path
 ) -> None:
     """``python3 -m fakescope.training.synthesis_cnn recalibrate`` fitted the shipped int8
     calibrator: re-running it on a copy gives the same numbers. Only where onnxruntime runs
-    u8 x s8 exactly (VNNI, ARM): elsewhere the int8 scores drift (1.275 for 1.350 on an
-    AVX2-only EPYC) and the default gives the float twin ``cnn-v1`` instead."""
+    u8 x s8 exactly (VNNI, ARM): elsewhere the int8 scores drift (cnn-v1-int8's Platt slope
+    came out 1.275 for 1.350 on an AVX2-only EPYC) and the default gives the float twin
+    ``cnn-v2`` instead."""
     import shutil
 
     from fakescope._cpu import INT8_ENV, int8_exact
     from fakescope.models import asset_path
     from fakescope.training.synthesis_cnn import recalibrate
 
-    name = "cnn-v2-int8" if diffusion else "cnn-v1-int8"
+    stem, name, items = "synth_cnn_v2_int8", "cnn-v2-int8", 236
     if not int8_exact():
         with pytest.MonkeyPatch.context() as env:
             env.delenv(INT8_ENV, raising=False)
@@ -276,7 +319,7 @@ def test_recalibrate_reproduces_the_shipped_int8_calibrator(
         "calibration": {"kind": "logit", "a": 1.0, "b": 0.0},
     }
     weights.write_text(json.dumps(stale))
-    result = recalibrate(weights, root, gen=[(sd, "diffusion")] if diffusion else [])
+    result = recalibrate(weights, root, gen=[(sd, "diffusion")])
     assert result["calib_items"] == items and result["calib_auc"] > 0.95
     refitted = json.loads(weights.read_text())["calibration"]
     assert refitted["a"] == pytest.approx(shipped["a"], abs=1e-6)
@@ -366,7 +409,7 @@ def test_prompt_group_split_never_splits_a_group() -> None:
 @pytest.mark.data
 def test_shared_sets_split_as_issue_28_asks(shared_data: Path) -> None:
     """sd21_faces by prompt group (never one prompt in two splits), 60/20/20; stylegan2_ffhq
-    keeps cnn-v1's image split, so cnn-v1's test split stays the same images."""
+    keeps its image split (cnn-v1's), so its test split stays the same images."""
     from fakescope.training.synthesis_cnn_data import load_gen_set, load_manifest, split_by_image
 
     sd, sg = shared_data / "sd21_faces", shared_data / "stylegan2_ffhq"
@@ -474,7 +517,7 @@ def test_detector_reads_the_family_output(tmp_path: Path) -> None:
 def family_scanner() -> Any:
     from fakescope import ScanConfig, Scanner
 
-    return Scanner(ScanConfig(synthesis_detector="cnn-v1"))
+    return Scanner(ScanConfig(synthesis_detector="cnn-v2"))
 
 
 @pytest.mark.parametrize(
@@ -560,12 +603,24 @@ def test_two_family_training_and_leave_one_out(
     assert outputs == ["logit", "family_logit", "embedding"]
     assert report["family_output"] is True and report["train_families"] == ["diffusion", "gan"]
     assert set(report["test_sets"]) == {"gen", "diff"}
-    for block in report["test_sets"].values():
-        assert 0.0 <= block["auc"] <= 1.0 and 0.0 <= block["auc_jpeg50"] <= 1.0
-        assert len(block["auc_ci95"]) == 2 and 0.0 <= block["family_accuracy"] <= 1.0
-    assert 0.0 <= report["calib_ece"] <= 1.0 and 0.0 <= report["family_accuracy"] <= 1.0
+    # each set's block: its generated test images against the test reals, as the exported
+    # detector scores them (the tiny sets lie within --limit, so nothing is cut)
+    thr = report["threshold"]["probability"]
+    for name, block in report["test_sets"].items():
+        again = _measured_again(out / "weights.json", out / "sets" / name / "test.tsv")
+        assert block["auc"] == pytest.approx(again["auc"], abs=1e-4), name
+        assert block["auc_jpeg50"] == pytest.approx(again["auc_jpeg50"], abs=1e-4), name
+        assert len(block["auc_ci95"]) == 2
+        named_right = again["p_diffusion_named"]
+        if block["family"] == "gan":
+            named_right = 1.0 - named_right
+        assert block["family_accuracy"] == pytest.approx(named_right, abs=1e-4), name
+    gen_reals = _measured_again(out / "weights.json", out / "sets" / "gen" / "test.tsv")["p_real"]
+    called = report["real_sets"]["gen test reals"]["called_generated"]
+    assert called == pytest.approx(float(np.mean(gen_reals >= thr)), abs=1e-4)
+    calib = _measured_again(out / "weights.json", out / "calib.tsv")
+    assert report["calib_ece"] == pytest.approx(calib["ece"], abs=1e-4)
     assert set(report["real_sets"]) == {"gen test reals", "reals held-out reals"}
-    assert all(0.0 <= r["called_generated"] <= 1.0 for r in report["real_sets"].values())
     # prompt groups whole; the diffusion set's manifests carry the real photos of the split
     rows = (out / "sets" / "diff" / "splits.tsv").read_text().splitlines()[1:]
     split_of: dict[str, set[str]] = {}
@@ -584,7 +639,9 @@ def test_two_family_training_and_leave_one_out(
     assert loo["family_output"] is False and loo["train_families"] == ["gan"]
     assert loo["test_sets"]["diff"]["trained_on"] is False
     assert loo["test_sets"]["diff"]["family_accuracy"] is None
-    assert 0.0 <= loo["test_sets"]["diff"]["auc"] <= 1.0
+    loo_out = tmp_path / "gan_only"
+    unseen = _measured_again(loo_out / "weights.json", loo_out / "sets" / "diff" / "test.tsv")
+    assert loo["test_sets"]["diff"]["auc"] == pytest.approx(unseen["auc"], abs=1e-4)
     with pytest.raises(SystemExit, match="families"):
         train.main([*common, "--out", str(tmp_path / "x"), "--train-families", "vae"])
 

@@ -148,7 +148,10 @@ def test_video_scores_up_to_four_spread_frames(scanner: Scanner) -> None:
     assert v.status is Status.OK and v.synthesis is not None
     assert v.synthesis.status is Status.OK and v.synthesis.frames == 4
     assert sum(detector.calls[before:]) == 4
-    assert 0.0 <= v.synthesis.fake_probability <= 1.0  # type: ignore[operator]
+    # the video's raw score is the mean over its frames; its probability that score's
+    assert v.synthesis.raw_score is not None
+    expected = float(detector.probability(np.array([v.synthesis.raw_score]))[0])
+    assert v.synthesis.fake_probability == pytest.approx(expected)
     assert f"{v.synthesis.frames} sampled frames" in v.synthesis.reason
     run = scanner._synthesis_run(32)  # of 32 sampled frames: 4, first to last, evenly
     assert run is not None and sorted(run.picks) == [0, 10, 21, 31]

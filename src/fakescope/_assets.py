@@ -32,19 +32,14 @@ ASSET_SHA256: dict[str, str] = {
     "mtcnn_pnet.onnx": "97b988559e2b681d321e392a31e6779ff3fcf3a6a4fafb5ff483118f47359c31",
     "mtcnn_rnet.onnx": "b7547b2c0b25cbb158f3a2957a2db487068f244cf1feadbe903940fdb180af65",
     "mtcnn_onet.onnx": "842f6b13f4b9919de8b8d19646c7b5a49666cdd8204b570a6c0c825d44aba302",
-    # whole-image synthesis detector freq-v1 (the JSON is the weights: fakescope.synthesis)
-    "synth_freq_v1.json": "eb6454502c1c2011cf808f00c9f76b8652a4e1bc921d2a5c644dea4412bc143a",
-    # its CNN branch cnn-v1: the weight config (it carries the sha256 of synth_cnn_v1.onnx)
-    "synth_cnn_v1.json": "bedacc641626881340893dbf1c442a505635b137a877641a305f96a59f3bed52",
-    # cnn-v1-int8: its int8 network (tools/quantize_detectors.py --models synth_cnn_v1),
-    # recalibrated (python3 -m fakescope.training.synthesis_cnn recalibrate JSON DATA)
-    "synth_cnn_v1_int8.json": "62cb08f5dfa8e25c13a7d7bcc7ac7ef8637fe0d985558113f5afde2b67df2964",
-    # cnn-v2 (issue 28: GAN and diffusion, generator family) and its int8 network, the default
+    # whole-image synthesis: the weight configs carry their ONNX's sha256. cnn-v2 (issue 28:
+    # GAN and diffusion, generator family) and its int8 network, the default
     # (python3 -m fakescope.training.synthesis_cnn ship runs/synth_cnn_v2b synth_cnn_v2;
     # tools/quantize_detectors.py --models synth_cnn_v2 ...; ... recalibrate, MODEL_CARD)
     "synth_cnn_v2.json": "9af70adb88fc8a0c51af18a65df2e29fb8f8b421229e69cdc93d54eab165aaa8",
     "synth_cnn_v2_int8.json": "81ab99988db3becc5ea1835b9570794e0e737ada71e348d0c69c9d2f435d07f1",
-    # method-attribution head attrib-v1 over effnet-lite0-v3's embedding (fakescope.models)
+    # method-attribution head attrib-v1 over effnet-lite0-v3's embedding (fakescope.models;
+    # effnet-lite0-v3 ships for it)
     "attrib_v1.json": "6396d87067017416276fce59d46125f7c8e0f337a36f0a2fc7d1ecaa9964fd65",
     # handcrafted cues + RBF SVM cues-svm-v1 (fakescope.cues; plain JSON)
     "cues_svm_v1.json": "dd6c23a017c9a89cda985ebc8552388f808f0fe594df2ea0d9a5ea4e52800817",

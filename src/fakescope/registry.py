@@ -15,10 +15,11 @@ __all__ = ["DECLARED_ROLES", "Registry"]
 
 T = TypeVar("T")
 
-DECLARED_ROLES = ("baseline", "previous")
+DECLARED_ROLES = ("baseline", "embedder")
 """Roles a registration may declare: ``baseline`` (kept to compare against, never a default),
-``previous`` (an earlier default or its parts, superseded). The catalogue derives the others
-(default, member or float twin of the default, alternative)."""
+``embedder`` (shipped because another model reads its embedding: the catalogue names which).
+The catalogue derives the others (default, member or float twin of the default, alternative).
+Earlier generations are not kept in the package (CHANGELOG.md says how to get them back)."""
 
 
 class Registry(Generic[T]):

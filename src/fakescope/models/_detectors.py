@@ -23,51 +23,23 @@ def _shipped(config_file: str) -> WeightConfig:
     return WeightConfig.from_json(asset_path(config_file))
 
 
-@DETECTORS.register("effnet-lite0-ffpp", role="baseline")
-def _effnet_lite0_ffpp(threads: int = 0) -> Detector:
-    """Supervised baseline: EfficientNet-Lite0 (ImageNet init) fine-tuned on the FF++ face-crop
-    train split (best on lightly compressed FF++ crops; no heatmaps, uncalibrated)."""
-    return OnnxDetector(_shipped("effnet_lite0_ffpp.json"), threads)
-
-
 @DETECTORS.register("effnet-lite0-sbi")
 def _effnet_lite0_sbi(threads: int = 0) -> Detector:
-    """Detector v1 (the default until v0.3.0, a member of ``fused-v2`` and ``fused-v3``):
+    """Detector v1 in float (the float twin of the default's member ``effnet-lite0-sbi-int8``):
     EfficientNet-Lite0 with a blend-mask head, trained on FF++ reals and fakes plus
     Self-Blended Images pseudo-fakes under H.264/JPEG degradations; calibrated; heatmaps."""
     return OnnxDetector(_shipped("effnet_lite0_sbi.json"), threads)
 
 
-@DETECTORS.register("effnet-lite0-v2", role="previous")
-def _effnet_lite0_v2(threads: int = 0) -> Detector:
-    """Detector v2: EfficientNet-Lite0 with a blend-mask head, trained on the
-    face store of DFDC faces, FF++ c23 clips, FF++ crops and UTKFace (reals, supervised fakes and
-    Self-Blended pseudo-fakes, balanced by class and source set, split by identity);
-    calibrated on its own identity-held-out split; gives heatmaps."""
-    return OnnxDetector(_shipped("effnet_lite0_v2.json"), threads)
-
-
-@DETECTORS.register("effnet-lite0-v3", role="previous")
+@DETECTORS.register("effnet-lite0-v3", role="embedder")
 def _effnet_lite0_v3(threads: int = 0) -> Detector:
-    """Detector v3: ``effnet-lite0-v2`` trained 8 more epochs on the same face store and
-    identity split (warm start); calibrated on the same identity-held-out split; gives
-    heatmaps."""
+    """Kept for its embedding: ``attrib-v1`` was fitted on this network's pooled embedding, so it
+    ships while the attribution head does (not the detector to scan with: ``effnet-lite0-v4``
+    is this network trained further). Detector v3: EfficientNet-Lite0 with a blend-mask head,
+    trained on the face store (DFDC faces, FF++ c23 clips and crops, UTKFace) by warm start
+    from the no longer shipped ``effnet-lite0-v2``; calibrated on the identity-held-out split;
+    gives heatmaps."""
     return OnnxDetector(_shipped("effnet_lite0_v3.json"), threads)
-
-
-@DETECTORS.register("fused-v2", role="previous")
-def _fused_v2(threads: int = 0) -> Detector:
-    """The default of v0.3.0: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v2``
-    on the same crop, calibrated on v2's calibration split."""
-    return FusedDetector.from_json(asset_path("fused_v2.json"), threads)
-
-
-@DETECTORS.register("fused-v3", role="previous")
-def _fused_v3(threads: int = 0) -> Detector:
-    """The default of v0.4.0: the mean logit of ``effnet-lite0-sbi`` and ``effnet-lite0-v3``
-    on the same crop, calibrated on v3's calibration split; heatmaps are the mean of both mask
-    heads. Chosen over v1+v2+v3 on the validation split (same cost as two members)."""
-    return FusedDetector.from_json(asset_path("fused_v3.json"), threads)
 
 
 @DETECTORS.register("effnet-lite0-sbi-int8", float_twin="effnet-lite0-sbi")
@@ -76,22 +48,6 @@ def _effnet_lite0_sbi_int8(threads: int = 0) -> Detector:
     crops; stem, heads and outputs in float): the same network about 2.2x faster on CPU,
     recalibrated on its own scores."""
     return OnnxDetector(_shipped("effnet_lite0_sbi_int8.json"), threads)
-
-
-@DETECTORS.register("effnet-lite0-v3-int8", float_twin="effnet-lite0-v3", role="previous")
-def _effnet_lite0_v3_int8(threads: int = 0) -> Detector:
-    """``effnet-lite0-v3`` quantized to 8-bit integers (static, calibrated on train-split
-    crops; stem, heads and outputs in float): the same network about 2.3x faster on CPU,
-    recalibrated on its own scores."""
-    return OnnxDetector(_shipped("effnet_lite0_v3_int8.json"), threads)
-
-
-@DETECTORS.register("fused-v3-int8", float_twin="fused-v3", role="previous")
-def _fused_v3_int8(threads: int = 0) -> Detector:
-    """The default of v0.5.0: ``fused-v3`` with 8-bit integer members (``effnet-lite0-sbi-int8`` and
-    ``effnet-lite0-v3-int8``), about 2.2x faster to score; the mean logit of both on the same
-    crop, calibrated on v3's calibration split with the int8 scores; heatmaps as ``fused-v3``."""
-    return FusedDetector.from_json(asset_path("fused_v3_int8.json"), threads)
 
 
 @DETECTORS.register("effnet-lite0-v4")
@@ -114,7 +70,7 @@ def _fused_v4(threads: int = 0) -> Detector:
 def _effnet_lite0_v4_int8(threads: int = 0) -> Detector:
     """Detector v4 in 8-bit integers: ``effnet-lite0-v3`` trained 10 more epochs on the same
     face store and pinned identity split (warm start from its ONNX), quantized like
-    ``effnet-lite0-v3-int8``; calibrated on the same identity-held-out split; gives heatmaps."""
+    ``effnet-lite0-sbi-int8``; calibrated on the same identity-held-out split; gives heatmaps."""
     return OnnxDetector(_shipped("effnet_lite0_v4_int8.json"), threads)
 
 

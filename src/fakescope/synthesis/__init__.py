@@ -3,8 +3,9 @@ a diffusion model? A second line of evidence beside the face-swap detectors, wit
 registry, weights, calibration and verdict.
 
 ``create_synthesis_detector(name)`` gives a :class:`SynthesisDetector`: ``score(images)`` ->
-raw logits, ``probability(raw)`` -> calibrated probabilities. The shipped ``freq-v1`` is a
-linear model over frequency features (:func:`extract_features`), numpy and OpenCV only.
+raw logits, ``probability(raw)`` -> calibrated probabilities. The shipped detectors are CNNs
+on native-resolution patches (:class:`CnnSynthesisDetector`): ``cnn-v2-int8`` and its float twin
+``cnn-v2``.
 """
 
 from __future__ import annotations
@@ -19,40 +20,24 @@ from fakescope.synthesis._cnn import (
 from fakescope.synthesis._detector import (
     DEFAULT_SYNTHESIS_DETECTOR,
     SYNTHESIS_DETECTORS,
-    WEIGHTS_FORMAT,
     FamilySynthesisDetector,
-    LinearSynthesisDetector,
     SynthesisDetector,
-    SynthesisWeights,
     create_synthesis_detector,
     load_synthesis_weights,
     synthesis_detector_argument,
-)
-from fakescope.synthesis._features import (
-    FeatureConfig,
-    extract_features,
-    feature_names,
-    tile_origins,
 )
 
 __all__ = [
     "CNN_WEIGHTS_FORMAT",
     "DEFAULT_SYNTHESIS_DETECTOR",
     "SYNTHESIS_DETECTORS",
-    "WEIGHTS_FORMAT",
     "CnnSynthesisDetector",
     "CnnSynthesisWeights",
     "FamilySynthesisDetector",
-    "FeatureConfig",
-    "LinearSynthesisDetector",
     "SynthesisDetector",
-    "SynthesisWeights",
     "create_synthesis_detector",
-    "extract_features",
-    "feature_names",
     "limit_side",
     "load_synthesis_weights",
     "patch_origins",
     "synthesis_detector_argument",
-    "tile_origins",
 ]

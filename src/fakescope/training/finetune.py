@@ -1,6 +1,6 @@
 """Few-shot transfer of a CNN synthesis detector to a new generator (``fakescope finetune``).
 
-    fakescope finetune cnn-v1 --fakes NEW_FAKES/ --reals REALS/ --shots 50 --out cnn-v1-new.json
+    fakescope finetune cnn-v2 --fakes NEW_FAKES/ --reals REALS/ --shots 50 --out cnn-v2-new.json
 
 The backbone stays frozen (so what the base learnt is kept): the network's pooled
 ``embedding`` of each image (the mean over its patches, as the base's patch logits are
@@ -9,7 +9,7 @@ regulariser): class-balanced logistic loss on the N + N shots plus ``l2sp / 2 * 
 towards the base head ``w0``, so with few shots the head moves only as far as the new
 generator asks. The head is calibrated (Platt) on out-of-fold scores of the shots. The result
 is a synthesis weight config (the base's network copied beside it, the head in ``head``), used
-like any other: ``--synthesis-detector cnn-v1-new.json``.
+like any other: ``--synthesis-detector cnn-v2-new.json``.
 
 No torch: numpy, SciPy's L-BFGS and onnxruntime; reading the base head needs the ``onnx``
 package (the ``train`` extra).
@@ -60,8 +60,10 @@ def list_images(source: Path) -> list[Path]:
 
 
 def base_head(onnx_path: Path) -> tuple[_F64, float]:
-    """The weights and bias of the linear layer that maps the network's ``embedding`` output
-    to its ``logit`` (read from the ONNX graph)."""
+    """The weights and bias that map the network's ``embedding`` output to its ``logit``,
+    read from the ONNX graph: a one-output ``Gemm`` on the embedding (``cnn-v1``), or the row
+    of a wider one that a ``Gather`` (axis 1) picks as ``logit`` (``cnn-v2``, whose other row
+    is the family logit)."""
     try:
         import onnx
         from onnx import numpy_helper
@@ -69,12 +71,34 @@ def base_head(onnx_path: Path) -> tuple[_F64, float]:
         raise ConfigError("finetune needs the onnx package: pip install -e '.[train]'") from None
     graph = onnx.load(str(onnx_path)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:  # constants exported as nodes
+        if node.op_type == "Constant" and node.attribute:
+            inits[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     for node in graph.node:
-        if node.op_type == "Gemm" and node.input[0] == "embedding" and len(node.input) == 3:
-            w, b = inits.get(node.input[1]), inits.get(node.input[2])
-            if w is not None and b is not None and w.shape[0] == 1 and b.size == 1:
-                return np.asarray(w[0], dtype=np.float64), float(b.reshape(-1)[0])
+        if node.op_type != "Gemm" or node.input[0] != "embedding" or len(node.input) != 3:
+            continue
+        w, b = inits.get(node.input[1]), inits.get(node.input[2])
+        if w is None or b is None or w.shape[0] != b.size:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if (attrs.get("transB", 0), attrs.get("alpha", 1.0), attrs.get("beta", 1.0)) != (1, 1, 1):
+            continue  # not y = embedding @ w.T + b
+        row = 0 if w.shape[0] == 1 else _logit_row(graph, node.output[0], inits)
+        if row is not None:
+            return np.asarray(w[row], dtype=np.float64), float(b.reshape(-1)[row])
     raise ModelError(f"{onnx_path.name}: no linear layer from 'embedding' to the logit")
+
+
+def _logit_row(graph: Any, gemm_output: str, consts: dict[str, Any]) -> int | None:
+    """The column of ``gemm_output`` that a ``Gather`` on axis 1 outputs as ``logit``."""
+    for node in graph.node:
+        if node.op_type != "Gather" or list(node.input[:1]) != [gemm_output]:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        index = consts.get(node.input[1])
+        if node.output[0] == "logit" and axis == 1 and index is not None and index.size == 1:
+            return int(index.reshape(-1)[0])
+    return None
 
 
 def image_embeddings(detector: CnnSynthesisDetector, images: Sequence[_U8]) -> _F64:
@@ -326,7 +350,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     import json
 
     p = argparse.ArgumentParser(description="few-shot transfer figures (issue 11 item 3)")
-    p.add_argument("--base", default="cnn-v1")
+    p.add_argument(
+        "--base",
+        default="cnn-v2",
+        help="registered name or weight .json (MODEL_CARD's figures used cnn-v1, no longer "
+        "shipped: CHANGELOG.md says how to get its .json back)",
+    )
     p.add_argument(
         "--new", type=Path, required=True, help="set with MANIFEST.tsv: the new generator"
     )

@@ -94,8 +94,8 @@ __all__ = ["DEFAULT_MODELS", "SYNTH_MODELS", "CropReader", "QuantSettings", "mai
 
 DEFAULT_MODELS = ("effnet_lite0_sbi", "effnet_lite0_v4")
 """The face networks quantized when ``--models`` is not given: ``fused-v4-int8``'s members."""
-SYNTH_MODELS = ("synth_cnn_v1", "synth_cnn_v2")
-"""Whole-image synthesis networks (``fakescope-synthesis-cnn/1``)."""
+SYNTH_MODELS = ("synth_cnn_v2",)
+"""Whole-image synthesis networks (``fakescope-synthesis-cnn/1``) shipped with a float file."""
 DEFAULT_EXCLUDE = ("stem", "head", "mask")
 
 _U8 = npt.NDArray[np.uint8]
@@ -364,17 +364,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--synth-data",
         type=Path,
         nargs="+",
-        default=[Path("../shared/data/stylegan2_ffhq")],
+        default=[Path("../shared/data/stylegan2_ffhq"), Path("../shared/data/sd21_faces")],
         help="generated-image set(s) of the synthesis run (MANIFEST.tsv), one per --synth-splits",
     )
     parser.add_argument(
         "--synth-splits",
         type=Path,
         nargs="+",
-        default=[Path("runs/synth_cnn_v1/splits.tsv")],
+        default=[
+            Path("runs/synth_cnn_v2b/splits.tsv"),
+            Path("runs/synth_cnn_v2b/sets/sd21_faces/splits.tsv"),
+        ],
         help="each set's splits.tsv (file, label, split), in --synth-data's order",
     )
-    parser.add_argument("--synth-test", type=Path, default=Path("runs/synth_cnn_v1/test.tsv"))
+    parser.add_argument("--synth-test", type=Path, default=Path("runs/synth_cnn_v2b/test.tsv"))
     parser.add_argument("--calib-cache", type=Path, default=None, help="reuse ranges from here")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     return parser
