@@ -74,10 +74,9 @@ def _tiny_sets(tmp_path: Path, face: npt.NDArray[np.uint8]) -> tuple[Path, Path]
 def _measured_again(weights: Path, manifest: Path) -> dict[str, Any]:
     """A run's test figures recomputed from its exported detector and one of its manifests
     (``test.tsv``, ``sets/<set>/test.tsv``): what the report must say."""
-    from fakescope.training.synthesis import jpeg
-
     from fakescope.data import load_dataset
     from fakescope.evaluation import expected_calibration_error, roc_auc
+    from fakescope.training.degrade import jpeg_roundtrip as jpeg
     from fakescope.training.images import read_rgb
 
     detector = create_synthesis_detector(str(weights))
