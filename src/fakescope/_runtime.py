@@ -19,7 +19,7 @@ from typing import Any
 
 from fakescope.errors import ModelError
 
-__all__ = ["BackgroundSession", "litert_interpreter", "onnx_session", "rss_bytes"]
+__all__ = ["BackgroundSession", "build_session", "litert_interpreter", "onnx_session", "rss_bytes"]
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -62,10 +62,12 @@ class BackgroundSession:
 def onnx_session(path: Path, threads: int = 0) -> BackgroundSession:
     """An onnxruntime CPU session, built in the background; ``threads=0`` lets onnxruntime
     use every core."""
-    return BackgroundSession(path, _loader_pool().submit(_build_session, path, threads))
+    return BackgroundSession(path, _loader_pool().submit(build_session, path, threads))
 
 
-def _build_session(path: Path, threads: int) -> Any:
+def build_session(model: Path | bytes, threads: int) -> Any:
+    """An onnxruntime CPU session built now: ``threads`` intra-op threads, no spinning, all
+    graph optimisations. ``model`` is a path or serialised bytes."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)
@@ -75,7 +77,8 @@ def _build_session(path: Path, threads: int) -> Any:
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
 @contextlib.contextmanager

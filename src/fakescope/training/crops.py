@@ -59,22 +59,35 @@ def aligned_crops(
     return out
 
 
+def _geometry(rng: np.random.Generator, size: int) -> tuple[bool, npt.NDArray[np.float64] | None]:
+    """:func:`augment`'s geometric draws, in its order: a horizontal flip, and a shift/rotation/
+    scale warp matrix (None when not drawn)."""
+    flip = bool(rng.random() < 0.5)
+    if rng.random() >= 0.5:
+        return flip, None
+    dx, dy = rng.integers(-6, 7, size=2)
+    scale = rng.uniform(0.92, 1.08)
+    m = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-6, 6), scale)
+    m[:, 2] += (dx, dy)
+    return flip, np.asarray(m, np.float64)
+
+
+def _warp(img: npt.NDArray[Any], m: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+    size = img.shape[0]
+    return np.asarray(
+        cv2.warpAffine(np.ascontiguousarray(img), m, (size, size), borderMode=cv2.BORDER_REPLICATE),
+        img.dtype,
+    )
+
+
 def augment(img: _U8, rng: np.random.Generator) -> _U8:
     """Real-world degradations: flip, shift, colour, blur, noise, JPEG re-compression."""
-    if rng.random() < 0.5:
-        img = img[:, ::-1]
     size = img.shape[0]
-    if rng.random() < 0.5:
-        dx, dy = rng.integers(-6, 7, size=2)
-        scale = rng.uniform(0.92, 1.08)
-        m = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-6, 6), scale)
-        m[:, 2] += (dx, dy)
-        img = np.asarray(
-            cv2.warpAffine(
-                np.ascontiguousarray(img), m, (size, size), borderMode=cv2.BORDER_REPLICATE
-            ),
-            np.uint8,
-        )
+    flip, m = _geometry(rng, size)
+    if flip:
+        img = img[:, ::-1]
+    if m is not None:
+        img = _warp(img, m)
     work: npt.NDArray[np.floating[Any]] = img.astype(np.float32)
     if rng.random() < 0.6:
         work = work * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
@@ -97,18 +110,9 @@ def augment_with_mask(img: _U8, mask: _F32, rng: np.random.Generator) -> tuple[_
     by ``tests/test_training.py::test_augment_with_mask_keeps_registration``)."""
     probe = copy.deepcopy(rng)
     out = augment(img, rng)
-    size = img.shape[0]
-    if probe.random() < 0.5:
+    flip, m = _geometry(probe, img.shape[0])
+    if flip:
         mask = mask[:, ::-1]
-    if probe.random() < 0.5:
-        dx, dy = probe.integers(-6, 7, size=2)
-        scale = probe.uniform(0.92, 1.08)
-        m = cv2.getRotationMatrix2D((size / 2, size / 2), probe.uniform(-6, 6), scale)
-        m[:, 2] += (dx, dy)
-        mask = np.asarray(
-            cv2.warpAffine(
-                np.ascontiguousarray(mask), m, (size, size), borderMode=cv2.BORDER_REPLICATE
-            ),
-            np.float32,
-        )
+    if m is not None:
+        mask = _warp(mask, m)
     return out, np.ascontiguousarray(mask, dtype=np.float32)

@@ -44,20 +44,12 @@ _U8 = npt.NDArray[np.uint8]
 
 
 def session(model: Path | bytes) -> InferenceSession:
-    """A CPU session as fakescope's runtime builds it: :data:`THREADS` intra-op threads, no
-    spinning. ``model`` is a path or serialised bytes."""
-    import onnxruntime as ort
+    """A CPU session as fakescope's runtime builds it (:func:`fakescope._runtime.build_session`)
+    with :data:`THREADS` intra-op threads. ``model`` is a path or serialised bytes."""
+    from fakescope._runtime import build_session
 
-    ort.set_default_logger_severity(3)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = THREADS
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(
-        model if isinstance(model, bytes) else str(model), opts, providers=["CPUExecutionProvider"]
-    )
+    session: InferenceSession = build_session(model, THREADS)
+    return session
 
 
 def run_all(sess: InferenceSession, inputs: _F32, names: list[str]) -> list[_F64]:
