@@ -240,7 +240,10 @@ def test_store_training_smoke_splits_best_epoch_and_manifests(
     pytest.importorskip("torch")
     from fakescope.data import load_dataset
     from fakescope.training.balanced import write_split_manifests
-    from fakescope.training.train_sbi import main
+    from fakescope.training.engine import train
+
+    def main(argv: list[str]) -> Path:  # fakescope train CONFIG --set KEY=VALUE ...
+        return train(argv[0], argv[2:]).run_dir
 
     store = tmp_path / "store"
     build_store(two_sets, store, StoreParams(size=96, frames_per_video=3))

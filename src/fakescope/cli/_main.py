@@ -217,14 +217,21 @@ _ARGS_COMMANDS: dict[str, tuple[str, str]] = {
 """Commands run as ``function(args)`` (module imported only when the command runs)."""
 
 
-def _train(config: str, overrides: Sequence[str]) -> int:
-    """``fakescope train``: torch is imported only here, never by scanning."""
+def _train(config: str | None, overrides: Sequence[str], recipes: bool) -> int:
+    """``fakescope train``: the training engine (torch is imported only by recipes that need
+    it, never by scanning)."""
     from fakescope._extras import require
 
-    require("train", "fakescope train", ("torch", "yaml"))
-    from fakescope.training.train_sbi import main as train_main
+    require("train", "fakescope train", ("yaml",))
+    from fakescope.training.engine import list_recipes, train
 
-    train_main([config, "--set", *overrides] if overrides else [config])
+    if recipes or config is None:
+        for recipe in list_recipes():
+            print(f"{recipe.name:<14} {recipe.summary}")
+        return 0 if recipes else 2
+    result = train(config, overrides, log=lambda m: print(m, file=sys.stderr, flush=True))
+    for key, path in result.outputs.items():
+        print(f"{key}: {path}", file=sys.stderr)
     return 0
 
 
@@ -245,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "(fakescope --help)"
             )
         if args.command == "train":
-            return _train(args.config, args.overrides)
+            return _train(args.config, args.overrides, args.recipes)
         if args.command in _ARGS_COMMANDS:
             module, function = _ARGS_COMMANDS[args.command]
             run: Callable[[argparse.Namespace], int] = getattr(

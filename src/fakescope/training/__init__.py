@@ -10,9 +10,18 @@ import argparse
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments of ``fakescope train`` and ``python -m fakescope.training.train_sbi``."""
+    """The arguments of ``fakescope train`` (the one training engine,
+    :mod:`fakescope.training.engine`)."""
     parser.add_argument(
-        "config", type=str, metavar="CONFIG.yaml", help="YAML config (e.g. configs/sbi_lite0.yaml)"
+        "config",
+        type=str,
+        nargs="?",
+        metavar="CONFIG.yaml",
+        help="YAML config naming its recipe (e.g. configs/sbi_v4_lite0.yaml; recipe: sbi when "
+        "it names none)",
+    )
+    parser.add_argument(
+        "--recipes", action="store_true", help="list the training recipes and exit"
     )
     parser.add_argument(
         "--set",

@@ -22,7 +22,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -39,9 +39,13 @@ __all__ = [
     "RunConfig",
     "SBISection",
     "TrainConfig",
+    "config_dict",
     "parse_overrides",
+    "read_yaml",
     "resolve",
 ]
+
+_Root = TypeVar("_Root")
 
 
 @dataclass
@@ -244,51 +248,72 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Plain nested dict (tuples as lists) that ``yaml.safe_dump`` and :func:`resolve`
-        round-trip."""
-        return {
-            f.name: {
-                k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(getattr(self, f.name)).items()
-            }
-            for f in dataclasses.fields(self)
-        }
+        return config_dict(self)
 
     def to_yaml(self) -> str:
         return str(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-_SECTIONS: dict[str, Any] = {f.name: f.default_factory for f in dataclasses.fields(TrainConfig)}
+def config_dict(cfg: Any) -> dict[str, dict[str, Any]]:
+    """A root config (a dataclass of section dataclasses) as a plain nested dict (tuples as
+    lists) that ``yaml.safe_dump`` and :func:`resolve` round-trip."""
+    return {
+        f.name: {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(getattr(cfg, f.name)).items()
+        }
+        for f in dataclasses.fields(cfg)
+    }
+
+
+def read_yaml(yaml_path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file ({} for an empty file)."""
+    try:
+        loaded = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {yaml_path}: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{yaml_path}: top level must be a mapping of sections")
+    return loaded
 
 
 def resolve(
-    yaml_path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()
-) -> TrainConfig:
-    """Defaults, then the YAML file (if any), then ``overrides`` (``"section.field=value"``
-    strings, or a mapping of dotted key -> already-parsed value)."""
-    merged = TrainConfig().to_dict()
+    yaml_path: str | Path | Mapping[str, Any] | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    root: type[_Root] = TrainConfig,  # type: ignore[assignment]
+) -> _Root:
+    """Defaults of ``root`` (a dataclass whose fields are section dataclasses, each with a
+    ``validate()``), then the YAML file or an already-read mapping (if any), then ``overrides``
+    (``"section.field=value"`` strings, or a mapping of dotted key -> already-parsed value)."""
+    merged = config_dict(root())
+    sections = _sections(root)
+    where = "config"
     if yaml_path is not None:
-        try:
-            loaded = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {yaml_path}: {exc}") from exc
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{yaml_path}: top level must be a mapping of sections")
+        if isinstance(yaml_path, Mapping):
+            loaded: Mapping[str, Any] = yaml_path
+        else:
+            loaded, where = read_yaml(yaml_path), str(yaml_path)
         for section, values in loaded.items():
-            if section not in _SECTIONS:
-                raise ConfigError(f"{yaml_path}: unknown config section {section!r}")
+            if section == "recipe":  # the engine's key: which recipe this config is for
+                continue
+            if section not in sections:
+                raise ConfigError(f"{where}: unknown config section {section!r}")
             if values is None:
                 continue
             if not isinstance(values, dict):
-                raise ConfigError(f"{yaml_path}: section {section!r} must be a mapping")
+                raise ConfigError(f"{where}: section {section!r} must be a mapping")
             for key, value in values.items():
-                _set(merged, f"{section}.{key}", value, where=str(yaml_path))
+                _set(merged, sections, f"{section}.{key}", value, where=where)
     pairs = overrides.items() if isinstance(overrides, Mapping) else parse_overrides(overrides)
     for key, value in pairs:
-        _set(merged, key, value, where="--set")
-    return _build(merged)
+        _set(merged, sections, key, value, where="--set")
+    return _build(merged, sections, root)
+
+
+def _sections(root: type[Any]) -> dict[str, Any]:
+    return {f.name: f.default_factory for f in dataclasses.fields(root)}
 
 
 def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
@@ -306,10 +331,16 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
     return out
 
 
-def _set(merged: dict[str, dict[str, Any]], key: str, value: Any, where: str) -> None:
+def _set(
+    merged: dict[str, dict[str, Any]],
+    sections: Mapping[str, Any],
+    key: str,
+    value: Any,
+    where: str,
+) -> None:
     section, dot, name = key.partition(".")
-    if section not in _SECTIONS:
-        raise ConfigError(f"{where}: unknown config key {key!r} (sections: {sorted(_SECTIONS)})")
+    if section not in sections:
+        raise ConfigError(f"{where}: unknown config key {key!r} (sections: {sorted(sections)})")
     if not dot or name not in merged[section]:
         raise ConfigError(
             f"{where}: unknown config key {key!r} (fields of {section}: {sorted(merged[section])})"
@@ -317,9 +348,11 @@ def _set(merged: dict[str, dict[str, Any]], key: str, value: Any, where: str) ->
     merged[section][name] = value
 
 
-def _build(merged: dict[str, dict[str, Any]]) -> TrainConfig:
+def _build(
+    merged: dict[str, dict[str, Any]], classes: Mapping[str, Any], root: type[_Root]
+) -> _Root:
     sections: dict[str, Any] = {}
-    for section, cls in _SECTIONS.items():
+    for section, cls in classes.items():
         hints = typing.get_type_hints(cls)
         values = {
             name: _coerce(value, hints[name], f"{section}.{name}")
@@ -328,7 +361,7 @@ def _build(merged: dict[str, dict[str, Any]]) -> TrainConfig:
         obj = cls(**values)
         obj.validate()
         sections[section] = obj
-    return TrainConfig(**sections)
+    return root(**sections)
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:

@@ -1,9 +1,10 @@
 """Train EfficientNet-Lite0 on Self-Blended Images (real faces only) and export it to ONNX.
 
-    python -m fakescope.training.train_sbi configs/sbi_lite0.yaml [--set optim.lr=3e-4 ...]
+    fakescope train configs/sbi_lite0.yaml [--set optim.lr=3e-4 ...]
 
-Configuration: :mod:`fakescope.training.config` (defaults < YAML < ``--set``); the resolved
-config is written to ``<run.out>/config.yaml``. The run folder also gets ``last.pt`` (resumable
+The ``sbi`` recipe of the training engine (:mod:`fakescope.training.engine`, which resolves
+the config of :mod:`fakescope.training.config`, defaults < YAML < ``--set``, and writes it to
+``<run.out>/config.yaml``). The run folder also gets ``last.pt`` (resumable
 checkpoint, written after every epoch: rerunning the same command continues after the last
 finished epoch), ``log.jsonl`` (one JSON line per epoch, also printed on stdout) and
 ``model.onnx``.
@@ -28,19 +29,17 @@ blend mask) [+ ``loss.dcf_weight`` * smooth DCF when ``loss.kind`` is ``bce+dcf`
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import math
 import os
 import random
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -48,17 +47,17 @@ import torch.nn.functional as F
 
 from fakescope.errors import ConfigError, InputError
 from fakescope.evaluation import roc_auc_or_none
-from fakescope.training import add_train_arguments
 from fakescope.training.balanced import (
     BalancedSampler,
     load_store_data,
     parse_set_weights,
     validate_sets,
 )
-from fakescope.training.config import TrainConfig, resolve
+from fakescope.training.config import TrainConfig
 from fakescope.training.crops import align, augment_with_mask
 from fakescope.training.degrade import DegradeConfig, degrade, h264_roundtrip
 from fakescope.training.effnet_lite import to_tensor
+from fakescope.training.engine import RunResult
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
 from fakescope.training.sbi import SBIConfig, sbi_pair
 from fakescope.training.sbi_net import SBINet, export_onnx
@@ -66,7 +65,7 @@ from fakescope.training.sbi_net import SBINet, export_onnx
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["Cache", "main"]
+__all__ = ["CONFIG", "Cache", "fit", "train"]
 
 _REFIT_BATCHES = 16  # training batches that re-estimate BatchNorm after an ONNX start
 
@@ -343,12 +342,6 @@ def train(cfg: TrainConfig) -> Path:
     """Run (or resume) the training described by ``cfg``; returns the run folder."""
     out = Path(cfg.run.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-    random.seed(cfg.run.seed)
-    np.random.seed(cfg.run.seed)
-    torch.manual_seed(cfg.run.seed)
-    torch.set_num_threads(cfg.run.threads)
-    cv2.setNumThreads(cfg.run.threads)
     rng = np.random.default_rng(cfg.run.seed)
     sbi_cfg = cfg.sbi.to_sbi_config()
     size = cfg.data.input_size
@@ -550,13 +543,12 @@ def train(cfg: TrainConfig) -> Path:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    cfg = resolve(Path(args.config), args.overrides)
-    return train(cfg)
+CONFIG = TrainConfig
 
 
-if __name__ == "__main__":
-    main()
+def fit(cfg: TrainConfig, run_dir: Path) -> RunResult:
+    """The engine's entry point: train, export ``model.onnx``; figures of the best epoch."""
+    out = train(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, out=str(run_dir))))
+    best = out / "best.json"
+    metrics = json.loads(best.read_text(encoding="utf-8")) if best.is_file() else {}
+    return RunResult(out, {"model": out / "model.onnx"}, metrics)
