@@ -68,3 +68,27 @@ def test_main_rewrites_the_file_and_its_sha256_once(tmp_path: Path) -> None:
     (second,) = main([str(weights)])
     assert "skipped" in second
     assert hashlib.sha256((tmp_path / "net.onnx").read_bytes()).hexdigest() == digest
+
+
+def test_float_weights_undoes_half_weights_for_tools_that_read_initializers(
+    tmp_path: Path,
+) -> None:
+    """The quantizer and warm starts read weights from initializers: a half-stored network
+    reads back as a plain float32 graph with the float16-rounded values and the same outputs."""
+    from fakescope.training.half_weights import float_weights, load_float
+
+    src = tmp_path / "mlp.onnx"
+    w = _mlp(src)
+    model = onnx.load(str(src))
+    half_weights(model)
+    half = tmp_path / "half.onnx"
+    onnx.save(model, str(half))
+    restored = load_float(half)
+    assert [n.op_type for n in restored.graph.node] == ["MatMul", "Add", "Sigmoid"]
+    inits = {i.name: numpy_helper.to_array(i) for i in restored.graph.initializer}
+    assert set(inits) == {"w", "b"} and inits["w"].dtype == np.float32
+    np.testing.assert_array_equal(inits["w"], w.astype(np.float16).astype(np.float32))
+    back = tmp_path / "back.onnx"
+    onnx.save(restored, str(back))
+    assert max(compare(half, back).values()) < 1e-6
+    assert float_weights(onnx.load(str(src))) == 0  # a float32 graph is left alone

@@ -271,7 +271,8 @@ def test_cli_quantizes_and_measures_a_shipped_face_network(
     report = main([*argv, "--val-per-set", "8", "--json", str(tmp_path / "r.json")])
     int8 = out / "effnet_lite0_v4_int8.onnx"
     check_interface(asset_path("effnet_lite0_v4.onnx"), int8)
-    assert int8.stat().st_size < asset_path("effnet_lite0_v4.onnx").stat().st_size / 2
+    # int8 weights: smaller than the float network even with its weights stored in float16
+    assert int8.stat().st_size < 0.7 * asset_path("effnet_lite0_v4.onnx").stat().st_size
     result = report["models"]["effnet_lite0_v4"]
     assert result["int8_file"]["sha256"] == sha256_file(int8)
     assert result["sets"]["all"]["n"] == 8 and result["sets"]["all"]["fake"] == 4

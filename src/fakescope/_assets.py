@@ -36,7 +36,7 @@ ASSET_SHA256: dict[str, str] = {
     # GAN and diffusion, generator family) and its int8 network, the default
     # (python3 -m fakescope.training.synthesis_cnn ship runs/synth_cnn_v2b synth_cnn_v2;
     # tools/quantize_detectors.py --models synth_cnn_v2 ...; ... recalibrate, MODEL_CARD)
-    "synth_cnn_v2.json": "9af70adb88fc8a0c51af18a65df2e29fb8f8b421229e69cdc93d54eab165aaa8",
+    "synth_cnn_v2.json": "e2cad7297f7ec2457c7b0460209885d0415534a169eca98edce88cfabc488bce",
     "synth_cnn_v2_int8.json": "81ab99988db3becc5ea1835b9570794e0e737ada71e348d0c69c9d2f435d07f1",
     # method-attribution head attrib-v1 over effnet-lite0-v3's embedding (fakescope.models;
     # effnet-lite0-v3 ships for it)

@@ -61,15 +61,15 @@ def _frame_stats(
         return None
     roi = crop[y0:y1, x0:x1]
     label: npt.NDArray[np.uint16] = np.zeros(roi.shape[:2], np.uint16)
-    cv2.fillPoly(label, [polygons[0]], _RING_CODE)
-    cv2.fillPoly(label, [polygons[1]], 0)
-    cv2.fillPoly(label, [polygons[2]], _FACE_CODE)
+    cv2.fillPoly(label, [polygons[0]], (_RING_CODE,))
+    cv2.fillPoly(label, [polygons[1]], (0,))
+    cv2.fillPoly(label, [polygons[2]], (_FACE_CODE,))
     gray = cv2.cvtColor(roi, cv2.COLOR_RGB2GRAY)
     lap = cv2.Laplacian(gray, cv2.CV_16S, ksize=1)  # exact integers in [-1020, 1020]
     code = cv2.add(label, np.abs(lap).view(np.uint16))
     hist = cv2.calcHist([code], [0], None, [3 * 1024], [0, 3 * 1024])
-    face = cv2.mean(roi, (label == _FACE_CODE).view(np.uint8))[:3]
-    ring = cv2.mean(roi, (label == _RING_CODE).view(np.uint8))[:3]
+    face = tuple(cv2.mean(roi, (label == _FACE_CODE).view(np.uint8))[:3])
+    ring = tuple(cv2.mean(roi, (label == _RING_CODE).view(np.uint8))[:3])
     return np.asarray(hist, np.float32).reshape(3, 1024), face, ring
 
 

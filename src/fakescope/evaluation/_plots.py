@@ -79,6 +79,15 @@ def _label(name: str | None, stat: str | None) -> str | None:
     return name if stat is None else f"{name} ({stat})"
 
 
+def _curve(
+    y: npt.ArrayLike, s: npt.ArrayLike
+) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray, FloatArray]:
+    """Validated labels and scores, and the false-positive and miss rates of every threshold."""
+    y_int, s_float = _validate(y, s, both_classes=True)
+    fpr, fnr, _ = _operating_points(y_int, s_float)
+    return y_int, s_float, fpr, fnr
+
+
 class _Display:
     ax_: Axes
     figure_: Figure
@@ -115,8 +124,7 @@ class RocCurveDisplay(_Display):
         ax: Axes | None = None,
         **kwargs: Any,
     ) -> RocCurveDisplay:
-        y_int, s_float = _validate(y, s, both_classes=True)
-        fpr, fnr, _ = _operating_points(y_int, s_float)
+        y_int, s_float, fpr, fnr = _curve(y, s)
         disp = cls(fpr=fpr, tpr=1.0 - fnr, auc=roc_auc(y_int, s_float), name=name)
         return disp.plot(ax=ax, name=name, **kwargs)
 
@@ -174,8 +182,7 @@ class DetCurveDisplay(_Display):
         ax: Axes | None = None,
         **kwargs: Any,
     ) -> DetCurveDisplay:
-        y_int, s_float = _validate(y, s, both_classes=True)
-        fpr, fnr, _ = _operating_points(y_int, s_float)
+        y_int, s_float, fpr, fnr = _curve(y, s)
         disp = cls(fpr=fpr, fnr=fnr, eer=eer(y_int, s_float)[0], name=name)
         return disp.plot(ax=ax, name=name, **kwargs)
 

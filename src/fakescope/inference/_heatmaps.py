@@ -42,7 +42,7 @@ def backproject(
         (width, height),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0.0,
+        borderValue=(0.0,),
     )
     return np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0)
 

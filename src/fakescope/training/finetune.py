@@ -67,9 +67,11 @@ def base_head(onnx_path: Path) -> tuple[_F64, float]:
     try:
         import onnx
         from onnx import numpy_helper
+
+        from fakescope.training.half_weights import load_float
     except ImportError:
         raise ConfigError("finetune needs the onnx package: pip install -e '.[train]'") from None
-    graph = onnx.load(str(onnx_path)).graph
+    graph = load_float(onnx_path).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     for node in graph.node:  # constants exported as nodes
         if node.op_type == "Constant" and node.attribute:

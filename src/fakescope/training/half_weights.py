@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["compare", "half_weights", "main"]
+__all__ = ["compare", "float_weights", "half_weights", "load_float", "main"]
 
 _SUFFIX = "__fp16"
 
@@ -57,6 +57,36 @@ def half_weights(model: onnx.ModelProto, min_elements: int = 1024) -> int:
     del graph.node[:]
     graph.node.extend([*casts, *nodes])
     return len(halves)
+
+
+def float_weights(model: onnx.ModelProto) -> int:
+    """Undo :func:`half_weights` (in place): every float16 initializer that feeds a ``Cast`` to
+    float32 becomes a float32 initializer under the cast's output name and the cast goes;
+    returns how many. Tools that read weights from initializers (the int8 quantizer, warm
+    starts) see a plain float32 graph again; the values are the float16-rounded ones."""
+    graph = model.graph
+    halves = {i.name: i for i in graph.initializer if i.data_type == TensorProto.FLOAT16}
+    casts = [
+        n
+        for n in graph.node
+        if n.op_type == "Cast"
+        and len(n.input) == 1
+        and n.input[0] in halves
+        and helper.get_attribute_value(n.attribute[0]) == TensorProto.FLOAT
+    ]
+    for node in casts:
+        values = numpy_helper.to_array(halves[node.input[0]]).astype(np.float32)
+        graph.initializer.remove(halves.pop(node.input[0]))
+        graph.initializer.append(numpy_helper.from_array(values, node.output[0]))
+        graph.node.remove(node)
+    return len(casts)
+
+
+def load_float(path: str | Path) -> onnx.ModelProto:
+    """``onnx.load`` with the weights in float32 (:func:`float_weights`)."""
+    model = onnx.load(str(path))
+    float_weights(model)
+    return model
 
 
 def compare(before: Path, after: Path, batch: int = 4, seed: int = 0) -> dict[str, float]:

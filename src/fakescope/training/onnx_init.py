@@ -57,12 +57,13 @@ def state_from_onnx(model: nn.Module, path: str | Path) -> dict[str, Any]:
     network's fills its first rows (a one-output detector warm-starts a network that also
     names the generator family: the other rows keep their fresh initialisation). Raises
     :class:`ConfigError` when the graph does not have the network's layout."""
-    import onnx
     import torch
     from onnx import numpy_helper
 
+    from fakescope.training.half_weights import load_float
+
     try:
-        graph = onnx.load(str(path)).graph
+        graph = load_float(path).graph
     except Exception as exc:  # onnx raises DecodeError and friends
         raise ConfigError(f"model.init_from: cannot read {path}: {exc}") from exc
     weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}

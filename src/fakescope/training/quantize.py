@@ -164,6 +164,8 @@ def quantize(
         quantize_static,
     )
 
+    from fakescope.training.half_weights import load_float
+
     settings = settings or QuantSettings()
     method = {
         "minmax": CalibrationMethod.MinMax,
@@ -187,7 +189,9 @@ def quantize(
         cache = cache_dir / f"{src.stem}-{settings.method}-{settings.percentile}-{digest}.json"
     with tempfile.TemporaryDirectory(prefix="fakescope-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+        plain = Path(tmp) / "float.onnx"  # weights stored in float16 quantize as float32 ones
+        onnx.save(load_float(src), str(plain))
+        quant_pre_process(str(plain), str(pre), skip_symbolic_shape=False)
         model = onnx.load(str(pre))
         exclude = exclusion_nodes(model, settings.exclude)
         # nodes that make graph outputs (the output sigmoids) stay float: no Q/DQ on outputs
