@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
+import yaml
 
 from conftest import write_image
 from fakescope.data import DatasetWarning
@@ -100,14 +101,25 @@ def _measured_again(weights: Path, manifest: Path) -> dict[str, Any]:
 
 def test_training_export_and_detector(tmp_path: Path, example_face: npt.NDArray[np.uint8]) -> None:
     pytest.importorskip("torch")
-    from fakescope.training import synthesis_cnn as train
+    from fakescope.training.engine import train
 
     data, reals = _tiny_sets(tmp_path, example_face)
     out = tmp_path / "run"
-    args = ["--data", str(data), "--reals", str(reals), "--out", str(out), "--size", "64"]
-    args += ["--batch", "4", "--steps", "2", "--threads", "1"]
-    report = train.main([*args, "--epochs", "1"])
+    config = {
+        "recipe": "synthesis-cnn",
+        "data": {"root": str(data), "reals": [str(reals)]},
+        "model": {"size": 64},
+        "optim": {"batch": 4, "steps": 2, "epochs": 1},
+        "run": {"out": str(out), "threads": 1},
+    }
+    result = train(config)
+    report = result.metrics
+    assert report == json.loads((out / "report.json").read_text())
+    assert result.outputs["model"] == out / "model.onnx"
     assert (out / "splits.tsv").is_file() and (out / "model.onnx").is_file()
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["recipe"] == "synthesis-cnn" and saved["data"]["reals"] == [str(reals)]
+    assert report["command"] == f"fakescope train {out / 'config.yaml'}"
     calib, test = ((out / f"{s}.tsv").read_text().splitlines() for s in ("calib", "test"))
     assert len(calib) == len(test) == 5  # header + 2 real + 2 generated each
     # the report's figures are those of the exported, calibrated detector on the test split
@@ -116,10 +128,22 @@ def test_training_export_and_detector(tmp_path: Path, example_face: npt.NDArray[
     assert report["test_auc_jpeg50"] == pytest.approx(again["auc_jpeg50"], abs=1e-4)
     assert report["test_ece"] == pytest.approx(again["ece"], abs=1e-4)
     assert "test_auc_resize75" in report
-    # resumable: a second call with more epochs trains only the new one
-    train.main([*args, "--epochs", "2"])
+    # resumable: the saved config with more epochs trains only the new one
+    train(out / "config.yaml", ["optim.epochs=2"])
     epochs = [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert epochs == [0, 1]
+
+    # reexport: last.pt exported again gives the same network, weights.json still matching
+    from fakescope.models import sha256_file
+    from fakescope.training.synthesis_cnn import main
+
+    before = json.loads((out / "weights.json").read_text())
+    main(["reexport", str(out)])
+    after = json.loads((out / "weights.json").read_text())
+    assert after["calibration"] == before["calibration"]
+    assert after["sha256"] == sha256_file(out / "model.onnx")
+    with pytest.raises(SystemExit, match="fakescope train"):
+        main(["train"])
 
     detector = create_synthesis_detector(str(out / "weights.json"))
     assert isinstance(detector, CnnSynthesisDetector)
@@ -147,6 +171,26 @@ def test_training_export_and_detector(tmp_path: Path, example_face: npt.NDArray[
     (out / "missing.json").write_text(json.dumps({**weights, "file": "gone.onnx"}))
     with pytest.raises(ModelError, match="missing"):
         create_synthesis_detector(str(out / "missing.json"))
+
+
+def test_recipe_config_defaults_and_errors(tmp_path: Path) -> None:
+    """The recipe's config: the shipped run's file resolves to its options; a run needs its
+    generated-image set; the engine's step cap applies."""
+    pytest.importorskip("torch")
+    from fakescope.training.engine import load_config, train
+    from fakescope.training.synthesis_cnn import _steps
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "synth_cnn_v2.yaml"
+    recipe, cfg = load_config(config)
+    assert recipe.name == "synthesis-cnn" and cfg.run.out == "runs/synth_cnn_v2b"
+    assert (cfg.optim.epochs, cfg.optim.steps, cfg.optim.batch, cfg.run.threads) == (20, 42, 32, 2)
+    assert cfg.data.train_families == ("gan", "diffusion") and len(cfg.data.reals) == 3
+    assert _steps(cfg) == 42
+    assert _steps(load_config(config, ["run.max_steps_per_epoch=5"])[1]) == 5
+    with pytest.raises(ConfigError, match=r"data\.root"):
+        train({"recipe": "synthesis-cnn"}, [f"run.out={tmp_path / 'run'}"])
+    with pytest.raises(ConfigError, match=r"augment\.p_h264"):
+        load_config(config, ["augment.p_h264=1.5"])
 
 
 def test_weights_validation() -> None:
@@ -589,15 +633,26 @@ def test_two_family_training_and_leave_one_out(
     pytest.importorskip("torch")
     import onnxruntime as ort
 
-    from fakescope.training import synthesis_cnn as train
+    from fakescope.training.engine import train
 
     data, reals = _tiny_sets(tmp_path, example_face)
     diff = _tiny_diffusion_set(tmp_path, example_face)
-    common = ["--data", str(data), "--gen", f"{diff}=diffusion", "--reals", str(reals)]
-    common += ["--size", "64", "--batch", "4", "--threads", "1", "--limit", "8"]
-    common += ["--epochs", "1", "--steps", "2", "--extra-reals", "2", "--fp-count", "2"]
+    config = {
+        "recipe": "synthesis-cnn",
+        "data": {
+            "root": str(data),
+            "gen": [f"{diff}=diffusion"],
+            "reals": [str(reals)],
+            "limit": 8,
+            "extra_reals": 2,
+        },
+        "eval": {"fp_count": 2},
+        "model": {"size": 64},
+        "optim": {"batch": 4, "epochs": 1, "steps": 2},
+        "run": {"threads": 1},
+    }
     out = tmp_path / "both"
-    report = train.main([*common, "--out", str(out)])
+    report = train(config, [f"run.out={out}"]).metrics
     outputs = [o.name for o in ort.InferenceSession(str(out / "model.onnx")).get_outputs()]
     assert outputs == ["logit", "family_logit", "embedding"]
     assert report["family_output"] is True and report["train_families"] == ["diffusion", "gan"]
@@ -634,34 +689,44 @@ def test_two_family_training_and_leave_one_out(
     assert isinstance(detector, CnnSynthesisDetector) and detector.has_family
 
     # leave one generator out: trained on the GAN set only, still tested on both
-    loo = train.main([*common, "--out", str(tmp_path / "gan_only"), "--train-families", "gan"])
+    loo = train(config, [f"run.out={tmp_path / 'gan_only'}", "data.train_families=[gan]"]).metrics
     assert loo["family_output"] is False and loo["train_families"] == ["gan"]
     assert loo["test_sets"]["diff"]["trained_on"] is False
     assert loo["test_sets"]["diff"]["family_accuracy"] is None
     loo_out = tmp_path / "gan_only"
     unseen = _measured_again(loo_out / "weights.json", loo_out / "sets" / "diff" / "test.tsv")
     assert loo["test_sets"]["diff"]["auc"] == pytest.approx(unseen["auc"], abs=1e-4)
-    with pytest.raises(SystemExit, match="families"):
-        train.main([*common, "--out", str(tmp_path / "x"), "--train-families", "vae"])
+    with pytest.raises(ConfigError, match=r"data\.train_families"):
+        train(config, [f"run.out={tmp_path / 'x'}", "data.train_families=[vae]"])
+    with pytest.raises(ConfigError, match=r"data\.gen"):
+        train(config, [f"run.out={tmp_path / 'x'}", f"data.gen=[{diff}=vae]"])
+    assert not (tmp_path / "x").exists()  # refused before the run folder is made
 
 
 @pytest.mark.data
 def test_cnn_v2_smoke_run_on_shared_data(shared_data: Path, tmp_path: Path) -> None:
-    """The issue-28 recipe end to end with tiny limits (--limit 8 --epochs 1 --steps 2)."""
+    """The issue-28 recipe end to end with tiny limits (limit 8, 1 epoch of 2 steps)."""
     pytest.importorskip("torch")
-    from fakescope.training import synthesis_cnn as train
+    from fakescope.training.engine import train
 
     need = ("stylegan2_ffhq", "sd21_faces", "utkface_real", "ffpp_c40_videos")
     missing = [n for n in need if not (shared_data / n / "MANIFEST.tsv").is_file()]
     if missing:
         pytest.skip(f"{', '.join(missing)} not present (see ../shared/data/README.md)")
     out = tmp_path / "v2"
-    argv = ["--data", str(shared_data / "stylegan2_ffhq")]
-    argv += ["--diffusion", str(shared_data / "sd21_faces")]
-    argv += ["--reals", str(shared_data / "utkface_real")]
-    argv += ["--fp-videos", str(shared_data / "ffpp_c40_videos"), "--fp-frames", "1"]
-    argv += ["--limit", "8", "--epochs", "1", "--steps", "2", "--batch", "8", "--out", str(out)]
-    report = train.main(argv)
+    config = {
+        "recipe": "synthesis-cnn",
+        "data": {
+            "root": str(shared_data / "stylegan2_ffhq"),
+            "diffusion": [str(shared_data / "sd21_faces")],
+            "reals": [str(shared_data / "utkface_real")],
+            "limit": 8,
+        },
+        "eval": {"fp_videos": [str(shared_data / "ffpp_c40_videos")], "fp_frames": 1},
+        "optim": {"epochs": 1, "steps": 2, "batch": 8},
+        "run": {"out": str(out)},
+    }
+    report = train(config).metrics
     assert report["family_output"] is True
     assert report["test_sets"]["sd21_faces"]["n_generated"] == 8
     assert report["sets"]["sd21_faces"]["splits"]["test"]["generated"] == pytest.approx(160, abs=2)

@@ -244,8 +244,8 @@ def _loose_crops() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
 
 def test_smoke_train_export_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ort = pytest.importorskip("onnxruntime")
-    from fakescope.training.sbi import sbi_pair
     from fakescope.training.engine import train
+    from fakescope.training.sbi import sbi_pair
 
     def main(argv: list[str]) -> Path:  # fakescope train CONFIG --set KEY=VALUE ...
         return train(argv[0], argv[2:]).run_dir

@@ -177,3 +177,8 @@ register_recipe(
     "fakescope.training.train_sbi",
     "face detector on Self-Blended Images (+ supervised fakes), EfficientNet-Lite0",
 )
+register_recipe(
+    "synthesis-cnn",
+    "fakescope.training.synthesis_cnn",
+    "synthesis detector's CNN (whole images, GAN and diffusion, family output), EfficientNet-Lite0",
+)

@@ -2,73 +2,70 @@
 native-resolution patches of whole images from GAN and diffusion generators, with a second
 output naming the generator family; export it to ONNX, calibrate and measure it.
 
-    python3 -m fakescope.training.synthesis_cnn --data ../shared/data/stylegan2_ffhq \\
-        --diffusion ../shared/data/sd21_faces \\
-        --reals ../shared/data/utkface_real ../shared/data/dfdc_faces \\
-        --video-reals ../shared/data/ffpp_c23_videos --fp-videos ../shared/data/ffpp_c40_videos \\
-        --out runs/synth_cnn_v2
-    python3 -m fakescope.training.synthesis_cnn ship runs/synth_cnn_v2 synth_cnn_v2
+    fakescope train configs/synth_cnn_v2.yaml [--set optim.epochs=12 run.out=runs/x]
+    python3 -m fakescope.training.synthesis_cnn ship runs/synth_cnn_v2b synth_cnn_v2
 
-Data (:mod:`fakescope.training.synthesis_cnn_data`): the ``--data`` set (generated images and
-real photos, family ``--data-family``, default ``gan``) split by image exactly as the frequency
-branch and cnn-v1 split it (``split_by_image``, same seed: train / calib / test); each
-``--gen SET=FAMILY`` / ``--diffusion SET`` set split by prompt group (``split_by_group``: one
-prompt's images never in two splits), same 60/20/20 ratios. ``splits.tsv`` (the ``--data``
-set, as cnn-v1's) and ``sets/<set>/splits.tsv`` record them; ``calib.tsv`` / ``test.tsv`` (all
-sets) and ``sets/<set>/{calib,test}.tsv`` (one set, with the real photos of that split when it
-has none) are what ``fakescope eval`` reads. Reals: the sets' own reals, real-only images drawn
-from each ``--reals`` set and frames of the real videos of ``--video-reals``; and self-made
-fakes (real images down-scaled by 2 or 4 and up-sampled back), so that the network learns
-up-sampling traces rather than one generator. ``--train-families gan`` (or ``diffusion``)
-trains on that family's generated images only, a leave-one-generator-out run; every set is
-still tested.
+The ``synthesis-cnn`` recipe of the training engine (:mod:`fakescope.training.engine`); this
+module's command line ships, re-exports or re-calibrates a finished run (:func:`main`).
+
+Data (:mod:`fakescope.training.synthesis_cnn_data`): the ``data.root`` set (generated images
+and real photos of family ``data.family``) split by image as cnn-v1's (``split_by_image``:
+train / calib / test); each ``data.gen`` (``SET=FAMILY``) / ``data.diffusion`` set split by
+prompt group (``split_by_group``: one prompt's images never in two splits), same 60/20/20.
+``splits.tsv`` (``data.root``'s, as cnn-v1's) and ``sets/<set>/splits.tsv`` record them;
+``calib.tsv`` / ``test.tsv`` (all sets) and ``sets/<set>/{calib,test}.tsv`` (one set, with the
+split's real photos when it has none) are what ``fakescope eval`` reads. Reals: the sets' own,
+real-only images of each ``data.reals`` set, frames of the real videos of ``data.video_reals``;
+and self-made fakes (reals down-scaled by 2 or 4 and up-sampled back), so that the network
+learns up-sampling traces rather than one generator. ``data.train_families: [gan]`` trains on
+that family's generated images only (leave one generator out); every set is still tested.
 
 Every sample, of either class, goes through the same random rescale (0.5-1.0, Lanczos / area
 / bilinear / bicubic: sd21_faces carry a 2/3 Lanczos down-scale the FFHQ reals do not),
 crop / resize / blur, then JPEG 30-95 or an H.264 intra frame; then a random patch at native
 resolution. With both families trained, the network has two outputs: the generated logit
 (BCE on every sample) and a family logit, P(diffusion | generated), trained by BCE on the
-generated images of the sets only (self-made fakes and reals are masked out of it). A fixed
-number of epochs (no selection on held-out data); ``last.pt`` after every epoch makes a run
-resumable.
+sets' generated images only. A fixed number of epochs (no selection on held-out data);
+``last.pt`` after every epoch makes a run resumable.
 
-The calib split (its reals and the trained families' generated images) only fits the Platt
-calibrator; the test split only reports (``report.json``): per set, the AUC of its generated
-test images against the real test photos (bootstrap 95 % interval, whole prompt groups
-resampled), after JPEG-50 and after a 75 % down-scale of both classes, the share called
-generated and the family accuracy; ECE on the calib split; and, per real set (the test split's
-real photos, held-out reals of each ``--reals`` set, real frames of ``--fp-videos``), the share
-called generated at the shipped threshold.
+The calib split only fits the Platt calibrator; the test split only reports (``report.json``):
+per set, the AUC of its generated test images against the real test photos (bootstrap 95 %
+interval, whole prompt groups resampled), after JPEG-50 and a 75 % down-scale, the share
+called generated and the family accuracy; ECE on the calib split; and per real set (the test
+photos, held-out ``data.reals``, frames of ``eval.fp_videos``) the share called generated.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from fakescope import __version__
-from fakescope.errors import ConfigError
+from fakescope.errors import ConfigError, InputError
 from fakescope.evaluation import roc_auc
 from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights
 from fakescope.synthesis._cnn import FAMILY_OUTPUT
+from fakescope.training.config import RunConfig, _check
+from fakescope.training.engine import RunResult
 from fakescope.training.synthesis_cnn_data import (
     FAMILIES,
     MAX_SIDE,
     Augment,
-    Degradation,
     GenSet,
     Pools,
     load_gen_set,
     load_manifest,
+    log,
     parse_gen,
     read_image,
     read_video_frames,
@@ -77,90 +74,108 @@ from fakescope.training.synthesis_cnn_data import (
     write_manifests,
     write_splits,
 )
-from fakescope.training.synthesis_cnn_eval import evaluate
+from fakescope.training.synthesis_cnn_eval import EvalSection, evaluate
 
 if TYPE_CHECKING:
+    import torch
+
     from fakescope.training.effnet_lite import EfficientNetLite0
 
-__all__ = ["main", "read_video_frames"]
+__all__ = [
+    "CONFIG",
+    "SynthCnnConfig",
+    "export_onnx",
+    "fit",
+    "main",
+    "recalibrate",
+    "reexport",
+    "ship",
+]
 
 _U8 = npt.NDArray[np.uint8]
-_F64 = npt.NDArray[np.float64]
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+Family = Literal["gan", "diffusion"]
 
 
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+@dataclass
+class DataSection:
+    """Generated-image sets and reals (paths relative to the working directory)."""
+
+    root: str = ""  # generated-image set with reals, split by image (required)
+    family: Family = "gan"  # root's generator family
+    gen: tuple[str, ...] = ()  # more generated-image sets, "SET=FAMILY", split by prompt group
+    diffusion: tuple[str, ...] = ()  # = gen "SET=diffusion"
+    train_families: tuple[Family, ...] = ("gan", "diffusion")  # generated images trained on
+    reals: tuple[str, ...] = ()  # sets whose reals to add
+    extra_reals: int = 400  # reals drawn from each reals set (<= 0: all)
+    video_reals: tuple[str, ...] = ()  # video sets whose real clips give training frames
+    frames_per_video: int = 6
+    limit: int = 0  # at most this many images per pool (0: all; smoke runs)
+
+    def validate(self) -> None:
+        for text in self.gen:
+            try:
+                parse_gen(text)
+            except ValueError as exc:
+                raise ConfigError(f"data.gen: {exc}") from None
+        _check(bool(self.train_families), "data.train_families", "name at least one family")
+        _check(self.frames_per_video >= 1 and self.limit >= 0, "data", "frames < 1 or limit < 0")
 
 
-def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python3 -m fakescope.training.synthesis_cnn",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--data", type=Path, required=True, help="generated-image set with reals, split by image"
-    )
-    p.add_argument("--data-family", choices=FAMILIES, default="gan", help="--data's generator")
-    p.add_argument(
-        "--gen",
-        action="append",
-        default=[],
-        metavar="SET=FAMILY",
-        help="another generated-image set and its family (gan or diffusion), split by prompt "
-        "group; repeatable",
-    )
-    p.add_argument(
-        "--diffusion", type=Path, action="append", default=[], help="= --gen SET=diffusion"
-    )
-    p.add_argument(
-        "--train-families",
-        default=",".join(FAMILIES),
-        help="train on these families' generated images only (comma list; e.g. gan for a "
-        "leave-one-generator-out run); every set is tested",
-    )
-    p.add_argument(
-        "--family-weight",
-        type=float,
-        default=0.5,
-        help="weight of the family loss (a family output needs both families trained; 0: none)",
-    )
-    p.add_argument("--reals", type=Path, nargs="*", default=[], help="sets whose reals to add")
-    p.add_argument("--extra-reals", type=int, default=400, help="reals drawn from each set")
-    p.add_argument(
-        "--fp-count",
-        type=int,
-        default=200,
-        help="held-out reals of each --reals set measured for false alarms",
-    )
-    p.add_argument("--video-reals", type=Path, nargs="*", default=[])
-    p.add_argument("--frames-per-video", type=int, default=6)
-    p.add_argument("--fp-videos", type=Path, nargs="*", default=[], help="reals to measure only")
-    p.add_argument("--fp-frames", type=int, default=4, help="frames of each --fp-videos video")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--size", type=int, default=192, help="patch side, px")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--steps", type=int, default=42, help="steps per epoch")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--pseudo-share", type=float, default=0.2, help="share of self-made fakes")
-    p.add_argument("--p-rescale", type=float, default=Augment.p_rescale)
-    p.add_argument("--p-h264", type=float, default=Augment.p_h264)
-    p.add_argument(
-        "--init-from",
-        type=Path,
-        help="warm start from this exported synthesis CNN (.onnx, e.g. the shipped "
-        "synth_cnn_v1.onnx) instead of the ImageNet weights; its BatchNorm statistics are "
-        "re-estimated on training batches",
-    )
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="at most this many images per pool")
-    p.add_argument("--name", default="cnn-v2")
-    p.add_argument("--version", default=__version__)
-    return p.parse_args(argv)
+@dataclass
+class AugmentSection:
+    pseudo_share: float = Augment.pseudo_share  # share of self-made fakes
+    p_rescale: float = Augment.p_rescale
+    p_h264: float = Augment.p_h264
+
+    def validate(self) -> None:
+        for key in ("pseudo_share", "p_rescale", "p_h264"):
+            _check(0.0 <= getattr(self, key) <= 1.0, f"augment.{key}", "must be in [0, 1]")
+
+
+@dataclass
+class ModelSection:
+    size: int = 192  # patch side, px
+    family_weight: float = 0.5  # family loss weight (output needs both families trained; 0: none)
+    # warm start from an exported synthesis CNN (.onnx, e.g. the shipped synth_cnn_v1.onnx)
+    # instead of ImageNet weights; its BatchNorm statistics re-estimated on training batches
+    init_from: str | None = None
+    name: str = "cnn-v2"
+    version: str = __version__
+
+    def validate(self) -> None:
+        _check(self.size >= 32 and self.family_weight >= 0, "model", "size < 32 or weight < 0")
+
+
+@dataclass
+class OptimSection:
+    epochs: int = 12
+    steps: int = 42  # steps per epoch (at most run.max_steps_per_epoch)
+    batch: int = 32
+    lr: float = 3e-4  # AdamW peak LR: linear warm-up over the first epoch, then cosine
+
+    def validate(self) -> None:
+        ok = min(self.epochs, self.steps, self.batch) >= 1 and self.lr > 0
+        _check(ok, "optim", "epochs, steps and batch must be >= 1, lr > 0")
+
+
+@dataclass
+class SynthRunConfig(RunConfig):
+    out: str = "runs/synth_cnn"
+
+
+@dataclass
+class SynthCnnConfig:
+    data: DataSection = field(default_factory=DataSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    run: SynthRunConfig = field(default_factory=SynthRunConfig)
+
+
+CONFIG = SynthCnnConfig
 
 
 def _pick_order(items: list[str], seed: int, salt: int) -> list[str]:
@@ -168,49 +183,62 @@ def _pick_order(items: list[str], seed: int, salt: int) -> list[str]:
     return [items[i] for i in order]
 
 
-def _train(args: argparse.Namespace, pools: Pools, aug: Augment, family_head: bool) -> Path:
+def _to_input(xb: _U8) -> torch.Tensor:
+    """Patches ``(N, H, W, 3)`` uint8 -> the network's normalised NCHW float input."""
+    import torch
+
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
+    std = torch.tensor(STD).view(1, 3, 1, 1) * 255
+    return (torch.from_numpy(xb).permute(0, 3, 1, 2).float() - mean) / std
+
+
+def _steps(cfg: SynthCnnConfig) -> int:
+    cap = cfg.run.max_steps_per_epoch
+    return cfg.optim.steps if cap is None else min(cfg.optim.steps, cap)
+
+
+def _train(
+    cfg: SynthCnnConfig, run_dir: Path, pools: Pools, aug: Augment, family_head: bool
+) -> Path:
+    """The loop (torch seeded and threaded by the engine); ``model.onnx`` of the last epoch."""
     import torch
     from torch import nn
 
     from fakescope.training.checkpoint import resume, save_checkpoint
     from fakescope.training.effnet_lite import imagenet_lite0
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    opt_cfg, seed, steps = cfg.optim, cfg.run.seed, _steps(cfg)
     model = imagenet_lite0(2 if family_head else 1)
     # torch's stubs type Module.to without its memory_format keyword
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    total = args.epochs * args.steps
-    warmup = max(1, min(total // 4, args.steps))
+    opt = torch.optim.AdamW(model.parameters(), lr=opt_cfg.lr, weight_decay=1e-4)
+    total = opt_cfg.epochs * steps
+    warmup = max(1, min(total // 4, steps))
 
     def lr_at(step: int) -> float:
         """Linear warm-up over the first epoch, then cosine to zero at the last step (a pure
         function of the step, so a resumed run follows the same schedule)."""
         if step < warmup:
-            return float(args.lr * (step + 1) / warmup)
-        return float(args.lr * 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, total - warmup))))
+            return float(opt_cfg.lr * (step + 1) / warmup)
+        cosine = 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, total - warmup)))
+        return float(opt_cfg.lr * cosine)
 
-    last = args.out / "last.pt"
-    if args.init_from is not None and not last.is_file():
-        _warm_start(model, args, pools, aug)
+    last = run_dir / "last.pt"
+    if cfg.model.init_from is not None and not last.is_file():
+        _warm_start(model, cfg, Path(cfg.model.init_from), pools, aug)
     start = resume(last, model, opt)
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD).view(1, 3, 1, 1) * 255
     loss_fn = nn.BCEWithLogitsLoss()
-    for epoch in range(start, args.epochs):
-        rng = np.random.default_rng([args.seed, 101, epoch])
+    for epoch in range(start, opt_cfg.epochs):
+        rng = np.random.default_rng([seed, 101, epoch])
         model.train()
         losses: list[float] = []
         family_losses: list[float] = []
         t0 = time.time()
-        for k in range(args.steps):
+        for k in range(steps):
             for group in opt.param_groups:
-                group["lr"] = lr_at(epoch * args.steps + k)
-            xb, yb, fb = sample_batch(pools, rng, args.batch, args.size, aug)
-            x = (torch.from_numpy(xb).permute(0, 3, 1, 2).float() - mean) / std
-            x = x.contiguous(memory_format=torch.channels_last)
-            out = model(x)
+                group["lr"] = lr_at(epoch * steps + k)
+            xb, yb, fb = sample_batch(pools, rng, opt_cfg.batch, cfg.model.size, aug)
+            out = model(_to_input(xb).contiguous(memory_format=torch.channels_last))
             loss = loss_fn(out[:, 0], torch.from_numpy(yb))
             losses.append(loss.item())
             if family_head:
@@ -219,7 +247,7 @@ def _train(args: argparse.Namespace, pools: Pools, aug: Augment, family_head: bo
                 if bool(mask.any()):
                     family_loss = loss_fn(out[mask, 1], fam[mask])
                     family_losses.append(family_loss.item())
-                    loss = loss + args.family_weight * family_loss
+                    loss = loss + cfg.model.family_weight * family_loss
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -228,36 +256,32 @@ def _train(args: argparse.Namespace, pools: Pools, aug: Augment, family_head: bo
         if family_losses:
             entry["family_loss"] = float(np.mean(family_losses))
         fam_text = f", family loss {entry['family_loss']:.4f}" if family_losses else ""
-        _log(f"epoch {epoch}: loss {entry['loss']:.4f}{fam_text} ({time.time() - t0:.0f} s)")
-        with (args.out / "log.jsonl").open("a") as fh:
+        log(f"epoch {epoch}: loss {entry['loss']:.4f}{fam_text} ({time.time() - t0:.0f} s)")
+        with (run_dir / "log.jsonl").open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
-    return export_onnx(model, args.size, args.out / "model.onnx")
+    return export_onnx(model, cfg.model.size, run_dir / "model.onnx")
 
 
 def _warm_start(
-    model: EfficientNetLite0, args: argparse.Namespace, pools: Pools, aug: Augment
+    model: EfficientNetLite0, cfg: SynthCnnConfig, init_from: Path, pools: Pools, aug: Augment
 ) -> None:
-    """Load ``args.init_from`` (an exported synthesis CNN) into ``model`` and re-estimate its
+    """Load ``init_from`` (an exported synthesis CNN) into ``model`` and re-estimate its
     BatchNorm statistics on 8 training batches of a seed of their own (the run's batches are
     untouched)."""
-    import torch
 
     from fakescope.training.onnx_init import refit_batchnorm, state_from_onnx
 
-    if not args.init_from.is_file():
-        raise ConfigError(f"--init-from: {args.init_from} is not a file")
-    model.load_state_dict(state_from_onnx(model, args.init_from))
-    rng = np.random.default_rng([args.seed, 7])
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD).view(1, 3, 1, 1) * 255
+    if not init_from.is_file():
+        raise ConfigError(f"model.init_from: {init_from} is not a file")
+    model.load_state_dict(state_from_onnx(model, init_from))
+    rng = np.random.default_rng([cfg.run.seed, 7])
 
     def batches() -> Iterator[torch.Tensor]:
         for _ in range(8):
-            xb = sample_batch(pools, rng, args.batch, args.size, aug)[0]
-            yield (torch.from_numpy(xb).permute(0, 3, 1, 2).float() - mean) / std
+            yield _to_input(sample_batch(pools, rng, cfg.optim.batch, cfg.model.size, aug)[0])
 
     seen = refit_batchnorm(model, batches())
-    _log(f"warm start from {args.init_from} (BatchNorm re-estimated on {seen} samples)")
+    log(f"warm start from {init_from} (BatchNorm re-estimated on {seen} samples)")
 
 
 def export_onnx(model: EfficientNetLite0, size: int, path: Path) -> Path:
@@ -362,141 +386,141 @@ def recalibrate(
     }
 
 
-def _sets(args: argparse.Namespace) -> tuple[list[GenSet], list[GenSet]]:
-    """Every generated-image set (``--data`` first) and those whose family is trained."""
-    try:
-        extra = [parse_gen(t) for t in args.gen] + [(r, "diffusion") for r in args.diffusion]
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
-    families = [f.strip() for f in args.train_families.split(",") if f.strip()]
-    if not families or any(f not in FAMILIES for f in families):
-        raise SystemExit(f"--train-families: choose from {', '.join(FAMILIES)}")
-    sets = [load_gen_set(args.data, args.data_family, "image", args.seed)]
-    sets += [load_gen_set(root, family, "prompt", args.seed) for root, family in extra]
+def _sets(cfg: SynthCnnConfig) -> tuple[list[GenSet], list[GenSet]]:
+    """Every generated-image set (``data.root`` first) and those whose family is trained."""
+    data, seed = cfg.data, cfg.run.seed
+    if not data.root:
+        raise ConfigError("data.root: name the generated-image set (e.g. stylegan2_ffhq)")
+    extra = [parse_gen(t) for t in data.gen] + [(Path(r), "diffusion") for r in data.diffusion]
+    sets = [load_gen_set(Path(data.root), data.family, "image", seed)]
+    sets += [load_gen_set(root, family, "prompt", seed) for root, family in extra]
     names = [g.name for g in sets]
     if len(set(names)) != len(names):
-        raise SystemExit(f"set folder names must differ: {', '.join(names)}")
-    trained = [g for g in sets if g.family in families]
+        raise ConfigError(f"set folder names must differ: {', '.join(names)}")
+    trained = [g for g in sets if g.family in data.train_families]
     if not any(g.of("train", 1) for g in trained):
-        raise SystemExit(f"no generated training images of the families {', '.join(families)}")
+        families = ", ".join(data.train_families)
+        raise InputError(f"no generated training images of the families {families}")
     return sets, trained
 
 
 def _pools(
-    args: argparse.Namespace, sets: list[GenSet], trained: list[GenSet]
+    cfg: SynthCnnConfig, sets: list[GenSet], trained: list[GenSet]
 ) -> tuple[Pools, dict[str, list[str]]]:
-    """The decoded training images, and the held-out reals of each ``--reals`` set (the next
-    ``--fp-count`` of the same seeded order the training reals were drawn from)."""
-    lim = args.limit or None
+    """The decoded training images, and the held-out reals of each ``data.reals`` set (the
+    next ``eval.fp_count`` of the same seeded order the training reals were drawn from)."""
+    data = cfg.data
+    lim = data.limit or None
     fakes: dict[str, list[list[_U8]]] = {}
     for g in trained:
         fakes.setdefault(g.family, []).append([read_image(i.path) for i in g.of("train", 1)[:lim]])
     gen_real = [read_image(i.path) for g in sets for i in g.of("train", 0)[:lim]]
     other: list[_U8] = []
     held: dict[str, list[str]] = {}
-    for k, root in enumerate(args.reals):
+    for k, root in enumerate(map(Path, data.reals)):
         paths = _pick_order(
-            [i.path for i in load_manifest(root, root.name) if i.label == 0], args.seed, 7 + k
+            [i.path for i in load_manifest(root, root.name) if i.label == 0], cfg.run.seed, 7 + k
         )
-        n = args.extra_reals if args.extra_reals > 0 else len(paths)
+        n = data.extra_reals if data.extra_reals > 0 else len(paths)
         other += [read_image(p) for p in paths[:n][:lim]]
-        held[root.name] = paths[n : n + args.fp_count][:lim]
-    for root in args.video_reals:
+        held[root.name] = paths[n : n + cfg.eval.fp_count][:lim]
+    for root in map(Path, data.video_reals):
         for path in real_videos(root)[:lim]:
-            other += read_video_frames(path, args.frames_per_video)
+            other += read_video_frames(path, data.frames_per_video)
     pools = Pools(fakes=fakes, gen_real=gen_real, other_real=other)
     if not gen_real:
-        raise SystemExit(f"{args.data}: the train split needs real images")
+        raise InputError(f"{data.root}: the train split needs real images")
     if not pools.other_real:
         pools.other_real = pools.gen_real
     counts = ", ".join(f"{f} {sum(len(s) for s in v)}" for f, v in sorted(fakes.items()))
-    _log(f"train: generated {counts}; {len(gen_real)} real from the sets, {len(other)} other reals")
+    log(f"train: generated {counts}; {len(gen_real)} real from the sets, {len(other)} other reals")
     return pools, held
 
 
-def _run(args: argparse.Namespace) -> dict[str, Any]:
+def fit(cfg: SynthCnnConfig, run_dir: Path) -> RunResult:
+    """The engine's entry point: splits and manifests, train (resuming), export, calibrate on
+    the calib split and measure the test split: ``model.onnx``, ``weights.json``,
+    ``report.json`` (the report is the run's metrics)."""
     t_start = time.time()
-    args.out.mkdir(parents=True, exist_ok=True)
-    cv2.setNumThreads(1)
-    sets, trained = _sets(args)
-    write_splits(sets[0], args.out / "splits.tsv")  # cnn-v1's file, for the quantizer
+    cv2.setNumThreads(1)  # decoding and augmenting on one thread, as the shipped runs did
+    sets, trained = _sets(cfg)
+    write_splits(sets[0], run_dir / "splits.tsv")  # cnn-v1's file, for the quantizer
     for g in sets:
-        write_splits(g, args.out / "sets" / g.name / "splits.tsv")
-    write_manifests(sets, args.out)
-    family_head = args.family_weight > 0 and len({g.family for g in trained}) == len(FAMILIES)
-    pools, held = _pools(args, sets, trained)
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    config["family_output"] = family_head
-    (args.out / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
-    aug = Augment(
-        degradation=Degradation(),
-        p_rescale=args.p_rescale,
-        p_h264=args.p_h264,
-        pseudo_share=args.pseudo_share,
-    )
+        write_splits(g, run_dir / "sets" / g.name / "splits.tsv")
+    write_manifests(sets, run_dir)
+    families = {g.family for g in trained}
+    family_head = cfg.model.family_weight > 0 and len(families) == len(FAMILIES)
+    pools, held = _pools(cfg, sets, trained)
+    aug = Augment(**dataclasses.asdict(cfg.augment))  # its default Degradation
     t_load = time.time()
-    onnx_path = _train(args, pools, aug, family_head)
+    onnx_path = _train(cfg, run_dir, pools, aug, family_head)
     t_train = time.time()
     del pools
     from fakescope.models import sha256_file
 
     trained_names = ", ".join(f"{g.name} ({g.family}, by {g.rule})" for g in trained)
+    other_reals = [Path(r).name for r in (*cfg.data.reals, *cfg.data.video_reals)]
     weights = CnnSynthesisWeights(
-        name=args.name,
-        version=args.version,
+        name=cfg.model.name,
+        version=cfg.model.version,
         file=onnx_path.name,
         sha256=sha256_file(onnx_path),
-        input_size=args.size,
+        input_size=cfg.model.size,
         mean=MEAN,
         std=STD,
         max_side=MAX_SIDE,
         architecture="EfficientNet-Lite0 (ImageNet init) on 5 native-resolution patches, "
         "mean logit" + ("; a family_logit output, P(diffusion | generated)" if family_head else ""),
         trained_on=(
-            f"train splits of {trained_names}, reals of "
-            f"{', '.join(r.name for r in [*args.reals, *args.video_reals]) or 'no other set'}, "
-            "self-made up-sampled fakes; research-only data, see MODEL_CARD"
+            f"train splits of {trained_names}, reals of {', '.join(other_reals) or 'no other set'}"
+            ", self-made up-sampled fakes; research-only data, see MODEL_CARD"
         ),
         license="Apache-2.0 (code); weights trained on research-only data, see MODEL_CARD",
     )
-    weights, report = evaluate(args, sets, trained, weights, onnx_path, held)
-    report["seconds"] = {
-        "load": round(t_load - t_start),
-        "train": round(t_train - t_load),
-        "evaluate": round(time.time() - t_train),
-        "total": round(time.time() - t_start),
+    weights, figures = evaluate(
+        sets, trained, weights, onnx_path, held, cfg.eval, run_dir, cfg.data.limit, cfg.run
+    )
+    report = {
+        "name": cfg.model.name,
+        "command": f"fakescope train {run_dir / 'config.yaml'}",
+        **figures,
+        "seconds": {
+            "load": round(t_load - t_start),
+            "train": round(t_train - t_load),
+            "evaluate": round(time.time() - t_train),
+            "total": round(time.time() - t_start),
+        },
     }
-    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _log(json.dumps(report))
-    return report
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    log(json.dumps(report))
+    outputs = {"model": onnx_path, "weights": run_dir / "weights.json"}
+    return RunResult(run_dir, {**outputs, "report": run_dir / "report.json"}, report)
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    if argv is None:
-        argv = sys.argv[1:]
-    if argv and argv[0] == "reexport":  # python3 -m fakescope.training.synthesis_cnn reexport RUN
-        return {"weights": str(reexport(Path(argv[1])))}
-    if argv and argv[0] == "recalibrate":  # ... recalibrate WEIGHTS.json DATA_DIR [SET=FAMILY]
-        if len(argv) < 3:
-            raise SystemExit("usage: recalibrate WEIGHTS_JSON STYLEGAN2_FFHQ_DIR [SET=FAMILY ...]")
+_USAGE = """usage: python3 -m fakescope.training.synthesis_cnn COMMAND (training: fakescope train)
+  ship RUN_FOLDER FILE_STEM                           copy a run's network into the package
+  reexport RUN_FOLDER                                 export a run's last.pt again
+  recalibrate WEIGHTS_JSON DATA_DIR [SET=FAMILY ...]  refit a weight file's calibrator"""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The finished-run tools: ``ship``, ``reexport``, ``recalibrate`` (``_USAGE``)."""
+    command, *rest = list(sys.argv[1:] if argv is None else argv) or [""]
+    if command == "reexport" and len(rest) == 1:
+        print(f"wrote {reexport(Path(rest[0]))}")
+    elif command == "recalibrate" and len(rest) >= 2:
         try:
-            gen = [parse_gen(t) for t in argv[3:]]
+            gen = [parse_gen(t) for t in rest[2:]]
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
-        result = recalibrate(Path(argv[1]), Path(argv[2]), gen=gen)
-        print(json.dumps(result))
-        return result
-    if argv and argv[0] == "ship":  # python3 -m fakescope.training.synthesis_cnn ship RUN STEM
-        if len(argv) != 3:
-            raise SystemExit("usage: ship RUN_FOLDER FILE_STEM")
-        path = ship(Path(argv[1]), argv[2])
+        print(json.dumps(recalibrate(Path(rest[0]), Path(rest[1]), gen=gen)))
+    elif command == "ship" and len(rest) == 2:
         from fakescope.models import sha256_file
 
+        path = ship(Path(rest[0]), rest[1])
         print(f"wrote {path} (sha256 {sha256_file(path)}: add it to ASSET_SHA256)")
-        return {"shipped": str(path)}
-    args = _arguments(argv)
-    args.argv = list(argv)
-    return _run(args)
+    else:
+        raise SystemExit(_USAGE)
 
 
 if __name__ == "__main__":

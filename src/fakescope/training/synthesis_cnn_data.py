@@ -2,16 +2,18 @@
 generator family and split, the decoded training pools, and the training batches (the same
 random rescale / crop / resize / blur / JPEG or H.264 degradations for both classes).
 
-A set's split rule is ``image`` (:func:`split_by_image`, stratified by label: the ``--data``
+A set's split rule is ``image`` (:func:`split_by_image`, stratified by label: the ``data.root``
 set, so cnn-v1's stylegan2_ffhq split is kept image for image) or ``prompt``
 (:func:`split_by_group` over :func:`prompt_group`: every image of one prompt lands in one
-split; the ``--gen`` sets, e.g. sd21_faces). Sets are read by :func:`load_manifest` (through
+split; the ``data.gen`` sets, e.g. sd21_faces). Sets are read by :func:`load_manifest` (through
 :mod:`fakescope.data`), images by :func:`~fakescope.training.images.read_rgb`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ __all__ = [
     "generator_upsample",
     "load_gen_set",
     "load_manifest",
+    "log",
     "parse_gen",
     "prompt_group",
     "read_image",
@@ -148,6 +151,11 @@ def split_by_group(
     return [out[f] for f in files]
 
 
+def log(message: str) -> None:
+    """A progress line on stderr, with the time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def read_image(path: str) -> _U8:
     """An image file as RGB uint8 (:func:`~fakescope.training.images.read_rgb`), shorter side
     area-limited to :data:`MAX_SIDE`."""
@@ -177,7 +185,7 @@ def real_videos(root: Path) -> list[str]:
 
 
 def parse_gen(text: str) -> tuple[Path, str]:
-    """``SET=FAMILY`` (``--gen``): a set folder and its generator family."""
+    """``SET=FAMILY`` (``data.gen``): a set folder and its generator family."""
     root, sep, family = text.rpartition("=")
     if not sep or not root or family not in FAMILIES:
         raise ValueError(f"{text!r}: expected SET=FAMILY with FAMILY one of {', '.join(FAMILIES)}")

@@ -5,9 +5,8 @@ false alarms on real sets."""
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +14,37 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from fakescope.errors import ConfigError
 from fakescope.evaluation import bootstrap_ci, expected_calibration_error, roc_auc
 from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights
+from fakescope.training.config import RunConfig
 from fakescope.training.degrade import jpeg_roundtrip
 from fakescope.training.synthesis_cnn_data import (
     GenSet,
     Item,
+    log,
     read_image,
     read_video_frames,
     real_videos,
 )
 
-__all__ = ["Scores", "evaluate", "head_items"]
+__all__ = ["EvalSection", "Scores", "evaluate", "head_items"]
 
 _U8 = npt.NDArray[np.uint8]
 _F64 = npt.NDArray[np.float64]
 
 
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+@dataclass
+class EvalSection:
+    """Reals measured for false alarms only (the ``eval`` section of the recipe's config)."""
+
+    fp_count: int = 200  # held-out reals of each data.reals set
+    fp_videos: tuple[str, ...] = ()  # video sets whose real clips are measured
+    fp_frames: int = 4  # frames of each fp_videos clip
+
+    def validate(self) -> None:
+        if self.fp_count < 0 or self.fp_frames < 1:
+            raise ConfigError("eval: fp_count must be >= 0, fp_frames >= 1")
 
 
 def head_items(items: list[Item], limit: int | None) -> list[Item]:
@@ -125,21 +136,26 @@ def _family_figures(fam: _F64 | None, family: str) -> dict[str, Any]:
 
 
 def evaluate(
-    args: argparse.Namespace,
     sets: list[GenSet],
     trained: list[GenSet],
     weights: CnnSynthesisWeights,
     onnx_path: Path,
     held_out_reals: dict[str, list[str]],
+    cfg: EvalSection,
+    out: Path,
+    limit: int,
+    run: RunConfig,
 ) -> tuple[CnnSynthesisWeights, dict[str, Any]]:
-    """Calibrate on the calib split, then measure the test split and the real sets."""
+    """Calibrate on the calib split (``out/weights.json``), then measure the test split, the
+    held-out reals and the real frames of ``cfg.fp_videos``; at most ``limit`` items (0: all)
+    of each label per split and set; ``run``'s seed (bootstrap) and threads."""
     from fakescope.calibration import LogitCalibrator
     from fakescope.config import ScanConfig
     from fakescope.decision import bayes_threshold
 
-    lim = args.limit or None
+    lim, seed, threads = limit or None, run.seed, run.threads
     trained_names = {g.name for g in trained}
-    detector = CnnSynthesisDetector(weights, onnx_path, threads=args.threads)
+    detector = CnnSynthesisDetector(weights, onnx_path, threads=threads)
     scores = Scores(detector)
     calib = [i for g in sets for i in head_items(g.of("calib", 0), lim)]
     calib += [i for g in trained for i in head_items(g.of("calib", 1), lim)]
@@ -151,18 +167,18 @@ def evaluate(
         weights = CnnSynthesisWeights(**{**weights.__dict__, "calibration": fitted.to_dict()})
     except ValueError as exc:  # e.g. an untrained network ranks the calib split backwards
         calibration_note = f"none: {exc}"
-        _log(f"not calibrated: {exc}")
-    weights.save(args.out / "weights.json")
-    detector = CnnSynthesisDetector(weights, onnx_path, threads=args.threads)
+        log(f"not calibrated: {exc}")
+    weights.save(out / "weights.json")
+    detector = CnnSynthesisDetector(weights, onnx_path, threads=threads)
     scores.detector = detector  # same network: the cached raw scores stay valid
-    cfg = ScanConfig()
+    scan = ScanConfig()
     calibrated = weights.calibration is not None
     thr = (
-        bayes_threshold(cfg.cost_miss, cfg.cost_false_alarm, cfg.prior_fake)
+        bayes_threshold(scan.cost_miss, scan.cost_false_alarm, scan.prior_fake)
         if calibrated
         else weights.threshold
     )
-    band = cfg.uncertain_band
+    band = scan.uncertain_band
     pc = detector.probability(sc)
 
     reals = [i for g in sets for i in head_items(g.of("test", 0), lim)]
@@ -172,10 +188,8 @@ def evaluate(
     st, _ = scores(pooled)
     pt = detector.probability(st)
     # AUCs with 95 % percentile bootstrap intervals (resampling images, or whole groups below)
-    test_ci = bootstrap_ci(roc_auc, yt, st, n_boot=2000, seed=args.seed)
+    test_ci = bootstrap_ci(roc_auc, yt, st, n_boot=2000, seed=seed)
     report: dict[str, Any] = {
-        "name": args.name,
-        "command": "python3 -m fakescope.training.synthesis_cnn " + " ".join(args.argv),
         "train_families": sorted({g.family for g in trained}),
         "family_output": detector.has_family,
         "sets": {
@@ -223,8 +237,8 @@ def evaluate(
         raw_j, _ = scores(items, "jpeg50")
         _, fam = scores(own)
         p_own = detector.probability(scores(own)[0])
-        ci = bootstrap_ci(roc_auc, y, raw, n_boot=2000, seed=args.seed, groups=groups)
-        ci_j = bootstrap_ci(roc_auc, y, raw_j, n_boot=2000, seed=args.seed, groups=groups)
+        ci = bootstrap_ci(roc_auc, y, raw, n_boot=2000, seed=seed, groups=groups)
+        ci_j = bootstrap_ci(roc_auc, y, raw_j, n_boot=2000, seed=seed, groups=groups)
         block = {
             "family": g.family,
             "trained_on": g.name in trained_names,
@@ -250,8 +264,8 @@ def evaluate(
     for name, paths in held_out_reals.items():
         raw_h = scores.images([read_image(p) for p in paths])[0]
         real_sets[f"{name} held-out reals"] = _false_alarms(detector, raw_h, thr, band)
-    for root in args.fp_videos:
-        frames = [f for v in real_videos(root)[:lim] for f in read_video_frames(v, args.fp_frames)]
+    for root in map(Path, cfg.fp_videos):
+        frames = [f for v in real_videos(root)[:lim] for f in read_video_frames(v, cfg.fp_frames)]
         real_sets[f"{root.name} real frames"] = _false_alarms(
             detector, scores.images(frames)[0], thr, band
         )
