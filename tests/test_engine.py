@@ -81,9 +81,9 @@ def test_unknown_recipe_and_unknown_keys_are_errors(toy_recipe: str) -> None:
         load_config({"recipe": "nope"})
     with pytest.raises(ConfigError, match="unknown config section 'optim'"):
         load_config({"recipe": toy_recipe, "optim": {"lr": 1}})
-    with pytest.raises(ConfigError, match="params.nope"):
+    with pytest.raises(ConfigError, match=r"params\.nope"):
         load_config({"recipe": toy_recipe}, ["params.nope=1"])
-    with pytest.raises(ConfigError, match="params.steps"):
+    with pytest.raises(ConfigError, match=r"params\.steps"):
         load_config({"recipe": toy_recipe}, ["params.steps=0"])
     with pytest.raises(ValueError, match="already registered"):
         register_recipe(toy_recipe, "x", "y")

@@ -20,9 +20,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="YAML config naming its recipe (e.g. configs/sbi_v4_lite0.yaml; recipe: sbi when "
         "it names none)",
     )
-    parser.add_argument(
-        "--recipes", action="store_true", help="list the training recipes and exit"
-    )
+    parser.add_argument("--recipes", action="store_true", help="list the training recipes and exit")
     parser.add_argument(
         "--set",
         dest="overrides",

@@ -7,10 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,13 @@ import numpy.typing as npt
 
 from fakescope.cues import CUES_VERSION, FEATURE_NAMES, track_cues
 from fakescope.errors import ConfigError, FakescopeError
+from fakescope.training.engine import log
 from fakescope.training.store import DEV_ONLY, FaceStore
 
 __all__ = ["Tracks", "load_tracks"]
 
 _F64 = npt.NDArray[np.float64]
 _I64 = npt.NDArray[np.int64]
-
-
-def _log(message: str) -> None:
-    print(f"[cues] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -52,38 +48,15 @@ class Tracks:
 
     def save(self, path: Path) -> None:
         """Write an ``.npz`` readable with ``allow_pickle=False``."""
-        np.savez(
-            path,
-            names=np.asarray(self.names, np.str_),
-            x=self.x,
-            missing=self.missing,
-            media_id=self.media_id,
-            dataset=self.dataset,
-            label=self.label,
-            method=self.method,
-            group=self.group,
-            frames=self.frames,
-            fps=self.fps,
-            fps_known=self.fps_known,
-        )
+        arrays: dict[str, Any] = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+        np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> Tracks:
         """Read what :meth:`save` wrote."""
         with np.load(path, allow_pickle=False) as z:
-            return cls(
-                names=tuple(str(n) for n in z["names"]),
-                x=z["x"].astype(np.float64),
-                missing=z["missing"].astype(bool),
-                media_id=z["media_id"],
-                dataset=z["dataset"],
-                label=z["label"].astype(np.int64),
-                method=z["method"],
-                group=z["group"],
-                frames=z["frames"].astype(np.int64),
-                fps=z["fps"].astype(np.float64),
-                fps_known=z["fps_known"].astype(bool),
-            )
+            arrays = {f.name: z[f.name] for f in fields(cls)}
+        return cls(**{**arrays, "names": tuple(str(n) for n in arrays["names"])})
 
 
 def _media_fps(datasets: Sequence[str], data_root: Path | None) -> dict[str, float]:
@@ -97,12 +70,12 @@ def _media_fps(datasets: Sequence[str], data_root: Path | None) -> dict[str, flo
     for name in datasets:
         root = data_root / name
         if not root.exists():
-            _log(f"{root} not found: frame times use --fps")
+            log(f"{root} not found: frame times use data.fps")
             continue
         try:
             items = load_dataset("auto", root)
         except FakescopeError as exc:
-            _log(f"{root}: {exc}; frame times use --fps")
+            log(f"{root}: {exc}; frame times use data.fps")
             continue
         for item in items:
             if item.kind != "video":
@@ -138,7 +111,7 @@ def load_tracks(
     key = _cache_key(store, datasets, [str(data_root), default_fps, min_frames])
     cache = cache_dir / f"features_{key}.npz" if cache_dir is not None else None
     if cache is not None and cache.is_file():
-        _log(f"{cache.name}: cached cue table")
+        log(f"{cache.name}: cached cue table")
         return Tracks.load(cache)
     wanted = set(datasets)
     by_media: dict[str, list[int]] = {}
@@ -172,7 +145,7 @@ def load_tracks(
     if not rows_out:
         raise ConfigError(f"no track of {sorted(wanted)} has {min_frames} frames")
     elapsed = time.perf_counter() - started
-    _log(
+    log(
         f"{len(rows_out)} tracks ({dropped} under {min_frames} frames dropped), cues in "
         f"{elapsed:.1f} s; fps from the media for {sum(r['known'] for r in rows_out)}"
     )

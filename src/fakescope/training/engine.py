@@ -30,6 +30,8 @@ from __future__ import annotations
 import importlib
 import json
 import random
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,7 @@ __all__ = [
     "get_recipe",
     "list_recipes",
     "load_config",
+    "log",
     "register_recipe",
     "train",
 ]
@@ -136,6 +139,11 @@ def load_config(
     return recipe, cfg
 
 
+def log(message: str) -> None:
+    """A recipe's progress line: the time and ``message`` on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def _seed(seed: int, threads: int) -> None:
     import cv2
     import numpy as np
@@ -176,4 +184,19 @@ register_recipe(
     "sbi",
     "fakescope.training.train_sbi",
     "face detector on Self-Blended Images (+ supervised fakes), EfficientNet-Lite0",
+)
+register_recipe(
+    "vae",
+    "fakescope.training.vae",
+    "one-class detector: a convolutional VAE on real faces, reconstruction error as score",
+)
+register_recipe(
+    "cues",
+    "fakescope.training.cues",
+    "hand-crafted track cues + RBF SVM (scikit-learn), identity-held-out nested CV",
+)
+register_recipe(
+    "attribution",
+    "fakescope.training.attribution",
+    "method attribution: logistic regression on a shipped detector's embedding",
 )
