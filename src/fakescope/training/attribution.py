@@ -272,7 +272,6 @@ def fit(cfg: AttributionConfig, run_dir: Path) -> RunResult:
         return np.isin(split, [name] if isinstance(name, str) else list(name))
 
     tr, va, ca, te = part("train"), part("val"), part("calib"), part("test")
-    log(f"splits from {split_source}")
     log(f"crops: train {tr.sum()}, val {va.sum()}, calib {ca.sum()}, test {te.sum()}")
     grid: dict[str, float] = {}
     for c in c_grid:

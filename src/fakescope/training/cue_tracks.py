@@ -1,11 +1,10 @@
 """The track table of the cue SVM's trainer (:mod:`fakescope.training.cues`): one row per video
 track of a face store (its crops in frame order), with :func:`fakescope.cues.track_cues`' cue
-vector, the missing-cue mask and the track's metadata; cached as ``.npz`` (no pickles)."""
+vector, the missing-cue mask and the track's metadata; cached as ``.npz`` (no pickles) by
+:mod:`fakescope.training.cache`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ import numpy.typing as npt
 
 from fakescope.cues import CUES_VERSION, FEATURE_NAMES, track_cues
 from fakescope.errors import ConfigError, FakescopeError
+from fakescope.training.cache import content_key, load_cache, save_cache, store_key
 from fakescope.training.engine import log
 from fakescope.training.store import DEV_ONLY, FaceStore
 
@@ -45,18 +45,6 @@ class Tracks:
 
     def __len__(self) -> int:
         return len(self.label)
-
-    def save(self, path: Path) -> None:
-        """Write an ``.npz`` readable with ``allow_pickle=False``."""
-        arrays: dict[str, Any] = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
-        np.savez(path, **arrays)
-
-    @classmethod
-    def load(cls, path: Path) -> Tracks:
-        """Read what :meth:`save` wrote."""
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {f.name: z[f.name] for f in fields(cls)}
-        return cls(**{**arrays, "names": tuple(str(n) for n in arrays["names"])})
 
 
 def _media_fps(datasets: Sequence[str], data_root: Path | None) -> dict[str, float]:
@@ -89,12 +77,6 @@ def _media_fps(datasets: Sequence[str], data_root: Path | None) -> dict[str, flo
     return out
 
 
-def _cache_key(store: FaceStore, datasets: Sequence[str], args_key: Sequence[Any]) -> str:
-    index = (store.root / "index.json").read_bytes()
-    blob = json.dumps([CUES_VERSION, FEATURE_NAMES, sorted(datasets), list(args_key)])
-    return hashlib.sha256(index + blob.encode()).hexdigest()[:16]
-
-
 def load_tracks(
     store: FaceStore,
     datasets: Sequence[str],
@@ -108,11 +90,17 @@ def load_tracks(
     dev = sorted(set(datasets) & DEV_ONLY)
     if dev:
         raise ConfigError(f"{dev} is development data: never trained or evaluated on here")
-    key = _cache_key(store, datasets, [str(data_root), default_fps, min_frames])
-    cache = cache_dir / f"features_{key}.npz" if cache_dir is not None else None
-    if cache is not None and cache.is_file():
+    meta = {
+        "store": store_key(store),
+        "cues": [CUES_VERSION, list(FEATURE_NAMES)],
+        "datasets": sorted(datasets),
+        "args": [str(data_root), default_fps, min_frames],
+    }
+    cache = cache_dir / f"features_{content_key(meta)}.npz" if cache_dir is not None else None
+    cached = load_cache(cache, meta) if cache is not None else None
+    if cache is not None and cached is not None:
         log(f"{cache.name}: cached cue table")
-        return Tracks.load(cache)
+        return Tracks(**{**cached, "names": tuple(str(n) for n in cached["names"])})
     wanted = set(datasets)
     by_media: dict[str, list[int]] = {}
     for i, row in enumerate(store.rows):
@@ -168,7 +156,7 @@ def load_tracks(
     )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
-        tracks.save(tmp)
-        tmp.replace(cache)
+        save_cache(
+            cache, meta, {f.name: np.asarray(getattr(tracks, f.name)) for f in fields(tracks)}
+        )
     return tracks

@@ -185,18 +185,6 @@ register_recipe(
     "fakescope.training.train_sbi",
     "face detector on Self-Blended Images (+ supervised fakes), EfficientNet-Lite0",
 )
-register_recipe(
-    "vae",
-    "fakescope.training.vae",
-    "one-class detector: a convolutional VAE on real faces, reconstruction error as score",
-)
-register_recipe(
-    "cues",
-    "fakescope.training.cues",
-    "hand-crafted track cues + RBF SVM (scikit-learn), identity-held-out nested CV",
-)
-register_recipe(
-    "attribution",
-    "fakescope.training.attribution",
-    "method attribution: logistic regression on a shipped detector's embedding",
-)
+register_recipe("vae", "fakescope.training.vae", "one-class VAE on real faces (oneclass-vae-v1)")
+register_recipe("cues", "fakescope.training.cues", "hand-crafted track cues + SVM (cues-svm-v1)")
+register_recipe("attribution", "fakescope.training.attribution", "method attribution (attrib-v1)")
