@@ -21,7 +21,8 @@ from fakescope.evaluation import (
 )
 from fakescope.inference import Scanner
 from fakescope.models import ATTRIBUTORS, Attributor, create_attributor
-from fakescope.training.attribution import METHODS, confusion, fit_head, main
+from fakescope.training.attribution import METHODS, confusion, fit_head, ship
+from fakescope.training.engine import train
 from fakescope.training.store import FaceStore, StoreParams
 from fakescope.types import (
     Attribution,
@@ -162,7 +163,7 @@ def _method_store(root: Path) -> FaceStore:
     return FaceStore.open(root)
 
 
-def test_trainer_end_to_end(tmp_path: Path) -> None:
+def test_trainer_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = _method_store(tmp_path / "store")
     onnx = tiny_detector(tmp_path / "det.onnx")
     weights = tmp_path / "det.json"
@@ -185,19 +186,29 @@ def test_trainer_end_to_end(tmp_path: Path) -> None:
     groups.update({"g10": "test", "g11": "test"})
     (run / "splits.json").write_text(json.dumps({"groups": groups}))
     out = tmp_path / "out"
-    argv = ["--store", str(store.root), "--run", str(run), "--out", str(out)]
-    argv += ["--embedder", str(weights), "--methods", "Deepfakes", "Face2Face"]
-    main(argv)
+    config = {"recipe": "attribution", "data": {"store": str(store.root), "splits": str(run)}}
+    overrides = [f"run.out={out}", f"head.embedder={weights}"]
+    overrides += ["data.methods=[Deepfakes, Face2Face]", "head.version=9.9.1"]
+    result = train(config, overrides)
     report = json.loads((out / "report.json").read_text())
+    assert result.metrics == report and result.outputs["head"] == out / "attribution.json"
     assert report["classes"] == ["Deepfakes", "Face2Face"]
+    assert report["splits"] == str(run / "splits.json")
     test = report["test"]["crop"]
     assert test["n"] == 8 and sum(map(sum, test["confusion_methods"])) == 8
     assert test["method_accuracy"] >= 0.75  # the tint is easy to tell apart
     head = json.loads((out / "attribution.json").read_text())
-    assert len(head["coef"]) == 2 and head["embedder"] == "tiny"
+    assert len(head["coef"]) == 2 and head["embedder"] == "tiny" and head["version"] == "9.9.1"
     assert len(list(out.glob("features_*.npz"))) == 1
-    main(argv)  # a re-run reuses the cached embeddings
+    # a re-run reuses the cached embeddings; the splits file itself names the same split
+    again = train(config, [*overrides, f"data.splits={run / 'splits.json'}"])
     assert len(list(out.glob("features_*.npz"))) == 1
+    assert again.metrics["test"] == report["test"]
+
+    monkeypatch.setattr("fakescope.models.asset_path", lambda name: tmp_path / name)
+    shipped = ship(str(out), "attrib_test")
+    assert shipped == tmp_path / "attrib_test.json"
+    assert shipped.read_bytes() == (out / "attribution.json").read_bytes()
 
 
 # --------------------------------------------------------------------------------------------

@@ -432,18 +432,23 @@ def test_trainer_end_to_end_on_a_tiny_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from fakescope.training.cue_tracks import load_tracks
-    from fakescope.training.cues import main
+    from fakescope.training.cues import ship
+    from fakescope.training.engine import train
     from fakescope.training.store import FaceStore
 
     store = _tiny_store(tmp_path / "store")
     out = tmp_path / "run"
-    argv = [
-        "--store", str(store), "--out", str(out), "--datasets", "tiny_videos",
-        "--folds", "3", "--inner-folds", "2", "--n-boot", "50", "--fps", "10",
-        "--data-root", str(tmp_path / "no_data"), "--c-grid", "0.3", "3",
-        "--gamma-grid", "0.03", "0.3",
-    ]  # fmt: skip
-    report = main(argv)
+    config = {
+        "recipe": "cues",
+        "data": {"store": str(store), "datasets": ["tiny_videos"], "fps": 10,
+                 "data_root": str(tmp_path / "no_data")},
+        "svm": {"folds": 3, "inner_folds": 2, "n_boot": 50, "c_grid": [0.3, 3]},
+    }  # fmt: skip
+    overrides = [f"run.out={out}", "svm.gamma_grid=[0.03, 0.3]"]
+    result = train(config, overrides)
+    report = result.metrics
+    assert result.outputs["cues_svm"] == out / "cues_svm.json"
+    assert json.loads((out / "report.json").read_text()) == report
     assert report["tracks"] == {
         "total": 12, "real": 6, "fake": 6, "by_method": {"Deepfakes": 6, "real": 6},
         "identity_groups": 6, "frames_median": 10.0, "fps_from_media": 0, "fps_default": 12,
@@ -487,19 +492,22 @@ def test_trainer_end_to_end_on_a_tiny_store(
         assert z["x"].shape == (12, len(FEATURE_NAMES))
 
     capsys.readouterr()
-    again = main(argv)
+    again = train(out / "config.yaml")  # the run's saved config repeats it
     assert "cached cue table" in capsys.readouterr().err
-    assert again["cv"]["oof_auc"] == cv["oof_auc"]
+    assert again.metrics["cv"]["oof_auc"] == cv["oof_auc"]
 
     target = tmp_path / "shipped.json"
-    shipped = main(["ship", str(out), "--dest", str(target)])
-    assert shipped["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert ship(out, target) == hashlib.sha256(target.read_bytes()).hexdigest()
     assert target.read_bytes() == (out / "cues_svm.json").read_bytes()
 
 
 def test_trainer_refuses_the_development_set(tmp_path: Path) -> None:
     from fakescope.training.cue_tracks import load_tracks
+    from fakescope.training.engine import load_config
     from fakescope.training.store import FaceStore
+
+    with pytest.raises(ConfigError, match="svm: folds"):
+        load_config({"recipe": "cues"}, ["svm.folds=1"])
 
     store = FaceStore.open(_tiny_store(tmp_path / "store", groups=1, frames=2))
     with pytest.raises(ConfigError, match="development"):

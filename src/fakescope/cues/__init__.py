@@ -16,7 +16,7 @@ FaceMesh points in crop pixels and the frame time in seconds. :func:`track_cues`
 :class:`CueFeatures` (ordered names and values, NaN-free; cues a short track cannot give are
 neutral and listed in ``missing``). :data:`FEATURES` describes every cue in one line.
 
-The model is trained by ``python -m fakescope.training.cues`` (scikit-learn, training only)
+The model is trained by ``fakescope train configs/cues_v1.yaml`` (scikit-learn, training only)
 and stored as plain JSON (:data:`MODEL_FORMAT`, never a pickle).
 """
 

@@ -1,15 +1,17 @@
 """Train the method-attribution head: which family of manipulation a fake face resembles.
 
-    python3 -m fakescope.training.attribution --store cache/faces_v2 --run runs/sbi_v3 \\
-        --out runs/attrib_v1
-    python3 -m fakescope.training.attribution ship runs/attrib_v1
+    fakescope train configs/attrib_v1.yaml
+    python3 -c 'from fakescope.training.attribution import ship; ship("runs/attrib_v1")'
+
+The ``attribution`` recipe of the training engine (:mod:`fakescope.training.engine`).
 
 A multinomial logistic regression over the pooled 1280-d embedding of a shipped detector
-(``--embedder``, default ``effnet-lite0-v3``: its ONNX has an ``embedding`` output), fitted on
+(``head.embedder``, default ``effnet-lite0-v3``: its ONNX has an ``embedding`` output), fitted on
 the **fake** crops of the face store (:mod:`fakescope.training.store`) whose method is one of
 :data:`METHODS` (FF++ Deepfakes, FaceSwap, Face2Face, NeuralTextures; DFDC face swaps).
 
-Splits are the detector run's identity splits (``<run>/splits.json``, else
+Splits are a detector run's identity splits (``data.splits``: the run folder's ``splits.json``
+or such a file itself, else
 :func:`~fakescope.training.store.split_groups`): the regularisation ``C`` is chosen on ``val``
 with models fitted on ``train``; the shipped head is refitted on ``train`` + ``val``; its
 softmax temperature is fitted on ``calib``; the figures are on ``test`` (the FF++ crops'
@@ -17,19 +19,18 @@ own held-out ``test_`` files: 4 methods, identities never seen) and on ``calib``
 temperature is fitted there. ffpp_c40_videos is never used (the store refuses it); measure it
 through the scan with ``fakescope eval ../shared/data/ffpp_c40_videos --attribution attrib-v1``.
 
-Written to ``--out``: ``features_<key>.npz`` (cached embeddings), ``attribution.json`` (the
+Written to ``run.out``: ``features_<key>.npz`` (cached embeddings), ``attribution.json`` (the
 head, loadable by :class:`fakescope.models.Attributor`), ``report.json`` (accuracy and
 confusion matrices per split, method and family).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +40,14 @@ import numpy.typing as npt
 from fakescope import __version__
 from fakescope.errors import ConfigError
 from fakescope.evaluation import FFPP_METHODS
+from fakescope.training.config import RunConfig
+from fakescope.training.engine import RunResult, log
 
 if TYPE_CHECKING:
     from fakescope.models import OnnxDetector
     from fakescope.training.store import FaceStore
 
-__all__ = ["METHODS", "confusion", "fit_head", "main", "run"]
+__all__ = ["CONFIG", "METHODS", "AttributionConfig", "confusion", "fit", "fit_head", "ship"]
 
 METHODS: dict[str, str] = {
     "Deepfakes": "face swap",
@@ -61,8 +64,48 @@ _F64 = npt.NDArray[np.float64]
 _I64 = npt.NDArray[np.int64]
 
 
-def _log(message: str) -> None:
-    print(f"[attribution {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+@dataclass
+class AttributionData:
+    """The face store, its identity split and the methods told apart."""
+
+    store: str = "cache/faces_v2"  # face store folder (training.store)
+    splits: str | None = None  # a detector run folder (its splits.json) or a splits.json
+    methods: tuple[str, ...] = tuple(METHODS)
+
+    def validate(self) -> None:
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if not self.methods or unknown:
+            raise ConfigError(f"data.methods: choose among {list(METHODS)} (got {unknown})")
+
+
+@dataclass
+class AttributionHead:
+    """The embedder, the regularisation grid and the head's name in its JSON."""
+
+    # registered detector or weight-config .json whose ONNX has an embedding output
+    embedder: str = "effnet-lite0-v3"
+    c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+    name: str = "attrib-v1"
+    version: str = __version__
+
+    def validate(self) -> None:
+        if not self.c_grid or min(self.c_grid) <= 0:
+            raise ConfigError("head.c_grid: must be positive values")
+
+
+@dataclass
+class AttributionRun(RunConfig):
+    out: str = "runs/attrib_v1"
+
+
+@dataclass
+class AttributionConfig:
+    data: AttributionData = field(default_factory=AttributionData)
+    head: AttributionHead = field(default_factory=AttributionHead)
+    run: AttributionRun = field(default_factory=AttributionRun)
+
+
+CONFIG = AttributionConfig
 
 
 def fit_head(
@@ -177,9 +220,9 @@ def _features(store: FaceStore, indices: _I64, embedder: OnnxDetector, out: Path
     path = out / f"features_{content_key(meta)}.npz"
     cached = load_cache(path, meta)
     if cached is not None:
-        _log(f"{path.name}: cached embeddings")
+        log(f"{path.name}: cached embeddings")
         return np.asarray(cached["embedding"], np.float32)
-    _log(f"embedding {len(indices)} crops with {cfg.name} ...")
+    log(f"embedding {len(indices)} crops with {cfg.name} ...")
     chunks = [
         embedder.embed(aligned_crops(store, indices[i : i + 64], cfg.input_size, cfg.margin))
         for i in range(0, len(indices), 64)
@@ -200,44 +243,44 @@ def _embedder(name: str) -> OnnxDetector:
     return detector
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The recipe of the module docstring; returns the report."""
+def fit(cfg: AttributionConfig, run_dir: Path) -> RunResult:
+    """The engine's entry point (the recipe of the module docstring); the report is the run's
+    metrics."""
     from fakescope.training.cache import split_assignment
     from fakescope.training.store import FaceStore
 
     t_start = time.time()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    store = FaceStore.open(Path(args.store))
-    assignment, split_source = split_assignment(store, Path(args.run) if args.run else None)
-    classes = [m for m in METHODS if m in set(args.methods)]
+    data, c_grid = cfg.data, cfg.head.c_grid
+    store = FaceStore.open(Path(data.store))
+    assignment, split_source = split_assignment(store, Path(data.splits) if data.splits else None)
+    classes = [m for m in METHODS if m in set(data.methods)]
     rows = [
         (i, r)
         for i, r in enumerate(store.rows)
         if r["label"] == "fake" and r["method"] in classes and r["group"] in assignment
     ]
     if not rows:
-        raise ConfigError(f"{args.store} has no fake crops of {', '.join(classes)}")
+        raise ConfigError(f"{data.store} has no fake crops of {', '.join(classes)}")
     indices = np.asarray([i for i, _ in rows], np.int64)
     y = np.asarray([classes.index(r["method"]) for _, r in rows], np.int64)
     split = np.asarray([assignment[r["group"]] for _, r in rows])
     media = [str(r["media_id"]) for _, r in rows]
-    embedder = _embedder(args.embedder)
-    x = _features(store, indices, embedder, out)
+    embedder = _embedder(cfg.head.embedder)
+    x = _features(store, indices, embedder, run_dir)
 
     def part(name: str | tuple[str, ...]) -> npt.NDArray[np.bool_]:
         return np.isin(split, [name] if isinstance(name, str) else list(name))
 
     tr, va, ca, te = part("train"), part("val"), part("calib"), part("test")
-    _log(f"crops: train {tr.sum()}, val {va.sum()}, calib {ca.sum()}, test {te.sum()}")
+    log(f"crops: train {tr.sum()}, val {va.sum()}, calib {ca.sum()}, test {te.sum()}")
     grid: dict[str, float] = {}
-    for c in args.c_grid:
+    for c in c_grid:
         head = fit_head(x[tr], y[tr], c, len(classes))
         grid[str(c)] = _summary(
             _softmax(_logits(x[va], head)), y[va], classes, [media[i] for i in np.flatnonzero(va)]
         )["crop"]["method_accuracy"]
-        _log(f"C={c}: val method accuracy {grid[str(c)]:.3f}")
-    best_c = float(max(args.c_grid, key=lambda c: (grid[str(c)], -c)))
+        log(f"C={c}: val method accuracy {grid[str(c)]:.3f}")
+    best_c = float(max(c_grid, key=lambda c: (grid[str(c)], -c)))
     head = fit_head(x[tr | va], y[tr | va], best_c, len(classes))
     calib_logits = _logits(x[ca], head)
     temperature = _fit_temperature(calib_logits, y[ca]) if ca.any() else 1.0
@@ -261,8 +304,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     mean, scale, coef, intercept = head
     model = {
-        "name": args.name,
-        "version": args.version,
+        "name": cfg.head.name,
+        "version": cfg.head.version,
         "embedder": embedder.config.name,
         "classes": classes,
         "families": {c: METHODS[c] for c in classes},
@@ -278,56 +321,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ffpp_c40_videos"
         ),
     }
-    (out / "attribution.json").write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
+    (run_dir / "attribution.json").write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
     report["seconds"] = round(time.time() - t_start, 1)
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    (run_dir / "report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     t = report["test"]
-    _log(
+    log(
         f"test: FF++ 4-method accuracy crop {t['crop']['ffpp_4method_accuracy']}, "
-        f"family {t['crop']['family_accuracy']}; {out / 'report.json'}"
+        f"family {t['crop']['family_accuracy']}; {run_dir / 'report.json'}"
     )
-    return report
+    outputs = {"head": run_dir / "attribution.json", "report": run_dir / "report.json"}
+    return RunResult(run_dir, outputs, report)
 
 
-def ship(run_dir: Path, stem: str = "attrib_v1") -> Path:
+def ship(run_dir: str | Path, stem: str = "attrib_v1") -> Path:
     """Copy ``<run_dir>/attribution.json`` into the package's assets as ``<stem>.json``."""
     from fakescope.models import asset_path, sha256_file
 
-    source = run_dir / "attribution.json"
+    source = Path(run_dir) / "attribution.json"
     if not source.is_file():
         raise ConfigError(f"{source} does not exist: train first")
     target = asset_path(f"{stem}.json")
     shutil.copyfile(source, target)
     print(f"{target} sha256 {sha256_file(target)}")
     return target
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["ship"]:
-        p = argparse.ArgumentParser(prog="python3 -m fakescope.training.attribution ship")
-        p.add_argument("run", type=Path)
-        p.add_argument("--stem", default="attrib_v1")
-        a = p.parse_args(argv[1:])
-        ship(a.run, a.stem)
-        return
-    p = argparse.ArgumentParser(prog="python3 -m fakescope.training.attribution")
-    p.add_argument("--store", required=True, help="face store folder (training.store)")
-    p.add_argument("--run", help="detector run whose splits.json to reuse")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument(
-        "--embedder",
-        default="effnet-lite0-v3",
-        help="registered detector or weight-config .json whose ONNX has an embedding output",
-    )
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    p.add_argument(
-        "--c-grid", dest="c_grid", nargs="+", type=float, default=[0.001, 0.01, 0.1, 1.0]
-    )
-    p.add_argument("--name", default="attrib-v1")
-    p.add_argument("--version", default=__version__)
-    run(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -51,9 +51,11 @@ def store_key(store: FaceStore) -> str:
 
 
 def split_assignment(store: FaceStore, run: Path | None) -> tuple[dict[str, str], str]:
-    """``{identity group: split}`` from a detector run's ``splits.json``, else drawn by
-    :func:`~fakescope.training.store.split_groups`; and where it came from."""
-    if run is not None and (run / "splits.json").is_file():
-        groups = json.loads((run / "splits.json").read_text(encoding="utf-8"))["groups"]
-        return dict(groups), str(run / "splits.json")
+    """``{identity group: split}`` from a detector run's ``splits.json`` (``run`` is the run
+    folder or that file), else drawn by :func:`~fakescope.training.store.split_groups`; and
+    where it came from."""
+    path = run if run is None or run.is_file() else run / "splits.json"
+    if path is not None and path.is_file():
+        groups = json.loads(path.read_text(encoding="utf-8"))["groups"]
+        return dict(groups), str(path)
     return split_groups(store.rows, (0.7, 0.15, 0.15), 0), "split_groups(0.7/0.15/0.15, seed 0)"

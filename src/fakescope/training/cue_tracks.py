@@ -1,16 +1,14 @@
 """The track table of the cue SVM's trainer (:mod:`fakescope.training.cues`): one row per video
 track of a face store (its crops in frame order), with :func:`fakescope.cues.track_cues`' cue
-vector, the missing-cue mask and the track's metadata; cached as ``.npz`` (no pickles)."""
+vector, the missing-cue mask and the track's metadata; cached as ``.npz`` (no pickles) by
+:mod:`fakescope.training.cache`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +17,14 @@ import numpy.typing as npt
 
 from fakescope.cues import CUES_VERSION, FEATURE_NAMES, track_cues
 from fakescope.errors import ConfigError, FakescopeError
+from fakescope.training.cache import content_key, load_cache, save_cache, store_key
+from fakescope.training.engine import log
 from fakescope.training.store import DEV_ONLY, FaceStore
 
 __all__ = ["Tracks", "load_tracks"]
 
 _F64 = npt.NDArray[np.float64]
 _I64 = npt.NDArray[np.int64]
-
-
-def _log(message: str) -> None:
-    print(f"[cues] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -50,41 +46,6 @@ class Tracks:
     def __len__(self) -> int:
         return len(self.label)
 
-    def save(self, path: Path) -> None:
-        """Write an ``.npz`` readable with ``allow_pickle=False``."""
-        np.savez(
-            path,
-            names=np.asarray(self.names, np.str_),
-            x=self.x,
-            missing=self.missing,
-            media_id=self.media_id,
-            dataset=self.dataset,
-            label=self.label,
-            method=self.method,
-            group=self.group,
-            frames=self.frames,
-            fps=self.fps,
-            fps_known=self.fps_known,
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> Tracks:
-        """Read what :meth:`save` wrote."""
-        with np.load(path, allow_pickle=False) as z:
-            return cls(
-                names=tuple(str(n) for n in z["names"]),
-                x=z["x"].astype(np.float64),
-                missing=z["missing"].astype(bool),
-                media_id=z["media_id"],
-                dataset=z["dataset"],
-                label=z["label"].astype(np.int64),
-                method=z["method"],
-                group=z["group"],
-                frames=z["frames"].astype(np.int64),
-                fps=z["fps"].astype(np.float64),
-                fps_known=z["fps_known"].astype(bool),
-            )
-
 
 def _media_fps(datasets: Sequence[str], data_root: Path | None) -> dict[str, float]:
     """``{media_id: fps}`` for the videos of ``datasets`` found under ``data_root``."""
@@ -97,12 +58,12 @@ def _media_fps(datasets: Sequence[str], data_root: Path | None) -> dict[str, flo
     for name in datasets:
         root = data_root / name
         if not root.exists():
-            _log(f"{root} not found: frame times use --fps")
+            log(f"{root} not found: frame times use data.fps")
             continue
         try:
             items = load_dataset("auto", root)
         except FakescopeError as exc:
-            _log(f"{root}: {exc}; frame times use --fps")
+            log(f"{root}: {exc}; frame times use data.fps")
             continue
         for item in items:
             if item.kind != "video":
@@ -114,12 +75,6 @@ def _media_fps(datasets: Sequence[str], data_root: Path | None) -> dict[str, flo
             if info.fps and math.isfinite(info.fps) and info.fps > 0:
                 out[item.media_id] = float(info.fps)
     return out
-
-
-def _cache_key(store: FaceStore, datasets: Sequence[str], args_key: Sequence[Any]) -> str:
-    index = (store.root / "index.json").read_bytes()
-    blob = json.dumps([CUES_VERSION, FEATURE_NAMES, sorted(datasets), list(args_key)])
-    return hashlib.sha256(index + blob.encode()).hexdigest()[:16]
 
 
 def load_tracks(
@@ -135,11 +90,17 @@ def load_tracks(
     dev = sorted(set(datasets) & DEV_ONLY)
     if dev:
         raise ConfigError(f"{dev} is development data: never trained or evaluated on here")
-    key = _cache_key(store, datasets, [str(data_root), default_fps, min_frames])
-    cache = cache_dir / f"features_{key}.npz" if cache_dir is not None else None
-    if cache is not None and cache.is_file():
-        _log(f"{cache.name}: cached cue table")
-        return Tracks.load(cache)
+    meta = {
+        "store": store_key(store),
+        "cues": [CUES_VERSION, list(FEATURE_NAMES)],
+        "datasets": sorted(datasets),
+        "args": [str(data_root), default_fps, min_frames],
+    }
+    cache = cache_dir / f"features_{content_key(meta)}.npz" if cache_dir is not None else None
+    cached = load_cache(cache, meta) if cache is not None else None
+    if cache is not None and cached is not None:
+        log(f"{cache.name}: cached cue table")
+        return Tracks(**{**cached, "names": tuple(str(n) for n in cached["names"])})
     wanted = set(datasets)
     by_media: dict[str, list[int]] = {}
     for i, row in enumerate(store.rows):
@@ -172,7 +133,7 @@ def load_tracks(
     if not rows_out:
         raise ConfigError(f"no track of {sorted(wanted)} has {min_frames} frames")
     elapsed = time.perf_counter() - started
-    _log(
+    log(
         f"{len(rows_out)} tracks ({dropped} under {min_frames} frames dropped), cues in "
         f"{elapsed:.1f} s; fps from the media for {sum(r['known'] for r in rows_out)}"
     )
@@ -195,7 +156,7 @@ def load_tracks(
     )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
-        tracks.save(tmp)
-        tmp.replace(cache)
+        save_cache(
+            cache, meta, {f.name: np.asarray(getattr(tracks, f.name)) for f in fields(tracks)}
+        )
     return tracks

@@ -1,15 +1,16 @@
 """Train the hand-crafted cue SVM (:mod:`fakescope.cues`) on the video tracks of a face store.
+The ``cues`` recipe of the training engine (:mod:`fakescope.training.engine`):
 
-    python -m fakescope.training.cues --store cache/faces_v2 --out runs/cues_v1 \\
-        [--datasets ffpp_c23_videos] [--folds 5] [--data-root ../shared/data] [--fps 25]
-    python -m fakescope.training.cues ship runs/cues_v1      # copy into models/assets
+    fakescope train configs/cues_v1.yaml [--set data.datasets=[ffpp_c23_videos] svm.folds=5]
+    python3 -c 'from fakescope.training.cues import ship; print(ship("runs/cues_v1b"))'
 
 Tracks: the store's rows of the given datasets grouped by ``media_id`` in frame order (one
-track per video; tracks under ``--min-frames`` crops are dropped and counted). Frame times are
-``frame / fps`` with the fps read from the media file (``<data-root>/<dataset>`` through
-:func:`fakescope.data.load_dataset` and :func:`fakescope.io.open_media`), else ``--fps``.
+track per video; tracks under ``data.min_frames`` crops are dropped and counted). Frame times
+are ``frame / fps`` with the fps read from the media file (``<data.data_root>/<dataset>``
+through :func:`fakescope.data.load_dataset` and :func:`fakescope.io.open_media`), else
+``data.fps``.
 :func:`fakescope.cues.track_cues` gives each track's cues; the table is cached as
-``<out>/features_<key>.npz`` (``allow_pickle=False``), keyed by the store's ``index.json``,
+``<run.out>/features_<key>.npz`` (``allow_pickle=False``), keyed by the store's ``index.json``,
 the datasets, the cue version and the fps settings.
 
 Evaluation is identity-held-out: :class:`~sklearn.model_selection.StratifiedGroupKFold` over
@@ -30,17 +31,16 @@ score). scikit-learn is imported here only; the scan applies the JSON with numpy
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
 import math
 import shutil
-import sys
 import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +56,20 @@ from fakescope.cues import (
 )
 from fakescope.errors import ConfigError
 from fakescope.evaluation import MetricSummary, bootstrap_ci, roc_auc, roc_auc_or_none
+from fakescope.training.config import RunConfig
 from fakescope.training.cue_tracks import Tracks, load_tracks
+from fakescope.training.engine import RunResult, log
 from fakescope.training.store import FaceStore
 
 __all__ = [
+    "CONFIG",
     "C_GRID",
     "GAMMA_GRID",
-    "build_parser",
+    "CuesConfig",
+    "fit",
     "fit_platt",
-    "main",
     "model_from_sklearn",
     "real_reference",
-    "run",
     "ship",
 ]
 
@@ -79,8 +81,54 @@ _F64 = npt.NDArray[np.float64]
 _I64 = npt.NDArray[np.int64]
 
 
-def _log(message: str) -> None:
-    print(f"[cues] {message}", file=sys.stderr, flush=True)
+@dataclass
+class CuesData:
+    """The face store's video tracks and their frame times."""
+
+    store: str = "cache/faces_v2"  # face store folder
+    datasets: tuple[str, ...] = ("ffpp_c23_videos",)
+    data_root: str = "../shared/data"  # folder holding <dataset>/ to read each video's fps from
+    fps: float = 25.0  # fps when the media is absent
+    min_frames: int = 8  # shorter tracks are dropped
+
+    def validate(self) -> None:
+        if not self.datasets or self.fps <= 0 or self.min_frames < 1:
+            raise ConfigError("data: datasets must name a set, fps be > 0, min_frames >= 1")
+
+
+@dataclass
+class CuesSVM:
+    """The nested identity-held-out CV, the grid and the model's name."""
+
+    folds: int = 5  # outer identity-held-out folds
+    inner_folds: int = 3  # grid-search folds
+    c_grid: tuple[float, ...] = C_GRID
+    gamma_grid: tuple[float, ...] = GAMMA_GRID
+    n_boot: int = 1000  # bootstrap resamples
+    name: str = "cues-svm-v1"  # model name in the JSON
+
+    def validate(self) -> None:
+        if self.folds < 2 or self.inner_folds < 2 or self.n_boot < 1:
+            raise ConfigError("svm: folds and inner_folds must be >= 2, n_boot >= 1")
+        if not self.c_grid or not self.gamma_grid:
+            raise ConfigError("svm: c_grid and gamma_grid must not be empty")
+
+
+@dataclass
+class CuesRun(RunConfig):
+    out: str = "runs/cues_v1"
+    threads: int = 1  # OpenCV threads while the cues are measured
+
+
+@dataclass
+class CuesConfig:
+    data: CuesData = field(default_factory=CuesData)
+    svm: CuesSVM = field(default_factory=CuesSVM)
+    run: CuesRun = field(default_factory=CuesRun)
+
+
+CONFIG = CuesConfig
+_OUTPUTS = (("cues_svm", "json"), ("report", "json"), ("features", "csv"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,16 +171,10 @@ def _search(
 ) -> Any:
     """Grid search over ``C`` x ``gamma`` (``grid``) with a grouped inner CV (ROC AUC)."""
     from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
 
-    pipe = Pipeline(
-        [("scale", StandardScaler()), ("svm", SVC(kernel="rbf", class_weight="balanced"))]
-    )
     params = {"svm__C": list(grid[0]), "svm__gamma": list(grid[1])}
     search = GridSearchCV(
-        pipe, params, scoring="roc_auc", cv=_splitter(inner, groups, seed + 1), n_jobs=1
+        _pipeline(), params, scoring="roc_auc", cv=_splitter(inner, groups, seed + 1), n_jobs=1
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a one-class inner fold scores NaN for that setting
@@ -140,13 +182,14 @@ def _search(
     return search
 
 
-def _fixed(c: float, gamma: float) -> Any:
+def _pipeline(**svm: float) -> Any:
+    """Standardised features, then a class-balanced RBF SVM (``svm``: its ``C``/``gamma``)."""
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    svm = SVC(kernel="rbf", C=c, gamma=gamma, class_weight="balanced")
-    return Pipeline([("scale", StandardScaler()), ("svm", svm)])
+    model = SVC(kernel="rbf", class_weight="balanced", **svm)
+    return Pipeline([("scale", StandardScaler()), ("svm", model)])
 
 
 def fit_platt(d: npt.ArrayLike, y: npt.ArrayLike, iterations: int = 100) -> tuple[float, float]:
@@ -281,7 +324,7 @@ def _nested_cv(
                 "inner_auc": float(search.best_score_),
             }
         )
-        _log(f"fold {k}: {per_fold[-1]}")
+        log(f"fold {k}: {per_fold[-1]}")
     return oof, per_fold, splits
 
 
@@ -291,7 +334,7 @@ def _fixed_oof(tracks: Tracks, splits: list[tuple[_I64, _I64]], c: float, gamma:
     oof = np.zeros(len(tracks))
     for train, test in splits:
         neutral = _neutral(tracks.x[train], tracks.missing[train], y[train])
-        model = _fixed(c, gamma).fit(
+        model = _pipeline(C=c, gamma=gamma).fit(
             _impute(tracks.x[train], tracks.missing[train], neutral), y[train]
         )
         oof[test] = model.decision_function(_impute(tracks.x[test], tracks.missing[test], neutral))
@@ -353,35 +396,32 @@ def _write_csv(path: Path, tracks: Tracks, oof: _F64, prob: _F64) -> None:
             )
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Train, evaluate and write the run folder (see the module docstring)."""
-    import cv2
-
+def fit(cfg: CuesConfig, run_dir: Path) -> RunResult:
+    """The engine's entry point: train, evaluate and write the run folder (see the module
+    docstring); the report is the run's metrics."""
     from fakescope.evaluation import expected_calibration_error
 
-    cv2.setNumThreads(1)
     started = time.perf_counter()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    store = FaceStore.open(args.store)
+    data, svm, seed = cfg.data, cfg.svm, cfg.run.seed
+    store = FaceStore.open(Path(data.store))
     tracks = load_tracks(
         store,
-        args.datasets,
-        cache_dir=out,
-        data_root=args.data_root,
-        default_fps=args.fps,
-        min_frames=args.min_frames,
+        data.datasets,
+        cache_dir=run_dir,
+        data_root=Path(data.data_root),
+        default_fps=data.fps,
+        min_frames=data.min_frames,
     )
     y, groups = tracks.label, tracks.group
     if len(set(y.tolist())) < 2:
         raise ConfigError("training needs both real and fake tracks")
-    _log(f"{len(tracks)} tracks, {len(set(groups.tolist()))} identity groups")
+    log(f"{len(tracks)} tracks, {len(set(groups.tolist()))} identity groups")
 
-    grid = (tuple(args.c_grid), tuple(args.gamma_grid))
-    oof, per_fold, splits = _nested_cv(tracks, args.folds, args.inner_folds, args.seed, grid)
+    grid = (svm.c_grid, svm.gamma_grid)
+    oof, per_fold, splits = _nested_cv(tracks, svm.folds, svm.inner_folds, seed, grid)
     prob_cv = _crossfit_platt(oof, y, splits)
     pooled = MetricSummary(
-        *bootstrap_ci(roc_auc, y, oof, n_boot=args.n_boot, seed=args.seed, groups=groups)
+        *bootstrap_ci(roc_auc, y, oof, n_boot=svm.n_boot, seed=seed, groups=groups)
     ).to_dict()
     by_method: dict[str, float | None] = {}
     for method in sorted(set(tracks.method[y == 1].tolist())):
@@ -391,20 +431,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # the final model: grid on all tracks, Platt on that setting's out-of-fold scores
     neutral = _neutral(tracks.x, tracks.missing, y)
     x_all = _impute(tracks.x, tracks.missing, neutral)
-    search = _search(x_all, y, groups, args.inner_folds, args.seed, grid)
+    search = _search(x_all, y, groups, svm.inner_folds, seed, grid)
     c, gamma = float(search.best_params_["svm__C"]), float(search.best_params_["svm__gamma"])
     oof_final = _fixed_oof(tracks, splits, c, gamma)
     platt = fit_platt(oof_final, y)
-    final = _fixed(c, gamma).fit(x_all, y)
+    final = _pipeline(C=c, gamma=gamma).fit(x_all, y)
     reference = real_reference(tracks.x, tracks.missing, y, tracks.names)
-    single = _single_feature_aucs(tracks, args.n_boot, args.seed)
+    single = _single_feature_aucs(tracks, svm.n_boot, seed)
     summary = {
         "oof_auc": pooled,
         "C": c,
         "gamma": gamma,
         "tracks": len(tracks),
-        "datasets": list(args.datasets),
-        "store": str(args.store),
+        "datasets": list(data.datasets),
+        "store": data.store,
     }
     model = model_from_sklearn(
         final,
@@ -412,19 +452,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         platt,
         reference,
         {n: float(v) for n, v in zip(tracks.names, neutral, strict=True)},
-        name=args.name,
+        name=svm.name,
         meta=summary,
     )
-    model.save(out / "cues_svm.json")
+    model.save(run_dir / "cues_svm.json")
     check = float(np.max(np.abs(model.decision_values(x_all) - final.decision_function(x_all))))
 
     counts = Counter(tracks.method.tolist())
     report: dict[str, Any] = {
-        "store": str(args.store),
-        "store_index_sha256": hashlib.sha256(
-            (Path(args.store) / "index.json").read_bytes()
-        ).hexdigest(),
-        "datasets": list(args.datasets),
+        "store": data.store,
+        "store_index_sha256": hashlib.sha256((store.root / "index.json").read_bytes()).hexdigest(),
+        "datasets": list(data.datasets),
         "cues_version": CUES_VERSION,
         "features": {s.name: s.description for s in FEATURES},
         "tracks": {
@@ -441,7 +479,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cv": {
             "splitter": "StratifiedGroupKFold over the store's identity group",
             "folds": len(splits),
-            "inner_folds": args.inner_folds,
+            "inner_folds": svm.inner_folds,
             "grid": {"C": list(grid[0]), "gamma": list(grid[1])},
             "per_fold": per_fold,
             "oof_auc": pooled,
@@ -450,8 +488,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
             "oof_auc_by_method": by_method,
             "ece_crossfit_platt": float(expected_calibration_error(y, prob_cv, n_bins=10)),
-            "seed": args.seed,
-            "n_boot": args.n_boot,
+            "seed": seed,
+            "n_boot": svm.n_boot,
         },
         "final": {
             "C": c,
@@ -468,20 +506,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "single_feature_auc": single,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    _write_csv(out / "features.csv", tracks, oof, prob_cv)
-    _log(
+    (run_dir / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    _write_csv(run_dir / "features.csv", tracks, oof, prob_cv)
+    log(
         f"out-of-fold video AUC {pooled['value']:.3f} [{pooled['low']:.3f}, {pooled['high']:.3f}]"
-        f"; final C={c:g} gamma={gamma:g}; wrote {out}/cues_svm.json, report.json, features.csv"
+        f"; final C={c:g} gamma={gamma:g}; wrote {run_dir}/cues_svm.json, report.json, features.csv"
     )
-    return report
+    outputs = {name: run_dir / f"{name}.{ext}" for name, ext in _OUTPUTS}
+    return RunResult(run_dir, outputs, report)
 
 
 # --------------------------------------------------------------------------------------------
 # shipping
 
 
-def ship(run_dir: Path, dest: Path | None = None) -> str:
+def ship(run_dir: str | Path, dest: Path | None = None) -> str:
     """Copy ``<run_dir>/cues_svm.json`` (validated by loading it) to ``dest`` (default: the
     package's ``models/assets/cues_svm_v1.json``) and return its sha256."""
     from fakescope.models import asset_path, sha256_file
@@ -491,48 +530,3 @@ def ship(run_dir: Path, dest: Path | None = None) -> str:
     target = dest or asset_path(SHIPPED_ASSET)
     shutil.copyfile(source, target)
     return sha256_file(target)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The training command line (``ship`` has its own, see :func:`main`)."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--store", type=Path, required=True, help="face store folder")
-    parser.add_argument("--out", type=Path, required=True, help="run folder")
-    parser.add_argument("--datasets", nargs="+", default=["ffpp_c23_videos"])
-    parser.add_argument("--folds", type=int, default=5, help="outer identity-held-out folds")
-    parser.add_argument("--inner-folds", type=int, default=3, help="grid-search folds")
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        default=Path("../shared/data"),
-        help="folder holding <dataset>/ to read each video's fps from",
-    )
-    parser.add_argument("--fps", type=float, default=25.0, help="fps when the media is absent")
-    parser.add_argument("--min-frames", type=int, default=8, help="shorter tracks are dropped")
-    parser.add_argument("--c-grid", type=float, nargs="+", default=list(C_GRID))
-    parser.add_argument("--gamma-grid", type=float, nargs="+", default=list(GAMMA_GRID))
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--name", default="cues-svm-v1", help="model name in the JSON")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Entry point: train (default) or ``ship RUN [--dest FILE]``."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["ship"]:
-        parser = argparse.ArgumentParser(prog="fakescope.training.cues ship")
-        parser.add_argument("run", type=Path, help="run folder with cues_svm.json")
-        parser.add_argument("--dest", type=Path, help=f"default: models/assets/{SHIPPED_ASSET}")
-        sargs = parser.parse_args(args_list[1:])
-        digest = ship(sargs.run, sargs.dest)
-        print(f"{sargs.dest or SHIPPED_ASSET}  sha256 {digest}")
-        return {"sha256": digest}
-    args = build_parser().parse_args(args_list)
-    if args.fps <= 0 or args.folds < 2 or args.inner_folds < 2 or args.min_frames < 1:
-        raise ConfigError("--fps must be > 0, --folds/--inner-folds >= 2, --min-frames >= 1")
-    return run(args)
-
-
-if __name__ == "__main__":
-    main()

@@ -30,6 +30,8 @@ from __future__ import annotations
 import importlib
 import json
 import random
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,7 @@ __all__ = [
     "get_recipe",
     "list_recipes",
     "load_config",
+    "log",
     "register_recipe",
     "train",
 ]
@@ -136,6 +139,11 @@ def load_config(
     return recipe, cfg
 
 
+def log(message: str) -> None:
+    """A recipe's progress line: the time and ``message`` on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def _seed(seed: int, threads: int) -> None:
     import cv2
     import numpy as np
@@ -182,3 +190,6 @@ register_recipe(
     "fakescope.training.synthesis_cnn",
     "synthesis detector's CNN (whole images, GAN and diffusion, family output), EfficientNet-Lite0",
 )
+register_recipe("vae", "fakescope.training.vae", "one-class VAE on real faces (oneclass-vae-v1)")
+register_recipe("cues", "fakescope.training.cues", "hand-crafted track cues + SVM (cues-svm-v1)")
+register_recipe("attribution", "fakescope.training.attribution", "method attribution (attrib-v1)")

@@ -1,31 +1,30 @@
 """Train the one-class detector (OC-FakeDect-style): a small convolutional VAE on real faces
 only, whose reconstruction error is its score; export it as a face-manipulation detector.
-The shipped baseline ``oneclass-vae-v1`` (MODEL_CARD.md has the calibration commands):
+The ``vae`` recipe of the training engine (:mod:`fakescope.training.engine`). The shipped
+baseline ``oneclass-vae-v1`` (MODEL_CARD.md has the calibration commands):
 
-    python3 -m fakescope.training.vae --store cache/faces_v2 \\
-        --splits configs/splits/faces_v2.json --out runs/vae_v1
+    fakescope train configs/vae_v1.yaml
     python3 -m fakescope.training.ship runs/vae_v1/model.onnx --name oneclass-vae-v1 \\
         --file oneclass_vae_v1.onnx --input-size 96 --margin 0.125 --version 0.7.0 \\
         --architecture "..." --trained-on "..."
 
-Data: the real crops of the face store's *train* split (identity groups from a v2/v3 run's
-``splits.json``, so validation and calibration identities are never seen), aligned exactly as
-the scan aligns a face (5 landmarks, ArcFace template, ``--size`` px, margin 0.125). No fake is
-used for training. Validation (``report.json``): per set of the val split, the AUC of the
-score on real vs fake crops. The exported graph takes the scan's normalised crop and returns
-``fake_probability`` = sigmoid((log reconstruction MSE - m) / s), with m and s the mean and
-standard deviation of the log error on the training reals (so "more unusual than the reals"
-reads as more fake); ``fakescope calibrate`` then fits the weight's calibrators as for any
-detector. Resumable (``last.pt``); fixed epochs, nothing selected on the val split.
+Data: the real crops of the face store's *train* split (identity groups of ``data.splits``, a
+v2/v3 run's ``splits.json``, so validation and calibration identities are never seen), aligned
+exactly as the scan aligns a face (5 landmarks, ArcFace template, ``data.size`` px, margin
+0.125). No fake is used for training. Validation (``report.json``): per set of the val split,
+the AUC of the score on real vs fake crops. The exported graph takes the scan's normalised crop
+and returns ``fake_probability`` = sigmoid((log reconstruction MSE - m) / s), with m and s the
+mean and standard deviation of the log error on the training reals (so "more unusual than the
+reals" reads as more fake); ``fakescope calibrate`` then fits the weight's calibrators as for
+any detector. Resumable (``last.pt``); fixed epochs, nothing selected on the val split.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,35 +33,70 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from fakescope.errors import ConfigError
+from fakescope.training.config import RunConfig
 from fakescope.training.crops import aligned_crops
 from fakescope.training.effnet_lite import MEAN, STD
+from fakescope.training.engine import RunResult, log
 
-__all__ = ["main"]
+__all__ = ["CONFIG", "VAE", "VAEConfig", "export_onnx", "fit"]
 
 _U8 = npt.NDArray[np.uint8]
 
 
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+@dataclass
+class VAEData:
+    """The face store, its identity split and the crops' alignment."""
+
+    store: str = "cache/faces_v2"  # face store folder (fakescope.training.store)
+    splits: str = "configs/splits/faces_v2.json"  # a run's splits.json (its ``groups``)
+    size: int = 96  # aligned crop side (a multiple of 16)
+    margin: float = 0.125
+    limit: int = 0  # at most this many training crops (0: all)
+    val_per_set: int = 600  # validation crops per set
+
+    def validate(self) -> None:
+        if self.size < 16 or self.size % 16:
+            raise ConfigError("data.size: must be a positive multiple of 16")
+        if self.margin < 0 or self.limit < 0 or self.val_per_set < 1:
+            raise ConfigError("data: margin and limit must be >= 0, val_per_set >= 1")
 
 
-def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--store", type=Path, required=True)
-    p.add_argument("--splits", type=Path, required=True, help="a run's splits.json (groups)")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--size", type=int, default=96)
-    p.add_argument("--margin", type=float, default=0.125)
-    p.add_argument("--latent", type=int, default=128)
-    p.add_argument("--beta", type=float, default=0.01, help="weight of the KL term")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="at most this many crops per split")
-    p.add_argument("--val-per-set", type=int, default=600)
-    return p.parse_args(argv)
+@dataclass
+class VAEModel:
+    latent: int = 128  # size of the Gaussian code
+    beta: float = 0.01  # weight of the KL term
+
+    def validate(self) -> None:
+        if self.latent < 1 or self.beta < 0:
+            raise ConfigError("model: latent must be >= 1, beta >= 0")
+
+
+@dataclass
+class VAEOptim:
+    epochs: int = 12
+    batch: int = 64
+    lr: float = 1e-3  # Adam
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
+            raise ConfigError("optim: epochs and batch must be >= 1, lr > 0")
+
+
+@dataclass
+class VAERun(RunConfig):
+    out: str = "runs/vae_v1"
+
+
+@dataclass
+class VAEConfig:
+    data: VAEData = field(default_factory=VAEData)
+    model: VAEModel = field(default_factory=VAEModel)
+    optim: VAEOptim = field(default_factory=VAEOptim)
+    run: VAERun = field(default_factory=VAERun)
+
+
+CONFIG = VAEConfig
 
 
 def _block(cin: int, cout: int) -> nn.Module:
@@ -98,14 +132,15 @@ class VAE(nn.Module):
         out: torch.Tensor = self.dec(self.fc(z).view(-1, 256, self.side, self.side))
         return out
 
+    def log_error(self, x: torch.Tensor) -> torch.Tensor:
+        """log mean squared error of the reconstruction from the mean code, per item."""
+        recon = self.decode(self.encode(x)[0])
+        return torch.log(((recon - x) ** 2).mean(dim=(1, 2, 3)) + 1e-8)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         return self.decode(z), mu, logvar
-
-
-def _build(size: int, latent: int) -> VAE:
-    return VAE(size, latent)
 
 
 def _normalise(batch: _U8) -> torch.Tensor:
@@ -121,8 +156,7 @@ def _log_errors(model: VAE, crops: _U8, batch: int = 128) -> npt.NDArray[np.floa
     with torch.no_grad():
         for start in range(0, len(crops), batch):
             x = _normalise(crops[start : start + batch])
-            recon = model.decode(model.encode(x)[0])
-            out.append(torch.log(((recon - x) ** 2).mean(dim=(1, 2, 3)) + 1e-8).numpy())
+            out.append(model.log_error(x).numpy())
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
@@ -134,9 +168,7 @@ class _Score(nn.Module):
         self.vae, self.m, self.s = vae, m, s
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        recon = self.vae.decode(self.vae.encode(x)[0])
-        err = torch.log(((recon - x) ** 2).mean(dim=(1, 2, 3)) + 1e-8)
-        return torch.sigmoid((err - self.m) / self.s)
+        return torch.sigmoid((self.vae.log_error(x) - self.m) / self.s)
 
 
 def export_onnx(model: VAE, size: int, m: float, s: float, path: Path) -> Path:
@@ -157,49 +189,48 @@ def export_onnx(model: VAE, size: int, m: float, s: float, path: Path) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def fit(cfg: VAEConfig, run_dir: Path) -> RunResult:
+    """The engine's entry point: train (resuming ``last.pt``), export ``model.onnx`` and write
+    ``report.json`` (its figures are the run's metrics)."""
     from fakescope.evaluation import roc_auc
     from fakescope.training.checkpoint import resume, save_checkpoint
     from fakescope.training.store import FaceStore
 
-    args = _arguments(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    store = FaceStore.open(args.store)
-    groups = json.loads(args.splits.read_text())["groups"]
+    data, optim, seed = cfg.data, cfg.optim, cfg.run.seed
+    store = FaceStore.open(Path(data.store))
+    groups = json.loads(Path(data.splits).read_text())["groups"]
     rows = store.rows
     split = np.asarray([groups.get(r["group"], "none") for r in rows])
     real = np.asarray([r["label"] == "real" for r in rows])
-    lim = args.limit or None
-    train_idx = np.flatnonzero((split == "train") & real)[:lim]
-    _log(f"{len(train_idx)} real training crops; aligning at {args.size} px")
-    train = aligned_crops(store, train_idx, args.size, args.margin)
-    model = _build(args.size, args.latent)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    last = args.out / "last.pt"
+    train_idx = np.flatnonzero((split == "train") & real)[: data.limit or None]
+    log(f"{len(train_idx)} real training crops; aligning at {data.size} px")
+    train = aligned_crops(store, train_idx, data.size, data.margin)
+    model = VAE(data.size, cfg.model.latent)
+    opt = torch.optim.Adam(model.parameters(), lr=optim.lr)
+    last = run_dir / "last.pt"
     start = resume(last, model, opt)
-    for epoch in range(start, args.epochs):
-        rng = np.random.default_rng([args.seed, epoch])
+    for epoch in range(start, optim.epochs):
+        rng = np.random.default_rng([seed, epoch])
         model.train()
         losses = []
         t0 = time.time()
         order = rng.permutation(len(train))
-        for b in range(0, max(len(train) - args.batch + 1, 1), args.batch):
-            batch = train[order[b : b + args.batch]]
+        steps = range(0, max(len(train) - optim.batch + 1, 1), optim.batch)
+        for b in steps[: cfg.run.max_steps_per_epoch]:
+            batch = train[order[b : b + optim.batch]]
             flip = rng.random(len(batch)) < 0.5
             batch[flip] = batch[flip][:, :, ::-1]
             x = _normalise(np.ascontiguousarray(batch))
             recon, mu, logvar = model(x)
             rec = ((recon - x) ** 2).mean()
             kl = -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
-            loss = rec + args.beta * kl
+            loss = rec + cfg.model.beta * kl
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(loss.item())
         save_checkpoint(last, model, opt, epoch)
-        _log(f"epoch {epoch}: loss {np.mean(losses):.4f} ({time.time() - t0:.0f} s)")
+        log(f"epoch {epoch}: loss {np.mean(losses):.4f} ({time.time() - t0:.0f} s)")
     errors = _log_errors(model, train)
     m, s = float(errors.mean()), float(errors.std() + 1e-6)
     report: dict[str, Any] = {"train_reals": len(train), "log_error_mean": m, "log_error_std": s}
@@ -208,17 +239,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         pick = np.flatnonzero(
             (split == "val") & np.asarray([r["dataset"] == dataset for r in rows])
         )
-        pick = np.random.default_rng([args.seed, 3]).permutation(pick)[: args.val_per_set]
+        pick = np.random.default_rng([seed, 3]).permutation(pick)[: data.val_per_set]
         labels = real[pick] == 0
         if 0 < labels.sum() < len(labels):
-            err = _log_errors(model, aligned_crops(store, pick, args.size, args.margin))
+            err = _log_errors(model, aligned_crops(store, pick, data.size, data.margin))
             val[dataset] = {"n": len(pick), "auc": round(roc_auc(labels, err), 4)}
     report["val_crop_auc"] = val
-    export_onnx(model, args.size, m, s, args.out / "model.onnx")
-    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _log(json.dumps(report))
-    return report
-
-
-if __name__ == "__main__":
-    main()
+    onnx = export_onnx(model, data.size, m, s, run_dir / "model.onnx")
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    log(json.dumps(report))
+    return RunResult(run_dir, {"model": onnx, "report": run_dir / "report.json"}, report)
