@@ -151,11 +151,6 @@ def split_by_group(
     return [out[f] for f in files]
 
 
-def log(message: str) -> None:
-    """A progress line on stderr, with the time."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def read_image(path: str) -> _U8:
     """An image file as RGB uint8 (:func:`~fakescope.training.images.read_rgb`), shorter side
     area-limited to :data:`MAX_SIDE`."""

@@ -57,7 +57,7 @@ from fakescope.training.config import TrainConfig
 from fakescope.training.crops import align, augment_with_mask
 from fakescope.training.degrade import DegradeConfig, degrade, h264_roundtrip
 from fakescope.training.effnet_lite import to_tensor
-from fakescope.training.engine import RunResult
+from fakescope.training.engine import RunResult, log
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
 from fakescope.training.sbi import SBIConfig, sbi_pair
 from fakescope.training.sbi_net import SBINet, export_onnx
@@ -334,10 +334,6 @@ def _progress() -> Progress:
     )
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) the training described by ``cfg``; returns the run folder."""
     out = Path(cfg.run.out)
@@ -361,7 +357,7 @@ def train(cfg: TrainConfig) -> Path:
         )
         unassigned = int((data.splits == "unassigned").sum())
         if unassigned:
-            _log(f"{unassigned} store crops are in groups {cfg.data.split_file} does not name")
+            log(f"{unassigned} store crops are in groups {cfg.data.split_file} does not name")
         cache = Cache(
             data.store.images,  # type: ignore[arg-type]  # memory-mapped, int-indexable
             data.store.landmarks,
@@ -375,7 +371,7 @@ def train(cfg: TrainConfig) -> Path:
         )
         n_per_epoch = cfg.data.samples_per_epoch or len(sampler)
         shares = ", ".join(f"{k} {v:.2f}" for k, v in zip(sampler.sets, sampler.probs, strict=True))
-        _log(
+        log(
             f"store {cfg.data.store}: {len(data.labels)} crops, {len(sampler)} in train ({shares})"
         )
         val_idx = _val_indices(data.datasets, data.splits, cfg.data.val_max_per_set)
@@ -407,7 +403,7 @@ def train(cfg: TrainConfig) -> Path:
         )
         sampler = _PoolSampler(pool, fake_fraction)
         n_per_epoch = len(pool)
-        _log(
+        log(
             f"train pool {len(pool)} ({n_fake} supervised fakes); pseudo-fake probability "
             f"{fake_fraction:.2f}"
         )
@@ -424,7 +420,7 @@ def train(cfg: TrainConfig) -> Path:
         )
         if val_sets is None:  # FF++ crop validation: also at c40-like compression
             val_h264 = np.stack([h264_roundtrip(c, 40) for c in val_crops])
-        _log(f"validation {len(val_crops)} ({int(val.labels.sum())} fake)")
+        log(f"validation {len(val_crops)} ({int(val.labels.sum())} fake)")
 
     model = SBINet(
         cfg.model.pretrained, cfg.model.dropout, cfg.model.freeze_blocks, cfg.model.freeze_bn
@@ -458,10 +454,10 @@ def train(cfg: TrainConfig) -> Path:
                 for k in range(_REFIT_BATCHES)
             )
             n_refit = refit_batchnorm(model, refit_batches)
-            _log(f"BatchNorm statistics re-estimated on {n_refit} training samples")
+            log(f"BatchNorm statistics re-estimated on {n_refit} training samples")
         else:
             model.load_state_dict(torch.load(init_path, weights_only=True)["model"])
-        _log(f"warm start from {init_path}")
+        log(f"warm start from {init_path}")
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=True)
         if int(ckpt["total_steps"]) != total_steps:
@@ -477,7 +473,7 @@ def train(cfg: TrainConfig) -> Path:
         torch.set_rng_state(ckpt["rng"]["torch"])
         start_epoch = int(ckpt["epoch"]) + 1
         best_score = ckpt.get("best_score")
-        _log(f"resumed from {ckpt_path}: epochs 0-{start_epoch - 1} done")
+        log(f"resumed from {ckpt_path}: epochs 0-{start_epoch - 1} done")
 
     t0 = time.time()
     for epoch in range(start_epoch, cfg.optim.epochs):
@@ -539,7 +535,7 @@ def train(cfg: TrainConfig) -> Path:
 
     if best_score is None:  # no validation: the last epoch is the model
         export_onnx(model, size, out / "model.onnx")
-    _log(f"exported {out / 'model.onnx'} (best validation score {best_score})")
+    log(f"exported {out / 'model.onnx'} (best validation score {best_score})")
     return out
 
 
