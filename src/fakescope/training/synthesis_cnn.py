@@ -56,7 +56,7 @@ from fakescope.evaluation import roc_auc
 from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights
 from fakescope.synthesis._cnn import FAMILY_OUTPUT
 from fakescope.training.config import RunConfig, _check
-from fakescope.training.engine import RunResult
+from fakescope.training.engine import RunResult, log
 from fakescope.training.synthesis_cnn_data import (
     FAMILIES,
     MAX_SIDE,
@@ -65,7 +65,6 @@ from fakescope.training.synthesis_cnn_data import (
     Pools,
     load_gen_set,
     load_manifest,
-    log,
     parse_gen,
     read_image,
     read_video_frames,

@@ -12,8 +12,6 @@ split; the ``data.gen`` sets, e.g. sd21_faces). Sets are read by :func:`load_man
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +38,6 @@ __all__ = [
     "generator_upsample",
     "load_gen_set",
     "load_manifest",
-    "log",
     "parse_gen",
     "prompt_group",
     "read_image",

@@ -19,10 +19,10 @@ from fakescope.evaluation import bootstrap_ci, expected_calibration_error, roc_a
 from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights
 from fakescope.training.config import RunConfig
 from fakescope.training.degrade import jpeg_roundtrip
+from fakescope.training.engine import log
 from fakescope.training.synthesis_cnn_data import (
     GenSet,
     Item,
-    log,
     read_image,
     read_video_frames,
     real_videos,

@@ -34,7 +34,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,9 +370,7 @@ def train(cfg: TrainConfig) -> Path:
         )
         n_per_epoch = cfg.data.samples_per_epoch or len(sampler)
         shares = ", ".join(f"{k} {v:.2f}" for k, v in zip(sampler.sets, sampler.probs, strict=True))
-        log(
-            f"store {cfg.data.store}: {len(data.labels)} crops, {len(sampler)} in train ({shares})"
-        )
+        log(f"store {cfg.data.store}: {len(data.labels)} crops, {len(sampler)} in train ({shares})")
         val_idx = _val_indices(data.datasets, data.splits, cfg.data.val_max_per_set)
         if len(val_idx):
             val = Cache(
