@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 #: Error rates marked on both DET axes.
 DET_TICKS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95)
@@ -79,15 +80,6 @@ def _label(name: str | None, stat: str | None) -> str | None:
     return name if stat is None else f"{name} ({stat})"
 
 
-def _curve(
-    y: npt.ArrayLike, s: npt.ArrayLike
-) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray, FloatArray]:
-    """Validated labels and scores, and the false-positive and miss rates of every threshold."""
-    y_int, s_float = _validate(y, s, both_classes=True)
-    fpr, fnr, _ = _operating_points(y_int, s_float)
-    return y_int, s_float, fpr, fnr
-
-
 class _Display:
     ax_: Axes
     figure_: Figure
@@ -101,7 +93,35 @@ class _Display:
         return out
 
 
-class RocCurveDisplay(_Display):
+class _CurveDisplay(_Display):
+    """A curve over every threshold of (labels, scores)."""
+
+    @classmethod
+    def _from_curve(
+        cls, y: IntArray, s: FloatArray, fpr: FloatArray, fnr: FloatArray, name: str | None
+    ) -> Self:
+        raise NotImplementedError
+
+    def plot(self, ax: Axes | None = None, name: str | None = None, **kwargs: Any) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y: npt.ArrayLike,
+        s: npt.ArrayLike,
+        *,
+        name: str | None = None,
+        ax: Axes | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Compute the curve from labels (1 = fake) and scores, then draw it."""
+        y_int, s_float = _validate(y, s, both_classes=True)
+        fpr, fnr, _ = _operating_points(y_int, s_float)
+        return cls._from_curve(y_int, s_float, fpr, fnr, name).plot(ax=ax, name=name, **kwargs)
+
+
+class RocCurveDisplay(_CurveDisplay):
     """ROC curve: true-positive (fake detected) rate against false-positive rate."""
 
     line_: Line2D
@@ -115,18 +135,10 @@ class RocCurveDisplay(_Display):
         self.name = name
 
     @classmethod
-    def from_predictions(
-        cls,
-        y: npt.ArrayLike,
-        s: npt.ArrayLike,
-        *,
-        name: str | None = None,
-        ax: Axes | None = None,
-        **kwargs: Any,
-    ) -> RocCurveDisplay:
-        y_int, s_float, fpr, fnr = _curve(y, s)
-        disp = cls(fpr=fpr, tpr=1.0 - fnr, auc=roc_auc(y_int, s_float), name=name)
-        return disp.plot(ax=ax, name=name, **kwargs)
+    def _from_curve(
+        cls, y: IntArray, s: FloatArray, fpr: FloatArray, fnr: FloatArray, name: str | None
+    ) -> Self:
+        return cls(fpr=fpr, tpr=1.0 - fnr, auc=roc_auc(y, s), name=name)
 
     def plot(self, ax: Axes | None = None, name: str | None = None, **kwargs: Any) -> Self:
         ax, fig = _new_axes(ax)
@@ -148,7 +160,7 @@ class RocCurveDisplay(_Display):
         return self
 
 
-class DetCurveDisplay(_Display):
+class DetCurveDisplay(_CurveDisplay):
     """DET curve: miss rate against false-alarm rate, both on normal-deviate (probit) axes.
 
     The plotted coordinates are ``norm.ppf(fpr)`` and ``norm.ppf(fnr)`` (rates clipped to
@@ -173,18 +185,10 @@ class DetCurveDisplay(_Display):
         self.name = name
 
     @classmethod
-    def from_predictions(
-        cls,
-        y: npt.ArrayLike,
-        s: npt.ArrayLike,
-        *,
-        name: str | None = None,
-        ax: Axes | None = None,
-        **kwargs: Any,
-    ) -> DetCurveDisplay:
-        y_int, s_float, fpr, fnr = _curve(y, s)
-        disp = cls(fpr=fpr, fnr=fnr, eer=eer(y_int, s_float)[0], name=name)
-        return disp.plot(ax=ax, name=name, **kwargs)
+    def _from_curve(
+        cls, y: IntArray, s: FloatArray, fpr: FloatArray, fnr: FloatArray, name: str | None
+    ) -> Self:
+        return cls(fpr=fpr, fnr=fnr, eer=eer(y, s)[0], name=name)
 
     def plot(self, ax: Axes | None = None, name: str | None = None, **kwargs: Any) -> Self:
         from scipy.stats import norm
