@@ -76,9 +76,29 @@ def _resolve(name: str) -> str:
     return name
 
 
-def _imports(module: str, path: Path) -> Iterator[Edge]:
+def _targets(node: ast.AST, package: str) -> list[str]:
+    """The dotted names an import statement imports (``from a.b import c`` -> ``a.b.c``),
+    relative imports resolved against ``package``; [] for any other node."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom):
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+            source = ".".join(base + ([node.module] if node.module else []))
+        else:
+            source = node.module or ""
+        return [f"{source}.{a.name}" for a in node.names]
+    return []
+
+
+def _parse(module: str, path: Path) -> tuple[ast.Module, str]:
+    """The syntax tree of ``path`` and the package its relative imports start from."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    return tree, module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def _imports(module: str, path: Path) -> Iterator[Edge]:
+    tree, package = _parse(module, path)
     where = str(path.relative_to(SRC))
 
     def walk(node: ast.AST, kind: str) -> Iterator[Edge]:
@@ -92,18 +112,8 @@ def _imports(module: str, path: Path) -> Iterator[Edge]:
                 yield from visit(child, kind)
 
     def visit(node: ast.AST, kind: str) -> Iterator[Edge]:
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                source = ".".join(base + ([node.module] if node.module else []))
-            else:
-                source = node.module or ""
-            targets = [f"{source}.{a.name}" for a in node.names]
         line = f"{where}:{getattr(node, 'lineno', '?')}"
-        for target in targets:
+        for target in _targets(node, package):
             if target == ROOT or target.startswith(ROOT + "."):
                 resolved = _resolve(target)
                 assert resolved, f"{line}: cannot resolve {target}"
@@ -238,3 +248,84 @@ def test_no_circle_inside_a_package(with_typing: bool) -> None:
     assert not found, "import circle inside a package:\n" + "\n".join(found)
     stale = sorted(set(ALLOWED_MODULE_CYCLES) - allowed)
     assert not stale, f"no circle left in {stale}: remove them from ALLOWED_MODULE_CYCLES"
+
+
+# Imports of another package's private modules or names, each with its reason, keyed
+# "importing.module -> imported.name" ({"fakescope.cli._serve -> fakescope.server._http": "..."}).
+# An entry must still be needed: when its import is gone the test says to remove it.
+ALLOWED_PRIVATE_IMPORTS: dict[str, str] = {}
+
+
+def _private(part: str) -> bool:
+    return part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
+
+
+def _private_violation(source: str, target: str) -> str | None:
+    """Why module ``source`` may not import the dotted name ``target``, or None when it may.
+
+    A private module or subpackage (``fakescope.io._sniff``) belongs to the package holding it:
+    only that package's own modules import it (the top package's ``fakescope._assets`` is
+    everybody's). A private name (``fakescope.decision._validate_costs``) belongs to its
+    module's node of the package graph: modules of the same subpackage may share it, no other.
+    Anything else goes through the owner's public names (its ``__init__`` for a package).
+    """
+    parts = target.split(".")
+    for i in range(1, len(parts)):
+        if not _private(parts[i]):
+            continue
+        owner, name = ".".join(parts[:i]), ".".join(parts[: i + 1])
+        if name in MODULES:
+            if source != owner and not source.startswith(owner + "."):
+                return f"private module {name} of {owner}"
+        elif _package(source) != _package(owner):
+            return f"private name {parts[i]} of {owner}"
+    return None
+
+
+def _private_imports() -> dict[str, str]:
+    """``"source -> target"``: ``path:line, why`` for every import the rule forbids, at module
+    level, in functions and under ``if TYPE_CHECKING:`` alike."""
+    found = {}
+    for module, path in MODULES.items():
+        tree, package = _parse(module, path)
+        for node in ast.walk(tree):
+            for target in _targets(node, package):
+                if target.split(".")[0] != ROOT:
+                    continue
+                why = _private_violation(module, target)
+                if why:
+                    where = f"{path.relative_to(SRC)}:{getattr(node, 'lineno', '?')}"
+                    found.setdefault(f"{module} -> {target}", f"{where}: {why}")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "allowed"),
+    [
+        ("fakescope.server._uploads", "fakescope.io._sniff.sniff_bytes", False),
+        ("fakescope.server._uploads", "fakescope.io.sniff_bytes", True),
+        ("fakescope.io._media", "fakescope.io._sniff.sniff_bytes", True),
+        ("fakescope.io", "fakescope.io._sniff", True),
+        ("fakescope.__main__", "fakescope.cli._main", False),
+        ("fakescope.models._base", "fakescope._assets.shipped", True),
+        ("fakescope.models._base", "fakescope._assets._digest", False),
+        ("fakescope.fusion", "fakescope.calibration._logit", False),
+        ("fakescope.evaluation._metrics", "fakescope.decision._validate_costs", False),
+        ("fakescope.faces._blazeface", "fakescope.faces._mtcnn._nms", True),
+        ("fakescope.server._app", "fakescope.__version__", True),
+    ],
+)
+def test_the_private_rule(source: str, target: str, allowed: bool) -> None:
+    assert (_private_violation(source, target) is None) is allowed
+
+
+def test_no_private_import_across_packages() -> None:
+    """Another package's names are imported through its public API (``__init__``), never from
+    its private modules; a module's private names stay in its own package."""
+    found = _private_imports()
+    unexpected = {k: v for k, v in found.items() if k not in ALLOWED_PRIVATE_IMPORTS}
+    assert not unexpected, "imports of another package's private parts:\n" + "\n".join(
+        f"  {k}  ({v})" for k, v in sorted(unexpected.items())
+    )
+    stale = sorted(set(ALLOWED_PRIVATE_IMPORTS) - set(found))
+    assert not stale, f"no longer imported: remove {stale} from ALLOWED_PRIVATE_IMPORTS"

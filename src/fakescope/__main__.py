@@ -1,5 +1,7 @@
 """``python -m fakescope`` runs the command line."""
 
-from fakescope.cli._main import _entry
+import sys
 
-_entry()
+from fakescope.cli import main
+
+sys.exit(main())

@@ -20,7 +20,8 @@ imported only inside ``fit``.
 Both weight the two classes equally by default (``balanced=True``): the calibrated probability
 is then the posterior under *equal* priors, whatever the real/fake ratio of the calibration set,
 which is what :func:`fakescope.decision.bayes_threshold` expects (the user's prior enters
-through the threshold, not twice).
+through the threshold, not twice). :func:`logit` and :func:`class_weights` are shared with the
+fusers of :mod:`fakescope.fusion`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ __all__ = [
     "LogitCalibrator",
     "TemperatureCalibrator",
     "calibrator_from_dict",
+    "class_weights",
+    "logit",
 ]
 
 _EPS = 1e-6
@@ -69,12 +72,13 @@ def _scores(X: Any) -> npt.NDArray[np.float64]:
     return s
 
 
-def _logit(s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def logit(s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``log(s / (1 - s))`` with ``s`` clipped to ``[1e-6, 1 - 1e-6]`` (finite at 0 and 1)."""
     s = np.clip(s, _EPS, 1 - _EPS)
     return np.asarray(np.log(s / (1 - s)), dtype=np.float64)
 
 
-def _class_weights(labels: npt.NDArray[np.int64], balanced: bool) -> npt.NDArray[np.float64]:
+def class_weights(labels: npt.NDArray[np.int64], balanced: bool) -> npt.NDArray[np.float64]:
     """Per-sample weights giving both classes the same total weight (or all ones)."""
     if not balanced:
         return np.ones(len(labels), dtype=np.float64)
@@ -104,7 +108,7 @@ class LogitCalibrator(ParamsEstimator):
         s = _scores(X)
         labels = _check_labels(y, len(s))
         model = LogisticRegression(C=self.C).fit(
-            _logit(s)[:, None], labels, sample_weight=_class_weights(labels, self.balanced)
+            logit(s)[:, None], labels, sample_weight=class_weights(labels, self.balanced)
         )
         self.a_ = float(model.coef_[0, 0])
         self.b_ = float(model.intercept_[0])
@@ -117,7 +121,7 @@ class LogitCalibrator(ParamsEstimator):
 
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         """Columns (real, fake), like a classifier's."""
-        z = self.a_ * _logit(_scores(X)) + self.b_
+        z = self.a_ * logit(_scores(X)) + self.b_
         fake = 1.0 / (1.0 + np.exp(-z))
         return np.stack([1 - fake, fake], axis=1)
 
@@ -136,7 +140,7 @@ class TemperatureCalibrator(LogitCalibrator):
         s = _scores(X)
         labels = _check_labels(y, len(s))
         model = LogisticRegression(C=self.C, fit_intercept=False).fit(
-            _logit(s)[:, None], labels, sample_weight=_class_weights(labels, self.balanced)
+            logit(s)[:, None], labels, sample_weight=class_weights(labels, self.balanced)
         )
         self.a_ = float(model.coef_[0, 0])
         self.b_ = 0.0
@@ -171,7 +175,7 @@ class IsotonicCalibrator(ParamsEstimator):
         s = _scores(X)
         labels = _check_labels(y, len(s))
         model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-            s, labels, sample_weight=_class_weights(labels, self.balanced)
+            s, labels, sample_weight=class_weights(labels, self.balanced)
         )
         self.x_ = np.asarray(model.X_thresholds_, dtype=np.float64)
         self.y_ = np.asarray(model.y_thresholds_, dtype=np.float64)
@@ -195,7 +199,7 @@ class ConstantCalibrator(ParamsEstimator):
 
     def fit(self, X: Any, y: Any) -> ConstantCalibrator:
         labels = _check_labels(y, len(_scores(X)))
-        w = _class_weights(labels, self.balanced)
+        w = class_weights(labels, self.balanced)
         self.p_ = round(float(np.sum(w * labels) / np.sum(w)), 12)
         return self
 
@@ -222,11 +226,11 @@ def calibrator_from_dict(data: dict[str, Any]) -> Calibrator:
         if FITTED_ON in data and not isinstance(data[FITTED_ON], dict):
             raise ConfigError(f"a calibrator's {FITTED_ON!r} must be an object")
     if kind == "logit":
-        logit = LogitCalibrator()
-        logit.a_, logit.b_ = float(data["a"]), float(data["b"])
-        if not logit.a_ > 0:
-            raise ConfigError(f"a logit calibrator needs a positive slope, got a={logit.a_}")
-        return logit
+        platt = LogitCalibrator()
+        platt.a_, platt.b_ = float(data["a"]), float(data["b"])
+        if not platt.a_ > 0:
+            raise ConfigError(f"a logit calibrator needs a positive slope, got a={platt.a_}")
+        return platt
     if kind == "isotonic":
         iso = IsotonicCalibrator()
         iso.x_ = np.asarray(data["x"], dtype=np.float64)

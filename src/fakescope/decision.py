@@ -10,10 +10,18 @@ from __future__ import annotations
 from fakescope._overall import FaceAnswer, ImageAnswer, combine
 from fakescope.types import Label
 
-__all__ = ["FaceAnswer", "ImageAnswer", "bayes_threshold", "combine", "decide_label"]
+__all__ = [
+    "FaceAnswer",
+    "ImageAnswer",
+    "bayes_threshold",
+    "combine",
+    "decide_label",
+    "validate_costs",
+]
 
 
-def _validate_costs(c_miss: float, c_fa: float, p_target: float) -> None:
+def validate_costs(c_miss: float, c_fa: float, p_target: float) -> None:
+    """Raise ValueError unless both costs are positive and ``0 < p_target < 1``."""
     if not (c_miss > 0 and c_fa > 0):
         raise ValueError(f"costs must be positive, got c_miss={c_miss}, c_fa={c_fa}")
     if not 0.0 < p_target < 1.0:
@@ -33,7 +41,7 @@ def bayes_threshold(c_miss: float, c_fa: float, p_target: float) -> float:
     probabilities are already posteriors under prior ``p_target``, the right threshold is
     ``c_fa / (c_miss + c_fa)`` instead, i.e. this function with ``p_target=0.5``.)
     """
-    _validate_costs(c_miss, c_fa, p_target)
+    validate_costs(c_miss, c_fa, p_target)
     fa = c_fa * (1.0 - p_target)
     return fa / (c_miss * p_target + fa)
 

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fakescope._estimator import ParamsEstimator
-from fakescope.calibration import _class_weights, _logit
+from fakescope.calibration import class_weights, logit
 from fakescope.errors import ConfigError
 from fakescope.registry import Registry
 
@@ -102,7 +102,7 @@ class MeanLogitFuser(ParamsEstimator):
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         """The (n,) fused fake probability."""
         p = _members(X)
-        return _sigmoid(_logit(p) @ self._weights(p.shape[1]))
+        return _sigmoid(logit(p) @ self._weights(p.shape[1]))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": "mean-logit"}
@@ -129,8 +129,8 @@ class StackingFuser(ParamsEstimator):
         counts = np.bincount(labels, minlength=2).astype(np.float64)
         if counts.min() == 0:
             raise ValueError("stacking needs both classes (0 = real, 1 = fake)")
-        weight = _class_weights(labels, self.balanced)
-        model = LogisticRegression(C=self.C).fit(_logit(p), labels, sample_weight=weight)
+        weight = class_weights(labels, self.balanced)
+        model = LogisticRegression(C=self.C).fit(logit(p), labels, sample_weight=weight)
         self.coef_ = np.asarray(model.coef_[0], dtype=np.float64)
         self.intercept_ = float(model.intercept_[0])
         self.n_features_in_ = p.shape[1]
@@ -147,7 +147,7 @@ class StackingFuser(ParamsEstimator):
             raise NotFittedError(message)
         p = _members(X)
         _check_width(p, len(self.coef_))
-        return _sigmoid(_logit(p) @ self.coef_ + self.intercept_)
+        return _sigmoid(logit(p) @ self.coef_ + self.intercept_)
 
     def to_dict(self) -> dict[str, Any]:
         return {

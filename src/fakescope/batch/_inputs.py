@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from fakescope.errors import InputError
-from fakescope.io import expand_inputs
-from fakescope.io._sniff import (
+from fakescope.io import (
     IMAGE_EXTENSIONS,
     MEDIA_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    expand_inputs,
     worth_scanning,
 )
 

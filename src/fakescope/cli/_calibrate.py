@@ -334,7 +334,7 @@ def _store(weights: Path, calibration: dict[str, Any]) -> None:
     config["calibration"] = {**levels, **calibration}
     weights.write_text(json.dumps(config, indent=2) + "\n")
     if "members" in config:  # an ensemble (fakescope fuse)
-        from fakescope.models._fused import read_ensemble
+        from fakescope.models import read_ensemble
 
         read_ensemble(weights)  # still a valid ensemble
     else:

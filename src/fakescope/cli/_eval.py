@@ -214,7 +214,7 @@ def _raw_decision(decision: dict[str, Any]) -> dict[str, Any]:
 
 def _saved_decisions(metrics_json: Path) -> dict[str, dict[str, Any]]:
     """The usable ``decisions`` of an earlier run's metrics.json ({} when absent)."""
-    from fakescope.evaluation._report import DECISION_KEYS
+    from fakescope.evaluation import DECISION_KEYS
 
     try:
         saved = json.loads(metrics_json.read_text()).get("decisions")

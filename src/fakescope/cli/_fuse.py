@@ -95,8 +95,7 @@ def _written_member(member: str, out_dir: Path) -> str:
     """A member as the ensemble stores it: a registered name as is, a weight config path
     relative to the ensemble's folder."""
     from fakescope.cli._common import UsageError
-    from fakescope.models import DETECTORS
-    from fakescope.models._fused import is_ensemble_config
+    from fakescope.models import DETECTORS, is_ensemble_config
 
     if member in DETECTORS:
         return member

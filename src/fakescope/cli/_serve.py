@@ -76,9 +76,14 @@ def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
     from fakescope._extras import require
 
     require("server", "fakescope serve")
-    from fakescope.server import DataDirBusy, DataDirLock, ServerSettings, create_app
-    from fakescope.server._files import PRIVATE_UMASK
-    from fakescope.server._http import run_server
+    from fakescope.server import (
+        PRIVATE_UMASK,
+        DataDirBusy,
+        DataDirLock,
+        ServerSettings,
+        create_app,
+        run_server,
+    )
 
     settings = ServerSettings.from_env(
         host=args.host,

@@ -19,7 +19,7 @@ from fakescope.data._items import (
 from fakescope.data._manifest import read_manifest, write_manifest
 from fakescope.data._registry import DATASETS, detect_layout, load_dataset
 from fakescope.data._split import identity_disjoint_split, identity_groups
-from fakescope.io._sniff import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
+from fakescope.io import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 
 __all__ = [
     "DATASETS",

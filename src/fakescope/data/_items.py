@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakescope.errors import ConfigError, InputError
-from fakescope.io._sniff import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
+from fakescope.io import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 
 LABELS = ("real", "fake")
 SPLITS = ("train", "val", "test")

@@ -49,6 +49,7 @@ from fakescope.evaluation._plots import (
 )
 from fakescope.evaluation._report import (
     ABSTAIN_POLICIES,
+    DECISION_KEYS,
     breakdown_markdown,
     compute_metrics,
     correlation_markdown,
@@ -75,6 +76,7 @@ from fakescope.evaluation._scores import MEDIA_LEVEL, ScoreRow, ScoreTable
 
 __all__ = [
     "ABSTAIN_POLICIES",
+    "DECISION_KEYS",
     "DET_TICKS",
     "EVIDENCE_PREFIX",
     "FFPP_METHODS",

@@ -95,7 +95,7 @@ def _validate_probabilities(p: FloatArray) -> None:
         raise ValueError("probabilities must lie in [0, 1]")
 
 
-from fakescope.decision import _validate_costs, bayes_threshold  # noqa: E402
+from fakescope.decision import bayes_threshold, validate_costs  # noqa: E402
 
 
 def _operating_points(y: IntArray, s: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -229,7 +229,7 @@ def dcf(
     cost of the best trivial system (always accept or always reject), so 1.0 means "no better
     than ignoring the scores".
     """
-    _validate_costs(c_miss, c_fa, p_target)
+    validate_costs(c_miss, c_fa, p_target)
     y_int, s_float = _validate(y, s, both_classes=True)
     decide_fake = s_float >= threshold
     p_miss = float(np.mean(~decide_fake[y_int == 1]))
@@ -252,7 +252,7 @@ def min_dcf(
     reported as threshold ``inf``. On ties the lowest threshold wins. Cost and normalisation
     as in :func:`dcf`.
     """
-    _validate_costs(c_miss, c_fa, p_target)
+    validate_costs(c_miss, c_fa, p_target)
     y_int, s_float = _validate(y, s, both_classes=True)
     fpr, fnr, thresholds = _operating_points(y_int, s_float)
     costs = c_miss * p_target * fnr + c_fa * (1.0 - p_target) * fpr

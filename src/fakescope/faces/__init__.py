@@ -8,6 +8,7 @@ from fakescope.faces._detect import (
     MTCNNFaceDetector,
     iou,
 )
+from fakescope.faces._mesh import five_points
 from fakescope.faces._tracks import FaceFilter, filter_faces, link_tracks, split_faces
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "align_face",
     "alignment_matrix",
     "filter_faces",
+    "five_points",
     "iou",
     "link_tracks",
     "split_faces",

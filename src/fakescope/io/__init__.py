@@ -2,7 +2,8 @@
 
 ``open_media(path)`` -> ``(MediaInfo, Iterator[Frame])`` is the stage's entry point;
 ``expand_inputs`` turns command-line arguments into files, ``make_clip`` writes
-synthetic test videos and ``make_scene`` multi-face ones whose faces are known.
+synthetic test videos and ``make_scene`` multi-face ones whose faces are known. ``sniff`` and
+``sniff_bytes`` name a file's type from its first bytes (``read_head``), never its suffix.
 
 PyAV is imported with the first video: ``read_frames_at``, ``make_clip``, ``make_scene`` (and
 the other names of ``_scene.py``) and ``load_example_face`` are loaded on first use (PEP 562),
@@ -17,7 +18,15 @@ import typing
 from fakescope.io._config import DecodeReport, Limits, Sampling
 from fakescope.io._inputs import expand_inputs
 from fakescope.io._media import open_media
-from fakescope.io._sniff import sniff
+from fakescope.io._sniff import (
+    IMAGE_EXTENSIONS,
+    MEDIA_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    read_head,
+    sniff,
+    sniff_bytes,
+    worth_scanning,
+)
 
 if typing.TYPE_CHECKING:
     from fakescope.io._scene import BENCH_SCENE, SceneFace, make_scene, scene_boxes
@@ -26,6 +35,9 @@ if typing.TYPE_CHECKING:
 
 __all__ = [
     "BENCH_SCENE",
+    "IMAGE_EXTENSIONS",
+    "MEDIA_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
     "DecodeReport",
     "Limits",
     "Sampling",
@@ -37,8 +49,11 @@ __all__ = [
     "make_scene",
     "open_media",
     "read_frames_at",
+    "read_head",
     "scene_boxes",
     "sniff",
+    "sniff_bytes",
+    "worth_scanning",
 ]
 
 _LAZY = {

@@ -22,7 +22,7 @@ from fakescope.models._evidence import (
     TrackEvidenceModel,
     create_evidence_model,
 )
-from fakescope.models._fused import FusedDetector
+from fakescope.models._fused import FusedDetector, is_ensemble_config, read_ensemble
 
 __all__ = [
     "ASSET_SHA256",
@@ -43,6 +43,8 @@ __all__ = [
     "create_detector",
     "create_evidence_model",
     "detector_argument",
+    "is_ensemble_config",
+    "read_ensemble",
     "sha256_file",
     "shipped",
     "verified_path",

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fakescope.errors import FakescopeError, UnsupportedMedia
-from fakescope.io._config import Limits
-from fakescope.io._sniff import read_head, sniff_bytes
+from fakescope.io import Limits, read_head, sniff_bytes
 
 __all__ = [
     "TRUST_ANCHORS_ENV",

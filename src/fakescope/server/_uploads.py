@@ -26,7 +26,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from fakescope.errors import DecodeError, UnsupportedMedia
-from fakescope.io._sniff import sniff_bytes
+from fakescope.io import sniff_bytes
 
 __all__ = [
     "EXTENSIONS",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fakescope.synthesis._cnn import (
     CNN_WEIGHTS_FORMAT,
+    FAMILY_OUTPUT,
     CnnSynthesisDetector,
     CnnSynthesisWeights,
     limit_side,
@@ -30,6 +31,7 @@ from fakescope.synthesis._detector import (
 __all__ = [
     "CNN_WEIGHTS_FORMAT",
     "DEFAULT_SYNTHESIS_DETECTOR",
+    "FAMILY_OUTPUT",
     "SYNTHESIS_DETECTORS",
     "CnnSynthesisDetector",
     "CnnSynthesisWeights",

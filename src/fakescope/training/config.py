@@ -39,6 +39,7 @@ __all__ = [
     "RunConfig",
     "SBISection",
     "TrainConfig",
+    "check",
     "config_dict",
     "parse_overrides",
     "read_yaml",
@@ -74,23 +75,23 @@ class DataConfig:
     val_max_per_set: int = 1200  # store runs: validation crops per set (evenly subsampled)
 
     def validate(self) -> None:
-        _check(
+        check(
             self.input_size >= 32 and self.input_size % 32 == 0,
             "data.input_size",
             "must be a positive multiple of 32",
         )
-        _check(self.margin >= 0.0, "data.margin", "must be >= 0")
-        _check(self.real_repeat >= 1, "data.real_repeat", "must be >= 1")
-        _check(
+        check(self.margin >= 0.0, "data.margin", "must be >= 0")
+        check(self.real_repeat >= 1, "data.real_repeat", "must be >= 1")
+        check(
             len(self.split_ratios) == 3
             and min(self.split_ratios) >= 0
             and self.split_ratios[0] > 0,
             "data.split_ratios",
             "must be 3 non-negative shares (train, val, calib) with train > 0",
         )
-        _check(0.0 <= self.pseudo_fraction <= 1.0, "data.pseudo_fraction", "must be in [0, 1]")
-        _check(self.samples_per_epoch >= 0, "data.samples_per_epoch", "must be >= 0")
-        _check(self.val_max_per_set >= 1, "data.val_max_per_set", "must be >= 1")
+        check(0.0 <= self.pseudo_fraction <= 1.0, "data.pseudo_fraction", "must be in [0, 1]")
+        check(self.samples_per_epoch >= 0, "data.samples_per_epoch", "must be >= 0")
+        check(self.val_max_per_set >= 1, "data.val_max_per_set", "must be >= 1")
 
 
 @dataclass
@@ -126,7 +127,7 @@ class SBISection:
     local_margin: float = SBIConfig.local_margin
 
     def validate(self) -> None:
-        _check(
+        check(
             self.fake_fraction is None or 0.0 <= self.fake_fraction <= 1.0,
             "sbi.fake_fraction",
             "must be in [0, 1] or null",
@@ -185,9 +186,9 @@ class ModelConfig:
     freeze_bn: bool = False
 
     def validate(self) -> None:
-        _check(0 <= self.freeze_blocks <= 16, "model.freeze_blocks", "must be in [0, 16]")
-        _check(self.seg_weight >= 0.0, "model.seg_weight", "must be >= 0")
-        _check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+        check(0 <= self.freeze_blocks <= 16, "model.freeze_blocks", "must be in [0, 16]")
+        check(self.seg_weight >= 0.0, "model.seg_weight", "must be >= 0")
+        check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
 
 
 @dataclass
@@ -198,10 +199,10 @@ class OptimConfig:
     weight_decay: float = 1e-4
 
     def validate(self) -> None:
-        _check(self.epochs >= 1, "optim.epochs", "must be >= 1")
-        _check(self.batch >= 1, "optim.batch", "must be >= 1")
-        _check(self.lr > 0.0, "optim.lr", "must be > 0")
-        _check(self.weight_decay >= 0.0, "optim.weight_decay", "must be >= 0")
+        check(self.epochs >= 1, "optim.epochs", "must be >= 1")
+        check(self.batch >= 1, "optim.batch", "must be >= 1")
+        check(self.lr > 0.0, "optim.lr", "must be > 0")
+        check(self.weight_decay >= 0.0, "optim.weight_decay", "must be >= 0")
 
 
 @dataclass
@@ -214,11 +215,11 @@ class LossConfig:
     dcf_temperature: float = 10.0  # sigmoid slope replacing the DCF's step functions
 
     def validate(self) -> None:
-        _check(self.c_miss > 0.0, "loss.c_miss", "must be > 0")
-        _check(self.c_fa > 0.0, "loss.c_fa", "must be > 0")
-        _check(0.0 < self.p_target < 1.0, "loss.p_target", "must be in (0, 1)")
-        _check(self.dcf_weight >= 0.0, "loss.dcf_weight", "must be >= 0")
-        _check(self.dcf_temperature > 0.0, "loss.dcf_temperature", "must be > 0")
+        check(self.c_miss > 0.0, "loss.c_miss", "must be > 0")
+        check(self.c_fa > 0.0, "loss.c_fa", "must be > 0")
+        check(0.0 < self.p_target < 1.0, "loss.p_target", "must be in (0, 1)")
+        check(self.dcf_weight >= 0.0, "loss.dcf_weight", "must be >= 0")
+        check(self.dcf_temperature > 0.0, "loss.dcf_temperature", "must be > 0")
 
 
 @dataclass
@@ -229,8 +230,8 @@ class RunConfig:
     max_steps_per_epoch: int | None = None  # cap on steps per epoch (smoke tests)
 
     def validate(self) -> None:
-        _check(self.threads >= 1, "run.threads", "must be >= 1")
-        _check(
+        check(self.threads >= 1, "run.threads", "must be >= 1")
+        check(
             self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
             "run.max_steps_per_epoch",
             "must be >= 1 or null",
@@ -402,6 +403,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
 
 
-def _check(ok: bool, key: str, message: str) -> None:
+def check(ok: bool, key: str, message: str) -> None:
+    """Raise ConfigError ``key: message`` unless ``ok`` (the recipes' config sections use it)."""
     if not ok:
         raise ConfigError(f"{key}: {message}")

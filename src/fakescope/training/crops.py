@@ -17,8 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from fakescope.faces._align import alignment_matrix
-from fakescope.faces._mesh import five_points
+from fakescope.faces import alignment_matrix, five_points
 from fakescope.training.degrade import jpeg_roundtrip
 
 if TYPE_CHECKING:

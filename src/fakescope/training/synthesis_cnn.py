@@ -53,9 +53,8 @@ import numpy.typing as npt
 from fakescope import __version__
 from fakescope.errors import ConfigError, InputError
 from fakescope.evaluation import roc_auc
-from fakescope.synthesis import CnnSynthesisDetector, CnnSynthesisWeights
-from fakescope.synthesis._cnn import FAMILY_OUTPUT
-from fakescope.training.config import RunConfig, _check
+from fakescope.synthesis import FAMILY_OUTPUT, CnnSynthesisDetector, CnnSynthesisWeights
+from fakescope.training.config import RunConfig, check
 from fakescope.training.engine import RunResult, log
 from fakescope.training.synthesis_cnn_data import (
     FAMILIES,
@@ -118,8 +117,8 @@ class DataSection:
                 parse_gen(text)
             except ValueError as exc:
                 raise ConfigError(f"data.gen: {exc}") from None
-        _check(bool(self.train_families), "data.train_families", "name at least one family")
-        _check(self.frames_per_video >= 1 and self.limit >= 0, "data", "frames < 1 or limit < 0")
+        check(bool(self.train_families), "data.train_families", "name at least one family")
+        check(self.frames_per_video >= 1 and self.limit >= 0, "data", "frames < 1 or limit < 0")
 
 
 @dataclass
@@ -130,7 +129,7 @@ class AugmentSection:
 
     def validate(self) -> None:
         for key in ("pseudo_share", "p_rescale", "p_h264"):
-            _check(0.0 <= getattr(self, key) <= 1.0, f"augment.{key}", "must be in [0, 1]")
+            check(0.0 <= getattr(self, key) <= 1.0, f"augment.{key}", "must be in [0, 1]")
 
 
 @dataclass
@@ -144,7 +143,7 @@ class ModelSection:
     version: str = __version__
 
     def validate(self) -> None:
-        _check(self.size >= 32 and self.family_weight >= 0, "model", "size < 32 or weight < 0")
+        check(self.size >= 32 and self.family_weight >= 0, "model", "size < 32 or weight < 0")
 
 
 @dataclass
@@ -156,7 +155,7 @@ class OptimSection:
 
     def validate(self) -> None:
         ok = min(self.epochs, self.steps, self.batch) >= 1 and self.lr > 0
-        _check(ok, "optim", "epochs, steps and batch must be >= 1, lr > 0")
+        check(ok, "optim", "epochs, steps and batch must be >= 1, lr > 0")
 
 
 @dataclass
