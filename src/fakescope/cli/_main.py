@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from fakescope.cli._common import (
     Parser,
@@ -299,7 +299,3 @@ def _dash_hint(argv: Sequence[str] | None) -> str:
         if arg.startswith("-") and arg != "-" and os.path.lexists(arg):
             return f" (to scan the file {arg!r}, write: fakescope scan -- {arg} or ./{arg})"
     return ""
-
-
-def _entry() -> NoReturn:
-    sys.exit(main())
