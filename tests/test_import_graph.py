@@ -329,3 +329,18 @@ def test_no_private_import_across_packages() -> None:
     )
     stale = sorted(set(ALLOWED_PRIVATE_IMPORTS) - set(found))
     assert not stale, f"no longer imported: remove {stale} from ALLOWED_PRIVATE_IMPORTS"
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_modules_stay_small() -> None:
+    """Small rooms: every module of the package under 600 lines (issue 31)."""
+    modules = _modules()
+    assert len(modules) > 100
+    long = {
+        name: n
+        for name, path in modules.items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
