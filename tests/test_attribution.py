@@ -21,8 +21,8 @@ from fakescope.evaluation import (
 )
 from fakescope.inference import Scanner
 from fakescope.models import ATTRIBUTORS, Attributor, create_attributor
-from fakescope.training.attribution import METHODS, confusion, fit_head, ship
-from fakescope.training.engine import train
+from fakescope.training.attribution import METHODS, confusion, fit_head
+from fakescope.training.engine import ship, train
 from fakescope.training.store import FaceStore, StoreParams
 from fakescope.types import (
     Attribution,
@@ -205,8 +205,12 @@ def test_trainer_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert len(list(out.glob("features_*.npz"))) == 1
     assert again.metrics["test"] == report["test"]
 
+    # the ship stage (fakescope train --ship RUN): into the package's assets (here a temporary
+    # folder) as the ship section says; nothing without it
+    with pytest.raises(ConfigError, match="nothing to ship"):
+        ship(out)
     monkeypatch.setattr("fakescope.models.asset_path", lambda name: tmp_path / name)
-    shipped = ship(str(out), "attrib_test")
+    shipped = ship(out, ["ship.stem=attrib_test"])
     assert shipped == tmp_path / "attrib_test.json"
     assert shipped.read_bytes() == (out / "attribution.json").read_bytes()
 

@@ -432,8 +432,7 @@ def test_trainer_end_to_end_on_a_tiny_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from fakescope.training.cue_tracks import load_tracks
-    from fakescope.training.cues import ship
-    from fakescope.training.engine import train
+    from fakescope.training.engine import ship, train
     from fakescope.training.store import FaceStore
 
     store = _tiny_store(tmp_path / "store")
@@ -496,9 +495,12 @@ def test_trainer_end_to_end_on_a_tiny_store(
     assert "cached cue table" in capsys.readouterr().err
     assert again.metrics["cv"]["oof_auc"] == cv["oof_auc"]
 
-    target = tmp_path / "shipped.json"
-    assert ship(out, target) == hashlib.sha256(target.read_bytes()).hexdigest()
+    # the ship stage (fakescope train --ship RUN) copies the model as the ship section says
+    target = ship(out, ["ship.file=shipped.json", f"ship.dest={tmp_path}"])
+    assert target == tmp_path / "shipped.json"
     assert target.read_bytes() == (out / "cues_svm.json").read_bytes()
+    with pytest.raises(ConfigError, match=r"ship.file: a file name ending in .json"):
+        ship(out, ["ship.file=shipped.onnx"])
 
 
 def test_trainer_refuses_the_development_set(tmp_path: Path) -> None:

@@ -145,6 +145,20 @@ def test_training_export_and_detector(tmp_path: Path, example_face: npt.NDArray[
     with pytest.raises(SystemExit, match="fakescope train"):
         main(["train"])
 
+    # the ship stage (fakescope train --ship RUN): beside, the run's checked weights.json; into
+    # an assets folder, <stem>.onnx and <stem>.json pointing at it
+    from fakescope.training.engine import ship
+
+    assert ship(out, ["ship.beside=true"]) == out / "weights.json"
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    shipped = ship(out, ["ship.stem=synth_test", f"ship.dest={assets}"])
+    assert shipped == assets / "synth_test.json"
+    shipped_weights = json.loads(shipped.read_text())
+    assert shipped_weights == {**after, "file": "synth_test.onnx"}
+    assert sha256_file(assets / "synth_test.onnx") == after["sha256"]
+    assert create_synthesis_detector(str(shipped)).info.sha256 == after["sha256"]
+
     detector = create_synthesis_detector(str(out / "weights.json"))
     assert isinstance(detector, CnnSynthesisDetector)
     assert detector.min_side == 64 and len(detector.info.sha256) == 64

@@ -217,14 +217,24 @@ _ARGS_COMMANDS: dict[str, tuple[str, str]] = {
 """Commands run as ``function(args)`` (module imported only when the command runs)."""
 
 
-def _train(config: str | None, overrides: Sequence[str], recipes: bool) -> int:
+def _train(
+    config: str | None, overrides: Sequence[str], recipes: bool, ship_dir: str | None = None
+) -> int:
     """``fakescope train``: the training engine (torch is imported only by recipes that need
-    it, never by scanning)."""
+    it, never by scanning); with ``ship_dir``, its ship stage on a finished run folder."""
     from fakescope._extras import require
 
     require("train", "fakescope train", ("yaml",))
-    from fakescope.training.engine import list_recipes, train
+    from fakescope.training.engine import list_recipes, ship, train
 
+    if ship_dir is not None:
+        if config is not None or recipes:
+            raise UsageError("fakescope train --ship RUN_DIR takes no CONFIG and no --recipes")
+        from fakescope.models import sha256_file
+
+        path = ship(ship_dir, overrides)
+        print(f"shipped {path} (sha256 {sha256_file(path)})")
+        return 0
     if recipes or config is None:
         for recipe in list_recipes():
             print(f"{recipe.name:<14} {recipe.summary}")
@@ -252,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "(fakescope --help)"
             )
         if args.command == "train":
-            return _train(args.config, args.overrides, args.recipes)
+            return _train(args.config, args.overrides, args.recipes, args.ship)
         if args.command in _ARGS_COMMANDS:
             module, function = _ARGS_COMMANDS[args.command]
             run: Callable[[argparse.Namespace], int] = getattr(

@@ -22,12 +22,20 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument("--recipes", action="store_true", help="list the training recipes and exit")
     parser.add_argument(
+        "--ship",
+        metavar="RUN_DIR",
+        help="ship a finished run (instead of training) by the ship section of its config.yaml: "
+        "into the package's models/assets, or with --set ship.beside=true a weights.json next "
+        "to the run's model",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="extend",
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override config fields, e.g. --set optim.lr=3e-4 run.out=runs/x (repeatable)",
+        help="override config fields, e.g. --set optim.lr=3e-4 run.out=runs/x, or with --ship "
+        "ship.name=X (repeatable)",
     )
     return parser

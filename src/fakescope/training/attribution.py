@@ -1,7 +1,7 @@
 """Train the method-attribution head: which family of manipulation a fake face resembles.
 
     fakescope train configs/attrib_v1.yaml
-    python3 -c 'from fakescope.training.attribution import ship; ship("runs/attrib_v1")'
+    fakescope train --ship runs/attrib_v1     # ship.stem: attrib_v1 (the config's)
 
 The ``attribution`` recipe of the training engine (:mod:`fakescope.training.engine`).
 
@@ -27,7 +27,6 @@ confusion matrices per split, method and family).
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,12 +41,22 @@ from fakescope.errors import ConfigError
 from fakescope.evaluation import FFPP_METHODS
 from fakescope.training.config import RunConfig
 from fakescope.training.engine import RunResult, log
+from fakescope.training.ship import copy_asset
 
 if TYPE_CHECKING:
     from fakescope.models import OnnxDetector
     from fakescope.training.store import FaceStore
 
-__all__ = ["CONFIG", "METHODS", "AttributionConfig", "confusion", "fit", "fit_head", "ship"]
+__all__ = [
+    "CONFIG",
+    "METHODS",
+    "AttributionConfig",
+    "AttributionShip",
+    "confusion",
+    "fit",
+    "fit_head",
+    "ship",
+]
 
 METHODS: dict[str, str] = {
     "Deepfakes": "face swap",
@@ -99,10 +108,24 @@ class AttributionRun(RunConfig):
 
 
 @dataclass
+class AttributionShip:
+    """``fakescope train --ship RUN``: the run's ``attribution.json`` into the package as
+    ``<stem>.json`` (its sha256 then goes into ``ASSET_SHA256``). Nothing ships unless asked."""
+
+    stem: str = ""  # asset file stem, e.g. attrib_v1
+    dest: str | None = None  # folder shipped into; null: the package's models/assets
+
+    def validate(self) -> None:
+        if Path(self.stem).name != self.stem or "." in self.stem:
+            raise ConfigError("ship.stem: a file stem without folder or suffix")
+
+
+@dataclass
 class AttributionConfig:
     data: AttributionData = field(default_factory=AttributionData)
     head: AttributionHead = field(default_factory=AttributionHead)
     run: AttributionRun = field(default_factory=AttributionRun)
+    ship: AttributionShip = field(default_factory=AttributionShip)
 
 
 CONFIG = AttributionConfig
@@ -333,14 +356,9 @@ def fit(cfg: AttributionConfig, run_dir: Path) -> RunResult:
     return RunResult(run_dir, outputs, report)
 
 
-def ship(run_dir: str | Path, stem: str = "attrib_v1") -> Path:
-    """Copy ``<run_dir>/attribution.json`` into the package's assets as ``<stem>.json``."""
-    from fakescope.models import asset_path, sha256_file
-
-    source = Path(run_dir) / "attribution.json"
-    if not source.is_file():
-        raise ConfigError(f"{source} does not exist: train first")
-    target = asset_path(f"{stem}.json")
-    shutil.copyfile(source, target)
-    print(f"{target} sha256 {sha256_file(target)}")
-    return target
+def ship(cfg: AttributionConfig, run_dir: Path) -> Path:
+    """The engine's ship stage: ``<run_dir>/attribution.json`` into the package's assets as
+    ``<ship.stem>.json``; returns the copy."""
+    if not cfg.ship.stem:
+        raise ConfigError("ship: nothing to ship; give ship.stem (e.g. attrib_v1)")
+    return copy_asset(run_dir / "attribution.json", f"{cfg.ship.stem}.json", cfg.ship.dest)

@@ -29,6 +29,7 @@ import yaml
 from fakescope.errors import ConfigError
 from fakescope.training.degrade import DegradeConfig
 from fakescope.training.sbi_config import SBIConfig
+from fakescope.training.ship import FaceShipSection
 
 __all__ = [
     "DataConfig",
@@ -247,6 +248,9 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    # fakescope train --ship RUN: the weight's name, asset file, version... (input size and
+    # margin: the data section's); ships nothing unless asked
+    ship: FaceShipSection = field(default_factory=FaceShipSection)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return config_dict(self)

@@ -2,7 +2,7 @@
 The ``cues`` recipe of the training engine (:mod:`fakescope.training.engine`):
 
     fakescope train configs/cues_v1.yaml [--set data.datasets=[ffpp_c23_videos] svm.folds=5]
-    python3 -c 'from fakescope.training.cues import ship; print(ship("runs/cues_v1b"))'
+    fakescope train --ship runs/cues_v1b    # ship.file: cues_svm_v1.json (the config's)
 
 Tracks: the store's rows of the given datasets grouped by ``media_id`` in frame order (one
 track per video; tracks under ``data.min_frames`` crops are dropped and counted). Frame times
@@ -35,7 +35,6 @@ import csv
 import hashlib
 import json
 import math
-import shutil
 import time
 import warnings
 from collections import Counter
@@ -59,6 +58,7 @@ from fakescope.evaluation import MetricSummary, bootstrap_ci, roc_auc, roc_auc_o
 from fakescope.training.config import RunConfig
 from fakescope.training.cue_tracks import Tracks, load_tracks
 from fakescope.training.engine import RunResult, log
+from fakescope.training.ship import copy_asset
 from fakescope.training.store import FaceStore
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "C_GRID",
     "GAMMA_GRID",
     "CuesConfig",
+    "CuesShip",
     "fit",
     "fit_platt",
     "model_from_sklearn",
@@ -121,10 +122,25 @@ class CuesRun(RunConfig):
 
 
 @dataclass
+class CuesShip:
+    """``fakescope train --ship RUN``: the run's ``cues_svm.json`` into the package as ``file``
+    (the shipped one is ``cues_svm_v1.json``; its sha256 then goes into ``ASSET_SHA256``).
+    Nothing ships unless asked."""
+
+    file: str = ""  # asset file name, e.g. cues_svm_v1.json
+    dest: str | None = None  # folder shipped into; null: the package's models/assets
+
+    def validate(self) -> None:
+        if self.file and (Path(self.file).name != self.file or not self.file.endswith(".json")):
+            raise ConfigError("ship.file: a file name ending in .json, without folder")
+
+
+@dataclass
 class CuesConfig:
     data: CuesData = field(default_factory=CuesData)
     svm: CuesSVM = field(default_factory=CuesSVM)
     run: CuesRun = field(default_factory=CuesRun)
+    ship: CuesShip = field(default_factory=CuesShip)
 
 
 CONFIG = CuesConfig
@@ -520,13 +536,12 @@ def fit(cfg: CuesConfig, run_dir: Path) -> RunResult:
 # shipping
 
 
-def ship(run_dir: str | Path, dest: Path | None = None) -> str:
-    """Copy ``<run_dir>/cues_svm.json`` (validated by loading it) to ``dest`` (default: the
-    package's ``models/assets/cues_svm_v1.json``) and return its sha256."""
-    from fakescope.models import asset_path, sha256_file
-
+def ship(cfg: CuesConfig, run_dir: Path) -> Path:
+    """The engine's ship stage: ``<run_dir>/cues_svm.json`` (checked by loading it) into the
+    package's assets as ``ship.file``; returns the copy."""
+    if not cfg.ship.file:
+        raise ConfigError(f"ship: nothing to ship; give ship.file (e.g. {SHIPPED_ASSET})")
     source = Path(run_dir) / "cues_svm.json"
-    CueModel.load(source)
-    target = dest or asset_path(SHIPPED_ASSET)
-    shutil.copyfile(source, target)
-    return sha256_file(target)
+    if source.is_file():
+        CueModel.load(source)
+    return copy_asset(source, cfg.ship.file, cfg.ship.dest)

@@ -2,6 +2,7 @@
 
     fakescope train configs/sbi_v4_lite0.yaml [--set optim.lr=3e-4 run.out=runs/x]
     fakescope train configs/vae_v1.yaml
+    fakescope train --ship runs/vae_v1 [--set ship.beside=true]
 
 A config file names its recipe (``recipe: vae``; without the key it is ``sbi``, the face
 detector). The engine does for every recipe what no recipe does for itself:
@@ -16,13 +17,19 @@ detector). The engine does for every recipe what no recipe does for itself:
    where it can), exports ONNX and returns what it made (a :class:`RunResult`);
 4. **record**: ``result.json`` in the run folder (outputs and figures).
 
-Quantizing (:mod:`fakescope.training.quantize`), calibrating (``fakescope calibrate``) and
-shipping (:mod:`fakescope.training.ship`, or a recipe's own ``ship``) are the engine's later
-stages, run as their own commands on a finished run folder.
+5. **ship** (:func:`ship`, ``fakescope train --ship RUN``, on a finished run folder): the
+   run's saved ``config.yaml`` resolved again (with overrides such as ``ship.beside=true``),
+   then the recipe's ``ship(cfg, run_dir)`` copies its artefact into the package's
+   ``models/assets`` (or writes a weight config beside the run's model) as the config's
+   ``ship`` section says (:mod:`fakescope.training.ship`); a section by default ships nothing.
+
+Quantizing (:mod:`fakescope.training.quantize`) and calibrating (``fakescope calibrate``)
+run as their own commands on a finished run folder.
 
 A recipe is one module plus one :func:`register_recipe` line below. The module defines
-``CONFIG`` (its root config class, with a ``run`` section of :class:`RunConfig`) and
-``fit``. Modules are imported only when their recipe runs, so listing recipes needs no torch.
+``CONFIG`` (its root config class, with a ``run`` section of :class:`RunConfig` and a ``ship``
+section), ``fit`` and ``ship``. Modules are imported only when their recipe runs, so listing
+recipes needs no torch.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ __all__ = [
     "load_config",
     "log",
     "register_recipe",
+    "ship",
     "train",
 ]
 
@@ -81,6 +89,8 @@ class RecipeModule(Protocol):
 
     def fit(self, cfg: Any, run_dir: Path) -> RunResult: ...
 
+    def ship(self, cfg: Any, run_dir: Path) -> Path: ...
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -92,7 +102,7 @@ class Recipe:
 
     def load(self) -> RecipeModule:
         mod = importlib.import_module(self.module)
-        for attr in ("CONFIG", "fit"):
+        for attr in ("CONFIG", "fit", "ship"):
             if not hasattr(mod, attr):
                 raise ConfigError(f"recipe {self.name!r}: {self.module} has no {attr}")
         return cast(RecipeModule, mod)
@@ -102,7 +112,7 @@ _RECIPES: dict[str, Recipe] = {}
 
 
 def register_recipe(name: str, module: str, summary: str) -> Recipe:
-    """Register a recipe (a module with ``CONFIG`` and ``fit``) under ``name``."""
+    """Register a recipe (a module with ``CONFIG``, ``fit`` and ``ship``) under ``name``."""
     if name in _RECIPES:
         raise ValueError(f"recipe {name!r} is already registered")
     recipe = Recipe(name, module, summary)
@@ -178,6 +188,28 @@ def train(
         json.dumps({"recipe": recipe.name, **result.to_json()}, indent=2) + "\n", "utf-8"
     )
     return result
+
+
+def ship(run_dir: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Path:
+    """Ship a finished run by the ``ship`` section of its saved ``config.yaml`` (resolved with
+    ``overrides``, e.g. ``["ship.beside=true"]``); returns what the recipe wrote (the shipped
+    weight config or asset)."""
+    run_dir = Path(run_dir)
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(
+            f"{run_dir}: no config.yaml, not a run folder of fakescope train (a face network "
+            "of an older run ships with python3 -m fakescope.training.ship)"
+        )
+    if not (run_dir / "result.json").is_file():
+        raise ConfigError(
+            f"{run_dir}: the run has not finished (no result.json): train first "
+            f"(fakescope train {config})"
+        )
+    recipe, cfg = load_config(config, overrides)
+    if getattr(cfg, "ship", None) is None:
+        raise ConfigError(f"recipe {recipe.name!r}: its CONFIG has no ship section")
+    return recipe.load().ship(cfg, run_dir)
 
 
 register_recipe(

@@ -1,11 +1,19 @@
-"""Copy an exported ONNX model into the package with its weight config (sha256 included).
+"""The engine's ship stage: a finished run's model into the package (``fakescope/models/assets``)
+with its weight config (sha256 included), or its weight config beside the run's model.
 
-    python -m fakescope.training.ship runs/sbi_v4/model.onnx --name effnet-lite0-v4 \
-        --file effnet_lite0_v4.onnx --input-size 192 --margin 0.125
+    fakescope train --ship runs/sbi_v4 [--set ship.beside=true]
 
-With ``--beside`` nothing is copied: the weight config is written next to the ONNX file
-(``<run>/weights.json``) so that ``fakescope eval --detector <run>/weights.json`` can measure a
-run before it is shipped.
+ships a run by the ``ship`` section of its saved ``config.yaml`` (each recipe's ``ship``:
+:func:`fakescope.training.engine.ship`). A face network (recipes ``sbi`` and ``vae``) is shipped
+by :func:`write_face_weights`; with ``ship.beside: true`` nothing is copied: the weight config
+is written next to the run's ONNX (``<run>/weights.json``), so that ``fakescope eval --detector
+<run>/weights.json`` measures a run before it is shipped.
+
+Runs without a ``ship`` section (trained before it existed) ship a face network with this
+module's command line, which writes the same weight config:
+
+    python -m fakescope.training.ship runs/sbi_v4/model.onnx --name effnet-lite0-v4 \\
+        --file effnet_lite0_v4.onnx --input-size 192 --margin 0.125 [--beside]
 """
 
 from __future__ import annotations
@@ -13,18 +21,137 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fakescope import __version__
-from fakescope.models import asset_path, sha256_file
-from fakescope.training.effnet_lite import MEAN, STD
+from fakescope.errors import ConfigError
+
+__all__ = [
+    "FACE_ARCHITECTURE",
+    "FACE_TRAINED_ON",
+    "FaceShipSection",
+    "asset_target",
+    "copy_asset",
+    "main",
+    "write_face_weights",
+]
+
+FACE_ARCHITECTURE = "EfficientNet-Lite0 (ImageNet init), sigmoid head"
+"""A face network's ``architecture`` unless its ship section says otherwise."""
+FACE_TRAINED_ON = (
+    "FaceForensics++ face crops, train_ split (ffpp_face_crops; research-only FF++ Terms of Use)"
+)
+"""A face network's ``trained_on`` unless its ship section says otherwise."""
+_LICENSE = "Apache-2.0 (code); weights trained on research-only data, see MODEL_CARD"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _plain_file_name(name: str, key: str, suffix: str) -> None:
+    if name and (Path(name).name != name or not name.endswith(suffix)):
+        raise ConfigError(f"{key}: a file name ending in {suffix} (no folder), got {name!r}")
+
+
+@dataclass
+class FaceShipSection:
+    """How a face network ships (recipes ``sbi`` and ``vae``); its input size and margin are
+    the data section's. By default nothing ships: give ``file`` (into the package) or
+    ``beside`` (``<run>/weights.json``), and ``name``."""
+
+    name: str = ""  # weight name, e.g. effnet-lite0-v4 (required to ship)
+    file: str = ""  # asset file name, e.g. effnet_lite0_v4.onnx; "": not into the package
+    beside: bool = False  # write <run>/weights.json next to model.onnx, copy nothing
+    dest: str | None = None  # folder shipped into; null: the package's models/assets
+    version: str = __version__
+    threshold: float = 0.5
+    architecture: str = FACE_ARCHITECTURE
+    trained_on: str = FACE_TRAINED_ON
+    calibration: str | None = None  # JSON of `fakescope calibrate` stored in the weight config
+
+    def validate(self) -> None:
+        _plain_file_name(self.file, "ship.file", ".onnx")
+        if self.beside and self.file:
+            raise ConfigError("ship: ship.beside and ship.file exclude each other")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError("ship.threshold: must be in (0, 1)")
+        if not self.version:
+            raise ConfigError("ship.version: must not be empty")
+
+
+def asset_target(file: str, dest: str | None) -> Path:
+    """Where an asset named ``file`` ships: ``dest/file``, else the package's
+    ``models/assets/file``."""
+    from fakescope.models import asset_path
+
+    return Path(dest) / file if dest else asset_path(file)
+
+
+def copy_asset(source: Path, file: str, dest: str | None) -> Path:
+    """Copy a run's ``source`` to :func:`asset_target` ``(file, dest)``; returns the copy."""
+    if not source.is_file():
+        raise ConfigError(f"{source} does not exist: train first")
+    target = asset_target(file, dest)
+    shutil.copyfile(source, target)
+    return target
+
+
+def write_face_weights(
+    onnx: Path, section: FaceShipSection, input_size: int, margin: float
+) -> Path:
+    """Ship the face network ``onnx`` as ``section`` says (see :class:`FaceShipSection`) and
+    write its weight config (:class:`fakescope.models.WeightConfig`); returns that JSON."""
+    from fakescope.models import sha256_file
+    from fakescope.training.effnet_lite import MEAN, STD
+
+    if not section.beside and not section.file:
+        raise ConfigError(
+            "ship: nothing to ship; give ship.file (the asset file name, into the package) "
+            "or ship.beside=true (weights.json next to the run's model)"
+        )
+    if not section.name:
+        raise ConfigError("ship.name: give the weight's name")
+    if not onnx.is_file():
+        raise ConfigError(f"{onnx} does not exist: train first")
+    if section.beside:
+        target, config_path = onnx, onnx.parent / "weights.json"
+    else:
+        target = copy_asset(onnx, section.file, section.dest)
+        config_path = target.with_suffix(".json")
+    config: dict[str, Any] = {
+        "name": section.name,
+        "file": target.name,
+        "sha256": sha256_file(target),
+        "input_size": input_size,
+        "mean": [float(v) for v in MEAN],
+        "std": [float(v) for v in STD],
+        "margin": margin,
+        "alignment": "arcface5",
+        "threshold": section.threshold,
+        "version": section.version,
+        "architecture": section.architecture,
+        "trained_on": section.trained_on,
+        "license": _LICENSE,
+    }
+    if section.calibration is not None:
+        try:
+            fitted = json.loads(Path(section.calibration).read_text())["calibration"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"ship.calibration: cannot read {section.calibration}: {exc}"
+            ) from exc
+        config["calibration"] = fitted
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    return config_path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m fakescope.training.ship ONNX ...``: a face network of a run without a ship
+    section (the options are :class:`FaceShipSection`'s fields)."""
+    parser = argparse.ArgumentParser(description="Ship an exported face network (ONNX).")
     parser.add_argument("onnx", type=Path)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--file", help="file name inside models/assets (not with --beside)")
+    parser.add_argument("--file", default="", help="file name inside models/assets")
     parser.add_argument(
         "--beside", action="store_true", help="write <onnx folder>/weights.json, copy nothing"
     )
@@ -32,48 +159,29 @@ def main() -> None:
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--version", default=__version__)
+    parser.add_argument("--trained-on", default=FACE_TRAINED_ON)
     parser.add_argument(
-        "--trained-on",
-        default="FaceForensics++ face crops, train_ split "
-        "(ffpp_face_crops; research-only FF++ Terms of Use)",
+        "--calibration", help="JSON from `fakescope calibrate` to store in the weight config"
     )
-    parser.add_argument(
-        "--calibration",
-        type=Path,
-        help="JSON from `fakescope calibrate` to store in the weight config",
+    parser.add_argument("--architecture", default=FACE_ARCHITECTURE)
+    args = parser.parse_args(argv)
+    section = FaceShipSection(
+        name=args.name,
+        file=args.file,
+        beside=args.beside,
+        version=args.version,
+        threshold=args.threshold,
+        architecture=args.architecture,
+        trained_on=args.trained_on,
+        calibration=args.calibration,
     )
-    parser.add_argument(
-        "--architecture", default="EfficientNet-Lite0 (ImageNet init), sigmoid head"
-    )
-    args = parser.parse_args()
-    if args.beside:
-        target = args.onnx
-        config_path = args.onnx.parent / "weights.json"
-    elif args.file:
-        target = asset_path(args.file)
-        shutil.copyfile(args.onnx, target)
-        config_path = target.with_suffix(".json")
-    else:
-        parser.error("give --file NAME (ship into the package) or --beside")
-    config = {
-        "name": args.name,
-        "file": target.name,
-        "sha256": sha256_file(target),
-        "input_size": args.input_size,
-        "mean": [float(v) for v in MEAN],
-        "std": [float(v) for v in STD],
-        "margin": args.margin,
-        "alignment": "arcface5",
-        "threshold": args.threshold,
-        "version": args.version,
-        "architecture": args.architecture,
-        "trained_on": args.trained_on,
-        "license": "Apache-2.0 (code); weights trained on research-only data, see MODEL_CARD",
-    }
-    if args.calibration is not None:
-        config["calibration"] = json.loads(args.calibration.read_text())["calibration"]
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
-    print(f"shipped {target.name} ({config['sha256']}) and {config_path.name}")
+    try:
+        section.validate()
+        config_path = write_face_weights(args.onnx, section, args.input_size, args.margin)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    data = json.loads(config_path.read_text())
+    print(f"shipped {data['file']} ({data['sha256']}) and {config_path.name}")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@ native-resolution patches of whole images from GAN and diffusion generators, wit
 output naming the generator family; export it to ONNX, calibrate and measure it.
 
     fakescope train configs/synth_cnn_v2.yaml [--set optim.epochs=12 run.out=runs/x]
-    python3 -m fakescope.training.synthesis_cnn ship runs/synth_cnn_v2b synth_cnn_v2
+    fakescope train --ship runs/synth_cnn_v2b   # ship.stem: synth_cnn_v2 (the config's)
 
 The ``synthesis-cnn`` recipe of the training engine (:mod:`fakescope.training.engine`); this
-module's command line ships, re-exports or re-calibrates a finished run (:func:`main`).
+module's command line re-exports or re-calibrates a finished run, or ships one whose config has
+no ship section (:func:`main`).
 
 Data (:mod:`fakescope.training.synthesis_cnn_data`): the ``data.root`` set (generated images
 and real photos of family ``data.family``) split by image as cnn-v1's (``split_by_image``:
@@ -56,6 +57,7 @@ from fakescope.evaluation import roc_auc
 from fakescope.synthesis import FAMILY_OUTPUT, CnnSynthesisDetector, CnnSynthesisWeights
 from fakescope.training.config import RunConfig, check
 from fakescope.training.engine import RunResult, log
+from fakescope.training.ship import asset_target, copy_asset
 from fakescope.training.synthesis_cnn_data import (
     FAMILIES,
     MAX_SIDE,
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG",
     "SynthCnnConfig",
+    "SynthShip",
     "export_onnx",
     "fit",
     "main",
@@ -164,6 +167,24 @@ class SynthRunConfig(RunConfig):
 
 
 @dataclass
+class SynthShip:
+    """``fakescope train --ship RUN``: the run's network and weight config into the package as
+    ``<stem>.onnx`` / ``<stem>.json`` (the JSON's sha256 then goes into ``ASSET_SHA256``), or
+    with ``beside`` the run's own ``weights.json`` (checked). Nothing ships unless asked."""
+
+    stem: str = ""  # asset file stem, e.g. synth_cnn_v2
+    beside: bool = False  # the run's weights.json (fakescope eval --synthesis-detector it)
+    dest: str | None = None  # folder shipped into; null: the package's models/assets
+
+    def validate(self) -> None:
+        plain = Path(self.stem).name == self.stem and "." not in self.stem
+        check(plain, "ship.stem", "a file stem without folder or suffix")
+        check(
+            not (self.stem and self.beside), "ship", "ship.stem and ship.beside exclude each other"
+        )
+
+
+@dataclass
 class SynthCnnConfig:
     data: DataSection = field(default_factory=DataSection)
     eval: EvalSection = field(default_factory=EvalSection)
@@ -171,6 +192,7 @@ class SynthCnnConfig:
     model: ModelSection = field(default_factory=ModelSection)
     optim: OptimSection = field(default_factory=OptimSection)
     run: SynthRunConfig = field(default_factory=SynthRunConfig)
+    ship: SynthShip = field(default_factory=SynthShip)
 
 
 CONFIG = SynthCnnConfig
@@ -341,21 +363,28 @@ def reexport(run: Path) -> Path:
     return weights.save(run / "weights.json")
 
 
-def ship(run: Path, stem: str) -> Path:
-    """Copy ``run``'s network into the package as ``<stem>.onnx`` and write ``<stem>.json``
-    (the run's weight config pointing at it); returns the JSON, whose sha256 goes into
-    ``ASSET_SHA256``."""
-    import shutil
+def ship(cfg: SynthCnnConfig, run_dir: Path) -> Path:
+    """The engine's ship stage: ``run_dir``'s network into the package as ``<ship.stem>.onnx``
+    with ``<ship.stem>.json`` (the run's weight config pointing at it), or with ``ship.beside``
+    the run's own ``weights.json``; returns the JSON (its sha256 goes into ``ASSET_SHA256``)."""
+    from fakescope.models import sha256_file
 
-    from fakescope.models import asset_path, sha256_file
-
-    data = json.loads((run / "weights.json").read_text())
-    target = asset_path(f"{stem}.onnx")
-    shutil.copyfile(run / data["file"], target)
-    weights = CnnSynthesisWeights.from_dict({**data, "file": target.name})
+    if not cfg.ship.stem and not cfg.ship.beside:
+        raise ConfigError("ship: nothing to ship; give ship.stem (or ship.beside=true)")
+    try:
+        data = json.loads((run_dir / "weights.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{run_dir}: no readable weights.json ({exc}): train first") from None
+    weights = CnnSynthesisWeights.from_dict(data)
+    if cfg.ship.beside:
+        if sha256_file(run_dir / weights.file) != weights.sha256:
+            raise ConfigError(f"{run_dir}: weights.json does not describe {weights.file}")
+        return run_dir / "weights.json"
+    target = copy_asset(run_dir / weights.file, f"{cfg.ship.stem}.onnx", cfg.ship.dest)
     if sha256_file(target) != weights.sha256:
-        raise SystemExit(f"{run}: weights.json does not describe {data['file']}")
-    return weights.save(asset_path(f"{stem}.json"))
+        raise ConfigError(f"{run_dir}: weights.json does not describe {weights.file}")
+    shipped = CnnSynthesisWeights.from_dict({**data, "file": target.name})
+    return shipped.save(asset_target(f"{cfg.ship.stem}.json", cfg.ship.dest))
 
 
 def recalibrate(
@@ -497,6 +526,7 @@ def fit(cfg: SynthCnnConfig, run_dir: Path) -> RunResult:
 
 _USAGE = """usage: python3 -m fakescope.training.synthesis_cnn COMMAND (training: fakescope train)
   ship RUN_FOLDER FILE_STEM                           copy a run's network into the package
+                                                      (fakescope train --ship RUN_FOLDER)
   reexport RUN_FOLDER                                 export a run's last.pt again
   recalibrate WEIGHTS_JSON DATA_DIR [SET=FAMILY ...]  refit a weight file's calibrator"""
 
@@ -515,7 +545,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif command == "ship" and len(rest) == 2:
         from fakescope.models import sha256_file
 
-        path = ship(Path(rest[0]), rest[1])
+        section = SynthShip(stem=rest[1])
+        section.validate()
+        path = ship(dataclasses.replace(CONFIG(), ship=section), Path(rest[0]))
         print(f"wrote {path} (sha256 {sha256_file(path)}: add it to ASSET_SHA256)")
     else:
         raise SystemExit(_USAGE)

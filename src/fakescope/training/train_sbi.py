@@ -1,6 +1,7 @@
 """Train EfficientNet-Lite0 on Self-Blended Images (real faces only) and export it to ONNX.
 
     fakescope train configs/sbi_lite0.yaml [--set optim.lr=3e-4 ...]
+    fakescope train --ship runs/sbi [--set ship.beside=true]   # by the config's ship section
 
 The ``sbi`` recipe of the training engine (:mod:`fakescope.training.engine`, which resolves
 the config of :mod:`fakescope.training.config`, defaults < YAML < ``--set``, and writes it to
@@ -60,11 +61,12 @@ from fakescope.training.engine import RunResult, log
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
 from fakescope.training.sbi import SBIConfig, sbi_pair
 from fakescope.training.sbi_net import SBINet, export_onnx
+from fakescope.training.ship import write_face_weights
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["CONFIG", "Cache", "fit", "train"]
+__all__ = ["CONFIG", "Cache", "fit", "ship", "train"]
 
 _REFIT_BATCHES = 16  # training batches that re-estimate BatchNorm after an ONNX start
 
@@ -545,3 +547,11 @@ def fit(cfg: TrainConfig, run_dir: Path) -> RunResult:
     best = out / "best.json"
     metrics = json.loads(best.read_text(encoding="utf-8")) if best.is_file() else {}
     return RunResult(out, {"model": out / "model.onnx"}, metrics)
+
+
+def ship(cfg: TrainConfig, run_dir: Path) -> Path:
+    """The engine's ship stage: ``model.onnx`` as ``cfg.ship`` says (input size and margin:
+    ``data.input_size``, ``data.margin``); returns its weight JSON."""
+    return write_face_weights(
+        run_dir / "model.onnx", cfg.ship, cfg.data.input_size, cfg.data.margin
+    )

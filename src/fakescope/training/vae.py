@@ -4,9 +4,7 @@ The ``vae`` recipe of the training engine (:mod:`fakescope.training.engine`). Th
 baseline ``oneclass-vae-v1`` (MODEL_CARD.md has the calibration commands):
 
     fakescope train configs/vae_v1.yaml
-    python3 -m fakescope.training.ship runs/vae_v1/model.onnx --name oneclass-vae-v1 \\
-        --file oneclass_vae_v1.onnx --input-size 96 --margin 0.125 --version 0.7.0 \\
-        --architecture "..." --trained-on "..."
+    fakescope train --ship runs/vae_v1     # the config's ship section (name, file, ...)
 
 Data: the real crops of the face store's *train* split (identity groups of ``data.splits``, a
 v2/v3 run's ``splits.json``, so validation and calibration identities are never seen), aligned
@@ -38,8 +36,9 @@ from fakescope.training.config import RunConfig
 from fakescope.training.crops import aligned_crops
 from fakescope.training.effnet_lite import MEAN, STD
 from fakescope.training.engine import RunResult, log
+from fakescope.training.ship import FaceShipSection, write_face_weights
 
-__all__ = ["CONFIG", "VAE", "VAEConfig", "export_onnx", "fit"]
+__all__ = ["CONFIG", "VAE", "VAEConfig", "VAEShip", "export_onnx", "fit", "ship"]
 
 _U8 = npt.NDArray[np.uint8]
 
@@ -89,11 +88,23 @@ class VAERun(RunConfig):
 
 
 @dataclass
+class VAEShip(FaceShipSection):
+    """A face network's ship section (:class:`~fakescope.training.ship.FaceShipSection`);
+    input size and margin are ``data.size`` and ``data.margin``."""
+
+    architecture: str = (
+        "Convolutional VAE (OC-FakeDect-style), score = sigmoid((log reconstruction MSE - m) / s)"
+    )
+    trained_on: str = "Real faces only, never a fake: the face store's train identity groups"
+
+
+@dataclass
 class VAEConfig:
     data: VAEData = field(default_factory=VAEData)
     model: VAEModel = field(default_factory=VAEModel)
     optim: VAEOptim = field(default_factory=VAEOptim)
     run: VAERun = field(default_factory=VAERun)
+    ship: VAEShip = field(default_factory=VAEShip)
 
 
 CONFIG = VAEConfig
@@ -249,3 +260,8 @@ def fit(cfg: VAEConfig, run_dir: Path) -> RunResult:
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     log(json.dumps(report))
     return RunResult(run_dir, {"model": onnx, "report": run_dir / "report.json"}, report)
+
+
+def ship(cfg: VAEConfig, run_dir: Path) -> Path:
+    """The engine's ship stage: ``model.onnx`` as ``cfg.ship`` says; returns its weight JSON."""
+    return write_face_weights(run_dir / "model.onnx", cfg.ship, cfg.data.size, cfg.data.margin)
