@@ -34,7 +34,7 @@ ASSET_SHA256: dict[str, str] = {
     "mtcnn_onet.onnx": "842f6b13f4b9919de8b8d19646c7b5a49666cdd8204b570a6c0c825d44aba302",
     # whole-image synthesis: the weight configs carry their ONNX's sha256. cnn-v2 (issue 28:
     # GAN and diffusion, generator family) and its int8 network, the default
-    # (python3 -m fakescope.training.synthesis_cnn ship runs/synth_cnn_v2b synth_cnn_v2;
+    # (fakescope train --ship runs/synth_cnn_v2b;
     # tools/quantize_detectors.py --models synth_cnn_v2 ...; ... recalibrate, MODEL_CARD)
     "synth_cnn_v2.json": "e2cad7297f7ec2457c7b0460209885d0415534a169eca98edce88cfabc488bce",
     "synth_cnn_v2_int8.json": "81ab99988db3becc5ea1835b9570794e0e737ada71e348d0c69c9d2f435d07f1",

@@ -165,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--architecture", default=FACE_ARCHITECTURE)
     args = parser.parse_args(argv)
+    if not args.file and not args.beside:
+        parser.error("give --file NAME (ship into the package) or --beside")
     section = FaceShipSection(
         name=args.name,
         file=args.file,
