@@ -224,7 +224,7 @@ def _train(
     it, never by scanning); with ``ship_dir``, its ship stage on a finished run folder."""
     from fakescope._extras import require
 
-    require("train", "fakescope train", ("yaml",))
+    require("train", "fakescope train", ("torch", "yaml"))
     from fakescope.training.engine import list_recipes, ship, train
 
     if ship_dir is not None:
