@@ -102,6 +102,17 @@ def test_train_rejects_unknown_config_keys(capsys: pytest.CaptureFixture[str]) -
     assert len(err) == 1 and "optim.nope" in err[0]
 
 
+def test_train_without_a_config_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    assert main(["train"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "needs a CONFIG.yaml, --recipes or --ship" in err[0]
+    assert captured.out == ""
+    assert main(["train", "--recipes"]) == 0
+    assert "synthesis-cnn" in capsys.readouterr().out
+
+
 def test_calibrate_fits_each_level_on_its_own_aggregate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

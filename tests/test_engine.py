@@ -126,7 +126,7 @@ def test_train_saves_the_resolved_config_and_the_result(tmp_path: Path, toy_reci
     config.write_text(yaml.safe_dump({"recipe": toy_recipe, "params": {"scale": 2}}))
     out = tmp_path / "run"
     seen: list[str] = []
-    result = train(config, ["params.steps=5", f"run.out={out}"], log=seen.append)
+    result = train(config, ["params.steps=5", f"run.out={out}"], progress=seen.append)
     assert result.run_dir == out and (out / "model.txt").read_text() == "10.0"
     assert seen and toy_recipe in seen[0]
     saved = yaml.safe_load((out / "config.yaml").read_text())

@@ -235,11 +235,13 @@ def _train(
         path = ship(ship_dir, overrides)
         print(f"shipped {path} (sha256 {sha256_file(path)})")
         return 0
-    if recipes or config is None:
+    if recipes:
         for recipe in list_recipes():
             print(f"{recipe.name:<14} {recipe.summary}")
-        return 0 if recipes else 2
-    result = train(config, overrides, log=lambda m: print(m, file=sys.stderr, flush=True))
+        return 0
+    if config is None:
+        raise UsageError("fakescope train needs a CONFIG.yaml, --recipes or --ship RUN_DIR")
+    result = train(config, overrides)
     for key, path in result.outputs.items():
         print(f"{key}: {path}", file=sys.stderr)
     return 0

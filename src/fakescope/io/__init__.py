@@ -12,9 +12,9 @@ so a photo scan never loads it.
 
 from __future__ import annotations
 
-import importlib
 import typing
 
+from fakescope._lazy import lazy_attributes as _lazy_attributes
 from fakescope.io._config import DecodeReport, Limits, Sampling
 from fakescope.io._inputs import expand_inputs
 from fakescope.io._media import open_media
@@ -69,14 +69,4 @@ _LAZY = {
 
 
 if not typing.TYPE_CHECKING:  # hidden from mypy, which would take any name for Any
-
-    def __getattr__(name: str) -> typing.Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted({*globals(), *_LAZY})
+    __getattr__, __dir__ = _lazy_attributes(__name__, _LAZY)

@@ -8,9 +8,9 @@ building the app does not import uvicorn.
 
 from __future__ import annotations
 
-import importlib
 import typing
 
+from fakescope._lazy import lazy_attributes as _lazy_attributes
 from fakescope.server._app import create_app
 from fakescope.server._files import PRIVATE_UMASK
 from fakescope.server._jobs import DataDirBusy, DataDirLock, Job, JobStore
@@ -37,14 +37,4 @@ _LAZY = {"run_server": "fakescope.server._http"}
 
 
 if not typing.TYPE_CHECKING:  # hidden from mypy, which would take any name for Any
-
-    def __getattr__(name: str) -> typing.Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted({*globals(), *_LAZY})
+    __getattr__, __dir__ = _lazy_attributes(__name__, _LAZY)

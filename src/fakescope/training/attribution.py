@@ -41,7 +41,7 @@ from fakescope.errors import ConfigError
 from fakescope.evaluation import FFPP_METHODS
 from fakescope.training.config import RunConfig
 from fakescope.training.engine import RunResult, log
-from fakescope.training.ship import copy_asset
+from fakescope.training.ship import check_asset_name, copy_asset
 
 if TYPE_CHECKING:
     from fakescope.models import OnnxDetector
@@ -116,8 +116,7 @@ class AttributionShip:
     dest: str | None = None  # folder shipped into; null: the package's models/assets
 
     def validate(self) -> None:
-        if Path(self.stem).name != self.stem or "." in self.stem:
-            raise ConfigError("ship.stem: a file stem without folder or suffix")
+        check_asset_name(self.stem, "ship.stem")
 
 
 @dataclass

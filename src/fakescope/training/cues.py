@@ -58,7 +58,7 @@ from fakescope.evaluation import MetricSummary, bootstrap_ci, roc_auc, roc_auc_o
 from fakescope.training.config import RunConfig
 from fakescope.training.cue_tracks import Tracks, load_tracks
 from fakescope.training.engine import RunResult, log
-from fakescope.training.ship import copy_asset
+from fakescope.training.ship import check_asset_name, copy_asset
 from fakescope.training.store import FaceStore
 
 __all__ = [
@@ -131,8 +131,7 @@ class CuesShip:
     dest: str | None = None  # folder shipped into; null: the package's models/assets
 
     def validate(self) -> None:
-        if self.file and (Path(self.file).name != self.file or not self.file.endswith(".json")):
-            raise ConfigError("ship.file: a file name ending in .json, without folder")
+        check_asset_name(self.file, "ship.file", ".json")
 
 
 @dataclass

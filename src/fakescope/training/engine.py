@@ -172,17 +172,17 @@ def _seed(seed: int, threads: int) -> None:
 def train(
     config: str | Path | Mapping[str, Any],
     overrides: Sequence[str] | Mapping[str, Any] = (),
-    log: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] = log,
 ) -> RunResult:
-    """Run (or resume) the recipe a config names; returns what it made."""
+    """Run (or resume) the recipe a config names; returns what it made. ``progress`` gets the
+    engine's own lines (default: :func:`log`)."""
     recipe, cfg = load_config(config, overrides)
     run_dir = Path(cfg.run.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = {"recipe": recipe.name, **config_dict(cfg)}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False), "utf-8")
     _seed(cfg.run.seed, cfg.run.threads)
-    if log is not None:
-        log(f"recipe {recipe.name}: {recipe.summary} -> {run_dir}")
+    progress(f"recipe {recipe.name}: {recipe.summary} -> {run_dir}")
     result = recipe.load().fit(cfg, run_dir)
     (run_dir / "result.json").write_text(
         json.dumps({"recipe": recipe.name, **result.to_json()}, indent=2) + "\n", "utf-8"

@@ -164,7 +164,7 @@ def quantize(
         quantize_static,
     )
 
-    from fakescope.training.half_weights import load_float
+    from fakescope.training.half_weights import float_weights
 
     settings = settings or QuantSettings()
     method = {
@@ -189,9 +189,13 @@ def quantize(
         cache = cache_dir / f"{src.stem}-{settings.method}-{settings.percentile}-{digest}.json"
     with tempfile.TemporaryDirectory(prefix="fakescope-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        plain = Path(tmp) / "float.onnx"  # weights stored in float16 quantize as float32 ones
-        onnx.save(load_float(src), str(plain))
-        quant_pre_process(str(plain), str(pre), skip_symbolic_shape=False)
+        plain = onnx.load(str(src))
+        if float_weights(plain):  # weights stored in float16 quantize as float32 ones
+            src_float = Path(tmp) / "float.onnx"
+            onnx.save(plain, str(src_float))
+        else:
+            src_float = src
+        quant_pre_process(str(src_float), str(pre), skip_symbolic_shape=False)
         model = onnx.load(str(pre))
         exclude = exclusion_nodes(model, settings.exclude)
         # nodes that make graph outputs (the output sigmoids) stay float: no Q/DQ on outputs

@@ -34,6 +34,7 @@ __all__ = [
     "FACE_TRAINED_ON",
     "FaceShipSection",
     "asset_target",
+    "check_asset_name",
     "copy_asset",
     "main",
     "write_face_weights",
@@ -48,9 +49,15 @@ FACE_TRAINED_ON = (
 _LICENSE = "Apache-2.0 (code); weights trained on research-only data, see MODEL_CARD"
 
 
-def _plain_file_name(name: str, key: str, suffix: str) -> None:
-    if name and (Path(name).name != name or not name.endswith(suffix)):
+def check_asset_name(name: str, key: str, suffix: str = "") -> None:
+    """A ship section's asset file name (``suffix`` given) or file stem (no ``suffix``): no
+    folder, and the suffix or none at all; "" (nothing to ship) passes."""
+    if not name:
+        return
+    if suffix and (Path(name).name != name or not name.endswith(suffix)):
         raise ConfigError(f"{key}: a file name ending in {suffix} (no folder), got {name!r}")
+    if not suffix and (Path(name).name != name or "." in name):
+        raise ConfigError(f"{key}: a file stem without folder or suffix, got {name!r}")
 
 
 @dataclass
@@ -70,7 +77,7 @@ class FaceShipSection:
     calibration: str | None = None  # JSON of `fakescope calibrate` stored in the weight config
 
     def validate(self) -> None:
-        _plain_file_name(self.file, "ship.file", ".onnx")
+        check_asset_name(self.file, "ship.file", ".onnx")
         if self.beside and self.file:
             raise ConfigError("ship: ship.beside and ship.file exclude each other")
         if not 0.0 < self.threshold < 1.0:

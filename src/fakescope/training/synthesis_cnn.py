@@ -57,7 +57,7 @@ from fakescope.evaluation import roc_auc
 from fakescope.synthesis import FAMILY_OUTPUT, CnnSynthesisDetector, CnnSynthesisWeights
 from fakescope.training.config import RunConfig, check
 from fakescope.training.engine import RunResult, log
-from fakescope.training.ship import asset_target, copy_asset
+from fakescope.training.ship import asset_target, check_asset_name, copy_asset
 from fakescope.training.synthesis_cnn_data import (
     FAMILIES,
     MAX_SIDE,
@@ -177,8 +177,7 @@ class SynthShip:
     dest: str | None = None  # folder shipped into; null: the package's models/assets
 
     def validate(self) -> None:
-        plain = Path(self.stem).name == self.stem and "." not in self.stem
-        check(plain, "ship.stem", "a file stem without folder or suffix")
+        check_asset_name(self.stem, "ship.stem")
         check(
             not (self.stem and self.beside), "ship", "ship.stem and ship.beside exclude each other"
         )

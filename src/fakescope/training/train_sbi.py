@@ -30,7 +30,6 @@ blend mask) [+ ``loss.dcf_weight`` * smooth DCF when ``loss.kind`` is ``bce+dcf`
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -335,10 +334,9 @@ def _progress() -> Progress:
     )
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Run (or resume) the training described by ``cfg``; returns the run folder."""
-    out = Path(cfg.run.out)
-    out.mkdir(parents=True, exist_ok=True)
+def train(cfg: TrainConfig, out: Path) -> Path:
+    """Run (or resume) the training described by ``cfg`` in the run folder ``out`` (the
+    engine's, which it made); returns it."""
     rng = np.random.default_rng(cfg.run.seed)
     sbi_cfg = cfg.sbi.to_sbi_config()
     size = cfg.data.input_size
@@ -543,7 +541,7 @@ CONFIG = TrainConfig
 
 def fit(cfg: TrainConfig, run_dir: Path) -> RunResult:
     """The engine's entry point: train, export ``model.onnx``; figures of the best epoch."""
-    out = train(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, out=str(run_dir))))
+    out = train(cfg, run_dir)
     best = out / "best.json"
     metrics = json.loads(best.read_text(encoding="utf-8")) if best.is_file() else {}
     return RunResult(out, {"model": out / "model.onnx"}, metrics)
