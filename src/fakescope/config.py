@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fakescope.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fakescope.types import Verdict
 
 DEFAULT_DETECTOR = "fused-v4-int8"
 """The registered face-manipulation detector a scan uses unless told otherwise (re-exported
 as ``fakescope.models.DEFAULT_DETECTOR``)."""
 
-__all__ = ["DEFAULT_DETECTOR", "ScanConfig"]
+__all__ = ["DEFAULT_DETECTOR", "ScanConfig", "ScannerLike"]
 
 
 @dataclass(frozen=True)
@@ -150,3 +154,14 @@ class ScanConfig:
         if unknown:
             raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
         return dataclasses.replace(base or cls(), **dict(values))
+
+
+class ScannerLike(Protocol):
+    """What a batch or server worker needs from :class:`fakescope.inference.Scanner` (tests
+    pass fakes)."""
+
+    config: ScanConfig
+
+    def scan(
+        self, path: Path | str, progress: Callable[[int, int], None] | None = None
+    ) -> Verdict: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -109,18 +109,7 @@ class MediaInfo:
     frame_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "format": self.format,
-            "width": self.width,
-            "height": self.height,
-            "codec": self.codec,
-            "duration_s": self.duration_s,
-            "fps": self.fps,
-            "frame_count": self.frame_count,
-            "rotation": self.rotation,
-            "frame_scale": round(self.frame_scale, 6),
-        }
+        return asdict(self) | {"frame_scale": round(self.frame_scale, 6)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -342,13 +331,7 @@ class ModelInfo:
     resolution: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "sha256": self.sha256,
-            "version": self.version,
-            "resolved_from": self.resolved_from,
-            "resolution": self.resolution,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -375,17 +358,8 @@ class DecisionInfo:
     calibration_level: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "threshold": round(self.threshold, 6),
-            "uncertain_band": round(self.uncertain_band, 6),
-            "calibrated": self.calibrated,
-            "cost_miss": self.cost_miss,
-            "cost_false_alarm": self.cost_false_alarm,
-            "prior_fake": self.prior_fake,
-            "rule": self.rule,
-            "aggregation": self.aggregation,
-            "calibration_level": self.calibration_level,
-        }
+        rounded = {"threshold": self.threshold, "uncertain_band": self.uncertain_band}
+        return asdict(self) | {k: round(v, 6) for k, v in rounded.items()}
 
 
 DETECTOR_ERROR = "detector_error"

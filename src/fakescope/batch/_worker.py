@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fakescope._supervisor import (
     Lost,
@@ -30,7 +30,7 @@ from fakescope._supervisor import (
     worker_process_init,
 )
 from fakescope.batch._inputs import BatchItem, is_url, open_url
-from fakescope.config import ScanConfig
+from fakescope.config import ScanConfig, ScannerLike
 from fakescope.errors import ModelError
 from fakescope.types import Verdict
 
@@ -44,16 +44,6 @@ __all__ = [
     "scan_payload",
     "scanner_identity",
 ]
-
-
-class ScannerLike(Protocol):
-    """What a worker needs from :class:`fakescope.inference.Scanner` (tests pass fakes)."""
-
-    config: ScanConfig
-
-    def scan(
-        self, path: Path | str, progress: Callable[[int, int], None] | None = None
-    ) -> Verdict: ...
 
 
 ScannerFactory = Callable[[ScanConfig], ScannerLike]

@@ -43,7 +43,7 @@ from fakescope._supervisor import (
     Supervisor,
     worker_process_init,
 )
-from fakescope.config import ScanConfig
+from fakescope.config import ScannerLike
 from fakescope.server._files import PRIVATE_UMASK, private_dir
 from fakescope.server._jobs import JOB_ID, Claim, Job, JobStore
 from fakescope.server._settings import ServerSettings
@@ -68,16 +68,6 @@ def remove_job_files(settings: ServerSettings, job: Job) -> None:
         (settings.uploads_dir / job.upload).unlink(missing_ok=True)
     if JOB_ID.fullmatch(job.id):
         shutil.rmtree(settings.jobs_dir / job.id, ignore_errors=True)
-
-
-class ScannerLike(Protocol):
-    """What a worker needs from :class:`fakescope.inference.Scanner` (tests pass fakes)."""
-
-    config: ScanConfig
-
-    def scan(
-        self, path: Path | str, progress: Callable[[int, int], None] | None = None
-    ) -> Verdict: ...
 
 
 class StopSignal(Protocol):
