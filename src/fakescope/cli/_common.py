@@ -9,8 +9,10 @@ terminal never loads it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, Self
@@ -139,34 +141,35 @@ def stderr_progress() -> ProgressBar:
 
 
 # -- argument types -------------------------------------------------------------------------
-def detector_type(text: str) -> str:
-    """argparse type of ``--detector``: a registered name or a weight-config ``.json`` file."""
-    from fakescope.models import detector_argument
+def _name_or_file(module: str, check: str, doc: str) -> Callable[[str], str]:
+    """An argparse type that checks its text with ``module.check`` (imported when an argument
+    is parsed), its ``ValueError`` reported as a usage error."""
 
-    try:
-        return detector_argument(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    def argument_type(text: str) -> str:
+        try:
+            return str(getattr(importlib.import_module(module), check)(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-
-def attribution_type(text: str) -> str:
-    """argparse type of ``--attribution``: a registered attributor or a head ``.json``."""
-    from fakescope.models import attributor_argument
-
-    try:
-        return attributor_argument(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    argument_type.__doc__ = doc
+    return argument_type
 
 
-def synthesis_detector_type(text: str) -> str:
-    """argparse type of ``--synthesis-detector``: a registered name or a weight ``.json``."""
-    from fakescope.synthesis import synthesis_detector_argument
-
-    try:
-        return synthesis_detector_argument(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+detector_type = _name_or_file(
+    "fakescope.models",
+    "detector_argument",
+    "argparse type of ``--detector``: a registered name or a weight-config ``.json`` file.",
+)
+attribution_type = _name_or_file(
+    "fakescope.models",
+    "attributor_argument",
+    "argparse type of ``--attribution``: a registered attributor or a head ``.json``.",
+)
+synthesis_detector_type = _name_or_file(
+    "fakescope.synthesis",
+    "synthesis_detector_argument",
+    "argparse type of ``--synthesis-detector``: a registered name or a weight ``.json``.",
+)
 
 
 def positive_int(text: str) -> int:

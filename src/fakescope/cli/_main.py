@@ -120,66 +120,31 @@ def _add_train(sub: Any) -> None:
     add_train_arguments(train)
 
 
-def _add_calibrate(sub: Any) -> None:
-    from fakescope.cli._calibrate import add_calibrate_parser
+def _adder(module: str, function: str, scan_options: bool | None = None) -> Callable[[Any], None]:
+    """What adds a command's parser with ``module.function`` (the module is imported only when
+    it is called) and, unless ``scan_options`` is None, the scan options (``eval`` takes its
+    detectors its own way: False)."""
 
-    add_calibrate_parser(sub)
+    def add(sub: Any) -> None:
+        parser = getattr(importlib.import_module(module), function)(sub)
+        if scan_options is not None:
+            add_scan_options(parser, detector=scan_options)
 
-
-def _add_fuse(sub: Any) -> None:
-    from fakescope.cli._fuse import add_fuse_parser
-
-    add_fuse_parser(sub)
-
-
-def _add_finetune(sub: Any) -> None:
-    from fakescope.cli._finetune import add_finetune_parser
-
-    add_finetune_parser(sub)
-
-
-def _add_models(sub: Any) -> None:
-    from fakescope.cli._models import add_models_parser
-
-    add_models_parser(sub)
-
-
-def _add_people(sub: Any) -> None:
-    from fakescope.cli._people import add_people_parser
-
-    add_people_parser(sub)
-
-
-def _add_serve(sub: Any) -> None:
-    from fakescope.cli._serve import add_serve_parser
-
-    add_scan_options(add_serve_parser(sub))
-
-
-def _add_batch(sub: Any) -> None:
-    from fakescope.cli._batch import add_parser
-
-    add_parser(sub)  # it adds the scan options itself
-
-
-def _add_eval(sub: Any) -> None:
-    from fakescope.cli._eval import add_eval_parser
-
-    add_scan_options(add_eval_parser(sub), detector=False)
+    return add
 
 
 _COMMANDS: dict[str, Callable[[Any], None]] = {
     "scan": _add_scan,
     "bench": _add_bench,
     "train": _add_train,
-    "calibrate": _add_calibrate,
-    "fuse": _add_fuse,
-    "finetune": _add_finetune,
-    "models": _add_models,
-    "people": _add_people,
-    "serve": _add_serve,
-    "batch": _add_batch,
-    "eval": _add_eval,
+    "calibrate": _adder("fakescope.cli._calibrate", "add_calibrate_parser"),
+    "fuse": _adder("fakescope.cli._fuse", "add_fuse_parser"),
+    "finetune": _adder("fakescope.cli._finetune", "add_finetune_parser"),
+    "models": _adder("fakescope.cli._models", "add_models_parser"),
+    "people": _adder("fakescope.cli._people", "add_people_parser"),
+    "serve": _adder("fakescope.cli._serve", "add_serve_parser", scan_options=True),
+    "batch": _adder("fakescope.cli._batch", "add_parser"),  # it adds the scan options itself
+    "eval": _adder("fakescope.cli._eval", "add_eval_parser", scan_options=False),
 }
 """Each command and what adds its parser, in the order ``fakescope --help`` lists them."""
 
