@@ -24,6 +24,7 @@ __all__ = [
     "Parser",
     "ProgressBar",
     "UsageError",
+    "add_cost_options",
     "add_scan_options",
     "attribution_type",
     "config_overrides",
@@ -197,6 +198,23 @@ def probability(text: str) -> float:
 
 
 # -- the scan options -----------------------------------------------------------------------
+def add_cost_options(p: argparse.ArgumentParser, cost_miss_help: str) -> None:
+    """``--cost-miss``, ``--cost-false-alarm`` and ``--prior-fake`` (``scan`` and ``eval``)."""
+    p.add_argument("--cost-miss", type=positive_float, dest="cost_miss", help=cost_miss_help)
+    p.add_argument(
+        "--cost-false-alarm",
+        type=positive_float,
+        dest="cost_false_alarm",
+        help="cost of calling a real face fake (default 1)",
+    )
+    p.add_argument(
+        "--prior-fake",
+        type=probability,
+        dest="prior_fake",
+        help="expected share of fakes among inputs (default 0.5)",
+    )
+
+
 def add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None:
     """The options of every command that scans (``scan``, ``bench``, ``serve``, ``batch``,
     ``eval``; ``eval`` takes its detectors its own way: ``detector=False``)."""

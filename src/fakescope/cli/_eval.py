@@ -36,7 +36,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="dataset folders or manifest files (layout detected)",
     )
-    from fakescope.cli._common import detector_type, positive_float, probability
+    from fakescope.cli._common import add_cost_options, detector_type
     from fakescope.models import DETECTORS
 
     p.add_argument(
@@ -80,24 +80,10 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     # the scan's own cost settings (the dests config_overrides reads): they set the threshold
     # each scanner decides by (calibrated weights) and weigh the minimum and actual DCF
-    p.add_argument(
-        "--cost-miss",
-        type=positive_float,
-        dest="cost_miss",
-        help="cost of missing a fake (default 1): sets a calibrated detector's threshold, "
-        "weighs the DCF",
-    )
-    p.add_argument(
-        "--cost-false-alarm",
-        type=positive_float,
-        dest="cost_false_alarm",
-        help="cost of calling a real face fake (default 1)",
-    )
-    p.add_argument(
-        "--prior-fake",
-        type=probability,
-        dest="prior_fake",
-        help="expected share of fakes among inputs (default 0.5)",
+    add_cost_options(
+        p,
+        "cost of missing a fake (default 1): sets a calibrated detector's threshold, weighs "
+        "the DCF",
     )
     p.add_argument("--no-figures", action="store_true", dest="no_figures")
     return p

@@ -17,13 +17,12 @@ from typing import Any
 from fakescope.cli._common import (
     Parser,
     UsageError,
+    add_cost_options,
     add_scan_options,
     attribution_type,
     config_overrides,
     detector_type,
-    positive_float,
     positive_int,
-    probability,
     stderr_progress,
     stdout_console,
     synthesis_detector_type,
@@ -59,24 +58,7 @@ def _add_scan(sub: Any) -> None:
     scan.add_argument(
         "--json", action="store_true", help="print one JSON object per input (JSON Lines) to stdout"
     )
-    scan.add_argument(
-        "--cost-miss",
-        type=positive_float,
-        dest="cost_miss",
-        help="cost of missing a fake (default 1; used with calibrated models)",
-    )
-    scan.add_argument(
-        "--cost-false-alarm",
-        type=positive_float,
-        dest="cost_false_alarm",
-        help="cost of calling a real face fake (default 1)",
-    )
-    scan.add_argument(
-        "--prior-fake",
-        type=probability,
-        dest="prior_fake",
-        help="expected share of fakes among inputs (default 0.5)",
-    )
+    add_cost_options(scan, "cost of missing a fake (default 1; used with calibrated models)")
     scan.add_argument(
         "--uncertain-band",
         type=float,
