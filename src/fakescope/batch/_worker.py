@@ -121,7 +121,6 @@ def scan_payload(scanner: ScannerLike, item: BatchItem) -> dict[str, Any]:
             dataset=item.dataset,
             method=item.method if item.label else "real",
             identities=(),
-            split=None,
             compression=item.compression or None,
             kind=item.kind if verdict.media is None else verdict.media.kind,
         )

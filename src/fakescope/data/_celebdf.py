@@ -75,7 +75,6 @@ def load_celebdf(root: Path) -> list[MediaItem]:
                     method="real" if label == "real" else "Celeb-DF",
                     identities=tuple(identities),
                     split=split,
-                    compression=None,
                 )
             )
     warn_entries("celebdf", f"video(s) whose {TEST_LIST} label disagrees with the folder", disagree)

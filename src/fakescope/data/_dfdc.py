@@ -71,7 +71,6 @@ def load_dfdc(root: Path) -> list[MediaItem]:
                     method="real" if label == "real" else "DFDC",
                     identities=(identity,),
                     split=_SPLITS.get(str(entry.get("split", "")).lower()),
-                    compression=None,
                 )
             )
     warn_entries("dfdc", "metadata.json entr(ies) skipped, file missing on disk", skipped)

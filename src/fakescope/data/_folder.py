@@ -36,8 +36,6 @@ def load_folder(root: Path, *, dataset: str = "folder") -> list[MediaItem]:
                     dataset=dataset,
                     method=method,
                     identities=(path.stem,),
-                    split=None,
-                    compression=None,
                     kind=kind_of(path) or "video",
                 )
             )

@@ -36,8 +36,8 @@ class MediaItem:
     dataset: str
     method: str
     identities: tuple[str, ...]
-    split: str | None
-    compression: str | None
+    split: str | None = None
+    compression: str | None = None
     mask_path: Path | None = None
     kind: str = "video"
 

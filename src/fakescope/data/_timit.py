@@ -46,8 +46,6 @@ def load_deepfaketimit(root: Path, *, real_root: Path | str | None = None) -> li
                         dataset="deepfaketimit",
                         method=f"DeepfakeTIMIT-{quality}",
                         identities=(speaker.name,),
-                        split=None,
-                        compression=None,
                     )
                 )
     if real_root is not None:
@@ -62,8 +60,6 @@ def load_deepfaketimit(root: Path, *, real_root: Path | str | None = None) -> li
                         dataset="deepfaketimit",
                         method="real",
                         identities=(speaker.name,),
-                        split=None,
-                        compression=None,
                         kind="video" if media.is_dir() else (kind_of(media) or "video"),
                     )
                 )
