@@ -26,7 +26,7 @@ fusers of :mod:`fakescope.fusion`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -102,16 +102,19 @@ class LogitCalibrator(ParamsEstimator):
         self.C = C
         self.balanced = balanced
 
-    def fit(self, X: Any, y: Any) -> LogitCalibrator:
+    _fit_intercept = True
+    """False for :class:`TemperatureCalibrator`: no bias (``b_`` is 0)."""
+
+    def fit(self, X: Any, y: Any) -> Self:
         from sklearn.linear_model import LogisticRegression
 
         s = _scores(X)
         labels = _check_labels(y, len(s))
-        model = LogisticRegression(C=self.C).fit(
+        model = LogisticRegression(C=self.C, fit_intercept=self._fit_intercept).fit(
             logit(s)[:, None], labels, sample_weight=class_weights(labels, self.balanced)
         )
         self.a_ = float(model.coef_[0, 0])
-        self.b_ = float(model.intercept_[0])
+        self.b_ = float(model.intercept_[0]) if self._fit_intercept else 0.0
         if not self.a_ > 0:
             raise ValueError(
                 "the scores do not rise with the fake label on this set (fitted slope "
@@ -134,22 +137,7 @@ class TemperatureCalibrator(LogitCalibrator):
     L2-regularised logistic regression without an intercept; ``b_`` is 0. Serialised as a
     ``logit`` calibrator, so it loads back as a :class:`LogitCalibrator` with the same map."""
 
-    def fit(self, X: Any, y: Any) -> TemperatureCalibrator:
-        from sklearn.linear_model import LogisticRegression
-
-        s = _scores(X)
-        labels = _check_labels(y, len(s))
-        model = LogisticRegression(C=self.C, fit_intercept=False).fit(
-            logit(s)[:, None], labels, sample_weight=class_weights(labels, self.balanced)
-        )
-        self.a_ = float(model.coef_[0, 0])
-        self.b_ = 0.0
-        if not self.a_ > 0:
-            raise ValueError(
-                "the scores do not rise with the fake label on this set (fitted slope "
-                f"{self.a_:.3g}); a decreasing calibrator would invert the detector"
-            )
-        return self
+    _fit_intercept = False
 
 
 class IdentityCalibrator(LogitCalibrator):
@@ -157,7 +145,7 @@ class IdentityCalibrator(LogitCalibrator):
     both classes). The zero-parameter candidate: on a few dozen items, a fitted map may do
     worse out of fold than no map."""
 
-    def fit(self, X: Any, y: Any) -> IdentityCalibrator:
+    def fit(self, X: Any, y: Any) -> Self:
         _check_labels(y, len(_scores(X)))
         self.a_, self.b_ = 1.0, 0.0
         return self

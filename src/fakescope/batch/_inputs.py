@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fakescope._assets import sha256_file
 from fakescope.errors import InputError
 from fakescope.io import (
     IMAGE_EXTENSIONS,
@@ -109,25 +110,16 @@ def content_sha256(path: str | Path) -> str | None:
     """The sha256 of the bytes of ``path`` (streamed; a URL through fsspec), or None when it
     is not a readable regular file (a FIFO, a device, a folder, a missing or unreadable
     path: never opened, so a FIFO cannot block)."""
-    if is_url(path):
-        try:
-            digest = hashlib.sha256()
-            with open_url(str(path)) as fh:
-                while chunk := fh.read(_CHUNK):
-                    digest.update(chunk)
-        except (OSError, InputError):
-            return None
-        return digest.hexdigest()
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None
+        if not is_url(path):
+            return sha256_file(Path(path)) if stat.S_ISREG(os.stat(path).st_mode) else None
         digest = hashlib.sha256()
-        with open(path, "rb") as fh:
+        with open_url(str(path)) as fh:
             while chunk := fh.read(_CHUNK):
                 digest.update(chunk)
-    except OSError:
+        return digest.hexdigest()
+    except (OSError, InputError):
         return None
-    return digest.hexdigest()
 
 
 def collect_items(args: Sequence[str]) -> list[BatchItem]:

@@ -134,10 +134,6 @@ class ServerSettings:
         return self.data_dir / "server.lock"
 
     @property
-    def max_upload_bytes(self) -> int:
-        return max(self.max_video_bytes, self.max_image_bytes)
-
-    @property
     def max_memory_bytes(self) -> int | None:
         """:attr:`max_memory_mb` in bytes (None: no cap)."""
         return None if self.max_memory_mb is None else int(self.max_memory_mb * _MB)
