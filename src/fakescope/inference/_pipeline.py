@@ -120,16 +120,8 @@ class Scanner(Decider, Outputs):
     def limits(self) -> Limits:
         """The input limits of the scan configuration (bytes, pixels, duration, shape, bit
         depth, frame memory) and the size frames are decoded at."""
-        cfg = self.config
-        return Limits(
-            max_bytes=cfg.max_bytes,
-            max_pixels=cfg.max_pixels,
-            max_duration_s=cfg.max_duration_s,
-            max_aspect_ratio=cfg.max_aspect_ratio,
-            max_bit_depth=cfg.max_bit_depth,
-            max_frame_bytes=cfg.max_frame_bytes,
-            decode_max_side=cfg.decode_max_side,
-        )
+        names = [f.name for f in dataclasses.fields(Limits)]  # ScanConfig has each
+        return Limits(**{name: getattr(self.config, name) for name in names})
 
     # -- stages ------------------------------------------------------------------------------
     def open(

@@ -118,25 +118,14 @@ class Job:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
-        return cls(
-            id=row["id"],
-            status=row["status"],
-            progress=float(row["progress"]),
-            filename=row["filename"],
-            upload=row["upload"],
-            created_at=float(row["created_at"]),
-            updated_at=float(row["updated_at"]),
-            attempts=int(row["attempts"]),
-            crashes=int(row["crashes"]),
-            worker=row["worker"],
-            error=row["error"],
-            result=None if row["result"] is None else json.loads(row["result"]),
-            provenance=None if row["provenance"] is None else json.loads(row["provenance"]),
-            label=row["label"],
-            fake_probability=row["fake_probability"],
-            reference=row["reference"],
-            started_at=None if row["started_at"] is None else float(row["started_at"]),
-        )
+        """A row of :data:`_COLUMNS` (the times and progress as floats: ``RETURNING`` gives
+        a value set to 0 as an int)."""
+        data = dict(zip(row.keys(), row, strict=True))
+        for key in ("progress", "created_at", "updated_at", "started_at"):
+            data[key] = None if data[key] is None else float(data[key])
+        for key in ("result", "provenance"):
+            data[key] = None if data[key] is None else json.loads(data[key])
+        return cls(**data)
 
 
 @dataclass(frozen=True)
