@@ -52,30 +52,37 @@ class Failure:
     reason: str
 
 
+def _item_row(
+    item: MediaItem, detector: str, status: object, score: float | None, raw: float | None
+) -> ScoreRow:
+    """The item-level row of ``item`` for ``detector`` (NaN for a missing score)."""
+    return ScoreRow(
+        item.media_id,
+        MEDIA_LEVEL,
+        MEDIA_LEVEL,
+        detector,
+        float("nan") if score is None else float(score),
+        1 if item.label == "fake" else 0,
+        item.method,
+        item.dataset,
+        str(status),
+        item.compression or "",
+        float("nan") if raw is None else float(raw),
+    )
+
+
 def verdict_rows(item: MediaItem, detector: str, verdict: Verdict) -> list[ScoreRow]:
     """The item-level row plus one row per scored face crop (calibrated ``score`` and
     ``raw_score`` each; the item's compression level on every row)."""
-    label = 1 if item.label == "fake" else 0
-    p = verdict.fake_probability
-    ok = verdict.status is Status.OK and p is not None
-    score = p if ok and p is not None else float("nan")
-    raw = verdict.raw_score if ok and verdict.raw_score is not None else float("nan")
-    compression = item.compression or ""
-    rows = [
-        ScoreRow(
-            item.media_id,
-            MEDIA_LEVEL,
-            MEDIA_LEVEL,
-            detector,
-            float(score),
-            label,
-            item.method,
-            item.dataset,
-            str(verdict.status),
-            compression,
-            float(raw),
-        )
-    ]
+    ok = verdict.status is Status.OK and verdict.fake_probability is not None
+    head = _item_row(
+        item,
+        detector,
+        verdict.status,
+        verdict.fake_probability if ok else None,
+        verdict.raw_score if ok else None,
+    )
+    rows = [head]
     for track in verdict.tracks:
         rows.extend(
             ScoreRow(
@@ -84,10 +91,10 @@ def verdict_rows(item: MediaItem, detector: str, verdict: Verdict) -> list[Score
                 s.frame_index,
                 detector,
                 s.fake_probability,
-                label,
+                head.label,
                 item.method,
                 item.dataset,
-                compression=compression,
+                compression=head.compression,
                 raw_score=s.raw_score,
             )
             for s in track.frames
@@ -107,27 +114,9 @@ def evidence_rows(item: MediaItem, verdict: Verdict, names: Sequence[str]) -> li
             for e in t.evidence
             if e.name == name and e.fake_probability is not None
         ]
-        rows.append(
-            ScoreRow(
-                item.media_id,
-                MEDIA_LEVEL,
-                MEDIA_LEVEL,
-                EVIDENCE_PREFIX + name,
-                max(found) if found else float("nan"),
-                1 if item.label == "fake" else 0,
-                item.method,
-                item.dataset,
-                str(
-                    verdict.status
-                    if verdict.status is not Status.OK
-                    else Status.OK
-                    if found
-                    else Status.ERROR
-                ),
-                item.compression or "",
-                max(found) if found else float("nan"),
-            )
-        )
+        best = max(found) if found else None
+        status = Status.ERROR if verdict.status is Status.OK and not found else verdict.status
+        rows.append(_item_row(item, EVIDENCE_PREFIX + name, status, best, best))
     return rows
 
 
@@ -139,20 +128,12 @@ def synthesis_row(item: MediaItem, verdict: Verdict) -> ScoreRow | None:
         return None
     ok = synth.status is Status.OK and synth.fake_probability is not None
     name = synth.model.name if synth.model is not None else "unknown"
-    return ScoreRow(
-        item.media_id,
-        MEDIA_LEVEL,
-        MEDIA_LEVEL,
+    return _item_row(
+        item,
         SYNTHESIS_PREFIX + name,
-        float(synth.fake_probability)
-        if ok and synth.fake_probability is not None
-        else float("nan"),
-        1 if item.label == "fake" else 0,
-        item.method,
-        item.dataset,
-        str(synth.status),
-        item.compression or "",
-        float(synth.raw_score) if ok and synth.raw_score is not None else float("nan"),
+        synth.status,
+        synth.fake_probability if ok else None,
+        synth.raw_score if ok else None,
     )
 
 
@@ -163,21 +144,14 @@ def overall_row(item: MediaItem, detector: str, verdict: Verdict) -> ScoreRow | 
     (one of the two questions was answered), else the input's status."""
     if verdict.synthesis is None:
         return None
-    overall = verdict.overall
-    p = overall.probability
-    return ScoreRow(
-        item.media_id,
-        MEDIA_LEVEL,
-        MEDIA_LEVEL,
-        OVERALL_PREFIX + detector,
-        float("nan") if p is None else float(p),
-        1 if item.label == "fake" else 0,
-        item.method,
-        item.dataset,
-        str(Status.OK) if p is not None else str(verdict.status),
-        item.compression or "",
-        float("nan") if p is None else float(p),
+    p = verdict.overall.probability
+    return _item_row(
+        item, OVERALL_PREFIX + detector, Status.OK if p is not None else verdict.status, p, p
     )
+
+
+def _failure(item: MediaItem, detector: str, status: str, reason: str) -> Failure:
+    return Failure(detector, item.dataset, item.media_id, str(item.path), status, reason)
 
 
 def score_items(
@@ -207,26 +181,10 @@ def score_items(
                 table.extend([synth])
                 if synth.status != str(Status.OK) and verdict.synthesis is not None:
                     failures.append(
-                        Failure(
-                            synth.detector,
-                            item.dataset,
-                            item.media_id,
-                            str(item.path),
-                            synth.status,
-                            verdict.synthesis.reason,
-                        )
+                        _failure(item, synth.detector, synth.status, verdict.synthesis.reason)
                     )
             if verdict.status is not Status.OK:
-                failures.append(
-                    Failure(
-                        name,
-                        item.dataset,
-                        item.media_id,
-                        str(item.path),
-                        str(verdict.status),
-                        verdict.reason,
-                    )
-                )
+                failures.append(_failure(item, name, str(verdict.status), verdict.reason))
             if on_item is not None:
                 on_item(item, name, verdict)
     return table, failures

@@ -294,12 +294,6 @@ class Scanner(Decider, Outputs):
             if not hints:
                 return
 
-    def extra_times(
-        self, tracks: Sequence[Track], faces: _Faces, fps: float | None
-    ) -> dict[float, list[FaceBox]]:
-        """Times to look again at, with the faces to look around (see :func:`extra_times`)."""
-        return extra_times(self.config, tracks, faces, fps)
-
     def look_closer(
         self,
         path: Path,
@@ -312,7 +306,7 @@ class Scanner(Decider, Outputs):
         """Stage 4b (videos): decode extra frames around brief face tracks, find the faces
         in them (around the track's nearest box) and link every face again. A track is never
         dropped for being brief; it gets more frames instead."""
-        wanted = self.extra_times(tracks, faces, media.fps)
+        wanted = extra_times(self.config, tracks, faces, media.fps)  # times, faces near them
         if not wanted:
             return tracks
         from fakescope.io import read_frames_at  # videos only: PyAV is not loaded for photos
