@@ -148,14 +148,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if not items:
         raise UsageError("no input files found")
-    options = BatchOptions(
-        workers=args.workers,
-        retries=args.retries,
-        timeout_s=args.timeout_s,
-        max_memory_mb=args.max_memory_mb,
-        shard_size=args.shard_size,
-        ray=args.ray,
-    )
+    flags = ("workers", "retries", "timeout_s", "max_memory_mb", "shard_size", "ray")
+    options = BatchOptions(**{name: getattr(args, name) for name in flags})
     err = Console(stderr=True)
     columns = (
         TextColumn("batch"),

@@ -85,16 +85,9 @@ def run_serve(args: argparse.Namespace, config: ScanConfig) -> int:
         run_server,
     )
 
-    settings = ServerSettings.from_env(
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        workers=args.workers,
-        retention_hours=args.retention_hours,
-        scan_timeout_s=args.scan_timeout_s,
-        max_memory_mb=args.max_memory_mb,
-        scan=config,
-    )
+    flags = ("host", "port", "data_dir", "workers", "retention_hours", "scan_timeout_s")
+    given = {name: getattr(args, name) for name in (*flags, "max_memory_mb")}
+    settings = ServerSettings.from_env(scan=config, **given)  # None: not given
     os.umask(PRIVATE_UMASK)  # this process serves only: uploads and results stay private
     probe = DataDirLock(settings.lock_path)
     try:  # the app's lifespan takes the lock for real; this only gives a clear message early
