@@ -259,7 +259,10 @@ def _train(
             print(f"{recipe.name:<14} {recipe.summary}")
         return 0
     if config is None:
-        raise UsageError("fakescope train needs a CONFIG.yaml, --recipes or --stage STAGE RUN_DIR")
+        raise UsageError(
+            "fakescope train needs a CONFIG.yaml, --recipes or --ship RUN_DIR / --stage STAGE "
+            "RUN_DIR"
+        )
     result = train(config, overrides)
     for entry in read_record(result.run_dir).get("stages", []):
         for key, path in entry.get("outputs", {}).items():

@@ -260,15 +260,15 @@ def ship(cfg: TrainConfig, run_dir: Path) -> dict[str, Path]:
     calibrated = has_stage(run_dir, "calibrate")
     quantized = has_stage(run_dir, "quantize")
     float_net, int8_net = run_dir / MODEL, run_dir / MODEL_INT8
-    out: dict[str, Path] = {}
+    with_int8 = bool(section.int8_file) or (section.beside and quantized)
+    if with_int8 and (not quantized or not int8_net.is_file()):  # before anything is written
+        raise ConfigError(
+            f"ship.int8_file: {run_dir} has no quantize stage: run fakescope train "
+            f"--stage quantize {run_dir} first"
+        )
     float_cal = _run_calibration(float_net) if calibrated and float_net.is_file() else None
-    out["weights"] = write_face_weights(float_net, section, size, margin, calibration=float_cal)
-    if section.int8_file or (section.beside and quantized):
-        if not quantized or not int8_net.is_file():
-            raise ConfigError(
-                f"ship.int8_file: {run_dir} has no quantize stage: run fakescope train "
-                f"--stage quantize {run_dir} first"
-            )
+    out = {"weights": write_face_weights(float_net, section, size, margin, calibration=float_cal)}
+    if with_int8:
         int8_cal = _run_calibration(int8_net) if calibrated else None
         out["weights_int8"] = write_face_weights(
             int8_net, section, size, margin, int8=True, calibration=int8_cal

@@ -182,12 +182,13 @@ def ship_run(
     the weight configs."""
     if not stem and not beside:
         raise ConfigError("ship: nothing to ship; give ship.stem (or ship.beside=true)")
+    quantized = has_stage(run_dir, "quantize")
+    if int8_stem and not quantized:  # before anything is written
+        raise ConfigError(
+            f"ship.int8_stem: {run_dir} has no quantize stage: run fakescope train --stage "
+            f"quantize {run_dir} first"
+        )
     out = {"weights": _ship_one(run_dir, WEIGHTS, stem, beside, dest)}
-    if int8_stem or (beside and has_stage(run_dir, "quantize")):
-        if not has_stage(run_dir, "quantize"):
-            raise ConfigError(
-                f"ship.int8_stem: {run_dir} has no quantize stage: run fakescope train --stage "
-                f"quantize {run_dir} first"
-            )
+    if int8_stem or (beside and quantized):
         out["weights_int8"] = _ship_one(run_dir, WEIGHTS_INT8, int8_stem, beside, dest)
     return out
