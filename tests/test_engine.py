@@ -84,7 +84,7 @@ def test_every_registered_recipe_loads_and_resolves_its_defaults(tmp_path: Path)
     ship section, and that section's defaults ship nothing (a finished run with the default
     config is refused by the ship stage, before any file is read)."""
     pytest.importorskip("torch")
-    names = [r.name for r in list_recipes() if r.name != "toy-test"]
+    names = [r.name for r in list_recipes() if not r.name.endswith("-test")]  # the tests' own
     assert DEFAULT_RECIPE in names
     assert {"sbi", "vae", "synthesis-cnn", "attribution", "cues"} <= set(names)
     for name in names:
@@ -135,6 +135,8 @@ def test_train_saves_the_resolved_config_and_the_result(tmp_path: Path, toy_reci
     record = json.loads((out / "result.json").read_text())
     assert record["recipe"] == toy_recipe and record["metrics"] == {"value": 10.0}
     assert record["outputs"] == {"model": str(out / "model.txt")}
+    (fit,) = record["stages"]  # the toy recipe has no later stage
+    assert fit["stage"] == "fit" and fit["outputs"] == record["outputs"] and fit["seconds"] >= 0
     # the saved config repeats the run (precedence: the file's values, then overrides)
     again = train(out / "config.yaml", [f"run.out={tmp_path / 'again'}"])
     assert again.metrics == result.metrics
@@ -156,6 +158,10 @@ def test_ship_copies_a_finished_run_and_refuses_an_unfinished_one(
     shipped = ship(out, ["ship.file=toy.txt", f"ship.dest={assets}"])
     assert shipped == assets / "toy.txt"
     assert shipped.read_bytes() == (out / "model.txt").read_bytes()
+    stages = json.loads((out / "result.json").read_text())["stages"]
+    assert [e["stage"] for e in stages] == ["fit", "ship"]
+    assert stages[1]["outputs"] == {"weights": str(shipped)}
+    assert stages[1]["overrides"] == ["ship.file=toy.txt", f"ship.dest={assets}"]
 
 
 def _finished_face_run(run: Path, recipe: str, data: dict[str, object]) -> Path:
@@ -269,6 +275,11 @@ def test_the_shipped_models_configs_hold_their_ship_settings() -> None:
         assert (size, cfg.data.margin) == (shipped["input_size"], shipped["margin"])
         for key in ("name", "file", "version", "threshold", "architecture", "trained_on"):
             assert getattr(cfg.ship, key) == shipped[key], (config, key)
+        if cfg.ship.int8_file:  # the int8 twin's weight config, shipped by the same stage
+            twin = json.loads(asset_path(cfg.ship.int8_file.replace(".onnx", ".json")).read_text())
+            assert twin["file"] == cfg.ship.int8_file and twin["name"] == cfg.ship.int8_name
+            assert twin["architecture"] == cfg.ship.int8_architecture
+            assert twin["trained_on"] == cfg.ship.int8_trained_on
     assert load_config(REPO / "configs" / "synth_cnn_v2.yaml")[1].ship.stem == "synth_cnn_v2"
     assert load_config(REPO / "configs" / "attrib_v1.yaml")[1].ship.stem == "attrib_v1"
     assert load_config(REPO / "configs" / "cues_v1.yaml")[1].ship.file == "cues_svm_v1.json"

@@ -36,6 +36,7 @@ from fakescope.errors import ConfigError
 
 __all__ = [
     "FITTED_ON",
+    "KINDS",
     "Calibrator",
     "ConstantCalibrator",
     "IdentityCalibrator",
@@ -45,6 +46,7 @@ __all__ = [
     "calibrator_from_dict",
     "class_weights",
     "logit",
+    "make_calibrator",
 ]
 
 _EPS = 1e-6
@@ -53,6 +55,10 @@ FITTED_ON = "fitted_on"
 """The one key a stored calibrator may carry besides its parameters: an object that records
 the data it was fitted on (written by ``fakescope calibrate``: what data, how many items of
 each class, which map, the command). It is documentation only; applying ignores it."""
+
+KINDS = ("logit", "temperature", "identity", "isotonic", "constant")
+"""The calibration maps by name (``fakescope calibrate --kind``, a training run's
+``calibrate.kinds``): :func:`make_calibrator` builds an unfitted one."""
 
 _KEYS = {
     "logit": {"kind", "a", "b"},
@@ -201,6 +207,20 @@ class ConstantCalibrator(ParamsEstimator):
 
 Calibrator = LogitCalibrator | IsotonicCalibrator | ConstantCalibrator
 """Any fitted calibrator :func:`calibrator_from_dict` rebuilds."""
+
+
+def make_calibrator(kind: str) -> Calibrator:
+    """An unfitted calibrator of ``kind`` (one of :data:`KINDS`), classes weighted equally."""
+    makers: dict[str, type[Calibrator]] = {
+        "logit": LogitCalibrator,
+        "temperature": TemperatureCalibrator,
+        "identity": IdentityCalibrator,
+        "isotonic": IsotonicCalibrator,
+        "constant": ConstantCalibrator,
+    }
+    if kind not in makers:
+        raise ConfigError(f"unknown calibrator kind {kind!r} (known: {', '.join(KINDS)})")
+    return makers[kind]()
 
 
 def calibrator_from_dict(data: dict[str, Any]) -> Calibrator:

@@ -165,32 +165,55 @@ _ARGS_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _train(
-    config: str | None, overrides: Sequence[str], recipes: bool, ship_dir: str | None = None
+    config: str | None,
+    overrides: Sequence[str],
+    recipes: bool,
+    ship_dir: str | None = None,
+    stage: Sequence[str] | None = None,
 ) -> int:
     """``fakescope train``: the training engine (torch is imported only by recipes that need
-    it, never by scanning); with ``ship_dir``, its ship stage on a finished run folder."""
+    it, never by scanning); with ``stage`` (``[STAGE, RUN_DIR]``) or ``ship_dir`` (= ``ship``),
+    one stage on a finished run folder."""
     from fakescope._extras import require
 
     require("train", "fakescope train", ("torch", "yaml"))
-    from fakescope.training.engine import list_recipes, ship, train
+    from fakescope.training.engine import list_recipes, run_stage, train
+    from fakescope.training.stages import LATER_STAGES, read_record
 
     if ship_dir is not None:
+        if stage is not None:
+            raise UsageError("fakescope train: give --stage ship RUN_DIR or --ship RUN_DIR")
+        stage = ["ship", ship_dir]
+    if stage is not None:
+        name, run_dir = stage
         if config is not None or recipes:
-            raise UsageError("fakescope train --ship RUN_DIR takes no CONFIG and no --recipes")
+            raise UsageError(
+                f"fakescope train --stage {name} RUN_DIR takes no CONFIG, no --recipes"
+            )
+        if name not in LATER_STAGES:
+            raise UsageError(f"--stage: choose among {', '.join(LATER_STAGES)}, got {name!r}")
         from fakescope.models import sha256_file
 
-        path = ship(ship_dir, overrides)
-        print(f"shipped {path} (sha256 {sha256_file(path)})")
+        result = run_stage(run_dir, name, overrides)
+        for key, path in result.outputs.items():
+            if name == "ship":
+                print(f"shipped {path} (sha256 {sha256_file(path)})")
+            else:
+                print(f"{key}: {path}")
         return 0
     if recipes:
         for recipe in list_recipes():
             print(f"{recipe.name:<14} {recipe.summary}")
         return 0
     if config is None:
-        raise UsageError("fakescope train needs a CONFIG.yaml, --recipes or --ship RUN_DIR")
+        raise UsageError(
+            "fakescope train needs a CONFIG.yaml, --recipes or --ship RUN_DIR / --stage STAGE "
+            "RUN_DIR"
+        )
     result = train(config, overrides)
-    for key, path in result.outputs.items():
-        print(f"{key}: {path}", file=sys.stderr)
+    for entry in read_record(result.run_dir).get("stages", []):
+        for key, path in entry.get("outputs", {}).items():
+            print(f"{entry['stage']} {key}: {path}", file=sys.stderr)
     return 0
 
 
@@ -211,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "(fakescope --help)"
             )
         if args.command == "train":
-            return _train(args.config, args.overrides, args.recipes, args.ship)
+            return _train(args.config, args.overrides, args.recipes, args.ship, args.stage)
         if args.command in _ARGS_COMMANDS:
             module, function = _ARGS_COMMANDS[args.command]
             run: Callable[[argparse.Namespace], int] = getattr(

@@ -16,6 +16,11 @@ from fakescope.evaluation._attribution import (
     attribution_markdown,
     attribution_summary,
 )
+from fakescope.evaluation._calibration_fit import (
+    CALIBRATION_MAPS,
+    fit_level,
+    fitted_on_record,
+)
 from fakescope.evaluation._correlation import score_correlation
 from fakescope.evaluation._identity import (
     IDENTITY_SWAPS,
@@ -76,6 +81,7 @@ from fakescope.evaluation._scores import MEDIA_LEVEL, ScoreRow, ScoreTable
 
 __all__ = [
     "ABSTAIN_POLICIES",
+    "CALIBRATION_MAPS",
     "DECISION_KEYS",
     "DET_TICKS",
     "EVIDENCE_PREFIX",
@@ -112,6 +118,8 @@ __all__ = [
     "evaluate_identity",
     "evidence_rows",
     "expected_calibration_error",
+    "fit_level",
+    "fitted_on_record",
     "headline_markdown",
     "identity_markdown",
     "item_scores",

@@ -22,11 +22,20 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument("--recipes", action="store_true", help="list the training recipes and exit")
     parser.add_argument(
+        "--stage",
+        nargs=2,
+        metavar=("STAGE", "RUN_DIR"),
+        help="run one stage after fit on a finished run (instead of training), by its saved "
+        "config.yaml and --set: quantize (model_int8.onnx), calibrate (the run's calibrators) "
+        "or ship; it runs whatever the section's enabled says, and records itself in the "
+        "run's result.json",
+    )
+    parser.add_argument(
         "--ship",
         metavar="RUN_DIR",
-        help="ship a finished run (instead of training) by the ship section of its config.yaml: "
-        "into the package's models/assets, or with --set ship.beside=true a weights.json next "
-        "to the run's model",
+        help="= --stage ship RUN_DIR: ship a finished run by the ship section of its "
+        "config.yaml: into the package's models/assets, or with --set ship.beside=true a "
+        "weights.json next to the run's model",
     )
     parser.add_argument(
         "--set",
@@ -35,7 +44,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override config fields, e.g. --set optim.lr=3e-4 run.out=runs/x, or with --ship "
-        "ship.name=X (repeatable)",
+        help="override config fields, e.g. --set optim.lr=3e-4 run.out=runs/x, or with --stage "
+        "ship.name=X quantize.calib_count=500 (repeatable)",
     )
     return parser

@@ -22,21 +22,29 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 
 from fakescope.errors import ConfigError
 from fakescope.training.degrade import DegradeConfig
+from fakescope.training.quantize_graph import EXCLUDE_CHOICES
 from fakescope.training.sbi_config import SBIConfig
 from fakescope.training.ship import FaceShipSection
 
+if TYPE_CHECKING:
+    from fakescope.training.quantize import QuantSettings
+
 __all__ = [
+    "CalibrateSection",
+    "CalibratorKind",
     "DataConfig",
     "DegradeSection",
+    "FaceCalibrateSection",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
+    "QuantizeSection",
     "RunConfig",
     "SBISection",
     "TrainConfig",
@@ -239,8 +247,87 @@ class RunConfig:
         )
 
 
+CalibratorKind = Literal["logit", "temperature", "identity", "isotonic", "constant"]
+"""A calibration map by name (:data:`fakescope.calibration.KINDS`)."""
+
+
+@dataclass
+class QuantizeSection:
+    """The engine's quantize stage (after fit): the run's network statically quantized to
+    INT8 (QDQ) by :func:`fakescope.training.quantize.quantize`, calibrated on ``calib_count``
+    inputs of the run's own *train* split drawn with ``seed`` (the same inputs, hence the same
+    file, as ``python3 -m fakescope.training.quantize`` for that network and split). Writes
+    ``model_int8.onnx`` and its weight config into the run folder; ``measure`` compares float
+    and int8 on the run's held-out data (a face run: ``val_per_set`` val crops per set; a
+    synthesis run: its test split). Off by default; ``fakescope train --stage quantize RUN``
+    runs it on a finished run whatever ``enabled`` says."""
+
+    enabled: bool = False  # run after fit in `fakescope train CONFIG`
+    calib_count: int = 300  # calibration inputs (face crops / image patches) of the train split
+    seed: int = 0  # their draw
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    percentile: float = 99.999  # method percentile only
+    float_parts: tuple[str, ...] = EXCLUDE_CHOICES  # left in float: stem, head, mask
+    reduce_range: bool = False  # 7-bit weights
+    measure: bool = True  # float vs int8 figures in result.json
+    val_per_set: int = 800  # face runs: val crops per source set measured
+
+    def validate(self) -> None:
+        check(self.calib_count >= 2, "quantize.calib_count", "must be >= 2")
+        check(0.0 < self.percentile <= 100.0, "quantize.percentile", "must be in (0, 100]")
+        check(self.val_per_set >= 1, "quantize.val_per_set", "must be >= 1")
+        unknown = sorted(set(self.float_parts) - set(EXCLUDE_CHOICES))
+        check(
+            not unknown,
+            "quantize.float_parts",
+            f"unknown part(s) {unknown}; choose among {list(EXCLUDE_CHOICES)}",
+        )
+
+    def settings(self) -> QuantSettings:
+        """The quantizer's settings (:class:`fakescope.training.quantize.QuantSettings`)."""
+        from fakescope.training.quantize import QuantSettings
+
+        return QuantSettings(self.method, self.float_parts, self.reduce_range, self.percentile)
+
+
+@dataclass
+class CalibrateSection:
+    """The engine's calibrate stage (after quantize): the run's network(s) recalibrated on
+    the run's own *calib* split, each recipe by its own procedure (its ``calibrate``); the
+    fitted calibrator goes into the run's weight config with ``fitted_on`` (``fitted_on``
+    here, when given, replaces the stage's own description of the data). Off by default;
+    ``fakescope train --stage calibrate RUN`` runs it on a finished run whatever ``enabled``
+    says."""
+
+    enabled: bool = False  # run after fit (and quantize) in `fakescope train CONFIG`
+    fitted_on: str = ""  # text recorded as the calibrator's fitted_on.data ("": the stage's)
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass
+class FaceCalibrateSection(CalibrateSection):
+    """A face network's calibrate stage: the crop level fitted as ``fakescope calibrate
+    --level crop`` fits it (``kinds``, ``folds``-fold cross-validation grouped by identity
+    group or by item, ``bootstrap`` resamples) on the run's calib split
+    (:mod:`fakescope.training.face_stages`)."""
+
+    kinds: tuple[CalibratorKind, ...] = ("logit",)  # several: the lowest CV balanced log loss
+    folds: int = 5
+    group_by: Literal["identity", "item"] = "identity"  # cross-validation folds
+    bootstrap: int = 0  # resamples for 95% intervals (0: none)
+
+    def validate(self) -> None:
+        check(bool(self.kinds), "calibrate.kinds", "name at least one kind")
+        check(self.folds >= 2, "calibrate.folds", "must be >= 2")
+        check(self.bootstrap >= 0, "calibrate.bootstrap", "must be >= 0")
+
+
 @dataclass
 class TrainConfig:
+    """The ``sbi`` recipe's config (:mod:`fakescope.training.train_sbi`)."""
+
     data: DataConfig = field(default_factory=DataConfig)
     sbi: SBISection = field(default_factory=SBISection)
     degrade: DegradeSection = field(default_factory=DegradeSection)
@@ -248,9 +335,22 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    # after fit, off by default: model_int8.onnx, and the crop-level calibrator of the run's
+    # networks (fakescope.training.face_stages; face store runs)
+    quantize: QuantizeSection = field(default_factory=QuantizeSection)
+    calibrate: FaceCalibrateSection = field(default_factory=FaceCalibrateSection)
     # fakescope train --ship RUN: the weight's name, asset file, version... (input size and
     # margin: the data section's); ships nothing unless asked
     ship: FaceShipSection = field(default_factory=FaceShipSection)
+
+    def __post_init__(self) -> None:
+        for stage in ("quantize", "calibrate"):
+            check(
+                not getattr(self, stage).enabled or bool(self.data.store),
+                f"{stage}.enabled",
+                "the quantize and calibrate stages need a face store run (data.store): they "
+                "read its train and calib splits",
+            )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return config_dict(self)

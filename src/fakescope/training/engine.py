@@ -2,7 +2,8 @@
 
     fakescope train configs/sbi_v4_lite0.yaml [--set optim.lr=3e-4 run.out=runs/x]
     fakescope train configs/vae_v1.yaml
-    fakescope train --ship runs/vae_v1 [--set ship.beside=true]
+    fakescope train --stage quantize|calibrate|ship runs/x [--set quantize.calib_count=500]
+    fakescope train --ship runs/vae_v1 [--set ship.beside=true]      # = --stage ship
 
 A config file names its recipe (``recipe: vae``; without the key it is ``sbi``, the face
 detector). The engine does for every recipe what no recipe does for itself:
@@ -14,33 +15,39 @@ detector). The engine does for every recipe what no recipe does for itself:
    ``config.yaml`` (with its ``recipe:`` line, so ``fakescope train <run>/config.yaml``
    repeats the run), seeds and thread counts are set from ``run.seed``/``run.threads``;
 3. **fit**: the recipe's ``fit(cfg, run_dir)`` reads the data store, runs its loop (resuming
-   where it can), exports ONNX and returns what it made (a :class:`RunResult`);
-4. **record**: ``result.json`` in the run folder (outputs and figures).
+   where it can), exports ONNX and returns what it made (a :class:`RunResult`), recorded in
+   ``result.json`` (:mod:`fakescope.training.stages`);
+4. **quantize** and 5. **calibrate**, when the config's ``quantize`` / ``calibrate`` section
+   says ``enabled: true`` (off by default): the recipe's ``quantize(cfg, run_dir)`` writes
+   ``model_int8.onnx`` and its weight config from the run's train split
+   (:class:`~fakescope.training.config.QuantizeSection`), its ``calibrate(cfg, run_dir)``
+   refits the calibrator of the run's network(s) on the run's calib split
+   (:class:`~fakescope.training.config.CalibrateSection`); each records itself in
+   ``result.json``. Recipes that cannot (``vae``, ``cues``, ``attribution``) have neither
+   section nor function.
+6. **ship** (never automatic: it writes into the package), on a finished run folder:
+   :func:`run_stage` ``(run, "ship")`` or :func:`ship`; the recipe's ``ship(cfg, run_dir)``
+   copies what fit and the stages made into the package's ``models/assets`` (or writes weight
+   configs beside the run's models) as the config's ``ship`` section says
+   (:mod:`fakescope.training.ship`); a section by default ships nothing.
 
-5. **ship** (:func:`ship`, ``fakescope train --ship RUN``, on a finished run folder): the
-   run's saved ``config.yaml`` resolved again (with overrides such as ``ship.beside=true``),
-   then the recipe's ``ship(cfg, run_dir)`` copies its artefact into the package's
-   ``models/assets`` (or writes a weight config beside the run's model) as the config's
-   ``ship`` section says (:mod:`fakescope.training.ship`); a section by default ships nothing.
-
-Quantizing (:mod:`fakescope.training.quantize`) and calibrating (``fakescope calibrate``)
-run as their own commands on a finished run folder.
+:func:`run_stage` runs any later stage on a finished run from its saved ``config.yaml``
+resolved again with overrides, whatever ``enabled`` says.
 
 A recipe is one module plus one :func:`register_recipe` line below. The module defines
 ``CONFIG`` (its root config class, with a ``run`` section of :class:`RunConfig` and a ``ship``
-section), ``fit`` and ``ship``. Modules are imported only when their recipe runs, so listing
-recipes needs no torch.
+section), ``fit`` and ``ship``, and ``quantize`` / ``calibrate`` when its config has those
+sections. Modules are imported only when their recipe runs, so listing recipes needs no torch.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import random
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -48,6 +55,13 @@ import yaml
 
 from fakescope.errors import ConfigError
 from fakescope.training.config import RunConfig, config_dict, read_yaml, resolve
+from fakescope.training.stages import (
+    LATER_STAGES,
+    RunResult,
+    finished_config,
+    record_stage,
+    start_record,
+)
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -59,27 +73,12 @@ __all__ = [
     "load_config",
     "log",
     "register_recipe",
+    "run_stage",
     "ship",
     "train",
 ]
 
 DEFAULT_RECIPE = "sbi"
-
-
-@dataclass
-class RunResult:
-    """What a recipe's ``fit`` made: the exported model (or fitted file) and its figures."""
-
-    run_dir: Path
-    outputs: dict[str, Path] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_dir": str(self.run_dir),
-            "outputs": {k: str(v) for k, v in self.outputs.items()},
-            "metrics": self.metrics,
-        }
 
 
 class RecipeModule(Protocol):
@@ -89,7 +88,10 @@ class RecipeModule(Protocol):
 
     def fit(self, cfg: Any, run_dir: Path) -> RunResult: ...
 
-    def ship(self, cfg: Any, run_dir: Path) -> Path: ...
+    def ship(self, cfg: Any, run_dir: Path) -> Path | dict[str, Path]: ...
+
+
+_StageFunction = Callable[[Any, Path], RunResult | Path | dict[str, Path]]
 
 
 @dataclass(frozen=True)
@@ -174,42 +176,83 @@ def train(
     overrides: Sequence[str] | Mapping[str, Any] = (),
     progress: Callable[[str], None] = log,
 ) -> RunResult:
-    """Run (or resume) the recipe a config names; returns what it made. ``progress`` gets the
-    engine's own lines (default: :func:`log`)."""
+    """Run (or resume) the recipe a config names, then each later stage its config enables
+    (quantize, calibrate; never ship); returns what fit made (every stage's outputs are in
+    ``result.json``). ``progress`` gets the engine's own lines (default: :func:`log`)."""
     recipe, cfg = load_config(config, overrides)
+    enabled = [s for s in LATER_STAGES if getattr(getattr(cfg, s, None), "enabled", False)]
+    module = recipe.load()
+    for stage in enabled:  # refused before the run folder is made, not after the fit
+        _stage_function(recipe, module, cfg, stage)
     run_dir = Path(cfg.run.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = {"recipe": recipe.name, **config_dict(cfg)}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False), "utf-8")
     _seed(cfg.run.seed, cfg.run.threads)
     progress(f"recipe {recipe.name}: {recipe.summary} -> {run_dir}")
-    result = recipe.load().fit(cfg, run_dir)
-    (run_dir / "result.json").write_text(
-        json.dumps({"recipe": recipe.name, **result.to_json()}, indent=2) + "\n", "utf-8"
-    )
+    start = time.perf_counter()
+    result = module.fit(cfg, run_dir)
+    start_record(recipe.name, result, time.perf_counter() - start)
+    for stage in enabled:
+        _run(recipe, module, cfg, run_dir, stage, (), progress)
     return result
+
+
+def _stage_function(recipe: Recipe, module: RecipeModule, cfg: Any, stage: str) -> _StageFunction:
+    if stage not in LATER_STAGES:
+        raise ConfigError(f"unknown stage {stage!r} (stages after fit: {', '.join(LATER_STAGES)})")
+    function = getattr(module, stage, None)
+    if getattr(cfg, stage, None) is None or not callable(function):
+        raise ConfigError(
+            f"recipe {recipe.name!r} has no {stage} stage (its CONFIG has no {stage} section)"
+        )
+    return cast(_StageFunction, function)
+
+
+def _run(
+    recipe: Recipe,
+    module: RecipeModule,
+    cfg: Any,
+    run_dir: Path,
+    stage: str,
+    overrides: Sequence[str] | Mapping[str, Any],
+    progress: Callable[[str], None],
+) -> RunResult:
+    function = _stage_function(recipe, module, cfg, stage)
+    progress(f"{stage}: {run_dir}")
+    start = time.perf_counter()
+    made = function(cfg, run_dir)
+    if isinstance(made, RunResult):
+        result = made
+    else:  # a ship function: the file(s) it wrote
+        result = RunResult(run_dir, made if isinstance(made, dict) else {"weights": made})
+    record_stage(stage, result, time.perf_counter() - start, overrides)
+    return result
+
+
+def run_stage(
+    run_dir: str | Path,
+    stage: str,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    progress: Callable[[str], None] = log,
+) -> RunResult:
+    """Run one later stage (``quantize``, ``calibrate`` or ``ship``) on a finished run folder
+    by its saved ``config.yaml`` resolved with ``overrides`` (e.g. ``["ship.beside=true"]``),
+    whatever the section's ``enabled`` says; records it in ``result.json`` and returns what it
+    made."""
+    run_dir = Path(run_dir)
+    if stage not in LATER_STAGES:
+        raise ConfigError(f"unknown stage {stage!r} (stages after fit: {', '.join(LATER_STAGES)})")
+    recipe, cfg = load_config(finished_config(run_dir, stage), overrides)
+    return _run(recipe, recipe.load(), cfg, run_dir, stage, overrides, progress)
 
 
 def ship(run_dir: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Path:
     """Ship a finished run by the ``ship`` section of its saved ``config.yaml`` (resolved with
-    ``overrides``, e.g. ``["ship.beside=true"]``); returns what the recipe wrote (the shipped
-    weight config or asset)."""
-    run_dir = Path(run_dir)
-    config = run_dir / "config.yaml"
-    if not config.is_file():
-        raise ConfigError(
-            f"{run_dir}: no config.yaml, not a run folder of fakescope train (a face network "
-            "of an older run ships with python3 -m fakescope.training.ship)"
-        )
-    if not (run_dir / "result.json").is_file():
-        raise ConfigError(
-            f"{run_dir}: the run has not finished (no result.json): train first "
-            f"(fakescope train {config})"
-        )
-    recipe, cfg = load_config(config, overrides)
-    if getattr(cfg, "ship", None) is None:
-        raise ConfigError(f"recipe {recipe.name!r}: its CONFIG has no ship section")
-    return recipe.load().ship(cfg, run_dir)
+    ``overrides``, e.g. ``["ship.beside=true"]``); returns the main file the recipe wrote (the
+    shipped weight config or asset; an int8 twin's is in ``result.json``)."""
+    result = run_stage(run_dir, "ship", overrides, progress=lambda _: None)
+    return next(iter(result.outputs.values()))
 
 
 register_recipe(

@@ -90,7 +90,16 @@ if TYPE_CHECKING:
     from fakescope.models import WeightConfig
     from fakescope.training.quantize_data import StoreSplits
 
-__all__ = ["DEFAULT_MODELS", "SYNTH_MODELS", "CropReader", "QuantSettings", "main", "quantize"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "SYNTH_MODELS",
+    "CropReader",
+    "QuantSettings",
+    "crop_counts",
+    "main",
+    "quantize",
+    "quantize_synth",
+]
 
 DEFAULT_MODELS = ("effnet_lite0_sbi", "effnet_lite0_v4")
 """The face networks quantized when ``--models`` is not given: ``fused-v4-int8``'s members."""
@@ -256,9 +265,8 @@ def run_faces(
 
     if not args.measure_only:
         cidx = calibration_indices(data, args.calib_count, args.seed)
-        print(
-            f"calibration: {len(cidx)} train crops ({_counts(data, cidx)}); {settings.describe()}"
-        )
+        counts = crop_counts(data, cidx)
+        print(f"calibration: {len(cidx)} train crops ({counts}); {settings.describe()}")
         for m, cfg in configs.items():
             inputs = Normaliser(cfg)(crops_for(cfg, cidx, "calib"))
             dst, start = args.out / f"{m}_int8.onnx", time.perf_counter()
@@ -285,7 +293,7 @@ def run_faces(
         print_table(m, result, (speed[0], speed[1]))
 
 
-def _counts(data: StoreSplits, idx: npt.NDArray[np.int64]) -> str:
+def crop_counts(data: StoreSplits, idx: npt.NDArray[np.int64]) -> str:
     """``"<set> <reals>r/<fakes>f, ..."`` of the crops at ``idx``."""
     sets, labels = data.datasets[idx], data.labels[idx]
     counts = [
@@ -310,23 +318,22 @@ def run_synth(
         dst, dst_json = args.out / f"{m}_int8.onnx", args.out / f"{m}_int8.json"
         if not args.measure_only:
             train = [x for d, s in pairs for x in synth_split(d, s, "train")]
-            patches, summary = synth_calibration_patches(
-                fp32_det, train, args.calib_count, args.seed
+            start = time.perf_counter()
+            summary = quantize_synth(
+                src_json,
+                dst,
+                dst_json,
+                train,
+                args.calib_count,
+                args.seed,
+                settings,
+                args.calib_cache,
             )
-            inputs = synth_normalise(fp32_det, patches)
-            # the input transform here must be the detector's own
-            ref = fp32_det.logits(patches[:BATCH])
-            mine = run_all(session(fp32), inputs[:BATCH], ["logit"])[0]
-            if not np.allclose(ref, mine.reshape(-1), atol=1e-6):
-                raise ModelError(f"{m}: preprocessing differs from CnnSynthesisDetector")
             splits = ", ".join(str(s) for s in args.synth_splits)
             print(
                 f"calibration: {', '.join(summary)} of the {len(train)} train images of "
                 f"{splits}; {settings.describe()}"
             )
-            start = time.perf_counter()
-            quantize(fp32, dst, inputs, settings, args.calib_cache)
-            synth_weights_json(src_json, dst, dst_json)
             print(f"{_written(dst, fp32, start)}; weights {dst_json}")
         if args.measure or args.measure_only:
             check_interface(fp32, dst)
@@ -340,6 +347,37 @@ def run_synth(
             result["int8_file"] = {"bytes": dst.stat().st_size, "sha256": sha256_file(dst)}
             report["models"][m] = result
             print_synth_table(m, result)
+
+
+def quantize_synth(
+    src_json: Path,
+    dst: Path,
+    dst_json: Path,
+    train: list[tuple[Path, int]],
+    count: int,
+    seed: int = SEED,
+    settings: QuantSettings | None = None,
+    cache_dir: Path | None = None,
+) -> list[str]:
+    """Quantize the synthesis network of the weight config ``src_json`` into ``dst``,
+    calibrated on ``count`` patches of the ``train`` images (path, label) cut by the
+    detector's own patching and normalised as it normalises them; writes ``dst_json``, a copy
+    of ``src_json`` pointing at ``dst`` (calibration unchanged: refit it on the int8 scores).
+    Returns the calibration patches' summary per class."""
+    from fakescope.synthesis import CnnSynthesisDetector
+
+    fp32_det = CnnSynthesisDetector.from_json(src_json, THREADS)  # checks the sha256
+    fp32 = fp32_det.network_path
+    patches, summary = synth_calibration_patches(fp32_det, train, count, seed)
+    inputs = synth_normalise(fp32_det, patches)
+    # the input transform here must be the detector's own
+    ref = fp32_det.logits(patches[:BATCH])
+    mine = run_all(session(fp32), inputs[:BATCH], ["logit"])[0]
+    if not np.allclose(ref, mine.reshape(-1), atol=1e-6):
+        raise ModelError(f"{src_json}: preprocessing differs from CnnSynthesisDetector")
+    quantize(fp32, dst, inputs, settings, cache_dir)
+    synth_weights_json(src_json, dst, dst_json)
+    return summary
 
 
 def build_parser() -> argparse.ArgumentParser:

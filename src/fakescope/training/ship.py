@@ -34,8 +34,10 @@ __all__ = [
     "FACE_TRAINED_ON",
     "FaceShipSection",
     "asset_target",
+    "beside_json",
     "check_asset_name",
     "copy_asset",
+    "face_weight_config",
     "main",
     "write_face_weights",
 ]
@@ -75,11 +77,20 @@ class FaceShipSection:
     architecture: str = FACE_ARCHITECTURE
     trained_on: str = FACE_TRAINED_ON
     calibration: str | None = None  # JSON of `fakescope calibrate` stored in the weight config
+    # the int8 twin (model_int8.onnx of the quantize stage), shipped beside when file is given;
+    # "" for name / architecture / trained_on: derived from the float network's
+    int8_file: str = ""  # asset file name, e.g. effnet_lite0_v4_int8.onnx
+    int8_name: str = ""  # default: <name>-int8
+    int8_architecture: str = ""  # default: <architecture>; static INT8 (QDQ) of <file>
+    int8_trained_on: str = ""  # default: trained_on
 
     def validate(self) -> None:
         check_asset_name(self.file, "ship.file", ".onnx")
-        if self.beside and self.file:
-            raise ConfigError("ship: ship.beside and ship.file exclude each other")
+        check_asset_name(self.int8_file, "ship.int8_file", ".onnx")
+        if self.beside and (self.file or self.int8_file):
+            raise ConfigError("ship: ship.beside and ship.file / ship.int8_file exclude each other")
+        if self.int8_file and self.int8_file == self.file:
+            raise ConfigError("ship.int8_file: must differ from ship.file")
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError("ship.threshold: must be in (0, 1)")
         if not self.version:
@@ -103,32 +114,38 @@ def copy_asset(source: Path, file: str, dest: str | None) -> Path:
     return target
 
 
-def write_face_weights(
-    onnx: Path, section: FaceShipSection, input_size: int, margin: float
-) -> Path:
-    """Ship the face network ``onnx`` as ``section`` says (see :class:`FaceShipSection`) and
-    write its weight config (:class:`fakescope.models.WeightConfig`); returns that JSON."""
+def beside_json(network: Path) -> Path:
+    """The weight config written next to a run's network: ``weights.json`` for ``model.onnx``,
+    ``weights_int8.json`` for ``model_int8.onnx``."""
+    return network.with_name(f"weights{network.stem.removeprefix('model')}.json")
+
+
+def face_weight_config(
+    network: Path,
+    section: FaceShipSection,
+    input_size: int,
+    margin: float,
+    int8: bool = False,
+    name: str = "",
+) -> dict[str, Any]:
+    """The weight config (:class:`fakescope.models.WeightConfig` fields, no calibration) of the
+    face network ``network`` as ``section`` describes it (the int8 twin's fields with
+    ``int8``); ``name`` replaces ``section.name`` when given."""
     from fakescope.models import sha256_file
     from fakescope.training.effnet_lite import MEAN, STD
 
-    if not section.beside and not section.file:
-        raise ConfigError(
-            "ship: nothing to ship; give ship.file (the asset file name, into the package) "
-            "or ship.beside=true (weights.json next to the run's model)"
+    name = name or section.name
+    architecture, trained_on = section.architecture, section.trained_on
+    if int8:
+        name = section.int8_name or f"{name}-int8"
+        architecture = section.int8_architecture or (
+            f"{architecture}; static INT8 (QDQ) of {section.file or 'model.onnx'}"
         )
-    if not section.name:
-        raise ConfigError("ship.name: give the weight's name")
-    if not onnx.is_file():
-        raise ConfigError(f"{onnx} does not exist: train first")
-    if section.beside:
-        target, config_path = onnx, onnx.parent / "weights.json"
-    else:
-        target = copy_asset(onnx, section.file, section.dest)
-        config_path = target.with_suffix(".json")
-    config: dict[str, Any] = {
-        "name": section.name,
-        "file": target.name,
-        "sha256": sha256_file(target),
+        trained_on = section.int8_trained_on or trained_on
+    return {
+        "name": name,
+        "file": network.name,
+        "sha256": sha256_file(network),
         "input_size": input_size,
         "mean": [float(v) for v in MEAN],
         "std": [float(v) for v in STD],
@@ -136,18 +153,50 @@ def write_face_weights(
         "alignment": "arcface5",
         "threshold": section.threshold,
         "version": section.version,
-        "architecture": section.architecture,
-        "trained_on": section.trained_on,
+        "architecture": architecture,
+        "trained_on": trained_on,
         "license": _LICENSE,
     }
-    if section.calibration is not None:
+
+
+def write_face_weights(
+    onnx: Path,
+    section: FaceShipSection,
+    input_size: int,
+    margin: float,
+    int8: bool = False,
+    calibration: dict[str, Any] | None = None,
+) -> Path:
+    """Ship the face network ``onnx`` as ``section`` says (see :class:`FaceShipSection`; with
+    ``int8`` as its int8 twin: ``int8_file``, ``weights_int8.json`` beside) and write its
+    weight config (:class:`fakescope.models.WeightConfig`); returns that JSON. Its calibration:
+    ``section.calibration``'s (the float network), else ``calibration``."""
+    file = section.int8_file if int8 else section.file
+    if not section.beside and not file:
+        raise ConfigError(
+            f"ship: nothing to ship; give ship.{'int8_file' if int8 else 'file'} (the asset "
+            "file name, into the package) or ship.beside=true (weights.json next to the run's "
+            "model)"
+        )
+    if not section.name:
+        raise ConfigError("ship.name: give the weight's name")
+    if not onnx.is_file():
+        raise ConfigError(f"{onnx} does not exist: train first")
+    if section.beside:
+        target, config_path = onnx, beside_json(onnx)
+    else:
+        target = copy_asset(onnx, file, section.dest)
+        config_path = target.with_suffix(".json")
+    config = face_weight_config(target, section, input_size, margin, int8)
+    if section.calibration is not None and not int8:
         try:
-            fitted = json.loads(Path(section.calibration).read_text())["calibration"]
+            calibration = json.loads(Path(section.calibration).read_text())["calibration"]
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(
                 f"ship.calibration: cannot read {section.calibration}: {exc}"
             ) from exc
-        config["calibration"] = fitted
+    if calibration is not None:
+        config["calibration"] = calibration
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     return config_path
 

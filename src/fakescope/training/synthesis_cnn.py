@@ -7,7 +7,8 @@ output naming the generator family; export it to ONNX, calibrate and measure it.
 
 The ``synthesis-cnn`` recipe of the training engine (:mod:`fakescope.training.engine`); this
 module's command line re-exports or re-calibrates a finished run, or ships one whose config has
-no ship section (:func:`main`).
+no ship section (:func:`main`). Its quantize, calibrate and ship stages are in
+:mod:`fakescope.training.synthesis_cnn_stages`.
 
 Data (:mod:`fakescope.training.synthesis_cnn_data`): the ``data.root`` set (generated images
 and real photos of family ``data.family``) split by image as cnn-v1's (``split_by_image``:
@@ -53,11 +54,10 @@ import numpy.typing as npt
 
 from fakescope import __version__
 from fakescope.errors import ConfigError, InputError
-from fakescope.evaluation import roc_auc
-from fakescope.synthesis import FAMILY_OUTPUT, CnnSynthesisDetector, CnnSynthesisWeights
-from fakescope.training.config import RunConfig, check
+from fakescope.synthesis import FAMILY_OUTPUT, CnnSynthesisWeights
+from fakescope.training.config import CalibrateSection, QuantizeSection, RunConfig, check
 from fakescope.training.engine import RunResult, log
-from fakescope.training.ship import asset_target, check_asset_name, copy_asset
+from fakescope.training.ship import check_asset_name
 from fakescope.training.synthesis_cnn_data import (
     FAMILIES,
     MAX_SIDE,
@@ -75,6 +75,12 @@ from fakescope.training.synthesis_cnn_data import (
     write_splits,
 )
 from fakescope.training.synthesis_cnn_eval import EvalSection, evaluate
+from fakescope.training.synthesis_cnn_stages import (
+    calibrate_run,
+    quantize_run,
+    recalibrate,
+    ship_run,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -85,9 +91,11 @@ __all__ = [
     "CONFIG",
     "SynthCnnConfig",
     "SynthShip",
+    "calibrate",
     "export_onnx",
     "fit",
     "main",
+    "quantize",
     "recalibrate",
     "reexport",
     "ship",
@@ -175,12 +183,17 @@ class SynthShip:
     stem: str = ""  # asset file stem, e.g. synth_cnn_v2
     beside: bool = False  # the run's weights.json (fakescope eval --synthesis-detector it)
     dest: str | None = None  # folder shipped into; null: the package's models/assets
+    int8_stem: str = ""  # the quantize stage's network too, e.g. synth_cnn_v2_int8
 
     def validate(self) -> None:
         check_asset_name(self.stem, "ship.stem")
+        check_asset_name(self.int8_stem, "ship.int8_stem")
         check(
-            not (self.stem and self.beside), "ship", "ship.stem and ship.beside exclude each other"
+            not ((self.stem or self.int8_stem) and self.beside),
+            "ship",
+            "ship.stem / ship.int8_stem and ship.beside exclude each other",
         )
+        check(not self.int8_stem or self.int8_stem != self.stem, "ship.int8_stem", "is ship.stem")
 
 
 @dataclass
@@ -191,6 +204,8 @@ class SynthCnnConfig:
     model: ModelSection = field(default_factory=ModelSection)
     optim: OptimSection = field(default_factory=OptimSection)
     run: SynthRunConfig = field(default_factory=SynthRunConfig)
+    quantize: QuantizeSection = field(default_factory=QuantizeSection)  # off by default
+    calibrate: CalibrateSection = field(default_factory=CalibrateSection)  # off by default
     ship: SynthShip = field(default_factory=SynthShip)
 
 
@@ -362,63 +377,40 @@ def reexport(run: Path) -> Path:
     return weights.save(run / "weights.json")
 
 
-def ship(cfg: SynthCnnConfig, run_dir: Path) -> Path:
+def ship(cfg: SynthCnnConfig, run_dir: Path) -> dict[str, Path]:
     """The engine's ship stage: ``run_dir``'s network into the package as ``<ship.stem>.onnx``
     with ``<ship.stem>.json`` (the run's weight config pointing at it), or with ``ship.beside``
-    the run's own ``weights.json``; returns the JSON (its sha256 goes into ``ASSET_SHA256``)."""
-    from fakescope.models import sha256_file
-
-    if not cfg.ship.stem and not cfg.ship.beside:
-        raise ConfigError("ship: nothing to ship; give ship.stem (or ship.beside=true)")
-    try:
-        data = json.loads((run_dir / "weights.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{run_dir}: no readable weights.json ({exc}): train first") from None
-    weights = CnnSynthesisWeights.from_dict(data)
-    if cfg.ship.beside:
-        if sha256_file(run_dir / weights.file) != weights.sha256:
-            raise ConfigError(f"{run_dir}: weights.json does not describe {weights.file}")
-        return run_dir / "weights.json"
-    target = copy_asset(run_dir / weights.file, f"{cfg.ship.stem}.onnx", cfg.ship.dest)
-    if sha256_file(target) != weights.sha256:
-        raise ConfigError(f"{run_dir}: weights.json does not describe {weights.file}")
-    shipped = CnnSynthesisWeights.from_dict({**data, "file": target.name})
-    return shipped.save(asset_target(f"{cfg.ship.stem}.json", cfg.ship.dest))
+    the run's own ``weights.json``; with ``ship.int8_stem`` the quantize stage's network too.
+    Returns the JSON(s) (their sha256 goes into ``ASSET_SHA256``)."""
+    sh = cfg.ship
+    return ship_run(run_dir, sh.stem, sh.int8_stem, sh.beside, sh.dest)
 
 
-def recalibrate(
-    weights_path: Path, data: Path, seed: int = 0, gen: Sequence[tuple[Path, str]] = ()
-) -> dict[str, Any]:
-    """Refit the Platt calibrator of a shipped weight file (in place) on the calib split of
-    ``data`` (``split_by_image`` with ``seed``, as every run splits it) and of each ``gen``
-    set (``(folder, family)``, split by prompt group: give the sets the run trained on), e.g.
-    after its network was quantized: the raw scores moved, so the old calibrator no longer
-    holds."""
-    from fakescope.calibration import LogitCalibrator
+def quantize(cfg: SynthCnnConfig, run_dir: Path) -> RunResult:
+    """The engine's quantize stage (:mod:`fakescope.training.synthesis_cnn_stages`)."""
+    return quantize_run(run_dir, cfg.quantize, [root for root, _ in _set_roots(cfg)])
 
-    sets = [load_gen_set(data, "gan", "image", seed)]
-    sets += [load_gen_set(root, family, "prompt", seed) for root, family in gen]
-    calib = [i for g in sets for i in g.of("calib")]
-    detector = CnnSynthesisDetector.from_json(weights_path)
-    raw = np.asarray(detector.score([read_image(i.path) for i in calib]), dtype=np.float64)
-    labels = np.asarray([i.label for i in calib])
-    fitted = LogitCalibrator().fit(1 / (1 + np.exp(-raw)), labels)
-    data_ = json.loads(weights_path.read_text())
-    CnnSynthesisWeights.from_dict({**data_, "calibration": fitted.to_dict()}).save(weights_path)
-    return {
-        "calib_items": len(calib),
-        "calib_auc": roc_auc(labels, raw),
-        "calibration": fitted.to_dict(),
-    }
+
+def calibrate(cfg: SynthCnnConfig, run_dir: Path) -> RunResult:
+    """The engine's calibrate stage (:mod:`fakescope.training.synthesis_cnn_stages`)."""
+    (root, _), *gen = _set_roots(cfg)
+    return calibrate_run(run_dir, cfg.calibrate, root, gen, cfg.run.seed)
+
+
+def _set_roots(cfg: SynthCnnConfig) -> list[tuple[Path, str]]:
+    """Every generated-image set's folder and family, ``data.root`` first."""
+    data = cfg.data
+    if not data.root:
+        raise ConfigError("data.root: name the generated-image set (e.g. stylegan2_ffhq)")
+    extra = [parse_gen(t) for t in data.gen] + [(Path(r), "diffusion") for r in data.diffusion]
+    return [(Path(data.root), data.family), *extra]
 
 
 def _sets(cfg: SynthCnnConfig) -> tuple[list[GenSet], list[GenSet]]:
     """Every generated-image set (``data.root`` first) and those whose family is trained."""
     data, seed = cfg.data, cfg.run.seed
-    if not data.root:
-        raise ConfigError("data.root: name the generated-image set (e.g. stylegan2_ffhq)")
-    extra = [parse_gen(t) for t in data.gen] + [(Path(r), "diffusion") for r in data.diffusion]
-    sets = [load_gen_set(Path(data.root), data.family, "image", seed)]
+    (root, family), *extra = _set_roots(cfg)
+    sets = [load_gen_set(root, family, "image", seed)]
     sets += [load_gen_set(root, family, "prompt", seed) for root, family in extra]
     names = [g.name for g in sets]
     if len(set(names)) != len(names):
@@ -546,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         section = SynthShip(stem=rest[1])
         section.validate()
-        path = ship(dataclasses.replace(CONFIG(), ship=section), Path(rest[0]))
+        path = ship(dataclasses.replace(CONFIG(), ship=section), Path(rest[0]))["weights"]
         print(f"wrote {path} (sha256 {sha256_file(path)}: add it to ASSET_SHA256)")
     else:
         raise SystemExit(_USAGE)

@@ -8,7 +8,8 @@ the config of :mod:`fakescope.training.config`, defaults < YAML < ``--set``, and
 ``<run.out>/config.yaml``). The run folder also gets ``last.pt`` (resumable
 checkpoint, written after every epoch: rerunning the same command continues after the last
 finished epoch), ``log.jsonl`` (one JSON line per epoch, also printed on stdout) and
-``model.onnx``.
+``model.onnx``. The recipe's later stages (``quantize``, ``calibrate``, ``ship``) are those of
+:mod:`fakescope.training.face_stages`.
 
 Cache (``data.cache``, ``.npz``): ``images`` (N, 256, 256, 3) uint8 RGB loosely cropped faces,
 ``landmarks`` (N, 468, 2) float32 FaceMesh points in those pixels, ``labels`` (N,) 0 real /
@@ -57,15 +58,15 @@ from fakescope.training.crops import align, augment_with_mask
 from fakescope.training.degrade import DegradeConfig, degrade, h264_roundtrip
 from fakescope.training.effnet_lite import to_tensor
 from fakescope.training.engine import RunResult, log
+from fakescope.training.face_stages import calibrate, quantize, ship
 from fakescope.training.losses import bayes_threshold_logit, smooth_dcf_loss
 from fakescope.training.sbi import SBIConfig, sbi_pair
 from fakescope.training.sbi_net import SBINet, export_onnx
-from fakescope.training.ship import write_face_weights
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["CONFIG", "Cache", "fit", "ship", "train"]
+__all__ = ["CONFIG", "Cache", "calibrate", "fit", "quantize", "ship", "train"]
 
 _REFIT_BATCHES = 16  # training batches that re-estimate BatchNorm after an ONNX start
 
@@ -545,11 +546,3 @@ def fit(cfg: TrainConfig, run_dir: Path) -> RunResult:
     best = out / "best.json"
     metrics = json.loads(best.read_text(encoding="utf-8")) if best.is_file() else {}
     return RunResult(out, {"model": out / "model.onnx"}, metrics)
-
-
-def ship(cfg: TrainConfig, run_dir: Path) -> Path:
-    """The engine's ship stage: ``model.onnx`` as ``cfg.ship`` says (input size and margin:
-    ``data.input_size``, ``data.margin``); returns its weight JSON."""
-    return write_face_weights(
-        run_dir / "model.onnx", cfg.ship, cfg.data.input_size, cfg.data.margin
-    )
