@@ -194,3 +194,62 @@ def test_transfer_report_pairs_a_fakes_only_set_with_reals_outside_the_old_test_
     shot_groups = {p.name.split(",")[0] for p in fakes}
     eval_groups = {Path(p).name.split(",")[0] for p in new_reads if "/new/" in p}
     assert shot_groups and eval_groups and not shot_groups & eval_groups
+
+
+def test_the_fewshot_recipe_runs_through_the_engine_and_ships_a_head_on_request(
+    tmp_path: Path,
+) -> None:
+    """`fakescope train` with `recipe: fewshot`: a real (tiny) transfer run on cnn-v2 writes
+    the report and one fine-tuned detector per shot count, recorded in result.json; ship
+    copies the asked head with its network into a folder of the user's, and ships nothing
+    without `ship.shots`."""
+    from fakescope.errors import ConfigError
+    from fakescope.training.engine import ship, train
+
+    rng = np.random.default_rng(0)
+
+    def make(root: Path, rows: list[tuple[str, str]]) -> None:
+        lines = ["file\tlabel"]
+        for name, label in rows:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            img = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+            if label == "fake":  # smoother images: something a head can learn
+                img = cv2.GaussianBlur(img, (9, 9), 3)
+            write_image(root / name, img, ".png")
+            lines.append(f"{name}\t{label}")
+        (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    make(
+        old,
+        [(f"real/r{k}.png", "real") for k in range(10)]
+        + [(f"fake/g{k}.png", "fake") for k in range(5)],
+    )
+    make(
+        new,
+        [(f"real/n{k}.png", "real") for k in range(16)]
+        + [(f"fake/f{k}.png", "fake") for k in range(16)],
+    )
+    run = tmp_path / "run"
+    config = {
+        "recipe": "fewshot",
+        "data": {"new": str(new), "old": str(old)},
+        "fewshot": {"base": "cnn-v2", "shots": [3], "l2sp": 1.0, "eval_per_class": 4},
+        "run": {"out": str(run), "threads": 1},
+    }
+    result = train(config, progress=lambda _: None)
+    report = json.loads((run / "report.json").read_text())
+    ev = report["new_eval"]  # half the source groups give shots, the other half is evaluated
+    assert (ev["generated"], ev["real"]) == (4, 4) and 3 <= ev["pool_generated"] <= 12
+    assert set(report["after"]) == {"3"} and 0.0 <= report["after"]["3"]["new"] <= 1.0
+    assert result.outputs["ft3"] == run / "ft3.json"
+    assert json.loads((run / "result.json").read_text())["stages"][0]["stage"] == "fit"
+    with pytest.raises(ConfigError, match="nothing to ship"):
+        ship(run)
+    with pytest.raises(ConfigError, match=r"no ft5\.json"):
+        ship(run, ["ship.shots=5", f"ship.dest={tmp_path / 'mine'}"])
+    shipped = ship(run, ["ship.shots=3", f"ship.dest={tmp_path / 'mine'}"])
+    assert shipped == tmp_path / "mine" / "ft3.json" and (tmp_path / "mine" / "ft3.onnx").is_file()
+    detector = create_synthesis_detector(str(shipped))
+    assert isinstance(detector, CnnSynthesisDetector) and detector.weights.name == "cnn-v2-ft3"
+    assert np.isfinite(detector.score([rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)])).all()

@@ -268,3 +268,8 @@ register_recipe(
 register_recipe("vae", "fakescope.training.vae", "one-class VAE on real faces (oneclass-vae-v1)")
 register_recipe("cues", "fakescope.training.cues", "hand-crafted track cues + SVM (cues-svm-v1)")
 register_recipe("attribution", "fakescope.training.attribution", "method attribution (attrib-v1)")
+register_recipe(
+    "fewshot",
+    "fakescope.training.fewshot",
+    "few-shot transfer of a synthesis CNN to a new generator (fakescope finetune's figures)",
+)
