@@ -750,3 +750,27 @@ def test_cnn_v2_smoke_run_on_shared_data(shared_data: Path, tmp_path: Path) -> N
         "ffpp_c40_videos real frames",
     }
     assert (out / "sets" / "sd21_faces" / "test.tsv").is_file()
+
+
+def test_gan_share_sets_the_generator_family_mix_of_a_batch() -> None:
+    """`augment.gan_share`: the share of generated draws taken from the GAN family; unset, the
+    families are drawn evenly as cnn-v2 was trained (and the batch stream is unchanged)."""
+    from fakescope.training.synthesis_cnn_data import Augment, Pools, sample_batch
+
+    rng = np.random.default_rng(0)
+
+    def imgs(n: int) -> list[npt.NDArray[np.uint8]]:
+        return [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(n)]
+
+    pools = Pools({"gan": [imgs(3)], "diffusion": [imgs(3)]}, imgs(3), imgs(3))
+
+    def gan_fraction(share: float | None) -> float:
+        aug = Augment(pseudo_share=0.0, p_rescale=0.0, p_h264=0.0, gan_share=share)
+        _, labels, fam = sample_batch(pools, np.random.default_rng(1), 400, 32, aug)
+        generated = fam[labels == 1]
+        assert len(generated) == 200 and set(np.unique(generated)) <= {0.0, 1.0}
+        return float(np.mean(generated == 0.0))
+
+    assert gan_fraction(1.0) == 1.0 and gan_fraction(0.0) == 0.0
+    assert 0.7 < gan_fraction(0.8) < 0.9
+    assert 0.4 < gan_fraction(None) < 0.6

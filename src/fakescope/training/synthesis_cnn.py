@@ -137,10 +137,13 @@ class AugmentSection:
     pseudo_share: float = Augment.pseudo_share  # share of self-made fakes
     p_rescale: float = Augment.p_rescale
     p_h264: float = Augment.p_h264
+    gan_share: float | None = None  # GAN share of the generated draws; null: families evenly
 
     def validate(self) -> None:
         for key in ("pseudo_share", "p_rescale", "p_h264"):
             check(0.0 <= getattr(self, key) <= 1.0, f"augment.{key}", "must be in [0, 1]")
+        share = self.gan_share
+        check(share is None or 0.0 <= share <= 1.0, "augment.gan_share", "must be in [0, 1]")
 
 
 @dataclass

@@ -361,6 +361,9 @@ class Augment:
     crf: tuple[int, int] = (20, 38)
     pseudo_share: float = 0.2
     """Share of generated samples that are self-made (real images up-sampled back)."""
+    gan_share: float | None = None
+    """Share of the generated images (not self-made) drawn from the GAN family when both
+    families are trained; None: the families drawn evenly (cnn-v2)."""
 
 
 def rescale(img: _U8, rng: np.random.Generator, min_side: int, lowest: float = 0.5) -> _U8:
@@ -388,10 +391,16 @@ def _h264_window(img: _U8, rng: np.random.Generator, size: int, crf: int) -> _U8
     return h264_roundtrip(np.ascontiguousarray(img[y : y + wh, x : x + ww]), crf)
 
 
-def _pick_fake(pools: Pools, rng: np.random.Generator) -> tuple[_U8, int]:
-    """A generated image: a family drawn evenly, then a set of it evenly, then an image."""
+def _pick_fake(
+    pools: Pools, rng: np.random.Generator, gan_share: float | None = None
+) -> tuple[_U8, int]:
+    """A generated image: a family drawn evenly (or GAN with probability ``gan_share`` when
+    both are there), then a set of it evenly, then an image."""
     families = sorted(f for f, sets in pools.fakes.items() if any(sets))
-    family = families[int(rng.integers(len(families)))]
+    if gan_share is not None and len(families) == 2:
+        family = "gan" if rng.random() < gan_share else "diffusion"
+    else:
+        family = families[int(rng.integers(len(families)))]
     sets = [s for s in pools.fakes[family] if s]
     images = sets[int(rng.integers(len(sets)))]
     return images[int(rng.integers(len(images)))], FAMILIES.index(family)
@@ -418,7 +427,7 @@ def sample_batch(
                 mode = _MODES[int(rng.integers(len(_MODES)))]
                 img = generator_upsample(src, factor, mode, rng)
             else:
-                img, family = _pick_fake(pools, rng)
+                img, family = _pick_fake(pools, rng, aug.gan_share)
             labels.append(1)
         else:
             pool = pools.gen_real if rng.random() < 0.5 else pools.other_real
