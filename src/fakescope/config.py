@@ -73,6 +73,7 @@ class ScanConfig:
     min_face_px: float = 40.0
     detect_max_side: int = 960
     full_scan_every: int = 4
+    full_scan_skip: int = 3
     max_faces: int = 8
     confirm_presence: float = 0.9
     min_track_frames: int = 8
@@ -108,6 +109,8 @@ class ScanConfig:
             raise ConfigError("fps must be > 0")
         if self.full_scan_every < 1:
             raise ConfigError("full_scan_every must be >= 1")
+        if self.full_scan_skip < 0:
+            raise ConfigError("full_scan_skip must be >= 0")
         if not 0.0 <= self.uncertain_band < 0.5:
             raise ConfigError("uncertain_band must be in [0, 0.5)")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:

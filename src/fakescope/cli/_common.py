@@ -181,6 +181,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """argparse type: a number > 0."""
     value = float(text)
@@ -295,6 +303,14 @@ def add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None:
         "larger is faster and finds faces that stay briefly less often)",
     )
     p.add_argument(
+        "--face-search-skip",
+        type=non_negative_int,
+        dest="full_scan_skip",
+        metavar="K",
+        help="skip up to K such searches in a row while the frame shows no change outside "
+        "the faces followed (default 3; 0 searches every Nth sampled frame)",
+    )
+    p.add_argument(
         "--min-face",
         type=positive_float,
         dest="min_face_px",
@@ -338,6 +354,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "detector",
         "face_detector",
         "full_scan_every",
+        "full_scan_skip",
         "min_face_px",
         "threshold",
         "track_aggregator",

@@ -4,6 +4,7 @@ from fakescope.faces._align import ALIGNMENTS, ARCFACE_TEMPLATE, align_face, ali
 from fakescope.faces._detect import (
     FACE_DETECTORS,
     FaceDetector,
+    FullScan,
     HybridFaceDetector,
     MTCNNFaceDetector,
     iou,
@@ -17,6 +18,7 @@ __all__ = [
     "FACE_DETECTORS",
     "FaceDetector",
     "FaceFilter",
+    "FullScan",
     "HybridFaceDetector",
     "MTCNNFaceDetector",
     "align_face",

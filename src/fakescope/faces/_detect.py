@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,15 +36,21 @@ Image = npt.NDArray[np.uint8]
 _MTCNN_WINDOW = 12  # pixels: MTCNN's first stage looks at 12x12 windows
 
 
+FullScan = bool | Callable[[Sequence[Box]], bool]
+"""Whether to search the whole frame: a bool, or a function that a detector which follows
+faces calls with the boxes it followed into the frame, to decide then."""
+
+
 class FaceDetector(Protocol):
     """Finds faces in one frame.
 
     ``hints`` are the boxes found in the previous sampled frame of the same video; a detector
-    may look around them first. ``full_scan`` asks it to search the whole frame as well.
+    may look around them first. ``full_scan`` asks it to search the whole frame as well (see
+    :data:`FullScan`).
     """
 
     def detect(
-        self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: bool = True
+        self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: FullScan = True
     ) -> list[FaceBox]: ...
 
     @property
@@ -191,6 +197,7 @@ class MTCNNFaceDetector:
         self._mtcnn = MTCNN()
         self._mesh = _MeshStage(min_presence)
         self._filled = _FilledFrame(BlazeFace())
+        self.searches = 0  # whole-frame searches so far
 
     @property
     def landmark_seconds(self) -> float:
@@ -218,8 +225,9 @@ class MTCNNFaceDetector:
         return out
 
     def detect(
-        self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: bool = True
+        self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: FullScan = True
     ) -> list[FaceBox]:
+        self.searches += 1
         regions = [_region(raw, 1.1) for raw in self.full_frame(image)]
         return self.filled_if_none(
             image, frame_index, self._mesh.faces(image, frame_index, regions)
@@ -250,6 +258,7 @@ class HybridFaceDetector:
         self._full = MTCNNFaceDetector(max_side, min_face_px, min_presence)
         self._blaze = self._full._filled.blaze
         self._mesh = self._full._mesh
+        self.searches = 0  # whole-frame searches so far (asked for, or a face lost)
 
     @property
     def landmark_seconds(self) -> float:
@@ -268,7 +277,7 @@ class HybridFaceDetector:
         return [_shifted(r, x0, y0) for r in self._blaze.detect(crop)]
 
     def detect(
-        self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: bool = True
+        self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: FullScan = True
     ) -> list[FaceBox]:
         regions: list[_Region] = []
         lost = not hints
@@ -283,7 +292,10 @@ class HybridFaceDetector:
             # BlazeFace boxes are tight (brows to chin): MediaPipe widens them by 1.5.
             regions.extend(_region(r, 1.5) for r in raws)
         faces = self._mesh.faces(image, frame_index, regions)
+        if callable(full_scan):  # decided once the faces followed are found (SearchRule)
+            full_scan = full_scan([f.box for f in faces])
         if full_scan or lost:
+            self.searches += 1
             more = self._mesh.faces(image, frame_index, self.whole_frame(image))
             faces.extend(f for f in more if all(iou(f.box, g.box) <= 0.3 for g in faces))
             faces = self._full.filled_if_none(image, frame_index, faces)

@@ -26,6 +26,7 @@ from fakescope.errors import AlignmentError, ConfigError, FakescopeError
 from fakescope.faces import (
     FACE_DETECTORS,
     FaceDetector,
+    FullScan,
     align_face,
     iou,
     link_tracks,
@@ -52,6 +53,7 @@ from fakescope.inference._heatmaps import (
 from fakescope.inference._outputs import Outputs, media_key
 from fakescope.inference._overlap import ScoreAhead, Scored, scoring_threads
 from fakescope.inference._prefetch import prefetch
+from fakescope.inference._search import SearchRule
 from fakescope.io import DecodeReport, Limits, Sampling, open_media
 from fakescope.models import Detector, create_detector
 from fakescope.types import (
@@ -141,7 +143,7 @@ class Scanner(Decider, Outputs):
         self,
         frame: Frame,
         hints: Sequence[FaceBox],
-        full_scan: bool,
+        full_scan: FullScan,
         out: _Faces,
         clock: _Clock,
         merge: bool = False,
@@ -221,14 +223,24 @@ class Scanner(Decider, Outputs):
         out = _Faces()
         hints: list[FaceBox] = []
         recent: list[Frame] = []  # sampled frames since the last whole-frame search
+        rule = SearchRule(self.config.full_scan_skip, self.config.min_face_px)
         start = time.perf_counter()
         for position, frame in enumerate(frames):
             clock.add("decode", start)
-            full = position % self.config.full_scan_every == 0
+            grid = position % self.config.full_scan_every == 0
+            full: FullScan = grid
+            if grid and rule.skip:  # decided once the faces followed into it are found
+                full = functools.partial(rule.due, frame.image)
+            searches = getattr(self.face_detector, "searches", None)
             found = self._faces_in(frame, hints, full, out, clock, ahead=ahead)
-            if full:
+            searched = getattr(self.face_detector, "searches", None) != searches or (
+                searches is None and grid
+            )
+            if searched:
+                rule.searched(frame.image, [f.box for f in found])
+            if grid:  # searched, or unchanged since the last search (rule.due)
                 new = [f for f in found if all(iou(f.box, h.box) <= 0.3 for h in hints)]
-                if new and recent:
+                if searched and new and recent:
                     self._look_back(recent, new, out, clock, ahead)
                 recent = []
             else:

@@ -1,0 +1,150 @@
+"""When a video scan searches a whole frame for new faces (issue 30).
+
+The grid: a whole-frame search (MTCNN, 50-130 ms) may run on every ``full_scan_every``-th
+sampled frame. :class:`SearchRule` skips a grid search when the frame shows nothing new
+since the last whole-frame search: on small grey thumbnails, after undoing a global shift
+(a camera pan, by phase correlation), no patch of about a face's size outside the faces
+followed (their boxes widened) changed by more than :data:`CHANGE_LEVEL` grey levels on
+average. A face that enters changes its patch, so the search runs there as before; a steady
+scene is searched only every ``full_scan_skip + 1`` grid points. ``full_scan_skip`` 0 is
+the old rule: every grid point is searched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from fakescope.types import Box
+
+__all__ = ["CHANGE_LEVEL", "SearchRule", "change_score"]
+
+THUMB_SIDE = 160
+"""Pixels of a thumbnail's longer side."""
+CHANGE_LEVEL = 10.0
+"""Mean absolute grey-level change of a face-sized patch (0-255) that calls for a search."""
+FACE_WIDEN = 1.25
+"""A followed face's box is widened by this share of its size on every side (hair, ears,
+the head turning) and down to the frame's bottom edge (the body) before the change is
+measured outside it."""
+
+MAX_SHIFT = 4.0
+"""Thumbnail pixels of camera pan undone before comparing (1/40 of the longer side)."""
+
+Thumb = npt.NDArray[np.float32]
+
+
+def thumbnail(image: npt.NDArray[np.uint8]) -> tuple[Thumb, float]:
+    """``image`` (RGB) as a grey float thumbnail of longer side :data:`THUMB_SIDE`, lightly
+    blurred, and its scale (thumbnail pixels per frame pixel)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, THUMB_SIDE / max(h, w, 1))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.GaussianBlur(small.astype(np.float32), (3, 3), 0), np.float32), scale
+
+
+def _mask_faces(mask: npt.NDArray[np.bool_], boxes: Sequence[Box], scale: float) -> None:
+    h, w = mask.shape
+    for x0, y0, x1, y1 in boxes:
+        bw, bh = (x1 - x0) * FACE_WIDEN, (y1 - y0) * FACE_WIDEN
+        c0 = max(0, math.floor((x0 - bw) * scale))
+        c1 = min(w, math.ceil((x1 + bw) * scale))
+        r0 = max(0, math.floor((y0 - bh) * scale))
+        if c1 > c0 and r0 < h:
+            mask[r0:, c0:c1] = False
+
+
+def _moved(cur: Thumb, dx: float, dy: float) -> Thumb:
+    h, w = cur.shape
+    shift = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
+    return np.asarray(cv2.warpAffine(cur, shift, (w, h), flags=cv2.INTER_LINEAR), np.float32)
+
+
+def _background_shift(ref: Thumb, cur: Thumb, mask: npt.NDArray[np.bool_]) -> tuple[float, float]:
+    """The move ``(tx, ty)`` (thumbnail pixels, at most :data:`MAX_SHIFT` each way, sub-pixel)
+    that best lays ``cur`` back onto ``ref`` where ``mask`` is set: a camera pan undone, the
+    faces, which move on their own, masked out (``cv2.matchTemplate`` with a mask)."""
+    h, w = cur.shape
+    m = math.ceil(MAX_SHIFT)
+    inner = mask[m : h - m, m : w - m]
+    if h <= 2 * m + 1 or w <= 2 * m + 1 or not inner.any():
+        return 0.0, 0.0
+    templ = np.ascontiguousarray(ref[m : h - m, m : w - m])
+    cost = cv2.matchTemplate(cur, templ, cv2.TM_SQDIFF, mask=inner.astype(np.float32))
+    y, x = np.unravel_index(int(np.argmin(cost)), cost.shape)
+
+    def vertex(c0: float, c1: float, c2: float) -> float:
+        curve = c0 - 2 * c1 + c2
+        return 0.0 if curve <= 0 else max(-0.5, min(0.5, (c0 - c2) / (2 * curve)))
+
+    fx = vertex(*cost[y, x - 1 : x + 2]) if 0 < x < 2 * m else 0.0
+    fy = vertex(*cost[y - 1 : y + 2, x]) if 0 < y < 2 * m else 0.0
+    return -(x - m + fx), -(y - m + fy)
+
+
+def change_score(
+    ref: Thumb, cur: Thumb, scale: float, boxes: Sequence[Box], min_face_px: float
+) -> float:
+    """The largest mean absolute change of a face-sized patch between thumbnails ``ref``
+    and ``cur`` (taken at ``scale``), after undoing their global shift, outside ``boxes``
+    (frame pixels, widened as :data:`FACE_WIDEN` says); ``inf`` when the thumbnails differ
+    in shape or nothing is left to compare."""
+    if ref.shape != cur.shape:
+        return math.inf
+    h, w = cur.shape
+    mask = np.ones((h, w), dtype=bool)
+    _mask_faces(mask, boxes, scale)
+    if not mask.any():
+        return math.inf
+    dx, dy = _background_shift(ref, cur, mask)
+    diff = np.abs(_moved(cur, dx, dy) - ref)
+    bx, by = math.ceil(abs(dx)) + 1, math.ceil(abs(dy)) + 1
+    mask[:by] = mask[h - by :] = False
+    mask[:, :bx] = mask[:, w - bx :] = False
+    side = max(2, round(min_face_px * scale))
+    weight = cv2.blur(mask.astype(np.float32), (side, side))
+    patch = cv2.blur(np.where(mask, diff, 0.0).astype(np.float32), (side, side))
+    # the mean over the masked-in pixels of each patch that is mostly masked in
+    full = weight >= 0.5
+    if not full.any():
+        return math.inf
+    return float((patch[full] / weight[full]).max())
+
+
+class SearchRule:
+    """Decides, per grid point, whether the whole-frame search runs (see the module doc).
+
+    Call :meth:`due` at each grid point with the frame and the faces followed into it, and
+    :meth:`searched` after every whole-frame search (the rule's or a lost face's)."""
+
+    def __init__(self, skip: int, min_face_px: float, level: float = CHANGE_LEVEL) -> None:
+        self.skip = skip
+        self.min_face_px = min_face_px
+        self.level = level
+        self.skipped = 0  # grid points skipped since the last search
+        self._ref: Thumb | None = None
+        self._ref_boxes: list[Box] = []
+
+    def due(self, image: npt.NDArray[np.uint8], followed: Sequence[Box]) -> bool:
+        """Whether this grid point's frame must be searched whole."""
+        if self.skip <= 0 or self._ref is None or self.skipped >= self.skip or not followed:
+            return True
+        cur, scale = thumbnail(image)
+        boxes = [*self._ref_boxes, *followed]
+        if change_score(self._ref, cur, scale, boxes, self.min_face_px) > self.level:
+            return True
+        self.skipped += 1
+        return False
+
+    def searched(self, image: npt.NDArray[np.uint8], faces: Sequence[Box]) -> None:
+        """A whole-frame search ran on ``image`` and found ``faces``: the new reference."""
+        self.skipped = 0
+        if self.skip > 0:
+            self._ref, _ = thumbnail(image)
+            self._ref_boxes = list(faces)
