@@ -64,13 +64,19 @@ def scan_once(scanner: Scanner, path: Path, truth: Any = None) -> dict[str, Any]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("roots", type=Path, nargs="*")
+    parser.add_argument("roots", type=Path, nargs="*", help="folders of videos, or videos")
     parser.add_argument("--before", type=int, default=0, help="full_scan_skip before")
     parser.add_argument("--after", type=int, default=ScanConfig().full_scan_skip)
     parser.add_argument("--generated", action="store_true")
     parser.add_argument("--synthesis", action="store_true")
     parser.add_argument("--limit", type=int, default=0, help="videos per root (0: all)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="scans per video and rule, interleaved (CPU time: median)",
+    )
     args = parser.parse_args()
     base = ScanConfig() if args.synthesis else ScanConfig(synthesis_detector=None)
     rules = {"before": args.before, "after": args.after}
@@ -87,15 +93,25 @@ def main() -> None:
             (scene, lambda i: _present(scene_boxes(BENCH_SCENE, face.shape, i / FPS))),
         ]
     for root in args.roots:
-        videos = sorted(root.glob("**/*.mp4"))
+        videos = sorted(root.glob("**/*.mp4")) if root.is_dir() else [root]
         sets[root.name] = [(v, None) for v in videos[: args.limit or None]]
     report: dict[str, Any] = {"rules": rules, "sets": {}}
     for name, items in sets.items():
         rows = {}
         for path, truth in items:
-            row = {k: scan_once(s, path, truth) for k, s in scanners.items()}
+            runs: dict[str, list[dict[str, Any]]] = {k: [] for k in scanners}
+            for _ in range(args.repeat):
+                for k, s in scanners.items():
+                    runs[k].append(scan_once(s, path, truth))
+            row = {k: runs[k][0] for k in scanners}
+            for k in scanners:
+                row[k]["cpu_s"] = statistics.median(r["cpu_s"] for r in runs[k])
+                row[k]["detect_ms"] = statistics.median(r["detect_ms"] for r in runs[k])
             a, b = row["before"], row["after"]
-            same = a["frames"] == b["frames"] and a["label"] == b["label"]
+            same = a["frames"] == b["frames"] and (a["label"], a["raw_score"]) == (
+                b["label"],
+                b["raw_score"],
+            )
             print(
                 f"{name}/{path.name}: searches {a['searches']}->{b['searches']}, tracks "
                 f"{a['tracks']}->{b['tracks']}, long {a['long_tracks']}->{b['long_tracks']}, "
@@ -123,6 +139,7 @@ def main() -> None:
             for p, r in rows.items()
             if r["before"]["frames"] != r["after"]["frames"]
             or r["before"]["label"] != r["after"]["label"]
+            or r["before"]["raw_score"] != r["after"]["raw_score"]
         ]
         report["sets"][name + "_summary"] = {**summary, "changed": changed, "videos": len(rows)}
         print(name, json.dumps(report["sets"][name + "_summary"]), flush=True)

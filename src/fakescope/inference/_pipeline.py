@@ -217,7 +217,8 @@ class Scanner(Decider, Outputs):
         ahead: ScoreAhead | None = None,
     ) -> _Faces:
         """Stages 2-4: detect faces (with landmarks), drop detection errors (counted), align
-        each kept face. A whole-frame search runs every ``full_scan_every`` sampled frames.
+        each kept face. A whole-frame search runs every ``full_scan_every`` sampled frames, unless
+        :class:`SearchRule` finds nothing changed since the last one.
         With ``synthesis``, the frames it picked are scored whole on the way. With ``ahead``,
         the crops (and the synthesis detector's frames) are scored on its thread meanwhile."""
         out = _Faces()
