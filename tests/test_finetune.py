@@ -5,6 +5,7 @@ detector that loads and scores."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -129,6 +130,20 @@ def test_finetune_command_writes_a_working_detector(
     assert "unknown synthesis detector 'freq-v1'" in capsys.readouterr().err  # not shipped
 
 
+def _write_set(
+    root: Path,
+    rows: list[tuple[str, str]],
+    image: Callable[[int, str], npt.NDArray[np.uint8]],
+) -> None:
+    """A set folder with MANIFEST.tsv: each (file, label) row written as ``image(k, label)``."""
+    lines = ["file\tlabel"]
+    for k, (name, label) in enumerate(rows):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        write_image(root / name, image(k, label), ".png")
+        lines.append(f"{name}\t{label}")
+    (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+
+
 def test_transfer_report_pairs_a_fakes_only_set_with_reals_outside_the_old_test_split(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -139,12 +154,7 @@ def test_transfer_report_pairs_a_fakes_only_set_with_reals_outside_the_old_test_
     from fakescope.training.synthesis_cnn_data import load_manifest, split_by_image
 
     def make(root: Path, rows: list[tuple[str, str]]) -> None:
-        lines = ["file\tlabel"]
-        for k, (name, label) in enumerate(rows):
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            write_image(root / name, np.full((8, 8, 3), k % 250, np.uint8), ".png")
-            lines.append(f"{name}\t{label}")
-        (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+        _write_set(root, rows, lambda k, _: np.full((8, 8, 3), k % 250, np.uint8))
 
     old, new = tmp_path / "old", tmp_path / "new"
     make(
@@ -208,16 +218,14 @@ def test_the_fewshot_recipe_runs_through_the_engine_and_ships_a_head_on_request(
 
     rng = np.random.default_rng(0)
 
+    def image(_: int, label: str) -> npt.NDArray[np.uint8]:
+        img = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+        if label == "fake":  # smoother images: something a head can learn
+            img = np.asarray(cv2.GaussianBlur(img, (9, 9), 3), np.uint8)
+        return img
+
     def make(root: Path, rows: list[tuple[str, str]]) -> None:
-        lines = ["file\tlabel"]
-        for name, label in rows:
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            img = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
-            if label == "fake":  # smoother images: something a head can learn
-                img = cv2.GaussianBlur(img, (9, 9), 3)
-            write_image(root / name, img, ".png")
-            lines.append(f"{name}\t{label}")
-        (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+        _write_set(root, rows, image)
 
     old, new = tmp_path / "old", tmp_path / "new"
     make(

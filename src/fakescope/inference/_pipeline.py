@@ -201,7 +201,7 @@ class Scanner(Decider, Outputs):
             ahead.crops(aligned, out.crops)
         out.per_frame[frame.index] = known + aligned
         out.times[frame.index] = frame.time_s
-        if full_scan:
+        if full_scan:  # a grid point SearchRule may skip counts too: checked, found unchanged
             out.full_scans.append(frame.index)
         if self.wants_maps and aligned:
             out.images[frame.index] = frame.image

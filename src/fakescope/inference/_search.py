@@ -3,11 +3,11 @@
 The grid: a whole-frame search (MTCNN, 50-130 ms) may run on every ``full_scan_every``-th
 sampled frame. :class:`SearchRule` skips a grid search when the frame shows nothing new
 since the last whole-frame search: on small grey thumbnails, after undoing a global shift
-(a camera pan, by phase correlation), no patch of about a face's size outside the faces
-followed (their boxes widened) changed by more than :data:`CHANGE_LEVEL` grey levels on
-average. A face that enters changes its patch, so the search runs there as before; a steady
-scene is searched only every ``full_scan_skip + 1`` grid points. ``full_scan_skip`` 0 is
-the old rule: every grid point is searched.
+(a camera pan, by a template match with the faces masked out), no patch of about a face's
+size outside the faces followed (their boxes widened) changed by more than
+:data:`CHANGE_LEVEL` grey levels on average. A face that enters changes its patch, so the
+search runs there as before; a steady scene is searched only every ``full_scan_skip + 1``
+grid points. ``full_scan_skip`` 0 is the old rule: every grid point is searched.
 """
 
 from __future__ import annotations
@@ -130,12 +130,14 @@ class SearchRule:
         self.skipped = 0  # grid points skipped since the last search
         self._ref: Thumb | None = None
         self._ref_boxes: list[Box] = []
+        self._last: tuple[npt.NDArray[np.uint8], Thumb] | None = None  # due's frame, thumbnail
 
     def due(self, image: npt.NDArray[np.uint8], followed: Sequence[Box]) -> bool:
         """Whether this grid point's frame must be searched whole."""
         if self.skip <= 0 or self._ref is None or self.skipped >= self.skip or not followed:
             return True
         cur, scale = thumbnail(image)
+        self._last = (image, cur)  # searched() on the same frame reuses it
         boxes = [*self._ref_boxes, *followed]
         if change_score(self._ref, cur, scale, boxes, self.min_face_px) > self.level:
             return True
@@ -146,5 +148,6 @@ class SearchRule:
         """A whole-frame search ran on ``image`` and found ``faces``: the new reference."""
         self.skipped = 0
         if self.skip > 0:
-            self._ref, _ = thumbnail(image)
+            last, self._last = self._last, None
+            self._ref = last[1] if last is not None and last[0] is image else thumbnail(image)[0]
             self._ref_boxes = list(faces)

@@ -91,12 +91,18 @@ def _network(run_dir: Path, file: str) -> Path:
     return path
 
 
+def _run_weight_data(cfg: TrainConfig, network: Path, int8: bool) -> dict[str, Any]:
+    """The weight config of one of the run's networks, named by ``ship.name`` or the run
+    folder."""
+    name = cfg.ship.name or network.parent.name
+    return face_weight_config(network, cfg.ship, cfg.data.input_size, cfg.data.margin, int8, name)
+
+
 def _weights(cfg: TrainConfig, network: Path, int8: bool) -> WeightConfig:
     """The in-memory weight config of one of the run's networks (its path absolute)."""
     from fakescope.models import WeightConfig
 
-    name = cfg.ship.name or network.parent.name
-    data = face_weight_config(network, cfg.ship, cfg.data.input_size, cfg.data.margin, int8, name)
+    data = _run_weight_data(cfg, network, int8)
     data.update(file=str(network.resolve()), mean=tuple(data["mean"]), std=tuple(data["std"]))
     return WeightConfig(**data)
 
@@ -104,10 +110,9 @@ def _weights(cfg: TrainConfig, network: Path, int8: bool) -> WeightConfig:
 def _write_run_weights(
     cfg: TrainConfig, network: Path, int8: bool, calibration: dict[str, Any] | None
 ) -> Path:
-    """The run's weight config of ``network`` (``weights.json`` / ``weights_int8.json``),
-    named by ``ship.name`` or the run folder; ``calibration`` None keeps none."""
-    name = cfg.ship.name or network.parent.name
-    data = face_weight_config(network, cfg.ship, cfg.data.input_size, cfg.data.margin, int8, name)
+    """The run's weight config of ``network`` (``weights.json`` / ``weights_int8.json``);
+    ``calibration`` None keeps none."""
+    data = _run_weight_data(cfg, network, int8)
     if calibration:
         data["calibration"] = calibration
     path = beside_json(network)
@@ -233,20 +238,16 @@ def calibrate(cfg: TrainConfig, run_dir: Path) -> RunResult:
     return RunResult(run_dir, outputs, metrics)
 
 
-def _sha(path: Path) -> str:
-    from fakescope.models import sha256_file
-
-    return sha256_file(path)
-
-
 def _run_calibration(network: Path) -> dict[str, Any] | None:
     """The calibration in the run's weight config of ``network`` (None if it describes
     another network or has none)."""
+    from fakescope.models import sha256_file
+
     path = beside_json(network)
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("sha256") != _sha(network):
+    if data.get("sha256") != sha256_file(network):
         return None
     calibration: dict[str, Any] | None = data.get("calibration")
     return calibration
