@@ -54,8 +54,15 @@ def test_rule_skips_at_most_full_scan_skip_grid_points_in_a_row() -> None:
     assert [rule.due(still, face) for _ in range(3)] == [False, False, True]
     rule.searched(still, face)
     assert not rule.due(still, face)
-    assert rule.due(still, [])  # no face followed: the detector searches anyway
     assert SearchRule(skip=0, min_face_px=40.0).due(still, face)
+    # a frame with no face followed (none found at the last search either) is compared whole
+    empty = SearchRule(skip=2, min_face_px=40.0)
+    assert empty.due(still, [])
+    empty.searched(still, [])
+    assert not empty.due(still, [])
+    entered = still.copy()
+    entered[500:550, 900:945] = 250  # a face-sized newcomer anywhere in the frame
+    assert empty.due(entered, [])
     with pytest.raises(ConfigError):
         ScanConfig(full_scan_skip=-1)
 
@@ -115,3 +122,31 @@ def test_faces_that_come_and_go_are_found_from_their_first_sampled_frame(
     ):
         first = min(t for t in sampled if t >= start)
         assert track.frames[0].time_s == pytest.approx(first)
+
+
+GAPS = {
+    # no face for 1.3 s, one until 2.6 s, none until another comes at 3.3 s (of 4 s)
+    "gaps": [Actor(60, 40, 200, start=1.3, end=2.6), Actor(380, 160, 180, start=3.3)],
+    # a face only in the last two sampled frames, after the last grid point
+    "last": [Actor(200, 60, 200, start=3.7)],
+}
+
+
+@pytest.mark.parametrize("scene", sorted(GAPS))
+def test_frames_without_faces_wait_for_the_grid_and_faces_are_still_found_from_their_start(
+    scene: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 30: a sampled frame that follows no face is no longer searched whole every time
+    (the old rule, ``full_scan_skip`` 0, still does); a face that enters between two grid
+    points is found at the next one (or at the last sampled frame) and looked for back to
+    its first sampled frame."""
+    clip = write_scene(
+        tmp_path_factory.mktemp("gaps") / f"{scene}.mp4", load_example_face(), GAPS[scene]
+    )
+    new, searches = _scan(ScanConfig(synthesis_detector=None), clip)
+    old, old_searches = _scan(ScanConfig(synthesis_detector=None, full_scan_skip=0), clip)
+    assert searches < old_searches - 8  # 18-30 face-free sampled frames searched before
+    assert len(new.tracks) == len(old.tracks) == len(GAPS[scene])
+    firsts = sorted(t.frames[0].frame_index for t in new.tracks)
+    assert firsts == sorted(t.frames[0].frame_index for t in old.tracks)
+    assert [len(t.frames) for t in new.tracks] == [len(t.frames) for t in old.tracks]

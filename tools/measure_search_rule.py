@@ -35,7 +35,21 @@ from fakescope.cli._bench import (
 )
 from fakescope.config import ScanConfig
 from fakescope.inference import Scanner
-from fakescope.io import BENCH_SCENE, load_example_face, make_clip, make_scene, scene_boxes
+from fakescope.io import (
+    BENCH_SCENE,
+    SceneFace,
+    load_example_face,
+    make_clip,
+    make_scene,
+    scene_boxes,
+)
+
+GAP_SCENE = (
+    SceneFace(300, 150, 240, start=2.2, end=5.0),
+    SceneFace(760, 200, 200, start=7.1, end=8.9),
+)
+"""Two faces, one at a time, with stretches of no face between them (0-2.2 s, 5-7.1 s,
+8.9-10 s): where a frame that follows no face is searched."""
 
 
 def scan_once(scanner: Scanner, path: Path, truth: Any = None) -> dict[str, Any]:
@@ -86,11 +100,16 @@ def main() -> None:
     if args.generated:
         face = load_example_face()
         clip, scene = Path(tmp.name) / "clip.mp4", Path(tmp.name) / "scene.mp4"
+        gaps, empty = Path(tmp.name) / "gaps.mp4", Path(tmp.name) / "no_face.mp4"
         make_clip(clip, seconds=10.0, fps=FPS, face=face, face_height=CLIP_FACE_HEIGHT)
         make_scene(scene, face, BENCH_SCENE, seconds=10.0, fps=FPS)
+        make_scene(gaps, face, GAP_SCENE, seconds=10.0, fps=FPS, seed=1)
+        make_clip(empty, seconds=10.0, fps=FPS)
         sets["generated"] = [
             (clip, _clip_truth(face.shape, 1280, 720, CLIP_FACE_HEIGHT, 1)),
             (scene, lambda i: _present(scene_boxes(BENCH_SCENE, face.shape, i / FPS))),
+            (gaps, lambda i: _present(scene_boxes(GAP_SCENE, face.shape, i / FPS))),
+            (empty, lambda i: []),
         ]
     for root in args.roots:
         videos = sorted(root.glob("**/*.mp4")) if root.is_dir() else [root]

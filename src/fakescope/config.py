@@ -33,11 +33,13 @@ class ScanConfig:
     Faces: a whole-frame search for new faces may run on every ``full_scan_every``-th sampled
     frame (the grid), and runs whenever a followed face is lost; a grid search is skipped
     while the frame shows no change outside the faces followed since the last search, at most
-    ``full_scan_skip`` grid points in a row (0: every grid point is searched, the rule before
-    issue 30; see :mod:`fakescope.inference._search`); a face whose FaceMesh presence is at least
-    ``confirm_presence`` is always scored when it is ``min_face_px`` high, a less certain one
-    must also pass the noise rule; a face track seen in fewer than ``min_track_frames`` sampled
-    frames gets extra frames decoded around it (at most ``max_extra_frames`` per input).
+    ``full_scan_skip`` grid points in a row, and a frame that follows no face waits for the
+    grid (0: every grid point and every frame that follows no face is searched, the rule
+    before issue 30; see :mod:`fakescope.inference._search`); a face whose FaceMesh presence
+    is at least ``confirm_presence`` is always scored when it is ``min_face_px`` high, a less
+    certain one must also pass the noise rule; a face track seen in fewer than
+    ``min_track_frames`` sampled frames gets extra frames decoded around it (at most
+    ``max_extra_frames`` per input).
 
     Inputs (see :class:`fakescope.io.Limits`): beyond ``max_bytes`` (file size), ``max_pixels``
     (pixels of one image or video frame), ``max_duration_s``, ``max_bit_depth`` (bits per

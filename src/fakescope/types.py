@@ -391,8 +391,9 @@ class GeneratorFamily:
     """Which kind of image generator a generated image most resembles: ``gan``,
     ``diffusion`` or ``unknown``, with ``confidence`` the probability of the family it leans
     to (``max(p, 1 - p)`` of the network's ``p`` = P(diffusion | generated): at least 0.75 for
-    a named family, below it for ``unknown``). Uncalibrated: the network's own sigmoid, learnt
-    on StyleGAN2 and Stable Diffusion 2.1 images only."""
+    a named family, below it for ``unknown``). The network's own sigmoid, learnt on StyleGAN2
+    and Stable Diffusion 2.1 images only; on held-out images of those two families it measures
+    calibrated (MODEL_CARD: ``tools/family_calibration.py``), on other generators unmeasured."""
 
     name: str
     confidence: float

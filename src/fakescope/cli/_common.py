@@ -308,7 +308,8 @@ def add_scan_options(p: argparse.ArgumentParser, detector: bool = True) -> None:
         dest="full_scan_skip",
         metavar="K",
         help="skip up to K such searches in a row while the frame shows no change outside "
-        "the faces followed (default 3; 0 searches every Nth sampled frame)",
+        "the faces followed, and search a frame that follows no face only at those points "
+        "(default 3; 0 searches every Nth sampled frame and every frame without a face)",
     )
     p.add_argument(
         "--min-face",

@@ -243,7 +243,9 @@ class MTCNNFaceDetector:
 class HybridFaceDetector:
     """BlazeFace around the previous frame's faces (in a ``roi_scale`` square, then a
     ``wide_scale`` one); MTCNN on a downscaled frame when asked for a full scan or when a face
-    was lost. Both end in FaceMesh."""
+    was lost (a hint not found again). Without hints and without ``full_scan`` it finds
+    nothing: whoever calls it decides when a frame that follows no face is searched. Both end
+    in FaceMesh."""
 
     def __init__(
         self,
@@ -280,7 +282,7 @@ class HybridFaceDetector:
         self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: FullScan = True
     ) -> list[FaceBox]:
         regions: list[_Region] = []
-        lost = not hints
+        lost = False  # a face followed into this frame that BlazeFace did not find again
         for hint in hints:
             # A face that moved more than its width since the last sampled frame: look again
             # in a wider square (the face is then smaller in BlazeFace's 128-px input).

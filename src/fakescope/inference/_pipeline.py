@@ -228,8 +228,14 @@ class Scanner(Decider, Outputs):
         start = time.perf_counter()
         for position, frame in enumerate(frames):
             clock.add("decode", start)
-            grid = position % self.config.full_scan_every == 0
-            full: FullScan = grid
+            # With the rule off, a frame that follows no face is searched whole, as before
+            # issue 30; with it on, only at grid points (a face found there is looked for
+            # again in the frames since the last one, _look_back), and the last sampled
+            # frame is one when it follows no face (for a face that came after the grid).
+            grid = position % self.config.full_scan_every == 0 or (
+                bool(rule.skip) and not hints and position == total - 1
+            )
+            full: FullScan = grid or (not hints and not rule.skip)
             if grid and rule.skip:  # decided once the faces followed into it are found
                 full = functools.partial(rule.due, frame.image)
             searches = getattr(self.face_detector, "searches", None)

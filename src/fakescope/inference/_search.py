@@ -7,7 +7,10 @@ since the last whole-frame search: on small grey thumbnails, after undoing a glo
 size outside the faces followed (their boxes widened) changed by more than
 :data:`CHANGE_LEVEL` grey levels on average. A face that enters changes its patch, so the
 search runs there as before; a steady scene is searched only every ``full_scan_skip + 1``
-grid points. ``full_scan_skip`` 0 is the old rule: every grid point is searched.
+grid points. A sampled frame that follows no face waits for the next grid point (and its
+rule) too; a face found there is looked for again in the frames since the last grid point.
+``full_scan_skip`` 0 is the old rule: every grid point, and every sampled frame that follows
+no face, is searched.
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ class SearchRule:
 
     def due(self, image: npt.NDArray[np.uint8], followed: Sequence[Box]) -> bool:
         """Whether this grid point's frame must be searched whole."""
-        if self.skip <= 0 or self._ref is None or self.skipped >= self.skip or not followed:
+        if self.skip <= 0 or self._ref is None or self.skipped >= self.skip:
             return True
         cur, scale = thumbnail(image)
         self._last = (image, cur)  # searched() on the same frame reuses it
