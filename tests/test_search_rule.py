@@ -56,13 +56,31 @@ def test_rule_skips_at_most_full_scan_skip_grid_points_in_a_row() -> None:
     assert not rule.due(still, face)
     assert SearchRule(skip=0, min_face_px=40.0).due(still, face)
     # a frame with no face followed (none found at the last search either) is compared whole
-    empty = SearchRule(skip=2, min_face_px=40.0)
+    empty = SearchRule(skip=5, min_face_px=40.0)
     assert empty.due(still, [])
     empty.searched(still, [])
     assert not empty.due(still, [])
     entered = still.copy()
     entered[500:550, 900:945] = 250  # a face-sized newcomer anywhere in the frame
-    assert empty.due(entered, [])
+    part = empty.due(entered, [])
+    # searched where it changed only: a box around the newcomer, a small part of the frame
+    assert isinstance(part, tuple)
+    x0, y0, x1, y1 = part
+    assert x0 <= 900 and y0 <= 500 and x1 >= 945 and y1 >= 550
+    assert (x1 - x0) * (y1 - y0) < 0.2 * 1280 * 720
+    empty.searched(entered, [])  # the reference takes the newcomer's part only ...
+    assert not empty.due(entered, [])
+    later = entered.copy()
+    later[100:150, 100:145] = 250  # ... so a change elsewhere is still seen
+    assert isinstance(empty.due(later, []), tuple)
+    # a camera pan with a newcomer: the whole frame
+    panned = SearchRule(skip=2, min_face_px=40.0)
+    world = _background()
+    panned.due(world[20:740, 20:1300], [])
+    panned.searched(world[20:740, 20:1300], [])
+    moved = world[36:756, 4:1284].copy()  # 16 px each way: 2 thumbnail pixels
+    moved[500:550, 900:945] = 250
+    assert panned.due(moved, []) is True
     with pytest.raises(ConfigError):
         ScanConfig(full_scan_skip=-1)
 
@@ -150,3 +168,29 @@ def test_frames_without_faces_wait_for_the_grid_and_faces_are_still_found_from_t
     firsts = sorted(t.frames[0].frame_index for t in new.tracks)
     assert firsts == sorted(t.frames[0].frame_index for t in old.tracks)
     assert [len(t.frames) for t in new.tracks] == [len(t.frames) for t in old.tracks]
+
+
+def test_a_face_entering_a_still_scene_is_searched_for_where_it_appears(
+    tmp_path: Path,
+) -> None:
+    """A grid search that only part of the frame calls for covers that part (issue 30): the
+    faces that enter a still 720p scene are found from the same sampled frames as by the old
+    rule, with fewer and smaller searches."""
+    actors = [
+        Actor(100, 100, 220),
+        Actor(900, 380, 220, start=1.6),
+        Actor(600, 60, 200, start=2.4, end=3.5),
+    ]
+    clip = write_scene(tmp_path / "enter.mp4", load_example_face(), actors, width=1280, height=720)
+    scanner = Scanner(ScanConfig(synthesis_detector=None))
+    new = scanner.scan(clip)
+    parts = scanner.face_detector.part_searches  # type: ignore[attr-defined]
+    searches = scanner.face_detector.searches  # type: ignore[attr-defined]
+    old, old_searches = _scan(ScanConfig(synthesis_detector=None, full_scan_skip=0), clip)
+    assert parts >= 1 and searches < old_searches
+    assert [(t.frames[0].frame_index, len(t.frames)) for t in new.tracks] == [
+        (t.frames[0].frame_index, len(t.frames)) for t in old.tracks
+    ]
+    assert len(new.tracks) == 3
+    for a, b in zip(new.tracks, old.tracks, strict=True):
+        assert a.raw_score == pytest.approx(b.raw_score, abs=0.01)

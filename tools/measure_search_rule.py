@@ -54,14 +54,17 @@ GAP_SCENE = (
 
 def scan_once(scanner: Scanner, path: Path, truth: Any = None) -> dict[str, Any]:
     before = getattr(scanner.face_detector, "searches", 0)
+    parts = getattr(scanner.face_detector, "part_searches", 0)
     cpu = time.process_time()
     verdict = scanner.scan(path)
     cpu = time.process_time() - cpu
     searches = getattr(scanner.face_detector, "searches", 0) - before
+    parts = getattr(scanner.face_detector, "part_searches", 0) - parts
     enough = scanner.config.min_track_frames
     row: dict[str, Any] = {
         "status": str(verdict.status),
         "searches": searches,
+        "part_searches": parts,
         "tracks": len(verdict.tracks),
         "long_tracks": sum(len(t.frames) >= enough for t in verdict.tracks),
         "crops": sum(len(t.frames) for t in verdict.tracks),
@@ -132,7 +135,8 @@ def main() -> None:
                 b["raw_score"],
             )
             print(
-                f"{name}/{path.name}: searches {a['searches']}->{b['searches']}, tracks "
+                f"{name}/{path.name}: searches {a['searches']}->{b['searches']} "
+                f"({b['part_searches']} of part of the frame), tracks "
                 f"{a['tracks']}->{b['tracks']}, long {a['long_tracks']}->{b['long_tracks']}, "
                 f"crops {a['crops']}->{b['crops']}, raw {a['raw_score']}->{b['raw_score']}, "
                 f"label {a['label']}->{b['label']}, cpu {a['cpu_s']}->{b['cpu_s']} s"
@@ -145,6 +149,7 @@ def main() -> None:
         summary = {
             k: {
                 "searches": sum(r[k]["searches"] for r in rows.values()),
+                "part_searches": sum(r[k]["part_searches"] for r in rows.values()),
                 "tracks": sum(r[k]["tracks"] for r in rows.values()),
                 "long_tracks": sum(r[k]["long_tracks"] for r in rows.values()),
                 "crops": sum(r[k]["crops"] for r in rows.values()),

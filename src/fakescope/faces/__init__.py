@@ -7,6 +7,7 @@ from fakescope.faces._detect import (
     FullScan,
     HybridFaceDetector,
     MTCNNFaceDetector,
+    Search,
     iou,
 )
 from fakescope.faces._mesh import five_points
@@ -21,6 +22,7 @@ __all__ = [
     "FullScan",
     "HybridFaceDetector",
     "MTCNNFaceDetector",
+    "Search",
     "align_face",
     "alignment_matrix",
     "filter_faces",

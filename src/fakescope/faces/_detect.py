@@ -36,17 +36,22 @@ Image = npt.NDArray[np.uint8]
 _MTCNN_WINDOW = 12  # pixels: MTCNN's first stage looks at 12x12 windows
 
 
-FullScan = bool | Callable[[Sequence[Box]], bool]
-"""Whether to search the whole frame: a bool, or a function that a detector which follows
-faces calls with the boxes it followed into the frame, to decide then."""
+Search = bool | Box
+"""What a search for new faces covers: ``True`` the whole frame, ``False`` nothing, a box
+``(x0, y0, x1, y1)`` (frame pixels) only that part of the frame."""
+
+FullScan = Search | Callable[[Sequence[Box]], Search]
+"""Whether (and where) to search the frame for new faces: a :data:`Search`, or a function
+that a detector which follows faces calls with the boxes it followed into the frame, to
+decide then. A detector that cannot search part of a frame searches all of it."""
 
 
 class FaceDetector(Protocol):
     """Finds faces in one frame.
 
     ``hints`` are the boxes found in the previous sampled frame of the same video; a detector
-    may look around them first. ``full_scan`` asks it to search the whole frame as well (see
-    :data:`FullScan`).
+    may look around them first. ``full_scan`` asks it to search the whole frame, or the part
+    of it a box names, for new faces as well (see :data:`FullScan`).
     """
 
     def detect(
@@ -106,6 +111,10 @@ def _shifted(raw: RawFace, dx: float, dy: float, scale: float = 1.0) -> RawFace:
         score=raw.score,
         points=(raw.points + np.array([dx, dy], dtype=np.float32)) * np.float32(scale),
     )
+
+
+def _offset(region: _Region, dx: float, dy: float) -> _Region:
+    return _Region((region.centre[0] + dx, region.centre[1] + dy), region.side, region.angle)
 
 
 def _crop_square(image: Image, centre: tuple[float, float], side: float) -> tuple[Image, int, int]:
@@ -260,7 +269,8 @@ class HybridFaceDetector:
         self._full = MTCNNFaceDetector(max_side, min_face_px, min_presence)
         self._blaze = self._full._filled.blaze
         self._mesh = self._full._mesh
-        self.searches = 0  # whole-frame searches so far (asked for, or a face lost)
+        self.searches = 0  # searches for new faces so far (asked for, or a face lost)
+        self.part_searches = 0  # of them, searches of part of the frame
 
     @property
     def landmark_seconds(self) -> float:
@@ -269,6 +279,19 @@ class HybridFaceDetector:
     def whole_frame(self, image: Image) -> list[_Region]:
         """Where the whole-frame search for new faces puts the landmark model: MTCNN's faces."""
         return [_region(raw, 1.1) for raw in self._full.full_frame(image)]
+
+    def _search(self, image: Image, area: Search) -> list[_Region]:
+        """:meth:`whole_frame` on the frame, or on the part ``area`` (a box) of it."""
+        if isinstance(area, bool):
+            return self.whole_frame(image)
+        h, w = image.shape[:2]
+        x0, y0 = max(0, math.floor(area[0])), max(0, math.floor(area[1]))
+        x1, y1 = min(w, math.ceil(area[2])), min(h, math.ceil(area[3]))
+        if x1 - x0 < _MTCNN_WINDOW or y1 - y0 < _MTCNN_WINDOW:
+            return []
+        self.part_searches += 1
+        part = np.ascontiguousarray(image[y0:y1, x0:x1])
+        return [_offset(r, x0, y0) for r in self.whole_frame(part)]
 
     def _around(self, image: Image, hint: Box, scale: float) -> list[RawFace]:
         centre = ((hint[0] + hint[2]) / 2, (hint[1] + hint[3]) / 2)
@@ -296,11 +319,14 @@ class HybridFaceDetector:
         faces = self._mesh.faces(image, frame_index, regions)
         if callable(full_scan):  # decided once the faces followed are found (SearchRule)
             full_scan = full_scan([f.box for f in faces])
-        if full_scan or lost:
+        if lost:  # it may be anywhere
+            full_scan = True
+        if full_scan is not False:
             self.searches += 1
-            more = self._mesh.faces(image, frame_index, self.whole_frame(image))
+            more = self._mesh.faces(image, frame_index, self._search(image, full_scan))
             faces.extend(f for f in more if all(iou(f.box, g.box) <= 0.3 for g in faces))
-            faces = self._full.filled_if_none(image, frame_index, faces)
+            if full_scan is True:
+                faces = self._full.filled_if_none(image, frame_index, faces)
         return faces
 
 
