@@ -11,6 +11,13 @@ ms per crop through fakescope's runtime session (:func:`fakescope._runtime.build
 with ``--threads`` intra-op threads at batch ``--batch`` (the scan's detectors run 16 at a
 time), rounds interleaved so that a shared machine's load hits every network alike. The
 shipped int8 members of ``fused-v4-int8`` are timed beside them as today's reference.
+
+    python3 tools/bench_backbones.py --store cache/faces_v2 --sizes 192 224 256
+
+instead checks that a face store's crops carry each input size (no timing): over ``--sample``
+random store crops, the scale of the alignment (input px per store px: above 1 means the
+network input is up-sampled from the store) and the share of the aligned crop that falls
+outside the store crop (filled by border replication), at ``--margin``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,41 @@ from fakescope.training.quantize import quantize
 from fakescope.training.sbi_net import SBINet, export_onnx
 
 SHIPPED = ("effnet_lite0_sbi_int8.onnx", "effnet_lite0_v4_int8.onnx")
+
+
+def store_check(store_dir: str, sizes: list[int], margin: float, sample: int) -> None:
+    import cv2
+
+    from fakescope.faces import alignment_matrix, five_points
+    from fakescope.training.store import FaceStore
+
+    store = FaceStore.open(Path(store_dir))
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(store.landmarks), min(sample, len(store.landmarks)), replace=False)
+    height, width = store.images[0].shape[:2]
+    print(f"{store_dir}: {len(store.landmarks)} crops of {width}x{height}, {len(idx)} sampled")
+    for size in sizes:
+        grid = np.stack(np.meshgrid(np.arange(0, size, 4) + 0.5, np.arange(0, size, 4) + 0.5), -1)
+        points = grid.reshape(-1, 2)
+        scales, outside = [], []
+        for i in idx:
+            matrix = alignment_matrix(five_points(store.landmarks[int(i)]), size, margin)
+            scales.append(float(np.hypot(matrix[0, 0], matrix[1, 0])))
+            inv = cv2.invertAffineTransform(matrix)
+            src = points @ inv[:, :2].T + inv[:, 2]
+            out = (
+                (src[:, 0] < 0)
+                | (src[:, 0] > width - 1)
+                | (src[:, 1] < 0)
+                | (src[:, 1] > height - 1)
+            )
+            outside.append(float(out.mean()))
+        sc, ou = np.array(scales), np.array(outside)
+        print(
+            f"{size} px: scale median {np.median(sc):.2f}, p95 {np.percentile(sc, 95):.2f},"
+            f" up-sampled (>1) {np.mean(sc > 1):.1%}; outside the store crop median"
+            f" {np.median(ou):.1%}, p95 {np.percentile(ou, 95):.1%}"
+        )
 
 
 def parse_case(text: str) -> tuple[Variant, int]:
@@ -80,7 +122,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--int8", action="store_true", help="also quantize and time int8")
     parser.add_argument("--calib", type=int, default=16, help="random calibration inputs")
+    parser.add_argument("--store", help="check this face store's crops instead of timing")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[192, 224, 256])
+    parser.add_argument("--margin", type=float, default=0.125)
+    parser.add_argument("--sample", type=int, default=2000)
     args = parser.parse_args()
+    if args.store:
+        store_check(args.store, args.sizes, args.margin, args.sample)
+        return
     with tempfile.TemporaryDirectory(prefix="fakescope-bench-") as tmp:
         paths: list[Path] = [asset_path(name) for name in SHIPPED]
         sizes = [192, 192]
