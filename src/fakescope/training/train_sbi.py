@@ -421,7 +421,11 @@ def train(cfg: TrainConfig, out: Path) -> Path:
         log(f"validation {len(val_crops)} ({int(val.labels.sum())} fake)")
 
     model = SBINet(
-        cfg.model.pretrained, cfg.model.dropout, cfg.model.freeze_blocks, cfg.model.freeze_bn
+        cfg.model.pretrained,
+        cfg.model.dropout,
+        cfg.model.freeze_blocks,
+        cfg.model.freeze_bn,
+        cfg.model.variant,
     )
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = [p for p in model.parameters() if p.requires_grad]
