@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -101,12 +102,17 @@ def test_bench_prints_a_scene_row_with_recall(
         assert 0 < row["faces_found"] <= row["faces_present"]
         assert row["recall"] == round(row["faces_found"] / row["faces_present"], 3)
         assert row["total_over_decode"] > 0 and row["stages_ms"]["total"] > 0
+        # CPU time is real work: more than nothing, and the floor it sets is a floor
+        assert row["cpu_ms"] > 0 and 1 <= row["cores"] <= (os.cpu_count() or 1)
+        want = row["cpu_ms"] / row["cores"] / row["decode_only_ms"]
+        assert row["cpu_floor_over_decode"] == pytest.approx(want, abs=0.006)
     assert given["faces_present"] is None and given["recall"] is None
     assert given["faces_found"] == given["sampled_frames"] == 8  # its one face, in each
     printed = capsys.readouterr().out
     assert "recall" in printed and "scene_5faces" in printed
     assert f"{scene['faces_found']}/{scene['faces_present']}" in printed
     assert f"{given['faces_found']}/?" in printed
+    assert f"{given['cpu_floor_over_decode']} ({given['cpu_ms']:.0f} ms on" in printed
 
 
 def test_sweep_rows_count_the_faces_of_multi_face_clips(

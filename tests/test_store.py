@@ -220,6 +220,43 @@ def test_balanced_sampler_balances_class_and_set() -> None:
             parse_set_weights(bad, {"big", "reals"})
 
 
+def test_balanced_sampler_reals_only_set_gives_reals_and_keeps_the_balance() -> None:
+    from fakescope.training.balanced import BalancedSampler
+
+    # "big" has reals and fakes; "studio" (a reals-only set) must never seed a fake
+    labels = [0] * 90 + [1] * 10 + [0] * 20
+    datasets = ["big"] * 100 + ["studio"] * 20
+    data = _store_data(labels, datasets, ["train"] * 120)
+    weights = {"big": 0.8, "studio": 0.2}
+    plain = BalancedSampler(data, weights, pseudo_fraction=0.5)
+    sampler = BalancedSampler(data, weights, pseudo_fraction=0.5, reals_only=["studio"])
+    draws = sampler.draw(np.random.default_rng(0), 10000)
+    idx = np.array([i for i, _ in draws])
+    pseudo = np.array([ff for _, ff in draws]) == 1.0
+    fake = pseudo | (data.labels[idx] == 1)
+    studio = data.datasets[idx] == "studio"
+    assert not fake[studio].any()  # neither pseudo-fakes of its faces nor fakes
+    assert abs(studio.mean() - 0.2) < 0.02  # its share of the draws is kept
+    assert abs(fake.mean() - 0.5) < 0.02  # the other set makes up the fakes
+    assert abs(fake[~studio].mean() - 0.625) < 0.03
+    # without the knob the draws are those of the rule before it, bit for bit
+    rng, old = np.random.default_rng(1), []
+    for _ in range(500):
+        name = plain.sets[int(rng.choice(len(plain.sets), p=plain.probs))]
+        reals, fakes = plain.reals[name], plain.fakes[name]
+        if rng.random() >= 0.5:
+            old.append((int(rng.choice(reals)), 0.0))
+        elif len(fakes) == 0 or rng.random() < 0.5:
+            old.append((int(rng.choice(reals)), 1.0))
+        else:
+            old.append((int(rng.choice(fakes)), 0.0))
+    assert plain.draw(np.random.default_rng(1), 500) == old
+    with pytest.raises(ConfigError, match="reals_only"):
+        BalancedSampler(data, weights, 0.5, reals_only=["nope"])
+    with pytest.raises(ConfigError, match="half"):
+        BalancedSampler(data, {"big": 0.4, "studio": 0.6}, 0.5, reals_only=["studio"])
+
+
 def test_validate_sets_scores_video_sets_by_video() -> None:
     from fakescope.training.balanced import validate_sets
 

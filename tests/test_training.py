@@ -159,7 +159,9 @@ def test_warm_start_from_an_onnx_export_is_the_same_network(tmp_path: Path) -> N
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.2, 0.2)
     path = tmp_path / "model.onnx"
-    export_onnx(source, 64, path)
+    export_onnx(source.train(), 64, path)
+    # the export leaves the network in eval mode (it used to come back in training mode)
+    assert not any(m.training for m in source.modules())
     x = np.random.default_rng(0).normal(size=(3, 3, 64, 64)).astype(np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     want = session.run(None, {"input": x})
@@ -208,7 +210,8 @@ def test_warm_start_of_the_synthesis_cnn_keeps_the_detector_and_adds_a_family_ro
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
-    path = export_onnx(source, 64, tmp_path / "model.onnx")
+    path = export_onnx(source.train(), 64, tmp_path / "model.onnx")
+    assert not any(m.training for m in source.modules())  # left in eval mode
     x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     logit = session.run(["logit"], {"input": x})[0]

@@ -193,14 +193,15 @@ def swap(target: Face, source: Face, rng: np.random.Generator) -> tuple[Image, d
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), info
 
 
-def to_jpeg(image: Image, path: Path) -> None:
+def to_jpeg(image: Image, path: Path, side: int = OUT_SIDE) -> None:
+    """Saves ``image`` as JPEG, resized to ``side`` x ``side`` first (0: as it is)."""
     h, w = image.shape[:2]
-    if (h, w) != (OUT_SIDE, OUT_SIDE):
-        shrink = max(h, w) > OUT_SIDE
+    if side and (h, w) != (side, side):
+        shrink = max(h, w) > side
         image = np.asarray(
             cv2.resize(
                 image,
-                (OUT_SIDE, OUT_SIDE),
+                (side, side),
                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC,
             ),
             np.uint8,
@@ -226,7 +227,13 @@ def _name(face: Face) -> str:
 
 
 def build(
-    roots: list[Path], out: Path, split_file: Path, split: str, n: int, seed: int
+    roots: list[Path],
+    out: Path,
+    split_file: Path,
+    split: str,
+    n: int,
+    seed: int,
+    side: int = OUT_SIDE,
 ) -> dict[str, Any]:
     out = out.resolve()
     if out == REPO or REPO in out.parents:
@@ -238,7 +245,7 @@ def build(
     pool = [
         (item, group)
         for item, group in zip(items, groups, strict=True)
-        if item.label == "real" and groups_of.get(group) == split
+        if item.label == "real" and groups_of.get(group) in split.split(",")
     ]
     rows_of = {root.resolve(): shared_rows(root) for root in roots}
     rng = np.random.default_rng(seed)
@@ -267,12 +274,14 @@ def build(
     if len(reals) < n:
         raise SystemExit(f"only {len(targets)} + {len(reals)} faces in the split; lower --n")
 
+    size = f"{side} px face picture" if side else "picture at its own size"
+    kind = f"image ({size}, JPEG q{JPEG_QUALITY})"
     manifest: list[dict[str, str]] = []
     pairs: list[dict[str, Any]] = []
     failed: list[str] = []
     for face in reals:
         file = f"real/{_name(face)}.jpg"
-        to_jpeg(face.image, out / file)
+        to_jpeg(face.image, out / file, side)
         shared = _shared_row(rows_of, face)
         manifest.append(
             {
@@ -281,7 +290,7 @@ def build(
                 "source_repo": shared["source_repo"],
                 "commit": shared["commit"],
                 "original_path": shared["original_path"],
-                "kind": f"image ({OUT_SIDE} px face picture, JPEG q{JPEG_QUALITY})",
+                "kind": kind,
                 "generator_method": "none (untouched real, resized and re-encoded like the fakes)",
             }
         )
@@ -298,7 +307,7 @@ def build(
             failed.append(f"{target.path.name}: {exc}")
             continue
         file = f"fake/{_name(target)}__{_name(source)}.jpg"
-        to_jpeg(fake, out / file)
+        to_jpeg(fake, out / file, side)
         t_row, s_row = _shared_row(rows_of, target), _shared_row(rows_of, source)
         manifest.append(
             {
@@ -307,7 +316,7 @@ def build(
                 "source_repo": t_row["source_repo"],
                 "commit": t_row["commit"],
                 "original_path": t_row["original_path"],
-                "kind": f"image ({OUT_SIDE} px face picture, JPEG q{JPEG_QUALITY})",
+                "kind": kind,
                 "generator_method": (
                     f"inswapper-like 128 px swap (tools/make_oneshot_val.py, seed {seed}): "
                     f"face of {s_row['source_repo']}:{s_row['original_path']} pasted"
@@ -335,6 +344,7 @@ def build(
         "split_file": str(split_file),
         "split": split,
         "seed": seed,
+        "side": side,
         "pool_reals": len(pool),
         "no_face": dict(no_face),
         "counts": dict(counts),
@@ -344,7 +354,7 @@ def build(
         },
         "failed": failed,
         "pairs": pairs,
-        "terms": "research-only sources (DFDC, UTKFace): never copy into the repository",
+        "terms": "research-only sources: never copy into the repository",
     }
     (out / "BUILD.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report
@@ -362,12 +372,15 @@ def main() -> None:
     parser.add_argument("roots", nargs="+", type=Path, help="shared face sets (reals are used)")
     parser.add_argument("--out", type=Path, required=True, help="new folder outside the repo")
     parser.add_argument("--split-file", type=Path, default=REPO / "configs/splits/faces_v2.json")
-    parser.add_argument("--split", default="val")
+    parser.add_argument("--split", default="val", help="split(s) of the reals, comma-separated")
+    parser.add_argument(
+        "--side", type=int, default=OUT_SIDE, help="output side in px (0: keep each size)"
+    )
     parser.add_argument("--n", type=int, default=200, help="fakes, and as many reals")
     parser.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    report = build(args.roots, args.out, args.split_file, args.split, args.n, args.seed)
+    report = build(args.roots, args.out, args.split_file, args.split, args.n, args.seed, args.side)
     items = load_dataset("auto", args.out)
     labels = Counter(item.label for item in items)
     print(

@@ -122,12 +122,20 @@ def bench_clip(
     the faces the warm-up scan found in the sampled frames: against those present when
     ``truth`` knows them (``recall``), else all it scored there."""
     warm = scanner.scan(path)
+    runs, cpu = [], []
     with peak_rss() as rss:
-        runs = [scanner.scan(path) for _ in range(repeat)]
+        for _ in range(repeat):
+            began = time.process_time()  # every thread of the process
+            runs.append(scanner.scan(path))
+            cpu.append(1000.0 * (time.process_time() - began))
     floors = [decode_floor_ms(scanner, path) for _ in range(repeat)]
     stages = {s: statistics.median(r.timings_ms.get(s, 0.0) for r in runs) for s in STAGES}
     frames = len({f.frame_index for t in warm.tracks for f in t.frames})
     total = stages["total"]
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    cores = min(cores, scanner.config.threads or cores)
     floor = statistics.median(floors)
     sampled = sampled_indices(scanner, path)
     if truth is None:
@@ -150,6 +158,13 @@ def bench_clip(
         "stages_ms": {k: round(v, 1) for k, v in stages.items()},
         "decode_only_ms": round(floor, 1),
         "total_over_decode": round(total / floor, 2) if floor else None,
+        # the scan's CPU time over all its threads, and the total/decode ratio that it would
+        # give if every core were busy all along: no overlap can go below it
+        "cpu_ms": round(statistics.median(cpu), 1),
+        "cores": cores,
+        "cpu_floor_over_decode": (
+            round(statistics.median(cpu) / cores / floor, 2) if floor else None
+        ),
         "frames_per_s": round(scanner.config.num_frames / (total / 1000.0), 1) if total else None,
         "peak_rss_mb": round(rss[0], 1),
     }
@@ -184,7 +199,13 @@ def _table(title: str, rows: Sequence[dict[str, Any]], key: str) -> Table:
     table.add_column("faces", justify="right")
     table.add_column("found/present", justify="right")
     table.add_column("recall", justify="right")
-    for col in (*STAGES, "decode-only", "total/decode", "frames/s", "peak RSS MB"):
+    for col in (
+        *STAGES,
+        "decode-only",
+        "total/decode",
+        "frames/s",
+        "peak RSS MB",
+    ):
         table.add_column(col, justify="right")
     for r in rows:
         present = r.get("faces_present")
@@ -288,6 +309,14 @@ def run_bench(
             rows,
             "clip",
         )
+    )
+    floors = ", ".join(
+        f"{r['clip']} {r['cpu_floor_over_decode']} ({r['cpu_ms']:.0f} ms on {r['cores']})"
+        for r in rows
+    )
+    out.print(
+        "CPU floor, the total/decode a scan's CPU time (all its threads) would give with "
+        f"every core busy all along, which no overlap can beat: {floors}"
     )
     if sweep_rows:
         out.print(

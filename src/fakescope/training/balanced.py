@@ -9,7 +9,10 @@ Used by :func:`fakescope.training.train_sbi.train` when ``data.store`` is set:
 * :class:`BalancedSampler` draws each training sample by first picking a source set (weights
   ``data.set_weights``), then the class (fake with probability 1/2), then, for a fake, a
   self-blended pseudo-fake made from one of the set's reals (probability
-  ``data.pseudo_fraction``, always for a set without fakes) or one of its supervised fakes;
+  ``data.pseudo_fraction``, always for a set without fakes) or one of its supervised fakes.
+  A set named in ``data.reals_only`` gives only reals (never a fake, never a pseudo-fake of
+  its own faces): its share of the draws is all real, and the other sets draw fakes a little
+  more often so that the classes stay balanced;
 * :func:`validate_sets` scores the validation split per source set: frame AUC, and for video
   sets the video AUC of the mean crop probability per video. Its ``val_score`` (the mean over
   sets of the video AUC where there is one, else the frame AUC) picks the epoch.
@@ -150,6 +153,7 @@ class BalancedSampler:
         weights: dict[str, float],
         pseudo_fraction: float,
         supervised_fakes: bool = True,
+        reals_only: Sequence[str] = (),
     ) -> None:
         train = data.splits == "train"
         self.reals: dict[str, npt.NDArray[np.int64]] = {}
@@ -163,9 +167,23 @@ class BalancedSampler:
         self.sets = [s for s in self.reals if len(self.reals[s]) and weights.get(s, 0) > 0]
         if not self.sets:
             raise ConfigError("the training split has no set with real faces and a weight > 0")
+        unknown = sorted(set(reals_only) - set(self.reals))
+        if unknown:
+            raise ConfigError(f"data.reals_only: {unknown} name no set of the training split")
         w = np.array([weights[s] for s in self.sets], np.float64)
         self.probs = w / w.sum()
         self.pseudo_fraction = pseudo_fraction
+        self.reals_only = frozenset(reals_only)
+        # P(fake | a set that gives fakes), so that half of all draws stay fake
+        share = float(
+            sum(p for s, p in zip(self.sets, self.probs, strict=True) if s in self.reals_only)
+        )
+        if share > 0.5:
+            raise ConfigError(
+                f"data.reals_only: those sets draw {share:.0%} of the samples; more than half "
+                "would leave too few sets to draw the fakes from"
+            )
+        self.p_fake = 0.5 / (1.0 - share)
 
     def __len__(self) -> int:
         return int(sum(len(self.reals[s]) + len(self.fakes[s]) for s in self.sets))
@@ -181,7 +199,7 @@ class BalancedSampler:
         for _ in range(n):
             name = self.sets[int(rng.choice(len(self.sets), p=self.probs))]
             reals, fakes = self.reals[name], self.fakes[name]
-            if rng.random() >= 0.5:
+            if name in self.reals_only or rng.random() >= self.p_fake:
                 out.append((int(rng.choice(reals)), 0.0))
             elif len(fakes) == 0 or rng.random() < self.pseudo_fraction:
                 out.append((int(rng.choice(reals)), 1.0))

@@ -80,6 +80,8 @@ class DataConfig:
     split_file: str | None = None
     set_weights: tuple[str, ...] = ()  # "dataset=weight" sampling weights (others 1.0)
     pseudo_fraction: float = 0.5  # share of a set's fakes that are self-blended pseudo-fakes
+    # sets whose faces are drawn only as reals (no fakes, no pseudo-fakes of their own faces)
+    reals_only: tuple[str, ...] = ()
     samples_per_epoch: int = 0  # store runs: samples drawn per epoch (0: train crop count)
     val_max_per_set: int = 1200  # store runs: validation crops per set (evenly subsampled)
 

@@ -118,7 +118,7 @@ def export_onnx(model: SBINet, size: int, path: Path) -> Path:
     with warnings.catch_warnings():  # the legacy (dynamo=False) exporter is deprecated
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            SBIExport(model),
+            SBIExport(model).eval(),  # else the exporter restores train mode after
             (torch.zeros(1, 3, size, size),),
             str(path),
             input_names=["input"],

@@ -350,7 +350,7 @@ def export_onnx(model: EfficientNetLite0, size: int, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Export(model),
+            _Export(model).eval(),  # else the exporter restores train mode after
             (torch.zeros(1, 3, size, size),),
             str(path),
             input_names=["input"],

@@ -367,7 +367,11 @@ def train(cfg: TrainConfig, out: Path) -> Path:
         )
         weights = parse_set_weights(cfg.data.set_weights, set(data.datasets.tolist()))
         sampler = BalancedSampler(
-            data, weights, cfg.data.pseudo_fraction, cfg.data.supervised_fakes
+            data,
+            weights,
+            cfg.data.pseudo_fraction,
+            cfg.data.supervised_fakes,
+            reals_only=cfg.data.reals_only,
         )
         n_per_epoch = cfg.data.samples_per_epoch or len(sampler)
         shares = ", ".join(f"{k} {v:.2f}" for k, v in zip(sampler.sets, sampler.probs, strict=True))

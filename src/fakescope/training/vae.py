@@ -188,7 +188,7 @@ def export_onnx(model: VAE, size: int, m: float, s: float, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Score(model, m, s),
+            _Score(model, m, s).eval(),  # else the exporter restores train mode after
             (torch.zeros(1, 3, size, size),),
             str(path),
             input_names=["input"],
