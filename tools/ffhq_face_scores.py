@@ -1,6 +1,6 @@
 """Raw face scores of the stylegan2_ffhq test split (the synthesis detectors' split, seed 0:
-50 FFHQ reals, 26 StyleGAN2 portraits) per face detector, to see which face network calls real
-portraits fake (issue 26):
+50 FFHQ reals, 26 StyleGAN2 portraits; ``--split calib``: its calib split, as many) per face
+detector, to see which face network calls real portraits fake (issue 26):
 
     python3 tools/ffhq_face_scores.py effnet-lite0-v4 runs/X/weights.json ...
 
@@ -9,6 +9,12 @@ reals, e.g. ``python3 tools/make_oneshot_val.py ../shared/data/stylegan2_ffhq --
 --split-file configs/splits/faces_v5.json --split calib,test --n 30 --side 0``) each detector
 also scores those inswapper-like swaps of studio portraits against the set's untouched reals:
 a network that only learnt "a clean studio portrait is real" lets them through.
+
+With ``--fuse-with MEMBER`` each detector's raw scores are also fused with MEMBER's as the
+default fuses its two members (the mean of the logits) and mapped by the default's crop-level
+calibrator (``fused-v4-int8``'s): how many held-out FFHQ reals and swaps such a pair would call
+fake (p >= 0.6) or real (p <= 0.4), an estimate of what a default with that member would say
+(its own calibration is not fitted).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 from fakescope import ScanConfig, Scanner
 from fakescope.data import load_dataset
 from fakescope.evaluation import roc_auc_or_none
+from fakescope.models import asset_path
 from fakescope.training.synthesis_cnn_data import load_manifest, split_by_image
 
 
@@ -30,10 +37,41 @@ def _raw(scanner: Scanner, path: Path) -> float | None:
     return max(f["raw_score"] for f in faces) if faces else None
 
 
-def main(detectors: list[str], swaps: Path | None = None) -> dict[str, dict[str, float]]:
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(q / (1 - q)))
+
+
+def _scores(scanner: Scanner, paths: list[Path]) -> np.ndarray:
+    return np.array([np.nan if (r := _raw(scanner, p)) is None else r for p in paths])
+
+
+def fused_calls(
+    detectors: list[str], member: str, sets: dict[str, list[Path]]
+) -> dict[str, dict[str, int]]:
+    """Per detector and set: items a mean-logit pair with ``member`` calls fake / real."""
+    crop = json.loads(asset_path("fused_v4_int8.json").read_text())["calibration"]["crop"]
+    base = Scanner(ScanConfig(detector=member, synthesis_detector=None))
+    theirs = {name: _scores(base, paths) for name, paths in sets.items()}
+    out: dict[str, dict[str, int]] = {}
+    for det in detectors:
+        scanner = Scanner(ScanConfig(detector=det, synthesis_detector=None))
+        for name, paths in sets.items():
+            z = (_logit(_scores(scanner, paths)) + _logit(theirs[name])) / 2
+            p = 1 / (1 + np.exp(-(crop["a"] * z + crop["b"])))
+            out.setdefault(det, {})[f"{name}_fake"] = int((p >= 0.6).sum())
+            out[det][f"{name}_real"] = int((p <= 0.4).sum())
+            out[det][f"{name}_n"] = len(p)
+        print(det, "with", member, json.dumps(out[det]), flush=True)
+    return out
+
+
+def main(
+    detectors: list[str], swaps: Path | None = None, split: str = "test"
+) -> dict[str, dict[str, float]]:
     items = load_manifest(Path("../shared/data/stylegan2_ffhq"), "gen")
     splits = split_by_image([i.path for i in items], [i.label for i in items])
-    test = [i for i, s in zip(items, splits, strict=True) if s == "test"]
+    test = [i for i, s in zip(items, splits, strict=True) if s == split]
     swap_items = load_dataset("auto", swaps) if swaps else []
     out: dict[str, dict[str, float]] = {}
     for det in detectors:
@@ -74,8 +112,23 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("detectors", nargs="+", help="registered names or weights.json files")
     parser.add_argument("--swaps", type=Path, help="a make_oneshot_val.py set of FFHQ swaps")
+    parser.add_argument("--split", default="test", choices=("calib", "test"))
+    parser.add_argument("--fuse-with", help="also fuse each detector with this member")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
-    result = main(args.detectors, args.swaps)
+    result: dict[str, object] = {"single": main(args.detectors, args.swaps, args.split)}
+    if args.fuse_with:
+        items = load_manifest(Path("../shared/data/stylegan2_ffhq"), "gen")
+        splits = split_by_image([i.path for i in items], [i.label for i in items])
+        sets = {
+            f"ffhq_{args.split}_real": [
+                i.path
+                for i, s in zip(items, splits, strict=True)
+                if s == args.split and i.label == 0
+            ]
+        }
+        if args.swaps:
+            sets["swaps"] = [i.path for i in load_dataset("auto", args.swaps) if i.label == "fake"]
+        result["fused"] = fused_calls(args.detectors, args.fuse_with, sets)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
