@@ -89,3 +89,49 @@ def test_lite2_sbi_net_exports_to_onnx(tmp_path: Path) -> None:
     frozen = [p.requires_grad for p in model.backbone._blocks[3].parameters()]
     trained = [p.requires_grad for p in model.backbone._blocks[4].parameters()]
     assert not any(frozen) and all(trained)
+
+
+def test_npr_residual_is_zero_on_a_2x_nearest_upsampled_image_and_not_otherwise() -> None:
+    from fakescope.training.effnet_lite import npr_residual
+
+    g = torch.Generator().manual_seed(0)
+    small = torch.rand(2, 3, 8, 9, generator=g)
+    up = small.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[:, :, :15, :17]
+    assert up.shape == (2, 3, 15, 17) and npr_residual(up).shape == up.shape  # odd sides too
+    assert float(npr_residual(up).abs().max()) == 0.0  # the up-sampler's trace: no residual
+    camera = torch.rand(2, 3, 16, 16, generator=g)
+    assert float(npr_residual(camera).abs().mean()) > 0.1
+
+
+def test_npr_network_starts_as_the_imagenet_one_and_its_residual_stays_float_in_int8(
+    tmp_path: Path,
+) -> None:
+    """With ``npr`` the stem reads 6 channels whose residual half starts at zero (the
+    network's output is the ImageNet network's); the export computes the residual inside
+    the graph, and the quantizer keeps it and the stem in float."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from fakescope.training.quantize_graph import exclusion_nodes
+    from fakescope.training.synthesis_cnn import export_onnx as export_synth
+
+    torch.manual_seed(0)
+    plain = imagenet_lite(2, "lite0").eval()
+    torch.manual_seed(0)
+    npr = imagenet_lite(2, "lite0", npr=True).eval()
+    assert npr._conv_stem.in_channels == 6 and npr.npr
+    with torch.no_grad():
+        npr._fc.load_state_dict(plain._fc.state_dict())
+        x = torch.randn(2, 3, 64, 64)
+        assert torch.allclose(npr(x), plain(x), atol=1e-5)
+        npr._conv_stem.weight[:, 3:] = 0.1  # a trained residual half changes the output
+        assert not torch.allclose(npr(x), plain(x), atol=1e-3)
+        want = npr.features(x).mean(dim=(2, 3))
+    path = export_synth(npr, 64, tmp_path / "npr.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(["embedding"], {"input": x.numpy()})[0]
+    assert np.abs(got - want.numpy()).max() < 1e-4
+    model = onnx.load(str(path))
+    stem = exclusion_nodes(model, ["stem"])
+    kinds = {n.op_type for n in model.graph.node if n.name in stem}
+    assert {"Conv", "Concat", "Sub"} <= kinds  # the residual's nodes and the 6-channel stem
+    assert sum(n.op_type == "Conv" for n in model.graph.node if n.name in stem) == 1

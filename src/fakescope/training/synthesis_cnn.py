@@ -55,7 +55,14 @@ import numpy.typing as npt
 from fakescope import __version__
 from fakescope.errors import ConfigError, InputError
 from fakescope.synthesis import FAMILY_OUTPUT, CnnSynthesisWeights
-from fakescope.training.config import CalibrateSection, QuantizeSection, RunConfig, check
+from fakescope.training.config import (
+    Backbone,
+    CalibrateSection,
+    QuantizeSection,
+    RunConfig,
+    backbone_variant,
+    check,
+)
 from fakescope.training.engine import RunResult, log
 from fakescope.training.ship import check_asset_name
 from fakescope.training.synthesis_cnn_data import (
@@ -85,7 +92,7 @@ from fakescope.training.synthesis_cnn_stages import (
 if TYPE_CHECKING:
     import torch
 
-    from fakescope.training.effnet_lite import EfficientNetLite0
+    from fakescope.training.effnet_lite import EfficientNetLite
 
 __all__ = [
     "CONFIG",
@@ -155,9 +162,20 @@ class ModelSection:
     init_from: str | None = None
     name: str = "cnn-v2"
     version: str = __version__
+    # EfficientNet-Lite0, Lite1 or Lite2 (ImageNet init; Lite0 is cnn-v1/v2's)
+    backbone: Backbone = "effnet-lite0"
+    # the stem also reads the neighbouring-pixel residual of each patch (NPR, up-samplers'
+    # trace; fakescope.training.effnet_lite.npr_residual), computed inside the exported graph
+    npr: bool = False
 
     def validate(self) -> None:
         check(self.size >= 32 and self.family_weight >= 0, "model", "size < 32 or weight < 0")
+        check(not (self.npr and self.init_from), "model.npr", "cannot warm-start (3-ch stem)")
+        check(
+            self.backbone == "effnet-lite0" or not self.init_from,
+            "model.backbone",
+            "a warm start needs effnet-lite0",
+        )
 
 
 @dataclass
@@ -242,10 +260,11 @@ def _train(
     from torch import nn
 
     from fakescope.training.checkpoint import resume, save_checkpoint
-    from fakescope.training.effnet_lite import imagenet_lite0
+    from fakescope.training.effnet_lite import imagenet_lite
 
     opt_cfg, seed, steps = cfg.optim, cfg.run.seed, _steps(cfg)
-    model = imagenet_lite0(2 if family_head else 1)
+    variant = backbone_variant(cfg.model.backbone)
+    model = imagenet_lite(2 if family_head else 1, variant, npr=cfg.model.npr)
     # torch's stubs type Module.to without its memory_format keyword
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(model.parameters(), lr=opt_cfg.lr, weight_decay=1e-4)
@@ -300,7 +319,7 @@ def _train(
 
 
 def _warm_start(
-    model: EfficientNetLite0, cfg: SynthCnnConfig, init_from: Path, pools: Pools, aug: Augment
+    model: EfficientNetLite, cfg: SynthCnnConfig, init_from: Path, pools: Pools, aug: Augment
 ) -> None:
     """Load ``init_from`` (an exported synthesis CNN) into ``model`` and re-estimate its
     BatchNorm statistics on 8 training batches of a seed of their own (the run's batches are
@@ -321,7 +340,7 @@ def _warm_start(
     log(f"warm start from {init_from} (BatchNorm re-estimated on {seen} samples)")
 
 
-def export_onnx(model: EfficientNetLite0, size: int, path: Path) -> Path:
+def export_onnx(model: EfficientNetLite, size: int, path: Path) -> Path:
     """Export the network: normalised NCHW float patches -> ``logit`` (N,), with a two-output
     head also ``family_logit`` (N,; sigmoid = P(diffusion | generated)), and the pooled
     1280-d ``embedding`` (N, 1280) both are linear functions of (what ``fakescope finetune``
@@ -334,7 +353,7 @@ def export_onnx(model: EfficientNetLite0, size: int, path: Path) -> Path:
     family = int(model._fc.out_features) == 2
 
     class _Export(nn.Module):
-        def __init__(self, net: EfficientNetLite0) -> None:
+        def __init__(self, net: EfficientNetLite) -> None:
             super().__init__()
             self.net = net
 
@@ -369,11 +388,15 @@ def reexport(run: Path) -> Path:
     import torch
 
     from fakescope.models import sha256_file
-    from fakescope.training.effnet_lite import EfficientNetLite0
+    from fakescope.training.effnet_lite import EfficientNetLite, Variant
 
     data = json.loads((run / "weights.json").read_text())
     state = torch.load(run / "last.pt", weights_only=True)["model"]
-    model = EfficientNetLite0(int(state["_fc.weight"].shape[0]))
+    npr = int(state["_conv_stem.weight"].shape[1]) == 6
+    blocks = len({k.split(".")[1] for k in state if k.startswith("_blocks.")})
+    wide = int(state["_conv_head.weight"].shape[1]) > 320  # Lite2's last stage: 352 ch
+    variant: Variant = "lite0" if blocks == 16 else "lite2" if wide else "lite1"
+    model = EfficientNetLite(int(state["_fc.weight"].shape[0]), 0.2, variant, npr)
     model.load_state_dict(state)
     path = export_onnx(model, int(data["input_size"]), run / data["file"])
     weights = CnnSynthesisWeights.from_dict({**data, "sha256": sha256_file(path)})
@@ -490,8 +513,10 @@ def fit(cfg: SynthCnnConfig, run_dir: Path) -> RunResult:
         mean=MEAN,
         std=STD,
         max_side=MAX_SIDE,
-        architecture="EfficientNet-Lite0 (ImageNet init) on 5 native-resolution patches, "
-        "mean logit" + ("; a family_logit output, P(diffusion | generated)" if family_head else ""),
+        architecture=f"EfficientNet-{backbone_variant(cfg.model.backbone).title()} (ImageNet init)"
+        + (" reading each patch and its neighbouring-pixel residual" if cfg.model.npr else "")
+        + " on 5 native-resolution patches, mean logit"
+        + ("; a family_logit output, P(diffusion | generated)" if family_head else ""),
         trained_on=(
             f"train splits of {trained_names}, reals of {', '.join(other_reals) or 'no other set'}"
             ", self-made up-sampled fakes; research-only data, see MODEL_CARD"
