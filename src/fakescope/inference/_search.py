@@ -104,11 +104,13 @@ def _background_shift(ref: Thumb, cur: Thumb, mask: npt.NDArray[np.bool_]) -> tu
 class Change:
     """How a frame's thumbnail changed against the reference (see :func:`patch_change`):
     the mean absolute change of the face-sized patch around each thumbnail pixel (``patch``),
-    where such a patch lies mostly outside the faces (``full``), and the global shift undone."""
+    where such a patch lies mostly outside the faces (``full``), the global shift undone, and
+    the face side in thumbnail pixels (``side``; the patches are that, rounded)."""
 
     patch: npt.NDArray[np.float32]
     full: npt.NDArray[np.bool_]
     shift: tuple[float, float]
+    side: float
 
     @property
     def score(self) -> float:
@@ -142,7 +144,7 @@ def patch_change(
     full = weight >= 0.5
     mean = np.zeros(patch.shape, dtype=np.float32)
     mean[full] = patch[full] / weight[full]
-    return Change(mean, np.asarray(full, dtype=bool), (dx, dy))
+    return Change(mean, np.asarray(full, dtype=bool), (dx, dy), max(2.0, min_face_px * scale))
 
 
 def change_score(
@@ -157,11 +159,11 @@ def change_score(
 
 
 def changed_part(
-    change: Change, level: float, side: float, shape: tuple[int, int]
+    change: Change, level: float, shape: tuple[int, int]
 ) -> tuple[int, int, int, int] | None:
     """The thumbnail rectangle ``(r0, c0, r1, c1)`` a search must cover to see everything
     that changed by more than ``level``: the changed patches' centres, widened by a patch
-    (``side`` thumbnail pixels) and by half the rectangle's size on every side. None when
+    (``change.side`` thumbnail pixels) and by half the rectangle's size on every side. None when
     that is more than :data:`MAX_PART` of the thumbnail, or the camera moved (a part then
     means nothing: the whole frame is searched)."""
     if max(abs(change.shift[0]), abs(change.shift[1])) > 0.5:
@@ -171,8 +173,8 @@ def changed_part(
         return None
     h, w = shape
     r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-    pad_r = math.ceil(side + (r1 - r0) / 2)
-    pad_c = math.ceil(side + (c1 - c0) / 2)
+    pad_r = math.ceil(change.side + (r1 - r0) / 2)
+    pad_c = math.ceil(change.side + (c1 - c0) / 2)
     r0, r1 = max(0, r0 - pad_r), min(h, r1 + pad_r)
     c0, c1 = max(0, c0 - pad_c), min(w, c1 + pad_c)
     if (r1 - r0) * (c1 - c0) > MAX_PART * h * w:
@@ -211,10 +213,7 @@ class SearchRule:
             self._last = (image, cur, None)
             self.since_whole += 1
             return False
-        part = None
-        if change is not None:
-            side = max(2.0, self.min_face_px * scale)
-            part = changed_part(change, self.level, side, cur.shape)
+        part = None if change is None else changed_part(change, self.level, cur.shape)
         self._last = (image, cur, part)  # searched() on the same frame reuses it
         if part is None:
             return True

@@ -263,7 +263,7 @@ register_recipe(
 register_recipe(
     "synthesis-cnn",
     "fakescope.training.synthesis_cnn",
-    "synthesis detector's CNN (whole images, GAN and diffusion, family output), EfficientNet-Lite0",
+    "synthesis detector's CNN (whole images, GAN and diffusion, family output), EfficientNet-Lite",
 )
 register_recipe("vae", "fakescope.training.vae", "one-class VAE on real faces (oneclass-vae-v1)")
 register_recipe("cues", "fakescope.training.cues", "hand-crafted track cues + SVM (cues-svm-v1)")

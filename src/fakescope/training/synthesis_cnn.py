@@ -1,4 +1,4 @@
-"""Train the synthesis detector's CNN branch (EfficientNet-Lite0, ImageNet init) on
+"""Train the synthesis detector's CNN branch (EfficientNet-Lite0, or Lite1/2; ImageNet init) on
 native-resolution patches of whole images from GAN and diffusion generators, with a second
 output naming the generator family; export it to ONNX, calibrate and measure it.
 
