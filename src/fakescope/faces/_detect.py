@@ -51,8 +51,12 @@ class FaceDetector(Protocol):
 
     ``hints`` are the boxes found in the previous sampled frame of the same video; a detector
     may look around them first. ``full_scan`` asks it to search the whole frame, or the part
-    of it a box names, for new faces as well (see :data:`FullScan`).
+    of it a box names, for new faces as well (see :data:`FullScan`). ``searches`` counts the
+    searches for new faces it ran (asked for, or its own, e.g. for a face it lost), so a
+    caller can tell whether a call searched.
     """
+
+    searches: int
 
     def detect(
         self, image: Image, frame_index: int, hints: Sequence[Box] = (), full_scan: FullScan = True

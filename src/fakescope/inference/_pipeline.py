@@ -238,11 +238,9 @@ class Scanner(Decider, Outputs):
             full: FullScan = grid or (not hints and not rule.skip)
             if grid and rule.skip:  # decided once the faces followed into it are found
                 full = functools.partial(rule.due, frame.image)
-            searches = getattr(self.face_detector, "searches", None)
+            searches = self.face_detector.searches
             found = self._faces_in(frame, hints, full, out, clock, ahead=ahead)
-            searched = getattr(self.face_detector, "searches", None) != searches or (
-                searches is None and grid
-            )
+            searched = self.face_detector.searches != searches
             if searched:
                 rule.searched(frame.image, [f.box for f in found])
             if grid:  # searched, or unchanged since the last search (rule.due)
