@@ -104,3 +104,22 @@ def test_built_set_is_read_by_the_loader(
         key = f"{path.parent.parent.name}:{path.with_suffix('').name}"
         assert groups.get(key) == "val", key
     assert json.loads((out / "BUILD.json").read_text())["counts"] == {"real": 3, "fake": 3}
+
+
+@pytest.mark.data
+def test_a_set_of_several_splits_keeps_each_picture_size(
+    tool: ModuleType, shared_data: Path, tmp_path: Path
+) -> None:
+    """``--split calib,test --side 0`` (the swaps on held-out FFHQ portraits): the reals come
+    from either split, and every picture keeps its 512 px."""
+    split_file = REPO / "configs" / "splits" / "faces_v5.json"
+    out = tmp_path / "ffhq"
+    report = tool.build([shared_data / "stylegan2_ffhq"], out, split_file, "calib,test", 2, 1, 0)
+    assert report["side"] == 0 and report["counts"] == {"real": 2, "fake": 2}
+    for item in load_dataset("auto", out):
+        picture = cv2.imread(str(item.path))
+        assert picture is not None and picture.shape == (512, 512, 3)
+    groups = json.loads(split_file.read_text())["groups"]
+    used = [Path(p[k]) for p in report["pairs"] for k in ("target", "source")]
+    splits = {groups[f"stylegan2_ffhq:{path.stem}"] for path in used}
+    assert splits <= {"calib", "test"} and used

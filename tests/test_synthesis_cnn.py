@@ -99,20 +99,24 @@ def _measured_again(weights: Path, manifest: Path) -> dict[str, Any]:
     }
 
 
+def _tiny_run(data: Path, reals: Path, out: Path, **model: object) -> dict[str, Any]:
+    """A synthesis-cnn config of two steps of 4 patches of 64 px on the tiny sets."""
+    return {
+        "recipe": "synthesis-cnn",
+        "data": {"root": str(data), "reals": [str(reals)]},
+        "model": {"size": 64, **model},
+        "optim": {"batch": 4, "steps": 2, "epochs": 1},
+        "run": {"out": str(out), "threads": 1},
+    }
+
+
 def test_training_export_and_detector(tmp_path: Path, example_face: npt.NDArray[np.uint8]) -> None:
     pytest.importorskip("torch")
     from fakescope.training.engine import train
 
     data, reals = _tiny_sets(tmp_path, example_face)
     out = tmp_path / "run"
-    config = {
-        "recipe": "synthesis-cnn",
-        "data": {"root": str(data), "reals": [str(reals)]},
-        "model": {"size": 64},
-        "optim": {"batch": 4, "steps": 2, "epochs": 1},
-        "run": {"out": str(out), "threads": 1},
-    }
-    result = train(config)
+    result = train(_tiny_run(data, reals, out))
     report = result.metrics
     assert report == json.loads((out / "report.json").read_text())
     assert result.outputs["model"] == out / "model.onnx"
@@ -792,13 +796,7 @@ def test_an_npr_lite1_run_exports_its_residual_and_reexports_the_same_network(
 
     data, reals = _tiny_sets(tmp_path, example_face)
     out = tmp_path / "run"
-    config = {
-        "recipe": "synthesis-cnn",
-        "data": {"root": str(data), "reals": [str(reals)]},
-        "model": {"size": 64, "npr": True, "backbone": "effnet-lite1"},
-        "optim": {"batch": 4, "steps": 2, "epochs": 1},
-        "run": {"out": str(out), "threads": 1},
-    }
+    config = _tiny_run(data, reals, out, npr=True, backbone="effnet-lite1")
     train(config)
     weights = json.loads((out / "weights.json").read_text())
     assert "Lite1" in weights["architecture"] and "residual" in weights["architecture"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,15 @@ from fakescope.models import asset_path
 from fakescope.training.synthesis_cnn_data import load_manifest, split_by_image
 
 
-def _raw(scanner: Scanner, path: Path) -> float | None:
-    faces = scanner.scan(path).to_dict().get("faces") or []
+@cache
+def _scanner(detector: str) -> Scanner:
+    return Scanner(ScanConfig(detector=detector, synthesis_detector=None))
+
+
+@cache
+def _raw(detector: str, path: Path) -> float | None:
+    """The highest raw face score ``detector`` gives the picture (each scanned once)."""
+    faces = _scanner(detector).scan(path).to_dict().get("faces") or []
     return max(f["raw_score"] for f in faces) if faces else None
 
 
@@ -42,8 +50,8 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.asarray(np.log(q / (1 - q)))
 
 
-def _scores(scanner: Scanner, paths: list[Path]) -> np.ndarray:
-    return np.array([np.nan if (r := _raw(scanner, p)) is None else r for p in paths])
+def _scores(detector: str, paths: list[Path]) -> np.ndarray:
+    return np.array([np.nan if (r := _raw(detector, p)) is None else r for p in paths])
 
 
 def fused_calls(
@@ -51,13 +59,10 @@ def fused_calls(
 ) -> dict[str, dict[str, int]]:
     """Per detector and set: items a mean-logit pair with ``member`` calls fake / real."""
     crop = json.loads(asset_path("fused_v4_int8.json").read_text())["calibration"]["crop"]
-    base = Scanner(ScanConfig(detector=member, synthesis_detector=None))
-    theirs = {name: _scores(base, paths) for name, paths in sets.items()}
     out: dict[str, dict[str, int]] = {}
     for det in detectors:
-        scanner = Scanner(ScanConfig(detector=det, synthesis_detector=None))
         for name, paths in sets.items():
-            z = (_logit(_scores(scanner, paths)) + _logit(theirs[name])) / 2
+            z = (_logit(_scores(det, paths)) + _logit(_scores(member, paths))) / 2
             p = 1 / (1 + np.exp(-(crop["a"] * z + crop["b"])))
             out.setdefault(det, {})[f"{name}_fake"] = int((p >= 0.6).sum())
             out[det][f"{name}_real"] = int((p <= 0.4).sum())
@@ -75,10 +80,9 @@ def main(
     swap_items = load_dataset("auto", swaps) if swaps else []
     out: dict[str, dict[str, float]] = {}
     for det in detectors:
-        scanner = Scanner(ScanConfig(detector=det, synthesis_detector=None))
         raw: dict[int, list[float]] = {0: [], 1: []}
         for item in test:
-            score = _raw(scanner, item.path)
+            score = _raw(det, item.path)
             if score is not None:
                 raw[item.label].append(score)
         real, gen = np.array(raw[0]), np.array(raw[1])
@@ -91,7 +95,7 @@ def main(
             "sg2_mean_raw": round(float(gen.mean()), 4),
         }
         if swap_items:
-            pairs = [(_raw(scanner, i.path), int(i.label == "fake")) for i in swap_items]
+            pairs = [(_raw(det, i.path), int(i.label == "fake")) for i in swap_items]
             scored = [(s, y) for s, y in pairs if s is not None]
             s = np.array([p[0] for p in scored])
             y = np.array([p[1] for p in scored])

@@ -132,10 +132,7 @@ def bench_clip(
     stages = {s: statistics.median(r.timings_ms.get(s, 0.0) for r in runs) for s in STAGES}
     frames = len({f.frame_index for t in warm.tracks for f in t.frames})
     total = stages["total"]
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
-    cores = min(cores, scanner.config.threads or cores)
+    cores, cpu_ms = os.cpu_count() or 1, statistics.median(cpu)
     floor = statistics.median(floors)
     sampled = sampled_indices(scanner, path)
     if truth is None:
@@ -160,11 +157,9 @@ def bench_clip(
         "total_over_decode": round(total / floor, 2) if floor else None,
         # the scan's CPU time over all its threads, and the total/decode ratio that it would
         # give if every core were busy all along: no overlap can go below it
-        "cpu_ms": round(statistics.median(cpu), 1),
+        "cpu_ms": round(cpu_ms, 1),
         "cores": cores,
-        "cpu_floor_over_decode": (
-            round(statistics.median(cpu) / cores / floor, 2) if floor else None
-        ),
+        "cpu_floor_over_decode": round(cpu_ms / cores / floor, 2) if floor else None,
         "frames_per_s": round(scanner.config.num_frames / (total / 1000.0), 1) if total else None,
         "peak_rss_mb": round(rss[0], 1),
     }
@@ -199,13 +194,7 @@ def _table(title: str, rows: Sequence[dict[str, Any]], key: str) -> Table:
     table.add_column("faces", justify="right")
     table.add_column("found/present", justify="right")
     table.add_column("recall", justify="right")
-    for col in (
-        *STAGES,
-        "decode-only",
-        "total/decode",
-        "frames/s",
-        "peak RSS MB",
-    ):
+    for col in (*STAGES, "decode-only", "total/decode", "frames/s", "peak RSS MB"):
         table.add_column(col, justify="right")
     for r in rows:
         present = r.get("faces_present")

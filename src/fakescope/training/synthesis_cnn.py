@@ -388,14 +388,20 @@ def reexport(run: Path) -> Path:
     import torch
 
     from fakescope.models import sha256_file
-    from fakescope.training.effnet_lite import EfficientNetLite, Variant
+    from fakescope.training.effnet_lite import EfficientNetLite, Variant, stage_table
 
     data = json.loads((run / "weights.json").read_text())
     state = torch.load(run / "last.pt", weights_only=True)["model"]
     npr = int(state["_conv_stem.weight"].shape[1]) == 6
+    # the variant whose block count and last stage width the checkpoint has
     blocks = len({k.split(".")[1] for k in state if k.startswith("_blocks.")})
-    wide = int(state["_conv_head.weight"].shape[1]) > 320  # Lite2's last stage: 352 ch
-    variant: Variant = "lite0" if blocks == 16 else "lite2" if wide else "lite1"
+    last = int(state["_conv_head.weight"].shape[1])
+    variants: tuple[Variant, ...] = ("lite0", "lite1", "lite2")
+    variant = next(
+        v
+        for v in variants
+        if (sum(t[0] for t in stage_table(v)), stage_table(v)[-1][5]) == (blocks, last)
+    )
     model = EfficientNetLite(int(state["_fc.weight"].shape[0]), 0.2, variant, npr)
     model.load_state_dict(state)
     path = export_onnx(model, int(data["input_size"]), run / data["file"])
