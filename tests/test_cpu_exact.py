@@ -35,7 +35,7 @@ def test_int8_mode_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ConfigError, match="'fast'"):
         create_detector("fused-v4-int8")
     with pytest.raises(ConfigError, match="'fast'"):
-        create_synthesis_detector("cnn-v2-int8")
+        create_synthesis_detector("cnn-v3-int8")
 
 
 @pytest.mark.parametrize(
@@ -138,21 +138,21 @@ def test_auto_follows_the_cpu_check(monkeypatch: pytest.MonkeyPatch) -> None:
     assert info.name == "fused-v4" and info.resolved_from == "fused-v4-int8"
     assert info.resolution is not None and "AVX512-VNNI" in info.resolution
     assert create_detector("fused-v4", threads=1).info.resolved_from is None  # float: as is
-    synth = create_synthesis_detector("cnn-v2-int8").info
-    assert synth.name == "cnn-v2" and synth.resolved_from == "cnn-v2-int8"
+    synth = create_synthesis_detector("cnn-v3-int8").info
+    assert synth.name == "cnn-v3" and synth.resolved_from == "cnn-v3-int8"
 
     monkeypatch.setattr(_cpu, "int8_exact", lambda: True)
     assert create_detector("fused-v4-int8", threads=1).info.name == "fused-v4-int8"
-    assert create_synthesis_detector("cnn-v2-int8").info.name == "cnn-v2-int8"
+    assert create_synthesis_detector("cnn-v3-int8").info.name == "cnn-v3-int8"
 
 
 def test_never_builds_the_float_synthesis_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(INT8_ENV, "never")
-    detector = create_synthesis_detector("cnn-v2-int8")
-    assert detector.info.name == "cnn-v2" and detector.info.resolved_from == "cnn-v2-int8"
-    assert detector.info.sha256 == SYNTHESIS_DETECTORS.create("cnn-v2").info.sha256
+    detector = create_synthesis_detector("cnn-v3-int8")
+    assert detector.info.name == "cnn-v3" and detector.info.resolved_from == "cnn-v3-int8"
+    assert detector.info.sha256 == SYNTHESIS_DETECTORS.create("cnn-v3").info.sha256
     monkeypatch.setenv(INT8_ENV, "always")
-    assert create_synthesis_detector("cnn-v2-int8").info.name == "cnn-v2-int8"
+    assert create_synthesis_detector("cnn-v3-int8").info.name == "cnn-v3-int8"
 
 
 def test_an_ensemble_file_with_int8_members_says_which_ran_as_twins(
@@ -191,7 +191,7 @@ def test_the_verdict_records_what_ran(face_image: Path, monkeypatch: pytest.Monk
     assert verdict["model"]["name"] == twin
     assert verdict["model"]["resolved_from"] == config.detector
     synth = verdict["synthesis"]["model"]
-    assert synth["name"] == "cnn-v2" and synth["resolved_from"] == config.synthesis_detector
+    assert synth["name"] == "cnn-v3" and synth["resolved_from"] == config.synthesis_detector
 
 
 def test_the_catalogue_says_what_runs_here(
@@ -206,7 +206,7 @@ def test_the_catalogue_says_what_runs_here(
     assert fused["float_twin"] == fused["runs_as"] == "fused-v4"
     assert "FAKESCOPE_INT8=never" in fused["resolution"]
     assert fused["sha256"] == DETECTORS.create("fused-v4-int8").info.sha256  # its own file
-    assert entries["cnn-v2-int8"]["runs_as"] == "cnn-v2"
+    assert entries["cnn-v3-int8"]["runs_as"] == "cnn-v3"
     plain = entries["fused-v4"]
     assert plain["float_twin"] is None and plain["runs_as"] == "fused-v4"
     assert plain["resolution"] is None

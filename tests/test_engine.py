@@ -280,6 +280,7 @@ def test_the_shipped_models_configs_hold_their_ship_settings() -> None:
             assert twin["file"] == cfg.ship.int8_file and twin["name"] == cfg.ship.int8_name
             assert twin["architecture"] == cfg.ship.int8_architecture
             assert twin["trained_on"] == cfg.ship.int8_trained_on
-    assert load_config(REPO / "configs" / "synth_cnn_v2.yaml")[1].ship.stem == "synth_cnn_v2"
+    assert load_config(REPO / "configs" / "synth_cnn_v3.yaml")[1].ship.stem == "synth_cnn_v3"
+    assert load_config(REPO / "configs" / "synth_cnn_v2.yaml")[1].ship.stem == ""  # not shipped
     assert load_config(REPO / "configs" / "attrib_v1.yaml")[1].ship.stem == "attrib_v1"
     assert load_config(REPO / "configs" / "cues_v1.yaml")[1].ship.file == "cues_svm_v1.json"

@@ -199,7 +199,11 @@ def _qdq(path: Path) -> dict[str, int]:
     return {op: ops.count(op) for op in ("QuantizeLinear", "DequantizeLinear")}
 
 
-ENABLED = {"sbi_v4_lite0.yaml": ["quantize"], "synth_cnn_v2.yaml": ["quantize", "calibrate"]}
+ENABLED = {
+    "sbi_v4_lite0.yaml": ["quantize"],
+    "synth_cnn_v2.yaml": ["quantize", "calibrate"],
+    "synth_cnn_v3.yaml": ["quantize", "calibrate"],
+}
 """The configs that run stages after fit: those whose stages were checked to make what the
 shipped model's commands made (the configs' comments say how)."""
 
@@ -239,8 +243,8 @@ def test_stage_sections_are_off_by_default_in_every_config() -> None:
     )
     realsonly = load_config(REPO / "configs" / "sbi_realsonly_v1.yaml")[1].calibrate
     assert (realsonly.group_by, realsonly.bootstrap, realsonly.enabled) == ("identity", 200, False)
-    synth = load_config(REPO / "configs" / "synth_cnn_v2.yaml")[1]
-    assert (synth.quantize.calib_count, synth.ship.int8_stem) == (300, "synth_cnn_v2_int8")
+    synth = load_config(REPO / "configs" / "synth_cnn_v3.yaml")[1]
+    assert (synth.quantize.calib_count, synth.ship.int8_stem) == (300, "synth_cnn_v3_int8")
     # a face-cache run cannot: refused when the config is read, before any training
     with pytest.raises(ConfigError, match=r"quantize\.enabled: .*data\.store"):
         load_config(REPO / "configs" / "sbi_lite0.yaml", ["quantize.enabled=true"])

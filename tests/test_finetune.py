@@ -23,7 +23,7 @@ pytest.importorskip("onnx")
 def test_base_head_is_the_layer_behind_the_logit(example_face: npt.NDArray[np.uint8]) -> None:
     from fakescope.training.finetune import base_head, image_embeddings
 
-    detector = create_synthesis_detector("cnn-v2")  # the Gemm's logit row (the other: family)
+    detector = create_synthesis_detector("cnn-v3")  # the Gemm's logit row (the other: family)
     assert isinstance(detector, CnnSynthesisDetector) and detector.has_embedding
     w0, b0 = base_head(detector.network_path)
     img = cv2.copyMakeBorder(example_face, 0, 120, 0, 120, cv2.BORDER_REFLECT)
@@ -106,21 +106,21 @@ def test_finetune_command_writes_a_working_detector(
 ) -> None:
     fakes, reals = _folders(tmp_path, example_face)
     out = tmp_path / "ft" / "cnn-new.json"
-    argv = ["finetune", "cnn-v2", "--fakes", str(fakes), "--reals", str(reals)]
+    argv = ["finetune", "cnn-v3", "--fakes", str(fakes), "--reals", str(reals)]
     assert main([*argv, "--shots", "4", "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["shots"] == 4 and summary["base"] == "cnn-v2"
+    assert summary["shots"] == 4 and summary["base"] == "cnn-v3"
     assert len(summary["fakes"]) == len(set(summary["fakes"])) == 4
     assert (out.parent / "cnn-new.onnx").is_file()
     weights = json.loads(out.read_text())
-    assert weights["name"] == "cnn-v2-ft4" and weights["head"]["base"] == "cnn-v2"
+    assert weights["name"] == "cnn-v3-ft4" and weights["head"]["base"] == "cnn-v3"
     detector = create_synthesis_detector(str(out))
     assert isinstance(detector, CnnSynthesisDetector)
     img = np.ascontiguousarray(cv2.imread(str(fakes / "sub" / "0.png"))[:, :, ::-1])
     raw = detector.score([img])
     assert raw.shape == (1,) and np.isfinite(raw).all()
     # the head is what scores: a different head gives a different score
-    base = create_synthesis_detector("cnn-v2")
+    base = create_synthesis_detector("cnn-v3")
     assert raw[0] != pytest.approx(base.score([img])[0])
 
     # bad requests are usage errors, not tracebacks
@@ -184,7 +184,7 @@ def test_transfer_report_pairs_a_fakes_only_set_with_reals_outside_the_old_test_
 
     monkeypatch.setattr(ft, "finetune", fake_finetune)
     report = ft.transfer_report(
-        "cnn-v2", new, old, [2], tmp_path / "r.json", new_reals=old, eval_per_class=100
+        "cnn-v3", new, old, [2], tmp_path / "r.json", new_reals=old, eval_per_class=100
     )
     items = load_manifest(old, "gen")
     split = split_by_image([i.path for i in items], [i.label for i in items], seed=0)
@@ -209,7 +209,7 @@ def test_transfer_report_pairs_a_fakes_only_set_with_reals_outside_the_old_test_
 def test_the_fewshot_recipe_runs_through_the_engine_and_ships_a_head_on_request(
     tmp_path: Path,
 ) -> None:
-    """`fakescope train` with `recipe: fewshot`: a real (tiny) transfer run on cnn-v2 writes
+    """`fakescope train` with `recipe: fewshot`: a real (tiny) transfer run on cnn-v3 writes
     the report and one fine-tuned detector per shot count, recorded in result.json; ship
     copies the asked head with its network into a folder of the user's, and ships nothing
     without `ship.shots`."""
@@ -242,7 +242,7 @@ def test_the_fewshot_recipe_runs_through_the_engine_and_ships_a_head_on_request(
     config = {
         "recipe": "fewshot",
         "data": {"new": str(new), "old": str(old)},
-        "fewshot": {"base": "cnn-v2", "shots": [3], "l2sp": 1.0, "eval_per_class": 4},
+        "fewshot": {"base": "cnn-v3", "shots": [3], "l2sp": 1.0, "eval_per_class": 4},
         "run": {"out": str(run), "threads": 1},
     }
     result = train(config, progress=lambda _: None)
@@ -259,5 +259,5 @@ def test_the_fewshot_recipe_runs_through_the_engine_and_ships_a_head_on_request(
     shipped = ship(run, ["ship.shots=3", f"ship.dest={tmp_path / 'mine'}"])
     assert shipped == tmp_path / "mine" / "ft3.json" and (tmp_path / "mine" / "ft3.onnx").is_file()
     detector = create_synthesis_detector(str(shipped))
-    assert isinstance(detector, CnnSynthesisDetector) and detector.weights.name == "cnn-v2-ft3"
+    assert isinstance(detector, CnnSynthesisDetector) and detector.weights.name == "cnn-v3-ft3"
     assert np.isfinite(detector.score([rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)])).all()

@@ -70,7 +70,7 @@ def test_scanning_works_without_the_extras(photo: Path) -> None:
         (["calibrate", "scores.parquet"], "eval", "sklearn"),
         (["fuse", "s.csv", "--member", "effnet-lite0-sbi", "--name", "n", "--out", "o.json"],
          "eval", "sklearn"),
-        (["finetune", "cnn-v2", "--fakes", "f", "--reals", "r", "--out", "w.json"],
+        (["finetune", "cnn-v3", "--fakes", "f", "--reals", "r", "--out", "w.json"],
          "train", "onnx"),
         (["train", "config.yaml"], "train", "torch"),
     ],

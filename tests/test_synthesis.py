@@ -55,11 +55,11 @@ def test_contract(name: str, example_face: npt.NDArray[np.uint8]) -> None:
 
 def test_default_and_argument(tmp_path: Path) -> None:
     assert DEFAULT_SYNTHESIS_DETECTOR in SYNTHESIS_DETECTORS
-    assert synthesis_detector_argument("cnn-v2") == "cnn-v2"
+    assert synthesis_detector_argument("cnn-v3") == "cnn-v3"
     copy = tmp_path / "w.json"
-    shutil.copy(asset_path("synth_cnn_v2.json"), copy)
+    shutil.copy(asset_path("synth_cnn_v3.json"), copy)
     assert synthesis_detector_argument(str(copy)) == str(copy)
-    with pytest.raises(ValueError, match="cnn-v2-int8"):
+    with pytest.raises(ValueError, match="cnn-v3-int8"):
         synthesis_detector_argument("no-such-detector")
     with pytest.raises(ValueError, match="freq-v1"):  # no longer shipped
         synthesis_detector_argument("freq-v1")

@@ -3,7 +3,7 @@ seed 0) and sd21_faces (by prompt group, seed 0): AUC of StyleGAN2 and of SD 2.1
 against the split's FFHQ photos, clean and after JPEG-50, and the share called generated
 (calibrated p >= 0.6) of each class. The calib split chooses between networks; test reports.
 
-    python3 tools/compare_synthesis.py cnn-v2 runs/synth_cnn_v3_gan/weights.json
+    python3 tools/compare_synthesis.py cnn-v3 runs/synth_cnn_v3_gan/weights.json
 """
 
 import sys

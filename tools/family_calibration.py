@@ -1,10 +1,10 @@
-"""Is a ``cnn-v2``-style synthesis weight's generator-family confidence calibrated (issue 28
+"""Is a ``cnn-v3``-style synthesis weight's generator-family confidence calibrated (issue 28
 item 2)? The plain sigmoid of the mean family logit (what a scan shows) against a Platt map
 with Platt's smoothed targets (``(N1 + 1) / (N1 + 2)`` and ``1 / (N0 + 2)``, the fix for a
 calibration set the scores separate perfectly) fitted on the calib split's generated images,
 both measured on the calib split (the map out of fold) and on the test split.
 
-    python3 tools/family_calibration.py src/fakescope/models/assets/synth_cnn_v2_int8.json \
+    python3 tools/family_calibration.py src/fakescope/models/assets/synth_cnn_v3_int8.json \
         ../shared/data/stylegan2_ffhq ../shared/data/sd21_faces=diffusion [--json OUT]
 
 Prints, per split: items per family, family AUC, the share named right / ``unknown``,

@@ -26,7 +26,7 @@ fakes = load_gen_set(S / "sd21_faces", "diffusion", "prompt", 0).of("test", 1)
 reals = [i for i in test if i.label == 0]
 sdimgs = [cv2.cvtColor(cv2.imread(i.path), cv2.COLOR_BGR2RGB) for i in [*fakes, *reals]]
 ysd = [1] * len(fakes) + [0] * len(reals)
-for name in ("cnn-v2", "cnn-v2-int8"):
+for name in ("cnn-v3", "cnn-v3-int8"):
     d = create_synthesis_detector(name)
     c = roc_auc_score(y, d.score(imgs))
     j = roc_auc_score(y, d.score([jpeg(im, 50) for im in imgs]))

@@ -32,12 +32,12 @@ ASSET_SHA256: dict[str, str] = {
     "mtcnn_pnet.onnx": "97b988559e2b681d321e392a31e6779ff3fcf3a6a4fafb5ff483118f47359c31",
     "mtcnn_rnet.onnx": "b7547b2c0b25cbb158f3a2957a2db487068f244cf1feadbe903940fdb180af65",
     "mtcnn_onet.onnx": "842f6b13f4b9919de8b8d19646c7b5a49666cdd8204b570a6c0c825d44aba302",
-    # whole-image synthesis: the weight configs carry their ONNX's sha256. cnn-v2 (issue 28:
-    # GAN and diffusion, generator family) and its int8 network, the default
-    # (fakescope train --ship runs/synth_cnn_v2b;
-    # tools/quantize_detectors.py --models synth_cnn_v2 ...; ... recalibrate, MODEL_CARD)
-    "synth_cnn_v2.json": "e2cad7297f7ec2457c7b0460209885d0415534a169eca98edce88cfabc488bce",
-    "synth_cnn_v2_int8.json": "81ab99988db3becc5ea1835b9570794e0e737ada71e348d0c69c9d2f435d07f1",
+    # whole-image synthesis: the weight configs carry their ONNX's sha256. cnn-v3 (issue 28:
+    # GAN and diffusion, generator family; EfficientNet-Lite2) and its int8 network, the default
+    # (fakescope train configs/synth_cnn_v3.yaml; fakescope train --ship runs/synth_cnn_v3;
+    # python3 -m fakescope.training.half_weights .../synth_cnn_v3.json; MODEL_CARD)
+    "synth_cnn_v3.json": "e1b22210d6732173a577d0e6d6e25ffcf7e5cfe3bc4317652f02c66322bca1aa",
+    "synth_cnn_v3_int8.json": "ad5896434d1a14824fd9aee9fbfdf6006569b5b1bbc57d2b0ec0488e4743c2a7",
     # method-attribution head attrib-v1 over effnet-lite0-v3's embedding (fakescope.models;
     # effnet-lite0-v3 ships for it)
     "attrib_v1.json": "6396d87067017416276fce59d46125f7c8e0f337a36f0a2fc7d1ecaa9964fd65",

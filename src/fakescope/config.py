@@ -100,7 +100,7 @@ class ScanConfig:
     overlap: bool = True
     heatmaps_dir: str | None = None
     thumbnails_dir: str | None = None
-    synthesis_detector: str | None = "cnn-v2-int8"
+    synthesis_detector: str | None = "cnn-v3-int8"
     attribution: str | None = None
     evidence: tuple[str, ...] = ()
     identity: bool = False

@@ -4,8 +4,8 @@ registry, weights, calibration and verdict.
 
 ``create_synthesis_detector(name)`` gives a :class:`SynthesisDetector`: ``score(images)`` ->
 raw logits, ``probability(raw)`` -> calibrated probabilities. The shipped detectors are CNNs
-on native-resolution patches (:class:`CnnSynthesisDetector`): ``cnn-v2-int8`` and its float twin
-``cnn-v2``.
+on native-resolution patches (:class:`CnnSynthesisDetector`): ``cnn-v3-int8`` and its float twin
+``cnn-v3``.
 """
 
 from __future__ import annotations

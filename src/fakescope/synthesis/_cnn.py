@@ -82,7 +82,7 @@ class CnnSynthesisWeights:
     """Weight config of an ONNX synthesis network. The network takes normalised NCHW float
     patches of ``input_size`` px and returns one logit per patch; an image's raw score is
     the mean logit of its patches. A network may also return ``family_logit`` per patch
-    (P(diffusion | generated) = sigmoid of the image's mean family logit; ``cnn-v2``); the
+    (P(diffusion | generated) = sigmoid of the image's mean family logit; ``cnn-v3``); the
     config is the same either way."""
 
     name: str

@@ -26,7 +26,7 @@ __all__ = [
     "synthesis_detector_argument",
 ]
 
-DEFAULT_SYNTHESIS_DETECTOR = "cnn-v2-int8"
+DEFAULT_SYNTHESIS_DETECTOR = "cnn-v3-int8"
 
 _F64 = npt.NDArray[np.float64]
 
@@ -55,7 +55,7 @@ class SynthesisDetector(Protocol):
 
 @runtime_checkable
 class FamilySynthesisDetector(SynthesisDetector, Protocol):
-    """A synthesis detector that may also name the generator family (``cnn-v2``)."""
+    """A synthesis detector that may also name the generator family (``cnn-v3``)."""
 
     def score_with_family(
         self, images: Sequence[npt.NDArray[np.uint8]]
@@ -68,22 +68,22 @@ class FamilySynthesisDetector(SynthesisDetector, Protocol):
 SYNTHESIS_DETECTORS: Registry[SynthesisDetector] = Registry("synthesis detector")
 
 
-@SYNTHESIS_DETECTORS.register("cnn-v2")
-def _cnn_v2() -> SynthesisDetector:
-    """CNN branch v2 (issue 28): EfficientNet-Lite0 (ImageNet init) on native-resolution 192 px
+@SYNTHESIS_DETECTORS.register("cnn-v3")
+def _cnn_v3() -> SynthesisDetector:
+    """CNN branch v3 (issue 28): EfficientNet-Lite2 (ImageNet init) on native-resolution 192 px
     patches of GAN (StyleGAN2) and diffusion (Stable Diffusion 2.1, split by prompt) portraits
     against real photos, faces and video frames, both classes rescaled, blurred and JPEG- or
     H.264-compressed alike; a second output names the generator family (GAN or diffusion).
-    Platt-calibrated on the calib split (MODEL_CARD)."""
-    return CnnSynthesisDetector.from_json(shipped("synth_cnn_v2.json"))
+    Platt-calibrated on the calib split (MODEL_CARD "cnn-v3")."""
+    return CnnSynthesisDetector.from_json(shipped("synth_cnn_v3.json"))
 
 
-@SYNTHESIS_DETECTORS.register("cnn-v2-int8", float_twin="cnn-v2")
-def _cnn_v2_int8() -> SynthesisDetector:
-    """The default: ``cnn-v2``'s network quantized to 8-bit integers (static, calibrated on
-    train-split patches of both generators; stem, heads and outputs in float), about 2x faster,
-    with its Platt calibrator refitted on the calib split; names the generator family."""
-    return CnnSynthesisDetector.from_json(shipped("synth_cnn_v2_int8.json"))
+@SYNTHESIS_DETECTORS.register("cnn-v3-int8", float_twin="cnn-v3")
+def _cnn_v3_int8() -> SynthesisDetector:
+    """The default: ``cnn-v3``'s network quantized to 8-bit integers (static, calibrated on
+    train-split patches of both generators; stem, heads and outputs in float), with its Platt
+    calibrator refitted on the calib split; names the generator family."""
+    return CnnSynthesisDetector.from_json(shipped("synth_cnn_v3_int8.json"))
 
 
 def create_synthesis_detector(name: str = DEFAULT_SYNTHESIS_DETECTOR) -> SynthesisDetector:

@@ -1,6 +1,6 @@
 """Few-shot transfer of a CNN synthesis detector to a new generator (``fakescope finetune``).
 
-    fakescope finetune cnn-v2 --fakes NEW_FAKES/ --reals REALS/ --shots 50 --out cnn-v2-new.json
+    fakescope finetune cnn-v3 --fakes NEW_FAKES/ --reals REALS/ --shots 50 --out cnn-v3-new.json
 
 The backbone stays frozen (so what the base learnt is kept): the network's pooled
 ``embedding`` of each image (the mean over its patches, as the base's patch logits are
@@ -9,7 +9,7 @@ regulariser): class-balanced logistic loss on the N + N shots plus ``l2sp / 2 * 
 towards the base head ``w0``, so with few shots the head moves only as far as the new
 generator asks. The head is calibrated (Platt) on out-of-fold scores of the shots. The result
 is a synthesis weight config (the base's network copied beside it, the head in ``head``), used
-like any other: ``--synthesis-detector cnn-v2-new.json``.
+like any other: ``--synthesis-detector cnn-v3-new.json``.
 
 No torch: numpy, SciPy's L-BFGS and onnxruntime; reading the base head needs the ``onnx``
 package (the ``train`` extra).
@@ -62,7 +62,7 @@ def list_images(source: Path) -> list[Path]:
 def base_head(onnx_path: Path) -> tuple[_F64, float]:
     """The weights and bias that map the network's ``embedding`` output to its ``logit``,
     read from the ONNX graph: a one-output ``Gemm`` on the embedding (``cnn-v1``), or the row
-    of a wider one that a ``Gather`` (axis 1) picks as ``logit`` (``cnn-v2``, whose other row
+    of a wider one that a ``Gather`` (axis 1) picks as ``logit`` (``cnn-v3``, whose other row
     is the family logit)."""
     try:
         import onnx

@@ -25,17 +25,17 @@ the classifier head (after the pooled ``embedding``) and the mask head left in f
 Q/DQ on graph outputs (:mod:`fakescope.training.quantize_graph`), so the logit, probability,
 mask and embedding are not rounded to 256 levels. Outputs keep their names and shapes.
 
-The synthesis networks (``--models synth_cnn_v2``) are quantized the same way, calibrated on
+The synthesis networks (``--models synth_cnn_v3``) are quantized the same way, calibrated on
 ``--calib-count`` patches (half real, half generated, spread over images) of the *train* split
 of each set's ``splits.tsv`` (``--synth-splits``, in ``--synth-data``'s order), cut by the
 detector's own :meth:`~fakescope.synthesis.CnnSynthesisDetector.patches`; a copy of the weight
-config pointing at the int8 network is written beside it (``synth_cnn_v2_int8.json``), and
+config pointing at the int8 network is written beside it (``synth_cnn_v3_int8.json``), and
 ``--measure`` compares both detectors on the run's ``test.tsv`` (``--synth-test``)::
 
-    python3 -m fakescope.training.quantize --models synth_cnn_v2 --out /tmp/int8 \\
+    python3 -m fakescope.training.quantize --models synth_cnn_v3 --out /tmp/int8 \\
         --synth-data ../shared/data/stylegan2_ffhq ../shared/data/sd21_faces \\
-        --synth-splits runs/synth_cnn_v2/splits.tsv runs/synth_cnn_v2/sets/sd21_faces/splits.tsv \\
-        --synth-test runs/synth_cnn_v2/test.tsv --measure
+        --synth-splits runs/synth_cnn_v3/splits.tsv runs/synth_cnn_v3/sets/sd21_faces/splits.tsv \\
+        --synth-test runs/synth_cnn_v3/test.tsv --measure
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ __all__ = [
 
 DEFAULT_MODELS = ("effnet_lite0_sbi", "effnet_lite0_v4")
 """The face networks quantized when ``--models`` is not given: ``fused-v4-int8``'s members."""
-SYNTH_MODELS = ("synth_cnn_v2",)
+SYNTH_MODELS = ("synth_cnn_v3",)
 """Whole-image synthesis networks (``fakescope-synthesis-cnn/1``) shipped with a float file."""
 DEFAULT_EXCLUDE = ("stem", "head", "mask")
 
@@ -418,12 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         nargs="+",
         default=[
-            Path("runs/synth_cnn_v2b/splits.tsv"),
-            Path("runs/synth_cnn_v2b/sets/sd21_faces/splits.tsv"),
+            Path("runs/synth_cnn_v3/splits.tsv"),
+            Path("runs/synth_cnn_v3/sets/sd21_faces/splits.tsv"),
         ],
         help="each set's splits.tsv (file, label, split), in --synth-data's order",
     )
-    parser.add_argument("--synth-test", type=Path, default=Path("runs/synth_cnn_v2b/test.tsv"))
+    parser.add_argument("--synth-test", type=Path, default=Path("runs/synth_cnn_v3/test.tsv"))
     parser.add_argument("--calib-cache", type=Path, default=None, help="reuse ranges from here")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     return parser

@@ -2,8 +2,8 @@
 native-resolution patches of whole images from GAN and diffusion generators, with a second
 output naming the generator family; export it to ONNX, calibrate and measure it.
 
-    fakescope train configs/synth_cnn_v2.yaml [--set optim.epochs=12 run.out=runs/x]
-    fakescope train --ship runs/synth_cnn_v2b   # ship.stem: synth_cnn_v2 (the config's)
+    fakescope train configs/synth_cnn_v3.yaml [--set optim.epochs=12 run.out=runs/x]
+    fakescope train --ship runs/synth_cnn_v3    # ship.stem: synth_cnn_v3 (the config's)
 
 The ``synthesis-cnn`` recipe of the training engine (:mod:`fakescope.training.engine`); this
 module's command line re-exports or re-calibrates a finished run, or ships one whose config has
@@ -201,10 +201,10 @@ class SynthShip:
     ``<stem>.onnx`` / ``<stem>.json`` (the JSON's sha256 then goes into ``ASSET_SHA256``), or
     with ``beside`` the run's own ``weights.json`` (checked). Nothing ships unless asked."""
 
-    stem: str = ""  # asset file stem, e.g. synth_cnn_v2
+    stem: str = ""  # asset file stem, e.g. synth_cnn_v3
     beside: bool = False  # the run's weights.json (fakescope eval --synthesis-detector it)
     dest: str | None = None  # folder shipped into; null: the package's models/assets
-    int8_stem: str = ""  # the quantize stage's network too, e.g. synth_cnn_v2_int8
+    int8_stem: str = ""  # the quantize stage's network too, e.g. synth_cnn_v3_int8
 
     def validate(self) -> None:
         check_asset_name(self.stem, "ship.stem")

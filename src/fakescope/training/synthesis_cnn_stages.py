@@ -1,10 +1,10 @@
 """The ``synthesis-cnn`` recipe's later stages (:mod:`fakescope.training.engine`): quantize,
 calibrate and ship a run folder of :mod:`fakescope.training.synthesis_cnn`.
 
-    fakescope train configs/synth_cnn_v2.yaml --set quantize.enabled=true calibrate.enabled=true
-    fakescope train --stage quantize runs/synth_cnn_v2b     # or one at a time, on a finished run
-    fakescope train --stage calibrate runs/synth_cnn_v2b
-    fakescope train --stage ship runs/synth_cnn_v2b         # ship.stem, ship.int8_stem
+    fakescope train configs/synth_cnn_v3.yaml      # fit, quantize, calibrate (enabled there)
+    fakescope train --stage quantize runs/synth_cnn_v3      # or one at a time, on a finished run
+    fakescope train --stage calibrate runs/synth_cnn_v3
+    fakescope train --stage ship runs/synth_cnn_v3          # ship.stem, ship.int8_stem
 
 **quantize**: ``model_int8.onnx`` and ``weights_int8.json`` (the run's ``weights.json``
 pointing at it) by :func:`fakescope.training.quantize.quantize_synth`, calibrated on
