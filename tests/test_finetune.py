@@ -123,6 +123,17 @@ def test_finetune_command_writes_a_working_detector(
     base = create_synthesis_detector("cnn-v3")
     assert raw[0] != pytest.approx(base.score([img])[0])
 
+    # the default pull is the strongest of the grid (forgets least); auto chooses on the shots
+    assert summary["l2sp"] == 1.0 == weights["head"]["l2sp"] and summary["l2sp_oof_auc"] == {}
+    auto = tmp_path / "auto" / "w.json"
+    assert main([*argv, "--shots", "4", "--l2sp", "auto", "--out", str(auto)]) == 0
+    chosen = json.loads(capsys.readouterr().out)
+    assert sorted(chosen["l2sp_oof_auc"], key=float) == ["0.001", "0.01", "0.1", "1.0"]
+    assert chosen["l2sp"] in (1.0, 0.1, 0.01, 0.001)
+    for bad in ("-1", "strong"):
+        assert main([*argv, "--l2sp", bad, "--out", str(out)]) == 2
+        assert "argument --l2sp" in capsys.readouterr().err
+
     # bad requests are usage errors, not tracebacks
     assert main([*argv, "--shots", "50", "--out", str(out)]) == 2
     assert "found 6 generated" in capsys.readouterr().err

@@ -22,15 +22,30 @@ def add_finetune_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=50, help="images drawn per class (default 50)")
     p.add_argument(
         "--l2sp",
-        type=float,
-        default=None,
-        help="pull of the new head towards the base head (larger forgets less; default: the "
-        "value of 1, 0.1, 0.01, 0.001 that ranks the shots best out of fold)",
+        type=_strength,
+        default=1.0,
+        metavar="STRENGTH|auto",
+        help="pull of the new head towards the base head (larger forgets less of the generators "
+        "the base knew; default 1); auto: the value of 1, 0.1, 0.01, 0.001 that ranks the shots "
+        "best out of fold, which may forget much more",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="", help="the new detector's name (default BASE-ftN)")
     p.add_argument("--out", type=Path, required=True, metavar="WEIGHTS.json")
     return p
+
+
+def _strength(text: str) -> float | None:
+    """``--l2sp``: a number >= 0, or ``auto`` (None: chosen on the shots)."""
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor auto") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
 
 
 def run_finetune(args: argparse.Namespace) -> int:
