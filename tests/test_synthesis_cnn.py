@@ -40,6 +40,24 @@ def test_patch_origins() -> None:
         patch_origins(500, 500, 192, 6)
 
 
+def test_grid_layout_reaches_the_edges_and_corners() -> None:
+    """`grid`: the centre, the edge midpoints, then the corners of a 3 x 3 grid spanning the
+    image; its first patch is the quadrant layout's, the rest differ; too small an image
+    folds repeats away."""
+    grid = patch_origins(512, 512, 192, 9, "grid")
+    edges = [(0, 160), (160, 0), (160, 320), (320, 160)]
+    assert grid == [(160, 160), *edges, (0, 0), (0, 320), (320, 0), (320, 320)]
+    assert grid[0] == patch_origins(512, 512, 192, 1)[0]
+    assert set(grid[1:5]).isdisjoint(patch_origins(512, 512, 192, 5)[1:])
+    wide = patch_origins(720, 1280, 192, 9, "grid")
+    assert {x for _, x in wide} == {0, 544, 1088} and {y for y, _ in wide} == {0, 264, 528}
+    assert patch_origins(192, 400, 192, 9, "grid") == [(0, 104), (0, 0), (0, 208)]
+    with pytest.raises(ValueError, match="count must be 1-9"):
+        patch_origins(512, 512, 192, 10, "grid")
+    with pytest.raises(ValueError, match="layout"):
+        patch_origins(512, 512, 192, 5, "spiral")
+
+
 def test_limit_side_keeps_small_and_shrinks_large() -> None:
     small = np.zeros((300, 500, 3), np.uint8)
     assert limit_side(small, 1024) is small
@@ -116,8 +134,12 @@ def test_training_export_and_detector(tmp_path: Path, example_face: npt.NDArray[
 
     data, reals = _tiny_sets(tmp_path, example_face)
     out = tmp_path / "run"
-    result = train(_tiny_run(data, reals, out))
+    # the weight config takes the run's patch layout, and the run measures with it
+    result = train(_tiny_run(data, reals, out, patches=3, layout="grid"))
     report = result.metrics
+    made = json.loads((out / "weights.json").read_text())
+    assert (made["patches"], made["layout"]) == (3, "grid")
+    assert "3 native-resolution patches on a 3 x 3 grid" in made["architecture"]
     assert report == json.loads((out / "report.json").read_text())
     assert result.outputs["model"] == out / "model.onnx"
     assert (out / "splits.tsv").is_file() and (out / "model.onnx").is_file()
@@ -210,6 +232,13 @@ def test_recipe_config_defaults_and_errors(tmp_path: Path) -> None:
         train({"recipe": "synthesis-cnn"}, [f"run.out={tmp_path / 'run'}"])
     with pytest.raises(ConfigError, match=r"augment\.p_h264"):
         load_config(config, ["augment.p_h264=1.5"])
+    assert (cfg.model.patches, cfg.model.layout) == (5, "quadrants")  # as shipped
+    grid = load_config(config, ["model.patches=9", "model.layout=grid"])[1].model
+    assert (grid.patches, grid.layout) == (9, "grid")
+    with pytest.raises(ConfigError, match=r"model\.patches"):
+        load_config(config, ["model.patches=9"])  # the quadrant layout has 5
+    with pytest.raises(ConfigError, match=r"model\.layout"):
+        load_config(config, ["model.layout=spiral"])
 
 
 def test_weights_validation() -> None:
@@ -223,9 +252,14 @@ def test_weights_validation() -> None:
         "std": (0.2, 0.2, 0.2),
     }
     assert CnnSynthesisWeights(**good).max_side == 1024  # type: ignore[arg-type]
-    for bad in ({"std": (0.2, 0.0, 0.2)}, {"patches": 9}, {"input_size": 2048}, {"sha256": "ab"}):
+    bad_ones = [{"std": (0.2, 0.0, 0.2)}, {"patches": 9}, {"input_size": 2048}, {"sha256": "ab"}]
+    bad_ones += [{"layout": "spiral"}, {"patches": 10, "layout": "grid"}]
+    for bad in bad_ones:
         with pytest.raises(ModelError):
             CnnSynthesisWeights(**{**good, **bad})  # type: ignore[arg-type]
+    grid = CnnSynthesisWeights(**{**good, "patches": 9, "layout": "grid"})  # type: ignore[arg-type]
+    assert CnnSynthesisWeights.from_dict(grid.to_dict()) == grid
+    assert CnnSynthesisWeights(**good).layout == "quadrants"  # type: ignore[arg-type]
     with pytest.raises(ModelError, match="format"):
         CnnSynthesisWeights.from_dict({**good, "format": "other"})
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from fakescope.synthesis._cnn import (
     CNN_WEIGHTS_FORMAT,
     FAMILY_OUTPUT,
+    PATCH_LAYOUTS,
     CnnSynthesisDetector,
     CnnSynthesisWeights,
     limit_side,
@@ -32,6 +33,7 @@ __all__ = [
     "CNN_WEIGHTS_FORMAT",
     "DEFAULT_SYNTHESIS_DETECTOR",
     "FAMILY_OUTPUT",
+    "PATCH_LAYOUTS",
     "SYNTHESIS_DETECTORS",
     "CnnSynthesisDetector",
     "CnnSynthesisWeights",

@@ -28,6 +28,7 @@ from fakescope.types import ModelInfo
 __all__ = [
     "CNN_WEIGHTS_FORMAT",
     "FAMILY_OUTPUT",
+    "PATCH_LAYOUTS",
     "CnnSynthesisDetector",
     "CnnSynthesisWeights",
     "limit_side",
@@ -46,20 +47,38 @@ _U8 = npt.NDArray[np.uint8]
 
 # Patch centres as fractions of the image: the centre, then the four quadrant centres.
 _CENTRES = ((0.5, 0.5), (0.3, 0.3), (0.3, 0.7), (0.7, 0.3), (0.7, 0.7))
+# A 3 x 3 grid of patches spread from edge to edge (each patch's top-left corner at 0, half-way
+# or at the far end of its free range in each direction): the centre, the four edge
+# midpoints, then the four corners.
+_EDGES = ((0.0, 0.5), (0.5, 0.0), (0.5, 1.0), (1.0, 0.5))
+_GRID = ((0.5, 0.5), *_EDGES, (0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
+PATCH_LAYOUTS = {"quadrants": len(_CENTRES), "grid": len(_GRID)}
+"""Where an image's patches are cut, and how many each layout has at most: ``quadrants``
+(cnn-v1, cnn-v2; the default) the centre and the four quadrant centres; ``grid`` (cnn-v3) a
+3 x 3 grid that reaches the image's edges and corners."""
 
 
-def patch_origins(height: int, width: int, size: int, count: int) -> list[tuple[int, int]]:
-    """Top-left corners of up to ``count`` distinct ``size`` x ``size`` patches of an image:
-    the centre first, then the quadrant centres, each moved inside the image. An image of
-    exactly ``size`` gives one patch; an image below ``size`` raises ValueError."""
+def patch_origins(
+    height: int, width: int, size: int, count: int, layout: str = "quadrants"
+) -> list[tuple[int, int]]:
+    """Top-left corners of up to ``count`` distinct ``size`` x ``size`` patches of an image,
+    in the order of ``layout`` (:data:`PATCH_LAYOUTS`): ``quadrants``, the centre first, then
+    the quadrant centres, each moved inside the image; ``grid``, the centre, the edge
+    midpoints, then the corners of a 3 x 3 grid spanning the image. An image of exactly
+    ``size`` gives one patch; an image below ``size`` raises ValueError."""
     if min(height, width) < size:
         raise ValueError(f"image {width}x{height} is smaller than the {size} px patch")
-    if not 1 <= count <= len(_CENTRES):
-        raise ValueError(f"patch count must be 1-{len(_CENTRES)}, not {count}")
+    if layout not in PATCH_LAYOUTS:
+        raise ValueError(f"unknown patch layout {layout!r}: {', '.join(PATCH_LAYOUTS)}")
+    if not 1 <= count <= PATCH_LAYOUTS[layout]:
+        raise ValueError(f"patch count must be 1-{PATCH_LAYOUTS[layout]}, not {count}")
     out: list[tuple[int, int]] = []
-    for fy, fx in _CENTRES[:count]:
-        y = min(max(round(fy * height - size / 2), 0), height - size)
-        x = min(max(round(fx * width - size / 2), 0), width - size)
+    for fy, fx in (_GRID if layout == "grid" else _CENTRES)[:count]:
+        if layout == "grid":  # a fraction of the free range
+            y, x = round(fy * (height - size)), round(fx * (width - size))
+        else:  # a fraction of the image, the patch centred there
+            y = min(max(round(fy * height - size / 2), 0), height - size)
+            x = min(max(round(fx * width - size / 2), 0), width - size)
         if (y, x) not in out:
             out.append((y, x))
     return out
@@ -95,6 +114,8 @@ class CnnSynthesisWeights:
     std: tuple[float, float, float]
     patches: int = 5
     max_side: int = 1024
+    layout: str = "quadrants"
+    """Where the patches are cut (:data:`PATCH_LAYOUTS`)."""
     calibration: dict[str, Any] | None = None
     """A ``fakescope.calibration`` calibrator (``to_dict``) over ``sigmoid(raw)``."""
     threshold: float = 0.5
@@ -116,8 +137,13 @@ class CnnSynthesisWeights:
             raise ModelError("synthesis weights: std must be positive")
         if self.input_size < 32 or self.max_side < self.input_size:
             raise ModelError("synthesis weights: need 32 <= input_size <= max_side")
-        if not 1 <= self.patches <= len(_CENTRES):
-            raise ModelError(f"synthesis weights: patches must be 1-{len(_CENTRES)}")
+        if self.layout not in PATCH_LAYOUTS:
+            raise ModelError(f"synthesis weights: layout must be one of {', '.join(PATCH_LAYOUTS)}")
+        if not 1 <= self.patches <= PATCH_LAYOUTS[self.layout]:
+            raise ModelError(
+                f"synthesis weights: patches must be 1-{PATCH_LAYOUTS[self.layout]} "
+                f"for the {self.layout} layout"
+            )
         if not 0.0 < self.threshold < 1.0:
             raise ModelError("synthesis weights: threshold must be in (0, 1)")
         if len(self.sha256) != 64:
@@ -242,7 +268,8 @@ class CnnSynthesisDetector:
             raise ValueError(
                 f"image too small for the synthesis detector ({side} px, needs {size})"
             )
-        corners = patch_origins(img.shape[0], img.shape[1], size, self.weights.patches)
+        w = self.weights
+        corners = patch_origins(img.shape[0], img.shape[1], size, w.patches, w.layout)
         return np.stack([img[y : y + size, x : x + size] for y, x in corners])
 
     def _run(self, output: str, patches: _U8) -> npt.NDArray[np.float32]:

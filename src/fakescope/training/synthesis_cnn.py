@@ -54,7 +54,7 @@ import numpy.typing as npt
 
 from fakescope import __version__
 from fakescope.errors import ConfigError, InputError
-from fakescope.synthesis import FAMILY_OUTPUT, CnnSynthesisWeights
+from fakescope.synthesis import FAMILY_OUTPUT, PATCH_LAYOUTS, CnnSynthesisWeights
 from fakescope.training.config import (
     Backbone,
     CalibrateSection,
@@ -167,9 +167,19 @@ class ModelSection:
     # the stem also reads the neighbouring-pixel residual of each patch (NPR, up-samplers'
     # trace; fakescope.training.effnet_lite.npr_residual), computed inside the exported graph
     npr: bool = False
+    # where a scan cuts an image's patches and how many (fakescope.synthesis.PATCH_LAYOUTS):
+    # what the weight config says, so the run's evaluation and calibration already use it
+    patches: int = 5
+    layout: str = "quadrants"
 
     def validate(self) -> None:
         check(self.size >= 32 and self.family_weight >= 0, "model", "size < 32 or weight < 0")
+        check(self.layout in PATCH_LAYOUTS, "model.layout", f"one of {', '.join(PATCH_LAYOUTS)}")
+        check(
+            1 <= self.patches <= PATCH_LAYOUTS.get(self.layout, 0),
+            "model.patches",
+            f"1 to the layout's {PATCH_LAYOUTS.get(self.layout, 0)}",
+        )
         check(not (self.npr and self.init_from), "model.npr", "cannot warm-start (3-ch stem)")
         check(
             self.backbone == "effnet-lite0" or not self.init_from,
@@ -245,6 +255,12 @@ def _to_input(xb: _U8) -> torch.Tensor:
     mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD).view(1, 3, 1, 1) * 255
     return (torch.from_numpy(xb).permute(0, 3, 1, 2).float() - mean) / std
+
+
+def _patch_words(count: int, layout: str) -> str:
+    """The weight config's words for its patches (cnn-v1/v2's: "5 native-resolution patches")."""
+    where = " on a 3 x 3 grid to the edges" if layout == "grid" else ""
+    return f"{count} native-resolution patches{where}"
 
 
 def _steps(cfg: SynthCnnConfig) -> int:
@@ -519,9 +535,11 @@ def fit(cfg: SynthCnnConfig, run_dir: Path) -> RunResult:
         mean=MEAN,
         std=STD,
         max_side=MAX_SIDE,
+        patches=cfg.model.patches,
+        layout=cfg.model.layout,
         architecture=f"EfficientNet-{backbone_variant(cfg.model.backbone).title()} (ImageNet init)"
         + (" reading each patch and its neighbouring-pixel residual" if cfg.model.npr else "")
-        + " on 5 native-resolution patches, mean logit"
+        + f" on {_patch_words(cfg.model.patches, cfg.model.layout)}, mean logit"
         + ("; a family_logit output, P(diffusion | generated)" if family_head else ""),
         trained_on=(
             f"train splits of {trained_names}, reals of {', '.join(other_reals) or 'no other set'}"
