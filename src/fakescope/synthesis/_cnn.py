@@ -54,8 +54,8 @@ _EDGES = ((0.0, 0.5), (0.5, 0.0), (0.5, 1.0), (1.0, 0.5))
 _GRID = ((0.5, 0.5), *_EDGES, (0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
 PATCH_LAYOUTS = {"quadrants": len(_CENTRES), "grid": len(_GRID)}
 """Where an image's patches are cut, and how many each layout has at most: ``quadrants``
-(cnn-v1, cnn-v2; the default) the centre and the four quadrant centres; ``grid`` (cnn-v3) a
-3 x 3 grid that reaches the image's edges and corners."""
+(the default; every shipped weight) the centre and the four quadrant centres; ``grid`` a 3 x 3
+grid that reaches the image's edges and corners (tried on cnn-v3, not shipped: MODEL_CARD)."""
 
 
 def patch_origins(
