@@ -63,17 +63,20 @@ def main() -> None:
     for cls, name in ((1, "generated"), (0, "real")):
         n = sum(labels[cls].values())
         k = sum(labels[cls][lab] for lab in NOT_AUTHENTIC)
+        other = n - labels[cls]["authentic"]  # any label but `authentic` (uncertain included)
         lo, hi = wilson(k, n)
         classes[name] = {
             "n": n,
             "not_authentic": k,
+            "not_labelled_authentic": other,
             "rate": k / n if n else math.nan,
             "ci95": [lo, hi],
             "labels": dict(labels[cls]),
         }
         print(
             f"{name:9s} n={n:3d}  not authentic {k:3d} ({k / max(n, 1):.1%}, "
-            f"95% CI {lo:.1%}-{hi:.1%})  labels {dict(labels[cls])}"
+            f"95% CI {lo:.1%}-{hi:.1%}); any label but authentic {other} "
+            f"({other / max(n, 1):.1%})  labels {dict(labels[cls])}"
         )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
