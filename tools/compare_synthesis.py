@@ -9,20 +9,20 @@ against the split's FFHQ photos, clean and after JPEG-50, and the share called g
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score
 
 from fakescope.synthesis import create_synthesis_detector
 from fakescope.training.degrade import jpeg_roundtrip as jpeg
-from fakescope.training.synthesis_cnn_data import load_gen_set, load_manifest, split_by_image
+from fakescope.training.synthesis_cnn_data import (
+    load_gen_set,
+    load_manifest,
+    read_image,
+    split_by_image,
+)
 
 S = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def read(path: str) -> npt.NDArray[np.uint8]:
-    return np.asarray(cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB), np.uint8)
 
 
 def auc(kind: npt.NDArray[np.str_], score: npt.NDArray[np.float64], fake: str) -> float:
@@ -37,7 +37,7 @@ def main() -> None:
     for split in ("calib", "test"):
         its = [i for i, s in zip(items, sp, strict=True) if s == split]
         sd = load_gen_set(S / "sd21_faces", "diffusion", "prompt", 0).of(split, 1)
-        imgs = [read(i.path) for i in its] + [read(i.path) for i in sd]
+        imgs = [read_image(i.path) for i in its] + [read_image(i.path) for i in sd]
         kind = np.array([("sg2" if i.label else "real") for i in its] + ["sd"] * len(sd))
         for n, d in dets.items():
             raw = d.score(imgs)

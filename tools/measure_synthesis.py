@@ -8,23 +8,27 @@ and the family named for the images called generated.
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from fakescope.synthesis import create_synthesis_detector
 from fakescope.training.degrade import jpeg_roundtrip as jpeg
-from fakescope.training.synthesis_cnn_data import load_gen_set, load_manifest, split_by_image
+from fakescope.training.synthesis_cnn_data import (
+    load_gen_set,
+    load_manifest,
+    read_image,
+    split_by_image,
+)
 
 S = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 items = load_manifest(S / "stylegan2_ffhq", "gen")
 sp = split_by_image([i.path for i in items], [i.label for i in items], seed=0)
 test = [i for i, s in zip(items, sp, strict=True) if s == "test"]
 y = [i.label for i in test]
-imgs = [cv2.cvtColor(cv2.imread(i.path), cv2.COLOR_BGR2RGB) for i in test]
+imgs = [read_image(i.path) for i in test]
 fakes = load_gen_set(S / "sd21_faces", "diffusion", "prompt", 0).of("test", 1)
 reals = [i for i in test if i.label == 0]
-sdimgs = [cv2.cvtColor(cv2.imread(i.path), cv2.COLOR_BGR2RGB) for i in [*fakes, *reals]]
+sdimgs = [read_image(i.path) for i in [*fakes, *reals]]
 ysd = [1] * len(fakes) + [0] * len(reals)
 for name in ("cnn-v3", "cnn-v3-int8"):
     d = create_synthesis_detector(name)

@@ -9,17 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-
 from fakescope.synthesis import create_synthesis_detector
-from fakescope.training.synthesis_cnn_data import load_manifest
+from fakescope.training.synthesis_cnn_data import load_manifest, read_image
 
 S = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> None:
     reals = [i.path for i in load_manifest(S / "stylegan2_ffhq", "gen") if i.label == 0][:20]
-    images = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in reals]
+    images = [read_image(p) for p in reals]
     for name in sys.argv[1:] or ["cnn-v3-int8", "cnn-v3"]:
         detector = create_synthesis_detector(name)
         detector.score(images[:2])  # warm-up

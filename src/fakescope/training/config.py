@@ -22,7 +22,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import yaml
 
@@ -185,9 +185,7 @@ Backbone = Literal["effnet-lite0", "effnet-lite1", "effnet-lite2"]
 
 def backbone_variant(backbone: Backbone) -> Literal["lite0", "lite1", "lite2"]:
     """The :mod:`~fakescope.training.effnet_lite` variant of a ``model.backbone`` name."""
-    if backbone == "effnet-lite1":
-        return "lite1"
-    return "lite2" if backbone == "effnet-lite2" else "lite0"
+    return cast(Literal["lite0", "lite1", "lite2"], backbone.removeprefix("effnet-"))
 
 
 @dataclass

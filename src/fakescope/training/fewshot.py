@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fakescope.errors import ConfigError
 from fakescope.training.config import RunConfig, check
+from fakescope.training.finetune import DEFAULT_L2SP
 from fakescope.training.stages import RunResult
 
 __all__ = ["CONFIG", "FewshotConfig", "fit", "ship"]
@@ -42,7 +43,7 @@ class FewshotData:
 class FewshotSection:
     base: str = "cnn-v3"  # registered synthesis detector or weight .json of a CNN
     shots: tuple[int, ...] = (10, 50, 200)  # shots per class, one fine-tuned head each
-    l2sp: float | None = 1.0  # L2-SP strength (finetune's default); null: chosen on the shots
+    l2sp: float | None = DEFAULT_L2SP  # L2-SP strength; null: chosen on the shots
     eval_per_class: int = 300  # held-out new-set images per class
 
     def validate(self) -> None:

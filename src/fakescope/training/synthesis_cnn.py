@@ -63,7 +63,7 @@ from fakescope.training.config import (
     backbone_variant,
     check,
 )
-from fakescope.training.engine import RunResult, log
+from fakescope.training.engine import RunResult, load_config, log
 from fakescope.training.ship import check_asset_name
 from fakescope.training.synthesis_cnn_data import (
     FAMILIES,
@@ -404,21 +404,13 @@ def reexport(run: Path) -> Path:
     import torch
 
     from fakescope.models import sha256_file
-    from fakescope.training.effnet_lite import EfficientNetLite, Variant, stage_table
+    from fakescope.training.effnet_lite import EfficientNetLite
 
     data = json.loads((run / "weights.json").read_text())
     state = torch.load(run / "last.pt", weights_only=True)["model"]
-    npr = int(state["_conv_stem.weight"].shape[1]) == 6
-    # the variant whose block count and last stage width the checkpoint has
-    blocks = len({k.split(".")[1] for k in state if k.startswith("_blocks.")})
-    last = int(state["_conv_head.weight"].shape[1])
-    variants: tuple[Variant, ...] = ("lite0", "lite1", "lite2")
-    variant = next(
-        v
-        for v in variants
-        if (sum(t[0] for t in stage_table(v)), stage_table(v)[-1][5]) == (blocks, last)
-    )
-    model = EfficientNetLite(int(state["_fc.weight"].shape[0]), 0.2, variant, npr)
+    model_cfg = load_config(run / "config.yaml")[1].model  # the run's backbone and stem
+    variant = backbone_variant(model_cfg.backbone)
+    model = EfficientNetLite(int(state["_fc.weight"].shape[0]), 0.2, variant, model_cfg.npr)
     model.load_state_dict(state)
     path = export_onnx(model, int(data["input_size"]), run / data["file"])
     weights = CnnSynthesisWeights.from_dict({**data, "sha256": sha256_file(path)})
