@@ -201,11 +201,16 @@ def _qdq(path: Path) -> dict[str, int]:
 
 ENABLED = {
     "sbi_v4_lite0.yaml": ["quantize"],
+    # v5 candidates: v4's quantize settings, their int8 files are what MODEL_CARD measured
+    "sbi_v5p_lite0.yaml": ["quantize"],
+    "sbi_v5q_lite0.yaml": ["quantize"],
+    "sbi_v5q10_lite0.yaml": ["quantize"],
     "synth_cnn_v2.yaml": ["quantize", "calibrate"],
     "synth_cnn_v3.yaml": ["quantize", "calibrate"],
 }
 """The configs that run stages after fit: those whose stages were checked to make what the
-shipped model's commands made (the configs' comments say how)."""
+shipped model's commands made (the configs' comments say how), and candidates measured with
+them."""
 
 
 def test_stage_sections_are_off_by_default_in_every_config() -> None:

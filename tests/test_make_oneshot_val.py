@@ -81,6 +81,32 @@ def test_swap_pastes_the_source_face_inside_the_target_face_only(
     assert gap[1:].max() < 0.5 * tint[1:].max()
 
 
+def test_train_recipe_varies_the_swap_and_dev_recipe_draws_as_before(
+    tool: ModuleType, tmp_path: Path
+) -> None:
+    detector = FACE_DETECTORS.create("hybrid")
+    image = load_example_face()
+    other = np.clip(image[:, ::-1].astype(np.int16) + np.array([40, -10, -30]), 0, 255)
+    for name, picture in (("target.png", image), ("source.png", other.astype(np.uint8))):
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    target = tool.find_face(detector, tmp_path / "target.png", "t", "t:0")
+    source = tool.find_face(detector, tmp_path / "source.png", "s", "s:0")
+    assert target is not None and source is not None
+    # the dev recipe draws erosion and blur only, so the dev sets are the ones built before
+    rng, twin = np.random.default_rng(3), np.random.default_rng(3)
+    _, info = tool.swap(target, source, rng, tool.DEV)
+    assert info["crop"] == 128 and info["color_transfer"] and info["above_eyes"] == 0.45
+    assert info["erode_face"] == round(float(twin.uniform(0.02, 0.06)), 4)
+    assert info["sigma_face"] == round(float(twin.uniform(0.02, 0.05)), 4)
+    assert rng.random() == twin.random()
+    rng = np.random.default_rng(0)
+    infos = [tool.swap(target, source, rng, tool.TRAIN)[1] for _ in range(12)]
+    assert {i["crop"] for i in infos} <= set(tool.TRAIN.crops)
+    assert len({i["crop"] for i in infos}) > 1
+    assert {i["color_transfer"] for i in infos} == {True, False}
+    assert all(0.25 <= i["above_eyes"] <= 0.6 and i["erode_face"] <= 0.08 for i in infos)
+
+
 @pytest.mark.data
 def test_built_set_is_read_by_the_loader(
     tool: ModuleType, shared_data: Path, tmp_path: Path

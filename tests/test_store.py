@@ -257,6 +257,32 @@ def test_balanced_sampler_reals_only_set_gives_reals_and_keeps_the_balance() -> 
         BalancedSampler(data, {"big": 0.4, "studio": 0.6}, 0.5, reals_only=["studio"])
 
 
+def test_balanced_sampler_supervised_only_set_never_self_blends_its_reals() -> None:
+    from fakescope.training.balanced import BalancedSampler
+
+    # "swaps" has reals and supervised fakes; its fakes must be those, never pseudo-fakes
+    labels = [0] * 90 + [1] * 10 + [0] * 20 + [1] * 20
+    datasets = ["big"] * 100 + ["swaps"] * 40
+    data = _store_data(labels, datasets, ["train"] * 140)
+    weights = {"big": 0.7, "swaps": 0.3}
+    sampler = BalancedSampler(data, weights, pseudo_fraction=0.5, supervised_only=["swaps"])
+    draws = sampler.draw(np.random.default_rng(0), 10000)
+    idx = np.array([i for i, _ in draws])
+    pseudo = np.array([ff for _, ff in draws]) == 1.0
+    swaps = data.datasets[idx] == "swaps"
+    assert not pseudo[swaps].any()
+    assert abs((data.labels[idx][swaps] == 1).mean() - 0.5) < 0.03  # still class-balanced
+    big_fake = ~swaps & (pseudo | (data.labels[idx] == 1))
+    assert abs(pseudo[big_fake].mean() - 0.5) < 0.05  # other sets still self-blend
+    plain = BalancedSampler(data, weights, pseudo_fraction=0.5)
+    plain_draws = plain.draw(np.random.default_rng(0), 10000)
+    plain_idx = np.array([i for i, _ in plain_draws])
+    plain_pseudo = np.array([ff for _, ff in plain_draws]) == 1.0
+    assert plain_pseudo[data.datasets[plain_idx] == "swaps"].any()  # the knob is what stops it
+    with pytest.raises(ConfigError, match="supervised_only"):
+        BalancedSampler(data, weights, 0.5, supervised_only=["big_without_fakes"])
+
+
 def test_validate_sets_scores_video_sets_by_video() -> None:
     from fakescope.training.balanced import validate_sets
 

@@ -83,6 +83,14 @@ def test_bad_values_are_errors() -> None:
     for item in ("loss.kind=focal", "optim.epochs=1.5", "data.input_size=100", "sbi.p_morph=2"):
         with pytest.raises(ConfigError):
             resolve(None, [item])
+    for items in (
+        ["data.reals_only=[a]", "data.supervised_only=[a]"],
+        ["data.supervised_fakes=false", "data.supervised_only=[a]"],
+    ):
+        with pytest.raises(ConfigError, match="supervised_only"):
+            resolve(None, items)
+    ok = resolve(None, ["data.supervised_fakes=true", "data.supervised_only=[a]"])
+    assert ok.data.supervised_only == ("a",)
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import json
 import math
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +120,40 @@ def _transform(points: npt.NDArray[np.float32], matrix: F64) -> F64:
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
 
-def _region(mesh_in_crop: F64, five_in_crop: F64, side: int) -> Image:
+@dataclass(frozen=True)
+class SwapRecipe:
+    """How a swap is made. ``DEV`` is the dev sets' recipe (the module docstring); ``TRAIN``
+    makes training fakes with other settings, so that the dev sets stay a recipe the
+    network never saw: the aligned crop's side drawn from ``crops``, Reinhard colour transfer
+    with probability ``p_color``, erosion and blur drawn from wider ranges, and the upper
+    edge of the swapped region drawn too. A value with one choice draws nothing from the
+    generator (``DEV`` draws only ``erode`` and ``sigma``, as it always did)."""
+
+    crops: tuple[int, ...] = (CROP,)
+    p_color: float = 1.0
+    erode: tuple[float, float] = (0.02, 0.06)
+    sigma: tuple[float, float] = (0.02, 0.05)
+    above_eyes: tuple[float, float] = (ABOVE_EYES, ABOVE_EYES)
+
+
+DEV = SwapRecipe()
+TRAIN = SwapRecipe(
+    crops=(128, 160, 224),
+    p_color=0.5,
+    erode=(0.0, 0.08),
+    sigma=(0.01, 0.06),
+    above_eyes=(0.25, 0.6),
+)
+RECIPES = {"dev": DEV, "train": TRAIN}
+
+
+def _region(
+    mesh_in_crop: F64, five_in_crop: F64, side: int, above_eyes: float = ABOVE_EYES
+) -> Image:
     """Filled hull of the mesh below the upper forehead, in an upright ``side`` px crop."""
     eyes_y = float(five_in_crop[:2, 1].mean())
     mouth_y = float(five_in_crop[3:, 1].mean())
-    keep = mesh_in_crop[:, 1] >= eyes_y - ABOVE_EYES * (mouth_y - eyes_y)
+    keep = mesh_in_crop[:, 1] >= eyes_y - above_eyes * (mouth_y - eyes_y)
     hull = cv2.convexHull(np.round(mesh_in_crop[keep] * 16).astype(np.int32))
     canvas = np.zeros((side, side), np.uint8)
     cv2.fillConvexPoly(canvas, hull, (255,), lineType=cv2.LINE_AA, shift=4)
@@ -143,23 +172,33 @@ def reinhard(source: Image, target: Image, where: npt.NDArray[np.bool_]) -> Imag
     return np.asarray(np.clip(np.rint(rgb * 255.0), 0, 255), np.uint8)
 
 
-def swap(target: Face, source: Face, rng: np.random.Generator) -> tuple[Image, dict[str, Any]]:
+def _draw(rng: np.random.Generator, span: tuple[float, float]) -> float:
+    return span[0] if span[0] == span[1] else float(rng.uniform(*span))
+
+
+def swap(
+    target: Face, source: Face, rng: np.random.Generator, recipe: SwapRecipe = DEV
+) -> tuple[Image, dict[str, Any]]:
     """``source``'s face in ``target``'s picture, inswapper-style (module docstring)."""
     h, w = target.image.shape[:2]
-    m_t = alignment_matrix(target.landmarks, CROP, MARGIN)
-    m_s = alignment_matrix(source.landmarks, CROP, MARGIN)
+    side = recipe.crops[0] if len(recipe.crops) == 1 else int(rng.choice(recipe.crops))
+    color = recipe.p_color >= 1.0 or (recipe.p_color > 0.0 and rng.random() < recipe.p_color)
+    above = _draw(rng, recipe.above_eyes)
+    m_t = alignment_matrix(target.landmarks, side, MARGIN)
+    m_s = alignment_matrix(source.landmarks, side, MARGIN)
     crop_t = cv2.warpAffine(
-        target.image, m_t, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        target.image, m_t, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     crop_s = cv2.warpAffine(
-        source.image, m_s, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        source.image, m_s, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    both = (
-        _region(_transform(target.mesh, m_t), _transform(target.landmarks, m_t), CROP) > 127
-    ) & (_region(_transform(source.mesh, m_s), _transform(source.landmarks, m_s), CROP) > 127)
-    if int(both.sum()) < 200:
+    region_t = _region(_transform(target.mesh, m_t), _transform(target.landmarks, m_t), side, above)
+    region_s = _region(_transform(source.mesh, m_s), _transform(source.landmarks, m_s), side, above)
+    both = (region_t > 127) & (region_s > 127)
+    if int(both.sum()) < 200 * (side / CROP) ** 2:
         raise ValueError("the two faces barely overlap in the aligned crop")
-    matched = reinhard(np.asarray(crop_s, np.uint8), np.asarray(crop_t, np.uint8), both)
+    crop_s8 = np.asarray(crop_s, np.uint8)
+    matched = reinhard(crop_s8, np.asarray(crop_t, np.uint8), both) if color else crop_s8
     pasted = cv2.warpAffine(
         matched,
         m_t,
@@ -174,8 +213,8 @@ def swap(target: Face, source: Face, rng: np.random.Generator) -> tuple[Image, d
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
     )
-    erode = float(rng.uniform(0.02, 0.06)) * target.size
-    sigma = float(rng.uniform(0.02, 0.05)) * target.size
+    erode = _draw(rng, recipe.erode) * target.size
+    sigma = _draw(rng, recipe.sigma) * target.size
     inside = (hard > 127).astype(np.uint8)
     depth = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     core = (depth > erode).astype(np.float32)
@@ -185,6 +224,9 @@ def swap(target: Face, source: Face, rng: np.random.Generator) -> tuple[Image, d
     mask = np.clip(mask / max(1e-6, float(mask.max())), 0.0, 1.0)[:, :, None]
     out = pasted.astype(np.float32) * mask + target.image.astype(np.float32) * (1.0 - mask)
     info = {
+        "crop": side,
+        "color_transfer": color,
+        "above_eyes": round(above, 4),
         "down_scale": round(float(np.hypot(m_s[0, 0], m_s[1, 0])), 4),
         "up_scale": round(1.0 / float(np.hypot(m_t[0, 0], m_t[1, 0])), 4),
         "erode_face": round(erode / target.size, 4),
@@ -234,7 +276,14 @@ def build(
     n: int,
     seed: int,
     side: int = OUT_SIDE,
+    recipe: str = "dev",
+    per_target: int = 1,
 ) -> dict[str, Any]:
+    """The dev recipe: ``n`` swaps and ``n`` other untouched reals, targets, reals and sources
+    disjoint. The train recipe (:data:`TRAIN`): every face of the split is a real *and* the
+    target of ``per_target`` swaps (each from another source), so a training run sees each
+    portrait both untouched and swapped."""
+    how = RECIPES[recipe]
     out = out.resolve()
     if out == REPO or REPO in out.parents:
         raise SystemExit(f"--out {out} is inside the repository: the sources are research-only")
@@ -254,24 +303,24 @@ def build(
 
     # Walk the shuffled pool: the first n images with a face are targets, the next n reals,
     # the rest sources.
-    targets: list[Face] = []
-    reals: list[Face] = []
-    sources: dict[str, list[Face]] = {}
+    found: list[Face] = []
     no_face: Counter[str] = Counter()
     for k in order:
         item, group = pool[int(k)]
         face = find_face(detector, item.path, item.dataset, group)
         if face is None:
             no_face[item.dataset] += 1
-            continue
-        if len(targets) < n:
-            targets.append(face)
-        elif len(reals) < n:
-            reals.append(face)
         else:
-            sources.setdefault(face.dataset, []).append(face)
+            found.append(face)
+    if recipe == "train":
+        targets, reals, rest = found, found, found
+    else:
+        targets, reals, rest = found[:n], found[n : 2 * n], found[2 * n :]
+    sources: dict[str, list[Face]] = {}
+    for face in rest:
+        sources.setdefault(face.dataset, []).append(face)
     print(f"faces: {len(targets)} targets, {len(reals)} reals, no face {dict(no_face)}")
-    if len(reals) < n:
+    if recipe == "dev" and len(reals) < n:
         raise SystemExit(f"only {len(targets)} + {len(reals)} faces in the split; lower --n")
 
     size = f"{side} px face picture" if side else "picture at its own size"
@@ -294,15 +343,18 @@ def build(
                 "generator_method": "none (untouched real, resized and re-encoded like the fakes)",
             }
         )
+    jobs: list[tuple[Face, Face]] = []
     for target in targets:
         pool_b = [s for s in sources.get(target.dataset, []) if s.group != target.group]
         if not pool_b:
             failed.append(f"{target.path.name}: no source of another identity")
             continue
         picks = rng.choice(len(pool_b), size=min(CANDIDATES, len(pool_b)), replace=False)
-        source = min((pool_b[int(i)] for i in picks), key=lambda s: pose_distance(target, s))
+        ranked = sorted((pool_b[int(i)] for i in picks), key=lambda s: pose_distance(target, s))
+        jobs.extend((target, source) for source in ranked[:per_target])
+    for target, source in jobs:
         try:
-            fake, info = swap(target, source, rng)
+            fake, info = swap(target, source, rng, how)
         except ValueError as exc:
             failed.append(f"{target.path.name}: {exc}")
             continue
@@ -318,7 +370,8 @@ def build(
                 "original_path": t_row["original_path"],
                 "kind": kind,
                 "generator_method": (
-                    f"inswapper-like 128 px swap (tools/make_oneshot_val.py, seed {seed}): "
+                    f"inswapper-like {info['crop']} px swap (tools/make_oneshot_val.py, "
+                    f"recipe {recipe}, seed {seed}): "
                     f"face of {s_row['source_repo']}:{s_row['original_path']} pasted"
                 ),
             }
@@ -345,6 +398,7 @@ def build(
         "split": split,
         "seed": seed,
         "side": side,
+        "recipe": {"name": recipe, **asdict(how), "per_target": per_target},
         "pool_reals": len(pool),
         "no_face": dict(no_face),
         "counts": dict(counts),
@@ -378,9 +432,28 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=200, help="fakes, and as many reals")
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="dev",
+        help="dev: the dev sets' recipe; train: training fakes made otherwise (SwapRecipe)",
+    )
+    parser.add_argument(
+        "--per-target", type=int, default=1, help="train recipe: swaps per target face"
+    )
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    report = build(args.roots, args.out, args.split_file, args.split, args.n, args.seed, args.side)
+    report = build(
+        args.roots,
+        args.out,
+        args.split_file,
+        args.split,
+        args.n,
+        args.seed,
+        args.side,
+        args.recipe,
+        args.per_target,
+    )
     items = load_dataset("auto", args.out)
     labels = Counter(item.label for item in items)
     print(

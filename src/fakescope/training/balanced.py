@@ -12,7 +12,8 @@ Used by :func:`fakescope.training.train_sbi.train` when ``data.store`` is set:
   ``data.pseudo_fraction``, always for a set without fakes) or one of its supervised fakes.
   A set named in ``data.reals_only`` gives only reals (never a fake, never a pseudo-fake of
   its own faces): its share of the draws is all real, and the other sets draw fakes a little
-  more often so that the classes stay balanced;
+  more often so that the classes stay balanced. A set named in ``data.supervised_only``
+  gives its own supervised fakes only (never a pseudo-fake of its reals);
 * :func:`validate_sets` scores the validation split per source set: frame AUC, and for video
   sets the video AUC of the mean crop probability per video. Its ``val_score`` (the mean over
   sets of the video AUC where there is one, else the frame AUC) picks the epoch.
@@ -154,6 +155,7 @@ class BalancedSampler:
         pseudo_fraction: float,
         supervised_fakes: bool = True,
         reals_only: Sequence[str] = (),
+        supervised_only: Sequence[str] = (),
     ) -> None:
         train = data.splits == "train"
         self.reals: dict[str, npt.NDArray[np.int64]] = {}
@@ -170,6 +172,12 @@ class BalancedSampler:
         unknown = sorted(set(reals_only) - set(self.reals))
         if unknown:
             raise ConfigError(f"data.reals_only: {unknown} name no set of the training split")
+        lacking = sorted(s for s in supervised_only if not len(self.fakes.get(s, ())))
+        if lacking:
+            raise ConfigError(
+                f"data.supervised_only: {lacking} have no supervised fakes in the training split"
+            )
+        self.supervised_only = frozenset(supervised_only)
         w = np.array([weights[s] for s in self.sets], np.float64)
         self.probs = w / w.sum()
         self.pseudo_fraction = pseudo_fraction
@@ -201,7 +209,9 @@ class BalancedSampler:
             reals, fakes = self.reals[name], self.fakes[name]
             if name in self.reals_only or rng.random() >= self.p_fake:
                 out.append((int(rng.choice(reals)), 0.0))
-            elif len(fakes) == 0 or rng.random() < self.pseudo_fraction:
+            elif len(fakes) == 0 or (
+                name not in self.supervised_only and rng.random() < self.pseudo_fraction
+            ):
                 out.append((int(rng.choice(reals)), 1.0))
             else:
                 out.append((int(rng.choice(fakes)), 0.0))

@@ -82,6 +82,8 @@ class DataConfig:
     pseudo_fraction: float = 0.5  # share of a set's fakes that are self-blended pseudo-fakes
     # sets whose faces are drawn only as reals (no fakes, no pseudo-fakes of their own faces)
     reals_only: tuple[str, ...] = ()
+    # sets whose fakes are only their own supervised fakes (never self-blended from their reals)
+    supervised_only: tuple[str, ...] = ()
     samples_per_epoch: int = 0  # store runs: samples drawn per epoch (0: train crop count)
     val_max_per_set: int = 1200  # store runs: validation crops per set (evenly subsampled)
 
@@ -101,6 +103,16 @@ class DataConfig:
             "must be 3 non-negative shares (train, val, calib) with train > 0",
         )
         check(0.0 <= self.pseudo_fraction <= 1.0, "data.pseudo_fraction", "must be in [0, 1]")
+        check(
+            not set(self.reals_only) & set(self.supervised_only),
+            "data.supervised_only",
+            "must not name a set of data.reals_only",
+        )
+        check(
+            self.supervised_fakes or not self.supervised_only,
+            "data.supervised_only",
+            "needs data.supervised_fakes: true",
+        )
         check(self.samples_per_epoch >= 0, "data.samples_per_epoch", "must be >= 0")
         check(self.val_max_per_set >= 1, "data.val_max_per_set", "must be >= 1")
 

@@ -372,6 +372,7 @@ def train(cfg: TrainConfig, out: Path) -> Path:
             cfg.data.pseudo_fraction,
             cfg.data.supervised_fakes,
             reals_only=cfg.data.reals_only,
+            supervised_only=cfg.data.supervised_only,
         )
         n_per_epoch = cfg.data.samples_per_epoch or len(sampler)
         shares = ", ".join(f"{k} {v:.2f}" for k, v in zip(sampler.sets, sampler.probs, strict=True))
