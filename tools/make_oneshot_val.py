@@ -30,6 +30,15 @@ in ``BUILD.json``), so the reals pass the same filter as the fakes. The output f
 ``real/`` and ``fake/``, ``MANIFEST.tsv`` with the columns of the shared sets (``fakescope
 eval`` reads it: the ``manifest`` layout) and ``BUILD.json`` (parameters, counts, pairs).
 
+``--recipe train`` makes *training* fakes instead (``TRAIN``, a :class:`SwapRecipe` the dev
+sets do not share: aligned crop of 128, 160 or 224 px, colour transfer half the time, wider
+erosion and feathering, a drawn upper edge of the region): every face of ``--split`` is kept
+as a real and is the target of ``--per-target`` swaps, for ``configs/sbi_v5q10_lite0.yaml``:
+
+    python3 tools/make_oneshot_val.py ../shared/data/stylegan2_ffhq --out /tmp/ffhq_swaps_train \
+        --split-file configs/splits/faces_v5.json --split train --side 0 --recipe train \
+        --per-target 2 --seed 2026
+
 The sources are research-only data sets: ``--out`` must lie outside the repository.
 """
 
