@@ -7,11 +7,14 @@ step, data that moved). The run then fails with the list of skips and their reas
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import struct
+import sys
 import tempfile
 import zlib
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -25,6 +28,18 @@ os.environ.setdefault("FAKESCOPE_CACHE_DIR", tempfile.mkdtemp(prefix="fakescope-
 from fakescope.io import load_example_face, make_clip
 
 CLIP_SIZE = (320, 240)
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/<name>.py`` imported as module ``name`` (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def png_claiming(width: int, height: int) -> bytes:
