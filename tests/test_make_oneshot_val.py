@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from conftest import load_tool
 from fakescope.data import load_dataset
 from fakescope.faces import FACE_DETECTORS
 from fakescope.io import load_example_face
@@ -22,14 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_oneshot_val", REPO / "tools" / "make_oneshot_val.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("make_oneshot_val")
 
 
 def _lab(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -130,6 +122,19 @@ def test_built_set_is_read_by_the_loader(
         key = f"{path.parent.parent.name}:{path.with_suffix('').name}"
         assert groups.get(key) == "val", key
     assert json.loads((out / "BUILD.json").read_text())["counts"] == {"real": 3, "fake": 3}
+    # the dev recipe builds the set it always built (pairs and draws of the tool before
+    # --recipe train existed, commit fa5d4d7): the dev sets' figures stay comparable
+    built = [(p["file"], p["erode_face"], p["sigma_face"]) for p in report["pairs"]]
+    assert built == [
+        (
+            "fake/utkface_real_20_0_4_20170105161709125_jpg_chip__"
+            "utkface_real_39_1_0_20170111182452865_jpg_chip.jpg",
+            0.054,
+            0.0414,
+        ),
+        ("fake/dfdc_faces_rrdiwonvyq__dfdc_faces_urxdctqpqx.jpg", 0.0378, 0.0419),
+        ("fake/dfdc_faces_nenxtujdkb__dfdc_faces_xikmpejguq.jpg", 0.0333, 0.0296),
+    ]
 
 
 @pytest.mark.data

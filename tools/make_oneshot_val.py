@@ -50,6 +50,7 @@ import json
 import math
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -310,8 +311,8 @@ def build(
     order = rng.permutation(len(pool))
     detector = FACE_DETECTORS.create("hybrid")
 
-    # Walk the shuffled pool: the first n images with a face are targets, the next n reals,
-    # the rest sources.
+    # Walk the shuffled pool: the dev recipe takes the first n images with a face as targets,
+    # the next n as reals, the rest as sources; the train recipe takes every face in each role.
     found: list[Face] = []
     no_face: Counter[str] = Counter()
     for k in order:
@@ -352,16 +353,20 @@ def build(
                 "generator_method": "none (untouched real, resized and re-encoded like the fakes)",
             }
         )
-    jobs: list[tuple[Face, Face]] = []
-    for target in targets:
-        pool_b = [s for s in sources.get(target.dataset, []) if s.group != target.group]
-        if not pool_b:
-            failed.append(f"{target.path.name}: no source of another identity")
-            continue
-        picks = rng.choice(len(pool_b), size=min(CANDIDATES, len(pool_b)), replace=False)
-        ranked = sorted((pool_b[int(i)] for i in picks), key=lambda s: pose_distance(target, s))
-        jobs.extend((target, source) for source in ranked[:per_target])
-    for target, source in jobs:
+
+    def jobs() -> Iterator[tuple[Face, Face]]:
+        """Each target's sources, drawn lazily: a target's swaps are made before the next
+        target's sources are drawn, the order of generator draws the dev sets were built in."""
+        for target in targets:
+            pool_b = [s for s in sources.get(target.dataset, []) if s.group != target.group]
+            if not pool_b:
+                failed.append(f"{target.path.name}: no source of another identity")
+                continue
+            picks = rng.choice(len(pool_b), size=min(CANDIDATES, len(pool_b)), replace=False)
+            ranked = sorted((pool_b[int(i)] for i in picks), key=lambda s: pose_distance(target, s))
+            yield from ((target, source) for source in ranked[:per_target])
+
+    for target, source in jobs():
         try:
             fake, info = swap(target, source, rng, how)
         except ValueError as exc:
