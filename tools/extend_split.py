@@ -15,18 +15,21 @@ import argparse
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from fakescope.training.store import grouped_items
 
 
-def extend(base: dict[str, object], roots: list[Path], split: str, note: str) -> dict[str, object]:
-    groups = dict(base["groups"])  # type: ignore[call-overload]
+def extend(base: dict[str, Any], roots: list[Path], split: str, note: str) -> dict[str, Any]:
+    """``base`` with every group of ``roots`` in ``split``; ``crops`` gets each new set's item
+    count (one crop per photo), the store's own count being known only after a build."""
+    groups = dict(base["groups"])
     items, names = grouped_items(roots)
     clash = sorted({g for g in names if groups.get(g, split) != split})
     if clash:
         raise SystemExit(f"already pinned to another split: {clash[:5]} ({len(clash)})")
     groups.update(dict.fromkeys(names, split))
-    crops = dict(base.get("crops", {}))  # type: ignore[call-overload]
+    crops = dict(base.get("crops", {}))
     for dataset, count in Counter(item.dataset for item in items).items():
         crops[dataset] = {split: count}
     return {**base, "note": f"{base.get('note', '')} | {note}", "crops": crops, "groups": groups}
@@ -43,7 +46,7 @@ def main() -> None:
     base = json.loads(args.base.read_text(encoding="utf-8"))
     out = extend(base, args.roots, args.split, args.note)
     args.out.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"{args.out}: {len(out['groups'])} groups")  # type: ignore[arg-type]
+    print(f"{args.out}: {len(out['groups'])} groups")
 
 
 if __name__ == "__main__":
