@@ -194,6 +194,15 @@ def test_cli_scans_resumes_and_feeds_eval(
     verdicts = read_verdicts(out)
     assert len(verdicts) == 3 and {"ok", "undecodable"} <= {v["status"] for v in verdicts}
     assert all("faces" in v and "batch" in v for v in verdicts)  # scan --json plus batch
+    # the Parquet shards carry each item's overall verdict on every one of its rows
+    import pyarrow.parquet as pq
+
+    shards = sorted((out / "scores").glob("*.parquet"))
+    cols = pq.read_table(shards, columns=["media_id", "overall_label", "decided_by"])
+    overall = {v["path"]: v["verdict"] for v in verdicts}
+    got = set(zip(*(cols[c].to_pylist() for c in cols.column_names), strict=True))
+    assert got == {(m, o["label"], o["decided_by"]) for m, o in overall.items()}
+    assert overall[str(data / "broken.mp4")]["label"] == "no_verdict"
 
     journal = sorted((out / "verdicts").glob("*.jsonl"))
     lines = sum(len(p.read_text().splitlines()) for p in journal)

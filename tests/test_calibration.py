@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -183,9 +184,11 @@ def test_calibrate_chooses_the_map_by_cross_validation_and_records_the_data(
     assert main(argv) == 0
     payload = json.loads(out.read_text())
     report = payload["report"]["video"]
-    # 38 item-level rows, of which 36 videos; the folds never split an identity group
-    assert (report["items"], report["videos"], report["real"], report["fake"]) == (38, 36, 13, 25)
-    assert report["cv_groups"] == 8 and report["cv_grouped_by"] == "identity group"
+    # 38 item-level rows: the 36 videos are fitted on, the 2 photos left out (they go through
+    # the crop level); the folds never split an identity group
+    assert (report["items"], report["videos"], report["real"], report["fake"]) == (36, 36, 12, 24)
+    assert report["photos_left_out"] == 2
+    assert report["cv_groups"] == 6 and report["cv_grouped_by"] == "identity group"
     losses = {k: c["balanced_log_loss_3fold_cv"] for k, c in report["candidates"].items()}
     assert report["kind"] == min(losses, key=lambda k: losses[k])
     # over-confident raw scores: a fitted map beats none (identity) out of fold
@@ -202,7 +205,7 @@ def test_calibrate_chooses_the_map_by_cross_validation_and_records_the_data(
     video = payload["calibration"]["video"]
     seen = video["fitted_on"]
     assert seen["data"] == "toy videos" and seen["videos"] == 36
-    assert (seen["real"], seen["fake"]) == (13, 25)
+    assert (seen["real"], seen["fake"]) == (12, 24)
     assert seen["map"].startswith(report["kind"])
     assert seen["chosen_by"].endswith(
         "(folds grouped by identity group) among logit, temperature, identity"
@@ -222,6 +225,29 @@ def test_calibrate_chooses_the_map_by_cross_validation_and_records_the_data(
     )
     assert "36 videos" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_calibrate_refuses_the_development_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fakescope.cli import main
+    from fakescope.evaluation import ScoreTable
+
+    scores, _ = _video_table(tmp_path)
+    table = ScoreTable.load(scores)
+    dev = [
+        dataclasses.replace(r, dataset="ffpp_c40_videos") if r.media_id == "v03" else r
+        for r in table.rows
+    ]
+    ScoreTable(dev).save(scores)
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", str(scores), "--folds", "3", "--out", str(out)]) == 2
+    assert "ffpp_c40_videos is a development set" in capsys.readouterr().err
+    assert not out.exists()
+    # the other items alone (--dataset) are fine
+    assert (
+        main(["calibrate", str(scores), "--dataset", "t", "--folds", "3", "--out", str(out)]) == 0
+    )
 
 
 def test_constant_calibrator_answers_the_same_for_every_score() -> None:

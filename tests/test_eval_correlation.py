@@ -319,3 +319,27 @@ def test_eval_raw_scores_measure_the_networks_own_outputs(tmp_path: Path) -> Non
     assert got["decisions"]["flat"]["calibrated"] is False
     assert "--raw-scores" in got["decision_source"]
     assert got["correlations"]
+
+
+def test_report_takes_more_sections_and_per_method_min_dcf(tmp_path: Path) -> None:
+    """One report for issue 27: ``sections`` (e.g. ``fakescope eval --attribution``'s method
+    attribution) go into report.md and index.html; the per-method table has min DCF."""
+    from fakescope.evaluation import breakdown_markdown
+
+    table, _ = _two_detector_table()
+    metrics = compute_metrics(table, n_boot=0)
+    per_method = breakdown_markdown(metrics)
+    assert "| AUC [95% CI] | EER | min DCF |" in per_method
+    cells = [line.strip("|").split("|") for line in per_method.splitlines()[2:]]
+    assert cells and all(len(c) == 6 and c[-1].strip() != "n/a" for c in cells)
+    body = (
+        "| detector | fakes called fake | method accuracy |\n|---|---|---|\n| det-a | 3 | 0.667 |"
+    )
+    paths = write_report(
+        tmp_path / "r", table, [], metrics, figures=False, sections=[("Method attribution", body)]
+    )
+    report = paths["report"].read_text()
+    assert "## Method attribution\n\n| detector | fakes called fake" in report
+    assert report.index("## Method attribution") < report.index("## Abstained or failed")
+    page = paths["index"].read_text()
+    assert "<h2>Method attribution</h2>" in page and "<td>0.667</td>" in page

@@ -132,19 +132,58 @@ def _scores(track: Track, raw: float) -> list[CropScore]:
     return [CropScore(track.track_id, f.frame_index, 0.0, f.box, raw, raw) for f in track.faces]
 
 
-def test_brief_tracks_use_the_crop_level_long_ones_the_video_level() -> None:
+def test_brief_tracks_are_read_no_more_confidently_than_either_level() -> None:
     scanner, crop, video = _toy()
     long = Track(0, tuple(_box(i) for i in range(32)))
     brief = Track(1, tuple(_box(i, 300) for i in range(3)))
-    scores = _scores(long, 0.7) + _scores(brief, 0.7)
-    _, _, (v_long, v_brief) = scanner.decide([long, brief], scores, "video")
+    photo_like = Track(2, tuple(_box(i, 600) for i in range(3)))
+    scores = _scores(long, 0.7) + _scores(brief, 0.7) + _scores(photo_like, 0.34)
+    _, _, (v_long, v_brief, v_low) = scanner.decide([long, brief, photo_like], scores, "video")
     assert v_long.calibration_level == "video"
     assert v_long.fake_probability == pytest.approx(video.predict_proba([0.7])[0, 1])
-    assert v_brief.calibration_level == "crop"
-    assert v_brief.fake_probability == pytest.approx(crop.predict_proba([0.7])[0, 1])
-    # the same raw mean from 3 crops never reads more confident than from 32
-    assert v_brief.fake_probability < v_long.fake_probability
+    assert v_brief.calibration_level == "brief"
+    c, v = crop.predict_proba([0.7, 0.34])[:, 1], video.predict_proba([0.7, 0.34])[:, 1]
+    # 0.7: the toy video map is the more confident one, so the crop map's reading stands
+    assert v_brief.fake_probability == pytest.approx(c[0]) and c[0] < v[0]
+    # 0.34: the crop map reads it further from 0.5 than the video map: the video map's stands
+    assert abs(c[1] - 0.5) > abs(v[1] - 0.5)
+    assert v_low.fake_probability == pytest.approx(v[1])
     assert v_long.to_dict()["calibration_level"] == "video"
+    # a photo's face goes through the crop level, however few crops
+    _, _, (v_photo,) = scanner.decide([brief], _scores(brief, 0.34), "image")
+    assert v_photo.calibration_level == "crop"
+    assert v_photo.fake_probability == pytest.approx(c[1])
+
+
+def _weight_maps() -> list[tuple[str, dict[str, object]]]:
+    from fakescope.models import DETECTORS, create_detector
+
+    out = []
+    for name in DETECTORS.names():
+        calibration = create_detector(name).config.calibration
+        if calibration:
+            out.append((name, calibration))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "calibration"), _weight_maps(), ids=[n for n, _ in _weight_maps()]
+)
+def test_a_brief_track_never_outshouts_a_full_one_with_the_shipped_maps(
+    name: str, calibration: dict[str, object]
+) -> None:
+    """With every shipped weight's own maps, over the whole raw range, a video's brief track
+    is never further from 0.5 than a full-length track of the same raw mean, nor labelled
+    fake where the full track is not (the input's probability is its highest track's)."""
+    scanner = Scanner(ScanConfig())
+    scanner.calibrators = load_calibrators(calibration, name)
+    raw = np.linspace(0.001, 0.999, 999)
+    full = scanner.calibrate(raw, scanner.calibration_level("video", 32))
+    brief = scanner.calibrate(raw, scanner.calibration_level("video", 3))
+    assert np.all(np.abs(brief - 0.5) <= np.abs(full - 0.5) + 1e-12)
+    assert np.all(brief[full >= 0.5] <= full[full >= 0.5] + 1e-12)
+    threshold, band = scanner.threshold, scanner.config.uncertain_band
+    assert not np.any((brief >= threshold + band) & (full < threshold + band))
 
 
 def test_decide_refuses_nan_whatever_the_order() -> None:

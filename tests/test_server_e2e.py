@@ -41,6 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "astronaut.mp4"
 SHARED_DATA = REPO.parent / "shared" / "data"
 GENERATED_PORTRAIT = SHARED_DATA / "stylegan2_ffhq" / "fake" / "tpdne_fake_1.jpg"
+# a camera video (FF++ c40 dev set, real): the default reads its face at 9% (tests/test_quality)
+CAMERA_VIDEO = SHARED_DATA / "ffpp_c40_videos" / "real" / "actors_13__talking_against_wall.mp4"
 """A StyleGAN2 face (thispersondoesnotexist.com): the default models call it generated (the
 whole-image detector: 100%), while its face alone is too close to call."""
 ARTIFACTS = REPO / "test-artifacts"
@@ -359,8 +361,9 @@ def test_headline_is_the_overall_verdict(browser: Any, tmp_path: Path) -> None:
     """A generated portrait reads "Generated" in red, a real video "Authentic" in green (not
     the face question's answer); each percentage is the probability of fake, in words; a
     refused upload takes the previous verdict off the page."""
-    if not GENERATED_PORTRAIT.is_file():
-        pytest.skip(f"needs ../shared/data ({GENERATED_PORTRAIT} is missing)")
+    for needed in (GENERATED_PORTRAIT, CAMERA_VIDEO):
+        if not needed.is_file():
+            pytest.skip(f"needs ../shared/data ({needed} is missing)")
     driver = browser
     bad = tmp_path / "notes.txt"
     bad.write_text("this is not a photo\n" * 50)
@@ -402,6 +405,12 @@ def test_headline_is_the_overall_verdict(browser: Any, tmp_path: Path) -> None:
         assert any(re.fullmatch(r"face \d{1,3}%", t) for t in texts), texts
         _screenshot(driver, "e2e_authentic.png", 1280, 1000, mobile=False)
 
+        # a camera video, not one made from a still: authentic too
+        camera_id, verdict = _upload_example(driver, CAMERA_VIDEO)
+        label, classes = _headline(driver)
+        assert label == "Authentic", verdict
+        assert re.fullmatch(r"Authentic\n\d{1,3}% likely not authentic", verdict), verdict
+
         # the recent list carries the overall verdicts, not the face question's labels
         def badge(scan_id: str) -> Any:
             return driver.find_element(
@@ -411,13 +420,14 @@ def test_headline_is_the_overall_verdict(browser: Any, tmp_path: Path) -> None:
         _wait(
             driver,
             15,
-            "both scans listed",
-            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#recent li")) == 2,
+            "the three scans listed",
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#recent li")) == 3,
         )
         assert badge(portrait_id).get_attribute("data-verdict") == "generated"
         assert "badge-fake" in str(badge(portrait_id).get_attribute("class"))
         assert re.fullmatch(r"generated · \d{1,3}% likely not authentic", badge(portrait_id).text)
         assert badge(video_id).get_attribute("data-verdict") == "authentic"
+        assert badge(camera_id).get_attribute("data-verdict") == "authentic"
         assert "badge-real" in str(badge(video_id).get_attribute("class"))
 
         assert _severe_console_errors(driver) == []

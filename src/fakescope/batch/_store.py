@@ -6,7 +6,9 @@ Layout of ``--out DIR``::
     verdicts/part-NNNNN.jsonl  one line per finished attempt: the ``fakescope scan --json``
                                object of the item plus a ``batch`` block (key, attempt, rows)
     scores/part-NNNNN.parquet  the ScoreTable rows of the same shard (``ScoreRow`` columns plus
-                               ``item_key``, ``record``, ``attempt``, ``failed``)
+                               ``item_key``, ``record``, ``attempt``, ``failed``, and the
+                               item's overall verdict on each of its rows: ``overall_label``,
+                               ``overall_probability`` (NaN without one), ``decided_by``)
     scores.csv                 written at the end of a run: the labelled results, deduplicated,
                                for ``fakescope eval --from-scores``
 
@@ -51,6 +53,7 @@ _FORMAT = 1
 _SHARD = re.compile(r"part-(\d{5,})\.(jsonl|parquet)")
 _COLUMNS = [f.name for f in fields(ScoreRow)]
 _EXTRA = ("item_key", "record", "attempt", "failed")
+_OVERALL = ("overall_label", "overall_probability", "decided_by")  # written, not read back
 
 
 @dataclass
@@ -141,8 +144,11 @@ def _seal(out_dir: Path, index: int, records: list[dict[str, Any]]) -> None:
     """Write the Parquet shard of journal ``index`` (temporary name, then rename)."""
     pa = _pyarrow()
     columns: dict[str, list[Any]] = {name: [] for name in (*_COLUMNS, *_EXTRA)}
+    for name in _OVERALL:
+        columns[name] = []
     for number, record in enumerate(records):
         info = record["batch"]
+        overall = record.get("verdict") or {}
         for values in info["rows"]:
             for name, value in zip(_COLUMNS, values, strict=True):
                 columns[name].append(value)
@@ -150,7 +156,10 @@ def _seal(out_dir: Path, index: int, records: list[dict[str, Any]]) -> None:
             columns["record"].append(number)
             columns["attempt"].append(int(info["attempt"]))
             columns["failed"].append(bool(info["failed"]))
-    for name in ("score", "raw_score"):
+            columns["overall_label"].append(overall.get("label"))
+            columns["overall_probability"].append(overall.get("probability"))
+            columns["decided_by"].append(overall.get("decided_by"))
+    for name in ("score", "raw_score", "overall_probability"):
         columns[name] = [float("nan") if v is None else float(v) for v in columns[name]]
     schema = pa.schema(
         [
@@ -169,6 +178,9 @@ def _seal(out_dir: Path, index: int, records: list[dict[str, Any]]) -> None:
             ("record", pa.int32()),
             ("attempt", pa.int16()),
             ("failed", pa.bool_()),
+            ("overall_label", pa.string()),
+            ("overall_probability", pa.float64()),
+            ("decided_by", pa.string()),
         ]
     )
     table = pa.table(columns, schema=schema)

@@ -2,7 +2,8 @@
 
 - ``video``: on each video item's raw aggregate (the ``raw_score`` of its item-level row: the
   highest of its face tracks' aggregated raw scores), which is exactly what the scan maps
-  through the video calibrator;
+  through the video calibrator; only videos (items with two or more scored frames): a photo's
+  row is left out and counted (``photos_left_out``), since photos go through the crop level;
 - ``crop``: on each face crop's raw score (what a photo's face and every frame of a video is
   mapped through).
 
@@ -15,9 +16,10 @@ config's ``calibration`` field. With several ``--kind``, each level keeps the ma
 lowest class-balanced cross-validated log loss (the loss the class-balanced fit minimises).
 ``--bootstrap N`` adds 95% intervals (items resampled within each class) for the map's
 parameters and for the ECE. Each stored calibrator records the data it saw under
-``fitted_on`` (``--fitted-on``, item counts per class, the map, the command).
-``--weights FILE.json`` also writes the fitted levels into that weight config (or ensemble
-JSON, see ``fakescope fuse``) in place; levels not fitted keep their calibrator.
+``fitted_on`` (``--fitted-on``, item counts per class, the map, the command). Rows of a
+development-only dataset (:data:`fakescope.data.DEV_ONLY`, the FF++ c40 dev set) are refused
+at both levels. ``--weights FILE.json`` also writes the fitted levels into that weight config
+(or ensemble JSON, see ``fakescope fuse``) in place; levels not fitted keep their calibrator.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
 def _level_data(
     rows: list[Any], level: str
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[str]]:
+    """Labels, raw scores and item ids the ``level`` is fitted on: every scored crop, or
+    (video level) the item-level rows of the videos among the items."""
     chosen = [
         r
         for r in rows
@@ -112,6 +116,9 @@ def _level_data(
         and r.status == "ok"
         and not math.isnan(r.raw_score)
     ]
+    if level == "video":
+        videos = _video_ids(rows)
+        chosen = [r for r in chosen if r.media_id in videos]
     return (
         np.array([r.label for r in chosen], dtype=np.int64),
         np.array([r.raw_score for r in chosen], dtype=np.float64),
@@ -119,13 +126,13 @@ def _level_data(
     )
 
 
-def _videos(rows: list[Any], items: list[str]) -> int:
-    """How many of ``items`` are videos: two or more of their frames were scored."""
+def _video_ids(rows: list[Any]) -> set[str]:
+    """The items of ``rows`` that are videos: two or more of their frames were scored."""
     frames: dict[str, set[int]] = {}
     for r in rows:
         if not r.is_media_level:
             frames.setdefault(r.media_id, set()).add(r.frame_index)
-    return sum(1 for m in set(items) if len(frames.get(m, ())) >= 2)
+    return {m for m, seen in frames.items() if len(seen) >= 2}
 
 
 def _identity_groups(sources: list[Path]) -> dict[str, str]:
@@ -183,6 +190,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     require("eval", "fakescope calibrate", ("sklearn", "scipy"))
     from fakescope.calibration import FITTED_ON
+    from fakescope.data import DEV_ONLY
     from fakescope.evaluation import ScoreTable, fit_level, fitted_on_record
     from fakescope.models import CALIBRATION_LEVELS
 
@@ -192,6 +200,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if detector is None or detector not in detectors:
         raise UsageError(f"choose --detector among: {', '.join(detectors) or 'none'}")
     rows = table.select(detector, args.dataset).rows
+    dev = sorted({r.dataset for r in rows} & DEV_ONLY)
+    if dev:
+        raise UsageError(
+            f"{', '.join(dev)} is a development set: never calibrated on (choose other "
+            "items with --dataset, or score held-out ones)"
+        )
     identity = _identity_groups(args.identity_groups) if args.identity_groups else None
     kinds = args.kinds or ["logit"]
     calibration: dict[str, Any] = {}
@@ -206,11 +220,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
                 f"score and {args.folds} cross-validation groups, got {counts.tolist()} and "
                 f"{len(set(groups))} (score tables from before raw_score have none)"
             )
-        videos = _videos(rows, items) if level == "video" else None
+        videos = len(set(items)) if level == "video" else None
         if videos is not None and videos < args.min_videos:
             raise UsageError(
-                f"video level: {videos} videos (items with two or more scored frames) of "
-                f"{len(set(items))} items, fewer than --min-videos {args.min_videos}"
+                f"video level: {videos} videos (items with two or more scored frames), "
+                f"fewer than --min-videos {args.min_videos}"
             )
         try:
             fitted, report = fit_level(
@@ -224,6 +238,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         )
         if videos is not None:
             report["videos"] = videos
+            media = {r.media_id for r in rows if r.is_media_level and r.status == "ok"}
+            report["photos_left_out"] = len(media) - videos
         calibration[level] = {**fitted, FITTED_ON: seen}
         reports[level] = report
     payload = {

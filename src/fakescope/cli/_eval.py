@@ -359,6 +359,12 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         "limit": args.limit,
         "scan": dataclasses.asdict(config),
     }
+    summaries = {n: attribution_summary(r, families[n]) for n, r in attributed.items()}
+    sections = []
+    if summaries:
+        sections.append(
+            ("Method attribution of the fakes called fake", attribution_markdown(summaries))
+        )
     paths = write_report(
         args.out,
         table,
@@ -369,6 +375,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
         figures=not args.no_figures,
         decisions={n: decisions[n] for n in table.detectors()},
         decision_source=source,
+        sections=sections,
     )
     out = stdout_console()
     out.print(Markdown(headline_markdown(metrics)))
@@ -380,8 +387,7 @@ def run_eval(args: argparse.Namespace, config: ScanConfig) -> int:
             "fakes: Pearson of logits / Spearman (n), near 0 = independent evidence):"
         )
         out.print(Markdown(correlated))
-    if attributed:
-        summaries = {n: attribution_summary(r, families[n]) for n, r in attributed.items()}
+    if summaries:
         (Path(args.out) / "attribution.json").write_text(
             json.dumps(summaries, indent=1) + "\n", encoding="utf-8"
         )

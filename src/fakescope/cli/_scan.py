@@ -24,7 +24,8 @@ _STYLE = {Label.FAKE: "bold red", Label.REAL: "green", Label.UNCERTAIN: "yellow"
 
 def synthesis_cell(verdict: Verdict) -> str:
     """The synthesis column: its label and probability (and, for a generated image, the
-    generator family it resembles with its confidence), its status when it abstained, "-"
+    generator family it resembles, without a percentage: every one shown is a probability of
+    fake), its status when it abstained, "-"
     when the synthesis detector was off."""
     synth = verdict.synthesis
     if synth is None:
@@ -33,7 +34,7 @@ def synthesis_cell(verdict: Verdict) -> str:
         return f"[yellow]{synth.status}[/]"
     cell = f"[{_STYLE[synth.label]}]{synth.label}[/] {synth.fake_probability:.1%}"
     if synth.family is not None:
-        cell += f"\nfamily: {synth.family.name} {synth.family.confidence:.0%}"
+        cell += f"\nfamily: {synth.family.name}"
     return cell
 
 
@@ -46,12 +47,15 @@ def track_lines(verdict: Verdict) -> list[str]:
         face = f"face {t.track_id + 1}"
         if t.attribution is not None:
             a = t.attribution
-            lines.append(f"{face} resembles {a.family} ({a.method}, confidence {a.confidence:.0%})")
+            lines.append(f"{face} resembles {a.family} ({a.method})")
         if t.identity is not None:
             i = t.identity
             who = f"person {i.person + 1}"
             if i.name is not None and i.same_person_probability is not None:
-                who += f", looks like {i.name} ({i.same_person_probability:.0%})"
+                who += (
+                    f", looks like {i.name} "
+                    f"({i.same_person_probability:.0%} probability it is the same person)"
+                )
             elif i.closest is not None:
                 who += f", not in the gallery (closest {i.closest}, distance {i.distance:.2f})"
             lines.append(f"{face} is {who}")

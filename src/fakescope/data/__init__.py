@@ -13,6 +13,7 @@ from __future__ import annotations
 from fakescope.data import _celebdf, _dfdc, _ffpp, _folder, _table, _timit  # noqa: F401
 from fakescope.data._ffpp import FFPP_METHODS
 from fakescope.data._items import (
+    DEV_ONLY,
     DatasetWarning,
     MediaItem,
 )
@@ -23,6 +24,7 @@ from fakescope.io import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 
 __all__ = [
     "DATASETS",
+    "DEV_ONLY",
     "FFPP_METHODS",
     "IMAGE_EXTENSIONS",
     "MEDIA_EXTENSIONS",

@@ -13,6 +13,9 @@ from fakescope.io import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 LABELS = ("real", "fake")
 SPLITS = ("train", "val", "test")
 KINDS = ("video", "image")
+DEV_ONLY = frozenset({"ffpp_c40_videos"})
+"""Datasets kept for development figures only: never trained, validated or calibrated on
+(the face store, the quantizer's data and ``fakescope calibrate`` refuse them)."""
 
 
 class DatasetWarning(UserWarning):

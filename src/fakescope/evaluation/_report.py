@@ -264,16 +264,17 @@ def decisions_markdown(
 def breakdown_markdown(
     metrics: dict[str, dict[str, dict[str, Any]]], key: str = "per_method", column: str = "method"
 ) -> str:
-    """Item-level AUC and EER per group: ``key`` is ``per_method`` (that method's fakes vs all
-    reals) or ``per_compression``. Empty string when no dataset has such a breakdown."""
-    header = f"| detector | dataset | {column} | AUC [95% CI] | EER |"
-    lines = [header, "|---|---|---|---|---|"]
+    """Item-level AUC, EER and minimum DCF (95% CIs) per group: ``key`` is ``per_method`` (that
+    method's fakes vs all reals) or ``per_compression``. Empty string when no dataset has such
+    a breakdown."""
+    header = f"| detector | dataset | {column} | AUC [95% CI] | EER | min DCF |"
+    lines = [header, "|---|---|---|---|---|---|"]
     for detector, per in metrics.items():
         for dataset, e in per.items():
             for group, summary in e.get(key, {}).items():
                 lines.append(
                     f"| {detector} | {dataset} | {group} | {_fmt(summary, 'auc')} | "
-                    f"{_fmt(summary, 'eer')} |"
+                    f"{_fmt(summary, 'eer')} | {_fmt(summary, 'min_dcf')} |"
                 )
     return "\n".join(lines) if len(lines) > 2 else ""
 
@@ -442,8 +443,11 @@ def write_report(
     figures: bool = True,
     decisions: Mapping[str, Mapping[str, Any]] | None = None,
     decision_source: str | None = None,
+    sections: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Path]:
     """Write scores.csv, metrics.json, report.md, figures/*.png and index.html into ``out``.
+    ``sections`` are more (title, markdown table) parts of the report, after the score
+    correlations (``fakescope eval --attribution`` adds its method attribution there).
 
     metrics.json keeps ``decisions`` (default: those recorded in ``metrics``), so that a later
     ``fakescope eval --from-scores`` judges each detector by the same decision, and
@@ -492,6 +496,7 @@ def write_report(
             if correlated
             else ""
         )
+        + "".join(f"## {title}\n\n{body}\n\n" for title, body in sections)
         + f"## Abstained or failed items ({len(failures)})\n\n"
         "| detector | dataset | item | status | reason |\n|---|---|---|---|---|\n"
         f"{fail_lines}\n"
@@ -534,6 +539,9 @@ def write_report(
             f"{_md_table_html(correlated)}"
             if correlated
             else ""
+        )
+        + "".join(
+            f"<h2>{html.escape(title)}</h2>{_md_table_html(body)}" for title, body in sections
         )
         + f"<h2>Figures</h2>{imgs}<h2>Abstained or failed ({len(failures)})</h2>"
         f"<ul>{failures_html}</ul></html>\n"

@@ -28,7 +28,6 @@ from fakescope.errors import ConfigError
 from fakescope.inference._aggregate import Aggregator
 from fakescope.models import CALIBRATION_LEVELS, Detector
 from fakescope.types import (
-    FAMILY_BAND,
     CropScore,
     DecisionInfo,
     GeneratorFamily,
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     from fakescope.inference._found import _Faces, _SynthesisRun
     from fakescope.synthesis import SynthesisDetector
 
-__all__ = ["AGGREGATION_RULE", "Decider", "synthesis_scores", "valid_scores"]
+__all__ = ["AGGREGATION_RULE", "BRIEF_LEVEL", "Decider", "synthesis_scores", "valid_scores"]
 
 RULE_COST = "cost-minimising threshold for the calibrated probability"
 RULE_WEIGHT = "fixed threshold from the weight config"
@@ -52,8 +51,10 @@ RULE_OVERRIDE = "fixed threshold from --threshold (ScanConfig.threshold)"
 AGGREGATION_RULE = (
     "input: the highest calibrated fake probability among its face tracks, so one confidently "
     "fake face makes the input fake; face track: the calibrated {track} of its crops' raw "
-    "scores ({level} level; a video's track of fewer than {brief} crops: crop level)"
+    "scores ({level} level; a video's track of fewer than {brief} crops: the less confident "
+    "of the crop and video levels)"
 )
+BRIEF_LEVEL = "brief"  # a video's brief track: the less confident of the crop and video maps
 
 
 def valid_scores(raw: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -138,14 +139,16 @@ class Decider:
         return self.detector.config.threshold
 
     def calibration_level(self, kind: str | None, crops: int | None = None) -> str | None:
-        """The calibrator a face track of ``crops`` crops of a ``kind`` ("video"/"image")
+        """The calibration a face track of ``crops`` crops of a ``kind`` ("video"/"image")
         input goes through: ``video`` for a video's track of at least ``min_track_frames``
-        crops (any length when ``crops`` is None), else ``crop``; None when uncalibrated."""
+        crops (any length when ``crops`` is None); ``brief`` for a video's shorter track (the
+        less confident of the crop and video maps, :meth:`calibrate`); else ``crop`` (photos,
+        and weights without a video level); None when uncalibrated."""
         if not self.calibrators:
             return None
-        brief = crops is not None and crops < self.config.min_track_frames
-        if kind == "video" and "video" in self.calibrators and not brief:
-            return "video"
+        if kind == "video" and "video" in self.calibrators:
+            brief = crops is not None and crops < self.config.min_track_frames
+            return BRIEF_LEVEL if brief else "video"
         return "crop"
 
     def decision_for(self, kind: str | None) -> DecisionInfo:
@@ -186,10 +189,19 @@ class Decider:
         self, scores: Sequence[float] | npt.NDArray[np.float64], level: str | None
     ) -> npt.NDArray[np.float64]:
         """Raw scores mapped through the weight's ``level`` calibrator (unchanged when
-        ``level`` is None, i.e. an uncalibrated weight)."""
+        ``level`` is None, i.e. an uncalibrated weight). The ``brief`` level maps each score
+        through both the crop and the video calibrators and keeps the one nearer 0.5: the mean
+        of a few crops is neither one crop nor a full track, so it is read no more confidently
+        than either map reads it, and a brief track never outranks a full-length track of the
+        same raw mean as fake."""
         raw = np.asarray(scores, dtype=np.float64)
         if level is None or raw.size == 0:
             return raw
+        if level == BRIEF_LEVEL:
+            crop = self.calibrate(raw, "crop")
+            video = self.calibrate(raw, "video")
+            nearer = np.abs(crop - 0.5) <= np.abs(video - 0.5)
+            return np.where(nearer, crop, video)
         return np.asarray(self.calibrators[level].predict_proba(raw)[:, 1], dtype=np.float64)
 
     def synthesis_verdict(
@@ -246,11 +258,10 @@ class Decider:
             text = f"the whole image looks generated ({p:.0%} from {where}, {thr})"
             if family is not None and family.name != "unknown":
                 kind = "a GAN" if family.name == "gan" else "a diffusion model"
-                text += f"; it most resembles {kind} ({family.confidence:.0%})"
+                text += f"; it most resembles {kind}"
             elif family is not None:
                 text += (
-                    f"; generator family unknown (neither GAN nor diffusion reaches "
-                    f"{FAMILY_BAND[1]:.0%})"
+                    "; generator family unknown (neither a GAN nor a diffusion model stands out)"
                 )
         elif label is Label.REAL:
             text = f"no sign that the whole image was generated ({p:.0%} from {where}; {thr})"

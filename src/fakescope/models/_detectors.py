@@ -95,10 +95,11 @@ def _sbi_realsonly_v1(threads: int = 0) -> Detector:
 
 @DETECTORS.register("oneclass-vae-v1", role="baseline")
 def _oneclass_vae_v1(threads: int = 0) -> Detector:
-    """Baseline, near chance on our data (seed 001's OC-FakeDect): a convolutional VAE trained on
-    real faces only, whose score is how badly it reconstructs a 96 px face (log error,
-    standardised on its training reals). Kept so the one-class result can be reproduced and
-    compared; its error mostly measures sharpness, not manipulation. Calibrated; no heatmaps."""
+    """Baseline, near chance on our data (seed 001's OC-FakeDect; val AUC of its raw score
+    0.45-0.52): a convolutional VAE trained on real faces only, whose score is how badly it
+    reconstructs a 96 px face (log error, standardised on its training reals). Kept so the
+    one-class result can be reproduced and compared; its error mostly measures sharpness, not
+    manipulation. Calibrated to a constant 50%; no heatmaps."""
     return OnnxDetector(_shipped("oneclass_vae_v1.json"), threads)
 
 

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from fakescope.data import MediaItem, identity_groups, load_dataset
+from fakescope.data import DEV_ONLY, MediaItem, identity_groups, load_dataset
 from fakescope.errors import ConfigError, FakescopeError, InputError
 
 if TYPE_CHECKING:
@@ -63,8 +63,6 @@ __all__ = [
 STORE_VERSION = 1
 """Bump when the crop geometry or the row format changes: every shard key changes with it."""
 
-DEV_ONLY = frozenset({"ffpp_c40_videos"})
-"""Datasets kept for development figures only: never trained, validated or calibrated on."""
 
 _U8 = npt.NDArray[np.uint8]
 

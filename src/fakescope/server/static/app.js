@@ -647,7 +647,8 @@
       return "Generator family unclear (neither a GAN nor a diffusion model stands out)";
     }
     var name = FAMILY_NAMES[f.name];
-    return name ? "Most like " + name + " (" + pct(f.confidence) + " confidence)" : "";
+    // no percentage: every one on the page is a probability of fake or not authentic
+    return name ? "Most like " + name : "";
   }
 
   function renderProvenance(prov) {
@@ -778,7 +779,7 @@
     var attribution = face.attribution;
     if (attribution && attribution.family) {
       info.appendChild(make("p", "face-attribution", "Resembles " + attribution.family + " (" +
-        attribution.method + ", confidence " + pct(attribution.confidence) + ")"));
+        attribution.method + ")"));
     }
     head.appendChild(info);
     card.appendChild(head);
