@@ -292,9 +292,11 @@ def test_fuse_cli_writes_a_loadable_ensemble(
 
     # the ensemble is then evaluated and calibrated like any detector, in place
     rows = [HEADER]
-    for media, label, ra, rb in ITEMS * 2:
+    for k, (media, label, ra, rb) in enumerate(ITEMS * 2):
         raw = (ra + rb) / 2
-        rows.append(f"{media}{len(rows)},-1,-1,{out},{raw},{label},m,toy,ok,,{raw}")
+        rows.append(f"{media}{k},-1,-1,{out},{raw},{label},m,toy,ok,,{raw}")
+        for frame in (0, 1):  # videos: the video level is fitted on videos only
+            rows.append(f"{media}{k},0,{frame},{out},{raw},{label},m,toy,ok,,{raw}")
     (tmp_path / "ens_scores.csv").write_text("\n".join(rows) + "\n")
     code = main(
         [

@@ -255,7 +255,9 @@ class Decider:
         if label is Label.FAKE and run.family and len(run.family) == len(run.raw):
             family = generator_family(run.family)
         if label is Label.FAKE:
-            text = f"the whole image looks generated ({p:.0%} from {where}, {thr})"
+            text = (
+                f"the whole image looks generated ({p:.0%} likely generated, from {where}, {thr})"
+            )
             if family is not None and family.name != "unknown":
                 kind = "a GAN" if family.name == "gan" else "a diffusion model"
                 text += f"; it most resembles {kind}"
@@ -264,10 +266,14 @@ class Decider:
                     "; generator family unknown (neither a GAN nor a diffusion model stands out)"
                 )
         elif label is Label.REAL:
-            text = f"no sign that the whole image was generated ({p:.0%} from {where}; {thr})"
+            text = (
+                f"no sign that the whole image was generated ({p:.0%} likely generated, from "
+                f"{where}; {thr})"
+            )
         else:
             text = (
-                f"uncertain whether the whole image was generated ({p:.0%} from {where}, "
+                f"uncertain whether the whole image was generated ({p:.0%} likely generated, "
+                f"from {where}, "
                 f"within ±{band:.2f} of the {thr})"
             )
         return SynthesisVerdict(Status.OK, text, p, label, raw, model, n, family)
@@ -324,19 +330,23 @@ class Decider:
         thr = f"threshold {self.threshold:.2f}"
         if label is Label.FAKE:
             p = worst.fake_probability
-            head = f"face {worst.track_id + 1} looks manipulated ({p:.0%} {where}, {thr})"
+            head = (
+                f"face {worst.track_id + 1} looks manipulated ({p:.0%} likely manipulated, "
+                f"{where}, {thr})"
+            )
             others = sum(v.label is Label.FAKE for v in verdicts) - 1
             if others:
                 head += f"; {others} other face track(s) too"
         elif label is Label.UNCERTAIN:
             head = (
-                f"face {worst.track_id + 1} is uncertain ({worst.fake_probability:.0%} {where}, "
+                f"face {worst.track_id + 1} is uncertain ({worst.fake_probability:.0%} likely "
+                f"manipulated, {where}, "
                 f"within ±{self.config.uncertain_band:.2f} of the {thr})"
             )
         else:
             head = (
                 f"every face looks authentic (most suspicious: face {worst.track_id + 1}, "
-                f"{worst.fake_probability:.0%} {where}; {thr})"
+                f"{worst.fake_probability:.0%} likely manipulated, {where}; {thr})"
             )
         n_crops = sum(len(v.frames) for v in verdicts)
         looked = f"{faces.frames_seen} sampled frame(s)"
