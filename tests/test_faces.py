@@ -107,6 +107,22 @@ def test_a_face_that_fills_the_picture_is_found_in_dfdc_val(shared_data) -> None
     assert missed <= 10, f"{missed} of {len(val)} DFDC val face photos without a face"
 
 
+def test_no_false_face_comes_with_the_look_for_a_face_that_fills_the_picture(
+    shared_data: Path,
+) -> None:
+    """Issue 29 item 1: on 261 face-free pictures (strips of c23 video frames clear of every
+    face; flat, gradient, noise, checkerboard and blob pictures) the default face detector
+    finds a face in one, as before it looked for faces that fill the picture
+    (``python3 tools/measure_face_finding.py --backgrounds ../shared/data/ffpp_c23_videos``)."""
+    from conftest import load_tool
+
+    load_tool("overall_dev")  # the tool imports it as a sibling script
+    tool = load_tool("measure_face_finding")
+    got = tool.false_faces(tool.background_pictures(shared_data / "ffpp_c23_videos"), None)
+    assert got["pictures"] == 261, got["pictures"]
+    assert got["with_a_false_face"] <= 1, got["hits"]
+
+
 @pytest.mark.parametrize(("x", "y", "height"), [(1040, 300, 160), (60, 40, 140)])
 def test_whole_frame_searches_agree_on_a_face_in_a_wide_frame(  # type: ignore[no-untyped-def]
     example_face, x: int, y: int, height: int
