@@ -143,9 +143,7 @@ def _write_atomic(path: Path, write: Any) -> None:
 def _seal(out_dir: Path, index: int, records: list[dict[str, Any]]) -> None:
     """Write the Parquet shard of journal ``index`` (temporary name, then rename)."""
     pa = _pyarrow()
-    columns: dict[str, list[Any]] = {name: [] for name in (*_COLUMNS, *_EXTRA)}
-    for name in _OVERALL:
-        columns[name] = []
+    columns: dict[str, list[Any]] = {name: [] for name in (*_COLUMNS, *_EXTRA, *_OVERALL)}
     for number, record in enumerate(records):
         info = record["batch"]
         overall = record.get("verdict") or {}

@@ -105,10 +105,10 @@ def add_calibrate_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _level_data(
-    rows: list[Any], level: str
+    rows: list[Any], level: str, videos: set[str]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[str]]:
     """Labels, raw scores and item ids the ``level`` is fitted on: every scored crop, or
-    (video level) the item-level rows of the videos among the items."""
+    (video level) the item-level rows of ``videos``, the items that are videos."""
     chosen = [
         r
         for r in rows
@@ -117,7 +117,6 @@ def _level_data(
         and not math.isnan(r.raw_score)
     ]
     if level == "video":
-        videos = _video_ids(rows)
         chosen = [r for r in chosen if r.media_id in videos]
     return (
         np.array([r.label for r in chosen], dtype=np.int64),
@@ -210,8 +209,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     kinds = args.kinds or ["logit"]
     calibration: dict[str, Any] = {}
     reports: dict[str, Any] = {}
+    video_ids = _video_ids(rows)
     for level in args.levels or CALIBRATION_LEVELS:
-        y, s, items = _level_data(rows, level)
+        y, s, items = _level_data(rows, level, video_ids)
         groups = items if identity is None else [identity.get(m, m) for m in items]
         counts = np.bincount(y, minlength=2) if len(y) else np.zeros(2, dtype=np.int64)
         if min(counts) < args.folds or len(set(groups)) < args.folds:
@@ -238,8 +238,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
         )
         if videos is not None:
             report["videos"] = videos
-            media = {r.media_id for r in rows if r.is_media_level and r.status == "ok"}
-            report["photos_left_out"] = len(media) - videos
+            # the item-level rows the video level would have taken before it took videos only
+            every_item = _level_data(rows, level, {r.media_id for r in rows})[2]
+            report["photos_left_out"] = len(set(every_item) - video_ids)
         calibration[level] = {**fitted, FITTED_ON: seen}
         reports[level] = report
     payload = {
