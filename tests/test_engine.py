@@ -266,6 +266,7 @@ def test_the_shipped_models_configs_hold_their_ship_settings() -> None:
         "sbi_lite0": "effnet_lite0_sbi",
         "sbi_v4_lite0": "effnet_lite0_v4",
         "sbi_realsonly_v1": "sbi_realsonly_v1",
+        "sbi_realsonly_v3": "sbi_realsonly_v3",
         "vae_v1": "oneclass_vae_v1",
     }
     for config, stem in face.items():

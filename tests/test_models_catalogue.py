@@ -97,6 +97,7 @@ def test_each_model_states_its_role(capsys: pytest.CaptureFixture[str]) -> None:
         assert entries[twin]["role"] == "float twin of the default"
     assert entries["oneclass-vae-v1"]["role"] == "baseline"
     assert entries["sbi-realsonly-v1"]["role"] == "alternative"
+    assert entries["sbi-realsonly-v3"]["role"] == "alternative"
     assert entries["cnn-v3"]["role"] == "float twin of the default"
     # a network shipped only for another model's sake says whose
     embedders = {n: e["embedder_of"] for n, e in entries.items() if e["role"] == "embedder"}

@@ -93,6 +93,15 @@ def _sbi_realsonly_v1(threads: int = 0) -> Detector:
     return OnnxDetector(_shipped("sbi_realsonly_v1.json"), threads)
 
 
+@DETECTORS.register("sbi-realsonly-v3")
+def _sbi_realsonly_v3(threads: int = 0) -> Detector:
+    """Never saw a real fake, trained longer: ``sbi-realsonly-v1``'s recipe (reals +
+    self-blended pseudo-fakes only, EfficientNet-Lite0 from its ImageNet weights, blend-mask
+    head) over 20 epochs instead of 8, its epoch chosen on the val split; for manipulations
+    nobody has collected yet; calibrated; gives heatmaps."""
+    return OnnxDetector(_shipped("sbi_realsonly_v3.json"), threads)
+
+
 @DETECTORS.register("oneclass-vae-v1", role="baseline")
 def _oneclass_vae_v1(threads: int = 0) -> Detector:
     """Baseline, near chance on our data (seed 001's OC-FakeDect; val AUC of its raw score
