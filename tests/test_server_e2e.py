@@ -28,7 +28,11 @@ from conftest import in_ci
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import WebDriverException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -240,21 +244,28 @@ def _technical(driver: Any) -> str:
     return str(driver.find_element(By.ID, "result-meta").text)
 
 
+def _click(driver: Any, selector: str) -> None:
+    """Click ``selector`` once it is there, looking it up again if the page re-rendered it
+    between the lookup and the click (the recent list is redrawn when its fetch returns)."""
+    WebDriverWait(
+        driver,
+        10,
+        poll_frequency=0.25,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    ).until(lambda d: d.find_element(By.CSS_SELECTOR, selector).click() is None)
+
+
 def _delete_from_recent(driver: Any, scan_id: str) -> None:
     """Delete a scan with its button in the recent list: the page asks first; saying no
     keeps it, saying yes removes it."""
     item = f'#recent li[data-scan-id="{scan_id}"]'
-    driver.find_element(By.CSS_SELECTOR, item).find_element(
-        By.CSS_SELECTOR, "button.delete"
-    ).click()
+    _click(driver, f"{item} button.delete")
     alert = _wait(driver, 10, "the confirmation", lambda d: d.switch_to.alert)
     assert "Delete the scan" in alert.text
     alert.dismiss()
     time.sleep(0.5)
     assert driver.find_elements(By.CSS_SELECTOR, item), "deleted without confirmation"
-    driver.find_element(By.CSS_SELECTOR, item).find_element(
-        By.CSS_SELECTOR, "button.delete"
-    ).click()
+    _click(driver, f"{item} button.delete")
     _wait(driver, 10, "the confirmation", lambda d: d.switch_to.alert).accept()
     _wait(
         driver,
