@@ -170,9 +170,17 @@ def browser(tmp_path: Path) -> Iterator[Any]:
             driver.quit()
 
 
-def _wait(driver: Any, seconds: float, what: str, cond: Callable[[Any], Any]) -> Any:
+def _wait(
+    driver: Any,
+    seconds: float,
+    what: str,
+    cond: Callable[[Any], Any],
+    ignored: tuple[Any, ...] = (),
+) -> Any:
     try:
-        return WebDriverWait(driver, seconds, poll_frequency=0.25).until(cond)
+        return WebDriverWait(
+            driver, seconds, poll_frequency=0.25, ignored_exceptions=ignored or None
+        ).until(cond)
     except WebDriverException as exc:
         messages = driver.find_element(By.ID, "messages").text
         verdict = driver.find_element(By.ID, "verdict").text
@@ -247,12 +255,13 @@ def _technical(driver: Any) -> str:
 def _click(driver: Any, selector: str) -> None:
     """Click ``selector`` once it is there, looking it up again if the page re-rendered it
     between the lookup and the click (the recent list is redrawn when its fetch returns)."""
-    WebDriverWait(
+    _wait(
         driver,
         10,
-        poll_frequency=0.25,
-        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
-    ).until(lambda d: d.find_element(By.CSS_SELECTOR, selector).click() is None)
+        f"a click on {selector}",
+        lambda d: d.find_element(By.CSS_SELECTOR, selector).click() is None,
+        (NoSuchElementException, StaleElementReferenceException),
+    )
 
 
 def _delete_from_recent(driver: Any, scan_id: str) -> None:
